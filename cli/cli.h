@@ -1,0 +1,56 @@
+/*
+ * What the subcommands share: the dispatch table entry, exit codes and the
+ * one way messages are printed ("leakdiff: SUBJECT: message").
+ */
+#ifndef LD_CLI_CLI_H
+#define LD_CLI_CLI_H
+
+#include <argp.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+/*
+ * Exit codes, the same table as in leakdiff(1) and --help. diff and show
+ * use the low codes; record passes on the target's status and uses
+ * timeout(1)'s codes for its own failures so the two cannot be confused.
+ */
+enum ld_exit {
+	LD_EXIT_OK = 0,
+	LD_EXIT_GREW = 1,        /* diff: a growth limit was exceeded */
+	LD_EXIT_USAGE = 2,       /* diff, show: bad usage or unreadable snapshot */
+	LD_EXIT_RECORDER = 125,  /* record: the recorder itself failed */
+	LD_EXIT_CANNOT_RUN = 126,/* record: the command cannot be executed */
+	LD_EXIT_NOT_FOUND = 127, /* record: the command was not found */
+};
+
+struct ld_cmd {
+	const char *name;
+	const char *summary;
+	/* Runs the subcommand on its own argv (argv[0] is "leakdiff NAME"). */
+	int (*run)(int argc, char **argv);
+};
+
+extern const struct ld_cmd ld_cmd_record;
+extern const struct ld_cmd ld_cmd_diff;
+extern const struct ld_cmd ld_cmd_show;
+
+/* Prints "leakdiff: SUBJECT: message" (or without a subject when NULL). */
+void ld_cli_error(const char *subject, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Whether to colour stdout for --color=WHEN ("auto", "always", "never"). */
+int ld_cli_color(const char *when, bool *out);
+
+/* The exit codes as a block of --help text. */
+#define LD_EXIT_HELP_DIFF \
+	"Exit status:\n" \
+	"  0    success\n" \
+	"  1    a growth limit was exceeded\n" \
+	"  2    usage error, or a snapshot that cannot be read\n"
+
+#define LD_EXIT_HELP_RECORD \
+	"Exit status: the command's own status, or 128+N when signal N killed it;\n" \
+	"  125  the recorder failed (bad options, a snapshot that could not be written)\n" \
+	"  126  the command was found but cannot be executed\n" \
+	"  127  the command was not found\n"
+
+#endif

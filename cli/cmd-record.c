@@ -1,0 +1,583 @@
+/*
+ * leakdiff record: run a command with an agent inside it and store the
+ * snapshots the agent streams through a pipe (leakdiff-protocol(7)) as .snap
+ * files. The recorder forwards signals to the command, asks for snapshots on
+ * a timer, and exits with the command's status.
+ */
+#include <argp.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "escape.h"
+#include "snap.h"
+#include "units.h"
+#include "wire.h"
+
+enum runtime { RT_AUTO, RT_PYTHON, RT_NATIVE };
+
+enum { OPT_RUNTIME = 0x300, OPT_DEPTH, OPT_EVERY, OPT_SIGNAL };
+
+struct args {
+	const char *output;
+	enum runtime runtime;
+	unsigned depth;
+	uint64_t every_ms;
+	int signal;
+	bool quiet;
+	char **cmd;
+	int ncmd;
+};
+
+static const struct argp_option options[] = {
+	{ "output", 'o', "FILE", 0, "Write the at-exit snapshot to FILE (default leakdiff.snap); "
+	  "earlier snapshots go to FILE with .N before the .snap, N the snapshot's number", 0 },
+	{ "runtime", OPT_RUNTIME, "RUNTIME", 0, "python or auto (default: python when COMMAND is a "
+	  "Python interpreter or a script run by one)", 0 },
+	{ "depth", OPT_DEPTH, "N", 0, "Record up to N frames per allocation traceback (default 16)", 0 },
+	{ "every", OPT_EVERY, "DURATION", 0, "Also take a snapshot every DURATION (e.g. 500ms, 10s, 5m)", 0 },
+	{ "signal", OPT_SIGNAL, "SIGNAL", 0, "Signal that asks the target for a snapshot (default USR2)", 0 },
+	{ "quiet", 'q', 0, 0, "Do not print the name of each snapshot written", 0 },
+	{ 0 }
+};
+
+static int parse_signal(const char *s)
+{
+	static const struct {
+		const char *name;
+		int sig;
+	} names[] = { { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "HUP", SIGHUP }, { "PROF", SIGPROF },
+		      { "WINCH", SIGWINCH }, { "URG", SIGURG } };
+	if (strncmp(s, "SIG", 3) == 0)
+		s += 3;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i].name) == 0)
+			return names[i].sig;
+	uint64_t v;
+	if (ld_uint_parse(s, 64, &v) == 0 && v > 0 && v != SIGKILL && v != SIGSTOP)
+		return (int)v;
+	if (strncmp(s, "RTMIN+", 6) == 0 && ld_uint_parse(s + 6, 64, &v) == 0 && SIGRTMIN + (int)v <= SIGRTMAX)
+		return SIGRTMIN + (int)v;
+	return -1;
+}
+
+static error_t parse(int key, char *arg, struct argp_state *state)
+{
+	struct args *a = state->input;
+	uint64_t v;
+	switch (key) {
+	case 'o':
+		if (!*arg)
+			argp_error(state, "--output needs a file name");
+		a->output = arg;
+		return 0;
+	case OPT_RUNTIME:
+		if (strcmp(arg, "auto") == 0)
+			a->runtime = RT_AUTO;
+		else if (strcmp(arg, "python") == 0)
+			a->runtime = RT_PYTHON;
+		else if (strcmp(arg, "native") == 0)
+			a->runtime = RT_NATIVE;
+		else
+			argp_error(state, "--runtime takes auto or python, not '%s'", arg);
+		return 0;
+	case OPT_DEPTH:
+		if (ld_uint_parse(arg, LD_DEPTH_MAX, &v) < 0 || v == 0)
+			argp_error(state, "--depth takes a whole number from 1 to %d, not '%s'", LD_DEPTH_MAX, arg);
+		a->depth = (unsigned)v;
+		return 0;
+	case OPT_EVERY:
+		if (ld_duration_parse(arg, &a->every_ms) < 0)
+			argp_error(state, "--every takes a duration such as 500ms, 10s or 5m, not '%s'", arg);
+		return 0;
+	case OPT_SIGNAL:
+		if ((a->signal = parse_signal(arg)) < 0)
+			argp_error(state, "--signal takes a signal name or number such as USR1, not '%s'", arg);
+		return 0;
+	case 'q':
+		a->quiet = true;
+		return 0;
+	case ARGP_KEY_ARG:
+		a->cmd = &state->argv[state->next - 1];
+		a->ncmd = state->argc - state->next + 1;
+		state->next = state->argc;
+		return 0;
+	case ARGP_KEY_END:
+		if (!a->cmd)
+			argp_error(state, "give a command to run, after --");
+		return 0;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+}
+
+static const struct argp argp = {
+	.options = options,
+	.parser = parse,
+	.args_doc = "[--] COMMAND [ARG...]",
+	.doc = "Run COMMAND with the leakdiff agent inside it and store its heap snapshots. A "
+	       "snapshot is taken when the program exits, when it receives the snapshot signal "
+	       "(kill -USR2 PID), every --every, and when the program calls "
+	       "leakdiff.snapshot(label). Each file written is named on standard error.\v"
+	LD_EXIT_HELP_RECORD,
+};
+
+/* ------------------------------------------------------------ recording */
+
+struct recorder {
+	const struct args *a;
+	pid_t child, agent_pid;
+	bool connected, got_exit;
+	int written, failed_writes;
+	const char *exit_path;
+};
+
+static char *numbered_path(const char *output, long long seq)
+{
+	size_t len = strlen(output);
+	size_t cap = len + 32;
+	char *p = malloc(cap);
+	if (!p)
+		return NULL;
+	if (len > 5 && strcmp(output + len - 5, ".snap") == 0)
+		snprintf(p, cap, "%.*s.%lld.snap", (int)(len - 5), output, seq);
+	else
+		snprintf(p, cap, "%s.%lld", output, seq);
+	return p;
+}
+
+static int on_snapshot(struct recorder *rec, const struct ld_wire_event *ev)
+{
+	struct ld_error err = { { 0 } };
+	struct ld_snapshot *s = NULL;
+	if (ld_snap_parse(ev->data, ev->len, &s, &err) < 0) {
+		ld_cli_error(NULL, "snapshot %lld from the agent is invalid and was dropped: %s",
+			     (long long)ev->seq, err.msg);
+		return 0;
+	}
+	/* The agent does not know how it was started; the recorder does. */
+	if (ld_meta_set_list(&s->meta.command, &s->meta.ncommand, rec->a->cmd, (size_t)rec->a->ncmd) < 0) {
+		ld_snapshot_destroy(s);
+		ld_cli_error(NULL, "out of memory");
+		rec->failed_writes++;
+		return 0;
+	}
+	bool at_exit = strcmp(ev->trigger, "exit") == 0;
+	char *numbered = at_exit ? NULL : numbered_path(rec->a->output, (long long)ev->seq);
+	const char *path = at_exit ? rec->a->output : numbered;
+	if (!path) {
+		ld_snapshot_destroy(s);
+		ld_cli_error(NULL, "out of memory");
+		rec->failed_writes++;
+		return 0;
+	}
+	if (ld_snap_save(path, s, &err) < 0) {
+		ld_cli_error(path, "%s", err.msg);
+		rec->failed_writes++;
+	} else {
+		rec->written++;
+		if (at_exit)
+			rec->got_exit = true;
+		if (!rec->a->quiet) {
+			char objs[32], bytes[32];
+			ld_count_format(objs, sizeof(objs), (int64_t)s->totals.objects, false);
+			ld_size_format(bytes, sizeof(bytes), (int64_t)s->totals.heap_bytes, false);
+			char *label = *ev->label ? ld_escape_dup(ev->label, LD_ESCAPE_TEXT) : NULL;
+			char *safe = ld_escape_dup(path, LD_ESCAPE_TEXT);
+			fprintf(stderr, "leakdiff: wrote %s (snapshot %lld, %s%s%s%s, %s objects, %s traced)\n",
+				safe ? safe : path, (long long)ev->seq, ev->trigger, label ? " \"" : "",
+				label ? label : "", label ? "\"" : "", objs, bytes);
+			free(label);
+			free(safe);
+		}
+	}
+	free(numbered);
+	ld_snapshot_destroy(s);
+	return 0;
+}
+
+static int on_event(void *ctx, const struct ld_wire_event *ev)
+{
+	struct recorder *rec = ctx;
+	switch (ev->kind) {
+	case LD_WIRE_HELLO:
+		rec->connected = true;
+		if (ev->pid > 0)
+			rec->agent_pid = (pid_t)ev->pid;
+		return 0;
+	case LD_WIRE_SNAPSHOT:
+		return on_snapshot(rec, ev);
+	case LD_WIRE_LOG:
+		ld_cli_error("agent", "%s", ev->message);
+		return 0;
+	case LD_WIRE_DROPPED:
+		ld_cli_error(NULL, "snapshot %lld was dropped: %s", (long long)ev->seq, ev->reason);
+		return 0;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ the command */
+
+/* Finds COMMAND the way execvp would; returns a new string or NULL (errno set). */
+static char *resolve(const char *cmd)
+{
+	if (strchr(cmd, '/')) {
+		if (access(cmd, F_OK) < 0)
+			return NULL;
+		return strdup(cmd);
+	}
+	const char *path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	int saved = ENOENT;
+	while (*path) {
+		const char *colon = strchrnul(path, ':');
+		size_t dlen = (size_t)(colon - path);
+		char *full = malloc(dlen + strlen(cmd) + 3);
+		if (!full)
+			return NULL;
+		sprintf(full, "%.*s/%s", (int)dlen, dlen ? path : ".", cmd);
+		struct stat st;
+		if (stat(full, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (access(full, X_OK) == 0)
+				return full;
+			saved = EACCES;
+		}
+		free(full);
+		path = *colon ? colon + 1 : colon;
+	}
+	errno = saved;
+	return NULL;
+}
+
+static bool python_name(const char *name)
+{
+	const char *base = strrchr(name, '/');
+	base = base ? base + 1 : name;
+	if (strncmp(base, "python", 6) != 0)
+		return false;
+	/* python, python3, python3.11, python3.11d, python3-dbg */
+	for (const char *p = base + 6; *p; p++)
+		if (!strchr("0123456789.dm-bgu", *p))
+			return false;
+	return true;
+}
+
+/* Python interpreters, and scripts (console scripts) whose #! names one. */
+static bool is_python(const char *path)
+{
+	if (python_name(path))
+		return true;
+	char line[256];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	if (n < 2 || line[0] != '#' || line[1] != '!')
+		return false;
+	line[n] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	/* "#!/usr/bin/python3 -u" or "#!/usr/bin/env python3" */
+	for (char *tok = strtok(line + 2, " \t"); tok; tok = strtok(NULL, " \t"))
+		if (python_name(tok))
+			return true;
+	return false;
+}
+
+static bool dir_has(const char *dir, const char *rel)
+{
+	char p[PATH_MAX + 64];
+	snprintf(p, sizeof(p), "%s/%s", dir, rel);
+	return access(p, R_OK) == 0;
+}
+
+/*
+ * Where the Python agent lives: LEAKDIFF_AGENT_DIR, the source tree when
+ * this binary runs from its build tree, or the installed copy.
+ */
+static int python_agent_dir(char *out, size_t n)
+{
+	const char *env = getenv("LEAKDIFF_AGENT_DIR");
+	char exe[PATH_MAX];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (env && *env)
+		snprintf(out, n, "%s", env);
+	else if (len > 0 && (exe[len] = '\0', strncmp(exe, LD_BUILD_DIR "/", strlen(LD_BUILD_DIR) + 1) == 0))
+		snprintf(out, n, "%s/agents/python", LD_SOURCE_DIR);
+	else
+		snprintf(out, n, "%s/python", LD_AGENT_DIR);
+	return dir_has(out, "leakdiff/_agent.py") && dir_has(out, "boot/sitecustomize.py") ? 0 : -1;
+}
+
+static int setenv_num(const char *name, long long v)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%lld", v);
+	return setenv(name, buf, 1);
+}
+
+/* Environment for the target: where to write, and the agent on PYTHONPATH. */
+static int prepare_env(const struct args *a, const char *agentdir, int wfd)
+{
+	struct stat st;
+	if (fstat(wfd, &st) < 0)
+		return -1;
+	char pipe_id[64];
+	snprintf(pipe_id, sizeof(pipe_id), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	const char *old = getenv("PYTHONPATH");
+	size_t len = 2 * strlen(agentdir) + (old ? strlen(old) : 0) + 16;
+	char *pp = malloc(len);
+	if (!pp)
+		return -1;
+	snprintf(pp, len, "%s/boot:%s%s%s", agentdir, agentdir, old && *old ? ":" : "", old && *old ? old : "");
+	int r = setenv("PYTHONPATH", pp, 1) | setenv_num("LEAKDIFF_FD", wfd) |
+		setenv("LEAKDIFF_PIPE", pipe_id, 1) | setenv_num("LEAKDIFF_DEPTH", a->depth) |
+		setenv_num("LEAKDIFF_SIGNAL", a->signal);
+	free(pp);
+	return r ? -1 : 0;
+}
+
+static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+
+/*
+ * Starts the command. Exec failures come back through a close-on-exec pipe
+ * so that "not found" and "cannot execute" get their own exit codes.
+ */
+static int spawn(const char *path, char **argv, int wfd, const sigset_t *oldmask, pid_t *pid)
+{
+	int ep[2];
+	if (pipe2(ep, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t p = fork();
+	if (p < 0) {
+		int e = errno;
+		close(ep[0]);
+		close(ep[1]);
+		return -e;
+	}
+	if (p == 0) {
+		sigprocmask(SIG_SETMASK, oldmask, NULL);
+		/* The write end is the one descriptor the target inherits from us. */
+		fcntl(wfd, F_SETFD, 0);
+		execv(path, argv);
+		int e = errno;
+		ssize_t ignored = write(ep[1], &e, sizeof(e));
+		(void)ignored;
+		_exit(127);
+	}
+	close(ep[1]);
+	int e = 0;
+	ssize_t n;
+	do
+		n = read(ep[0], &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	close(ep[0]);
+	if (n == (ssize_t)sizeof(e)) {
+		waitpid(p, NULL, 0);
+		return -e;
+	}
+	*pid = p;
+	return 0;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int run(int argc, char **argv)
+{
+	struct args a = { .output = "leakdiff.snap", .depth = 16, .signal = SIGUSR2 };
+	argp_err_exit_status = LD_EXIT_RECORDER;
+	if (argp_parse(&argp, argc, argv, ARGP_IN_ORDER, NULL, &a) != 0)
+		return LD_EXIT_RECORDER;
+
+	char *path = resolve(a.cmd[0]);
+	if (!path) {
+		if (errno == EACCES) {
+			ld_cli_error(a.cmd[0], "permission denied");
+			return LD_EXIT_CANNOT_RUN;
+		}
+		ld_cli_error(a.cmd[0], "command not found");
+		return LD_EXIT_NOT_FOUND;
+	}
+	if (a.runtime == RT_NATIVE) {
+		ld_cli_error(a.cmd[0], "native recording is not available in this version; "
+			     "only Python programs can be recorded");
+		free(path);
+		return LD_EXIT_RECORDER;
+	}
+	if (a.runtime == RT_AUTO && !is_python(path)) {
+		ld_cli_error(a.cmd[0], "not a Python program; only Python programs can be recorded in "
+			     "this version (--runtime=python forces it)");
+		free(path);
+		return LD_EXIT_RECORDER;
+	}
+	char agentdir[PATH_MAX];
+	if (python_agent_dir(agentdir, sizeof(agentdir)) < 0) {
+		ld_cli_error(NULL, "cannot find the Python agent in %s (set LEAKDIFF_AGENT_DIR)", agentdir);
+		free(path);
+		return LD_EXIT_RECORDER;
+	}
+
+	int status = LD_EXIT_RECORDER;
+	int pfd[2] = { -1, -1 }, sfd = -1;
+	struct ld_wire *wire = NULL;
+	struct recorder rec = { .a = &a };
+	sigset_t mask, oldmask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		sigaddset(&mask, forwarded[i]);
+	/* A recorder writing into a closed stderr pipe should fail, not die. */
+	signal(SIGPIPE, SIG_IGN);
+	if (sigprocmask(SIG_BLOCK, &mask, &oldmask) < 0 ||
+	    (sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
+	    pipe2(pfd, O_CLOEXEC) < 0 || prepare_env(&a, agentdir, pfd[1]) < 0) {
+		ld_cli_error(NULL, "cannot set up recording: %s", strerror(errno));
+		goto out;
+	}
+	wire = ld_wire_create(on_event, &rec, 0);
+	if (!wire) {
+		ld_cli_error(NULL, "out of memory");
+		goto out;
+	}
+	int r = spawn(path, a.cmd, pfd[1], &oldmask, &rec.child);
+	if (r < 0) {
+		ld_cli_error(a.cmd[0], "%s", strerror(-r));
+		status = r == -ENOENT ? LD_EXIT_NOT_FOUND : LD_EXIT_CANNOT_RUN;
+		goto out;
+	}
+	close(pfd[1]);
+	pfd[1] = -1;
+	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+
+	int wstatus = 0;
+	bool exited = false, eof = false, broken = false;
+	uint64_t next_tick = a.every_ms ? now_ms() + a.every_ms : 0;
+	char buf[65536];
+	while (!eof) {
+		struct pollfd fds[2] = { { .fd = pfd[0], .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+		int timeout = -1;
+		if (next_tick && !exited) {
+			uint64_t now = now_ms();
+			timeout = next_tick > now ? (int)(next_tick - now) : 0;
+		}
+		if (exited)
+			timeout = 0; /* drain what the target left, then stop */
+		int n = poll(fds, 2, timeout);
+		if (n < 0 && errno != EINTR) {
+			ld_cli_error(NULL, "poll: %s", strerror(errno));
+			break;
+		}
+		if (fds[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				if (si.ssi_signo == SIGCHLD)
+					continue;
+				/* Keyboard signals already reached the whole process group. */
+				if (si.ssi_code == SI_KERNEL && (si.ssi_signo == SIGINT || si.ssi_signo == SIGQUIT))
+					continue;
+				if (!exited)
+					kill(rec.child, (int)si.ssi_signo);
+			}
+			if (!exited && waitpid(rec.child, &wstatus, WNOHANG) == rec.child)
+				exited = true;
+		}
+		bool got_data = false;
+		if (fds[0].revents & (POLLIN | POLLHUP) || exited) {
+			for (;;) {
+				ssize_t len = read(pfd[0], buf, sizeof(buf));
+				if (len < 0 && errno == EINTR)
+					continue;
+				if (len <= 0) {
+					/* EOF, or (once the target is gone) nothing left to drain. */
+					if (len == 0 || (exited && errno == EAGAIN))
+						eof = true;
+					break;
+				}
+				got_data = true;
+				if (broken)
+					continue;
+				struct ld_error err = { { 0 } };
+				if (ld_wire_feed(wire, buf, (size_t)len, &err) == -EPROTO) {
+					ld_cli_error(NULL, "%s; no further snapshots will be read", err.msg);
+					broken = true;
+				}
+			}
+		}
+		(void)got_data;
+		if (!exited && eof) {
+			/* The pipe closed before the target ended; wait for it. */
+			while (waitpid(rec.child, &wstatus, 0) < 0 && errno == EINTR)
+				;
+			exited = true;
+		}
+		if (next_tick && !exited && now_ms() >= next_tick) {
+			if (rec.connected)
+				kill(rec.agent_pid > 0 ? rec.agent_pid : rec.child, a.signal);
+			next_tick += a.every_ms;
+			if (next_tick < now_ms())
+				next_tick = now_ms() + a.every_ms;
+		}
+	}
+	if (!exited)
+		while (waitpid(rec.child, &wstatus, 0) < 0 && errno == EINTR)
+			;
+	ld_wire_finish(wire);
+
+	if (WIFSIGNALED(wstatus)) {
+		int sig = WTERMSIG(wstatus);
+		status = 128 + sig;
+		if (!rec.got_exit)
+			ld_cli_error(a.cmd[0], "killed by signal %d (%s); no at-exit snapshot", sig, strsignal(sig));
+	} else {
+		status = WEXITSTATUS(wstatus);
+		if (!rec.connected) {
+			ld_cli_error(a.cmd[0], "the leakdiff agent never started in the target (was Python run with "
+				     "-I, -S or -E?); nothing was recorded");
+			if (status == 0)
+				status = LD_EXIT_RECORDER;
+		} else if (!rec.got_exit) {
+			ld_cli_error(a.cmd[0], "exited without an at-exit snapshot (os._exit or a crash?)");
+			if (status == 0)
+				status = LD_EXIT_RECORDER;
+		}
+	}
+	if (rec.failed_writes)
+		status = LD_EXIT_RECORDER;
+out:
+	ld_wire_destroy(wire);
+	if (pfd[0] >= 0)
+		close(pfd[0]);
+	if (pfd[1] >= 0)
+		close(pfd[1]);
+	if (sfd >= 0)
+		close(sfd);
+	free(path);
+	return status;
+}
+
+const struct ld_cmd ld_cmd_record = {
+	.name = "record",
+	.summary = "run a command with the agent and store its heap snapshots",
+	.run = run,
+};

@@ -1,0 +1,43 @@
+/* Message printing and other helpers shared by the subcommands. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "escape.h"
+
+void ld_cli_error(const char *subject, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* Subjects are file and command names, which may hold anything. */
+	char *safe = subject ? ld_escape_dup(subject, LD_ESCAPE_TEXT) : NULL;
+	char *safe_msg = ld_escape_dup(msg, LD_ESCAPE_TEXT);
+	fflush(stdout);
+	if (subject)
+		fprintf(stderr, "leakdiff: %s: %s\n", safe ? safe : "?", safe_msg ? safe_msg : msg);
+	else
+		fprintf(stderr, "leakdiff: %s\n", safe_msg ? safe_msg : msg);
+	free(safe);
+	free(safe_msg);
+}
+
+int ld_cli_color(const char *when, bool *out)
+{
+	if (!when || strcmp(when, "auto") == 0) {
+		const char *nc = getenv("NO_COLOR"), *term = getenv("TERM");
+		*out = isatty(STDOUT_FILENO) && !(nc && *nc) && !(term && strcmp(term, "dumb") == 0);
+	} else if (strcmp(when, "always") == 0) {
+		*out = true;
+	} else if (strcmp(when, "never") == 0) {
+		*out = false;
+	} else {
+		return -1;
+	}
+	return 0;
+}

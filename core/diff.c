@@ -1,0 +1,452 @@
+/*
+ * Snapshot comparison. Each table of both snapshots is folded into keyed
+ * rows through a hash index: the later snapshot first, so rows present in
+ * both borrow its names and frames, then the earlier one. Keys compare by
+ * string content because the two snapshots have separate string tables.
+ */
+#include "diff.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "array.h"
+#include "hashmap.h"
+
+const char *ld_diff_state_name(enum ld_diff_state s)
+{
+	switch (s) {
+	case LD_DIFF_NEW:
+		return "new";
+	case LD_DIFF_GONE:
+		return "gone";
+	default:
+		return "kept";
+	}
+}
+
+/* ---- tracebacks as keys ---- */
+
+static uint64_t frame_hash(const struct ld_snapshot *s, uint32_t fi)
+{
+	const struct ld_frame *f = &s->frames[fi];
+	uint64_t h = ld_strtab_hash(&s->strings, f->file);
+	h = ld_hash_mix(h, ld_strtab_hash(&s->strings, f->function));
+	return ld_hash_mix(h, (uint64_t)(uint32_t)f->line);
+}
+
+static uint64_t stack_hash(const struct ld_diff_stack *st)
+{
+	uint64_t h = st->depth;
+	for (uint32_t i = 0; i < st->depth; i++)
+		h = ld_hash_mix(h, frame_hash(st->snap, st->frames[i]));
+	return h;
+}
+
+static bool frame_equal(const struct ld_snapshot *a, uint32_t ai, const struct ld_snapshot *b, uint32_t bi)
+{
+	const struct ld_frame *fa = &a->frames[ai], *fb = &b->frames[bi];
+	if (a == b && ai == bi)
+		return true;
+	return fa->line == fb->line &&
+	       strcmp(ld_snapshot_str(a, fa->file), ld_snapshot_str(b, fb->file)) == 0 &&
+	       strcmp(ld_snapshot_str(a, fa->function), ld_snapshot_str(b, fb->function)) == 0;
+}
+
+static bool stack_equal(const struct ld_diff_stack *x, const struct ld_diff_stack *y)
+{
+	if (x->depth != y->depth)
+		return false;
+	for (uint32_t i = 0; i < x->depth; i++)
+		if (!frame_equal(x->snap, x->frames[i], y->snap, y->frames[i]))
+			return false;
+	return true;
+}
+
+/* Orders tracebacks by file, line and function, innermost frame first. */
+static int stack_compare(const struct ld_diff_stack *x, const struct ld_diff_stack *y)
+{
+	uint32_t n = x->depth < y->depth ? x->depth : y->depth;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct ld_frame *fa = ld_diff_frame(x, i), *fb = ld_diff_frame(y, i);
+		int c = strcmp(ld_snapshot_str(x->snap, fa->file), ld_snapshot_str(y->snap, fb->file));
+		if (c)
+			return c;
+		if (fa->line != fb->line)
+			return fa->line < fb->line ? -1 : 1;
+		c = strcmp(ld_snapshot_str(x->snap, fa->function), ld_snapshot_str(y->snap, fb->function));
+		if (c)
+			return c;
+	}
+	return x->depth < y->depth ? -1 : x->depth > y->depth;
+}
+
+/* ---- rows ---- */
+
+static void row_add(struct ld_diff_row *r, bool after, uint64_t count, uint64_t bytes)
+{
+	if (after) {
+		r->count_after += count;
+		r->bytes_after += bytes;
+	} else {
+		r->count_before += count;
+		r->bytes_before += bytes;
+	}
+}
+
+static enum ld_diff_state merge_state(enum ld_diff_state cur, bool fresh, bool after)
+{
+	if (fresh)
+		return after ? LD_DIFF_NEW : LD_DIFF_GONE;
+	/* An existing row met again from the earlier snapshot is in both. */
+	return (!after && cur == LD_DIFF_NEW) ? LD_DIFF_KEPT : cur;
+}
+
+/* The sort key of every table: growth first, then a stable tie-break. */
+static int growth_compare(const struct ld_diff_row *a, const struct ld_diff_row *b)
+{
+	int64_t da = ld_diff_bytes_delta(a), db = ld_diff_bytes_delta(b);
+	if (da != db)
+		return da > db ? -1 : 1;
+	da = ld_diff_count_delta(a);
+	db = ld_diff_count_delta(b);
+	if (da != db)
+		return da > db ? -1 : 1;
+	return 0;
+}
+
+/* ---- sites ---- */
+
+struct site_table {
+	struct ld_diff_site *rows;
+	size_t n, cap;
+	struct ld_hashmap index;
+};
+
+static int site_fold(struct site_table *t, const struct ld_snapshot *s, bool after,
+		     const uint32_t *frames, uint32_t depth, uint32_t max_depth,
+		     uint64_t count, uint64_t bytes, uint64_t extra_hash,
+		     const char *extra_key, const char **row_keys, size_t *row)
+{
+	struct ld_diff_stack st = { s, frames, max_depth && depth > max_depth ? max_depth : depth };
+	uint64_t h = ld_hash_mix(stack_hash(&st), extra_hash);
+	struct ld_hashmap_iter it = LD_HASHMAP_ITER(h);
+	uint32_t i;
+	while (ld_hashmap_next(&t->index, &it, &i)) {
+		if ((!row_keys || strcmp(row_keys[i], extra_key) == 0) && stack_equal(&t->rows[i].stack, &st)) {
+			row_add(&t->rows[i].row, after, count, bytes);
+			t->rows[i].state = merge_state(t->rows[i].state, false, after);
+			*row = i;
+			return 0;
+		}
+	}
+	if (t->n >= UINT32_MAX - 1)
+		return -E2BIG;
+	if (LD_ARRAY_RESERVE(t->rows, t->cap, t->n + 1) < 0)
+		return -ENOMEM;
+	int r = ld_hashmap_insert(&t->index, h, (uint32_t)t->n);
+	if (r < 0)
+		return r;
+	struct ld_diff_site *d = &t->rows[t->n];
+	memset(d, 0, sizeof(*d));
+	d->stack = st;
+	d->state = merge_state(LD_DIFF_KEPT, true, after);
+	row_add(&d->row, after, count, bytes);
+	*row = t->n++;
+	return 0;
+}
+
+static int site_cmp(const void *a, const void *b)
+{
+	const struct ld_diff_site *x = a, *y = b;
+	int c = growth_compare(&x->row, &y->row);
+	return c ? c : stack_compare(&x->stack, &y->stack);
+}
+
+static int diff_sites(struct ld_diff *d, uint32_t max_depth)
+{
+	struct site_table t = { 0 };
+	ld_hashmap_init(&t.index);
+	int r = 0;
+	const struct ld_snapshot *snaps[2] = { d->after, d->before };
+	for (int k = 0; k < 2 && r == 0; k++) {
+		const struct ld_snapshot *s = snaps[k];
+		for (size_t i = 0; i < s->nsites && r == 0; i++) {
+			const struct ld_site *site = &s->sites[i];
+			size_t row;
+			r = site_fold(&t, s, k == 0, ld_snapshot_stack(s, site->stack), site->depth,
+				      max_depth, site->count, site->bytes, 0, NULL, NULL, &row);
+		}
+	}
+	ld_hashmap_finish(&t.index);
+	if (r < 0) {
+		free(t.rows);
+		return r;
+	}
+	if (t.n)
+		qsort(t.rows, t.n, sizeof(*t.rows), site_cmp);
+	d->sites = t.rows;
+	d->nsites = t.n;
+	return 0;
+}
+
+/* ---- types ---- */
+
+struct type_table {
+	struct ld_diff_type *rows;
+	size_t n, cap;
+	struct ld_hashmap index;
+};
+
+static int type_find(const struct type_table *t, const char *name, uint64_t h, size_t *row)
+{
+	struct ld_hashmap_iter it = LD_HASHMAP_ITER(h);
+	uint32_t i;
+	while (ld_hashmap_next(&t->index, &it, &i)) {
+		if (strcmp(t->rows[i].name, name) == 0) {
+			*row = i;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int type_fold(struct type_table *t, const struct ld_snapshot *s, bool after, const struct ld_type *ty)
+{
+	const char *name = ld_snapshot_str(s, ty->name);
+	uint64_t h = ld_strtab_hash(&s->strings, ty->name);
+	size_t row;
+	if (type_find(t, name, h, &row) == 0) {
+		row_add(&t->rows[row].row, after, ty->count, ty->bytes);
+		t->rows[row].state = merge_state(t->rows[row].state, false, after);
+		return 0;
+	}
+	if (t->n >= UINT32_MAX - 1)
+		return -E2BIG;
+	if (LD_ARRAY_RESERVE(t->rows, t->cap, t->n + 1) < 0)
+		return -ENOMEM;
+	int r = ld_hashmap_insert(&t->index, h, (uint32_t)t->n);
+	if (r < 0)
+		return r;
+	struct ld_diff_type *d = &t->rows[t->n++];
+	memset(d, 0, sizeof(*d));
+	d->name = name;
+	d->state = merge_state(LD_DIFF_KEPT, true, after);
+	row_add(&d->row, after, ty->count, ty->bytes);
+	return 0;
+}
+
+static int type_cmp(const void *a, const void *b)
+{
+	const struct ld_diff_type *x = a, *y = b;
+	int c = growth_compare(&x->row, &y->row);
+	return c ? c : strcmp(x->name, y->name);
+}
+
+/* A type site row tagged with the type row it belongs to, for grouping. */
+struct tagged_site {
+	size_t type_row;
+	struct ld_diff_site site;
+};
+
+static int tagged_cmp(const void *a, const void *b)
+{
+	const struct tagged_site *x = a, *y = b;
+	if (x->type_row != y->type_row)
+		return x->type_row < y->type_row ? -1 : 1;
+	return site_cmp(&x->site, &y->site);
+}
+
+static int diff_type_sites(struct ld_diff *d, struct type_table *types, uint32_t max_depth)
+{
+	struct site_table t = { 0 };
+	const char **keys = NULL;
+	size_t keys_cap = 0;
+	ld_hashmap_init(&t.index);
+	int r = 0;
+	const struct ld_snapshot *snaps[2] = { d->after, d->before };
+	for (int k = 0; k < 2 && r == 0; k++) {
+		const struct ld_snapshot *s = snaps[k];
+		for (size_t i = 0; i < s->ntype_sites && r == 0; i++) {
+			const struct ld_type_site *ts = &s->type_sites[i];
+			const char *name = ld_snapshot_str(s, s->types[ts->type].name);
+			uint64_t h = ld_strtab_hash(&s->strings, s->types[ts->type].name);
+			if ((r = LD_ARRAY_RESERVE(keys, keys_cap, t.n + 1)) < 0)
+				break;
+			size_t row;
+			r = site_fold(&t, s, k == 0, ld_snapshot_stack(s, ts->stack), ts->depth, max_depth,
+				      ts->count, ts->bytes, h, name, keys, &row);
+			keys[row] = name;
+		}
+	}
+	ld_hashmap_finish(&t.index);
+
+	struct tagged_site *tagged = NULL;
+	if (r == 0 && t.n) {
+		tagged = malloc(t.n * sizeof(*tagged));
+		if (!tagged)
+			r = -ENOMEM;
+	}
+	for (size_t i = 0; r == 0 && i < t.n; i++) {
+		size_t row = 0;
+		/* Every type site names a type of its own snapshot, so this finds it. */
+		type_find(types, keys[i], ld_hash_bytes(keys[i], strlen(keys[i])), &row);
+		tagged[i] = (struct tagged_site){ row, t.rows[i] };
+	}
+	free(keys);
+	free(t.rows);
+	if (r < 0) {
+		free(tagged);
+		return r;
+	}
+	if (!t.n)
+		return 0;
+	qsort(tagged, t.n, sizeof(*tagged), tagged_cmp);
+	d->type_sites = malloc(t.n * sizeof(*d->type_sites));
+	if (!d->type_sites) {
+		free(tagged);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < t.n; i++) {
+		d->type_sites[i] = tagged[i].site;
+		struct ld_diff_type *ty = &types->rows[tagged[i].type_row];
+		if (!ty->nsites)
+			ty->sites = &d->type_sites[i];
+		ty->nsites++;
+	}
+	d->ntype_sites = t.n;
+	free(tagged);
+	return 0;
+}
+
+static int diff_types(struct ld_diff *d, uint32_t max_depth)
+{
+	struct type_table t = { 0 };
+	ld_hashmap_init(&t.index);
+	int r = 0;
+	const struct ld_snapshot *snaps[2] = { d->after, d->before };
+	for (int k = 0; k < 2 && r == 0; k++)
+		for (size_t i = 0; i < snaps[k]->ntypes && r == 0; i++)
+			r = type_fold(&t, snaps[k], k == 0, &snaps[k]->types[i]);
+	if (r == 0)
+		r = diff_type_sites(d, &t, max_depth);
+	ld_hashmap_finish(&t.index);
+	if (r < 0) {
+		free(t.rows);
+		return r;
+	}
+	/* Sorting moves the type rows, not the site rows they point into. */
+	if (t.n)
+		qsort(t.rows, t.n, sizeof(*t.rows), type_cmp);
+	d->types = t.rows;
+	d->ntypes = t.n;
+	return 0;
+}
+
+/* ---- hints ---- */
+
+static const char *hint_key(const struct ld_snapshot *s, const struct ld_hint *h)
+{
+	return ld_snapshot_str(s, h->kind == LD_HINT_GARBAGE || h->kind == LD_HINT_PATH ? h->type : h->name);
+}
+
+static int hint_cmp(const void *a, const void *b)
+{
+	const struct ld_diff_hint *x = a, *y = b;
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	int64_t dx = (int64_t)x->after - (int64_t)x->before, dy = (int64_t)y->after - (int64_t)y->before;
+	if (dx != dy)
+		return dx > dy ? -1 : 1;
+	int c = strcmp(x->name, y->name);
+	return c ? c : strcmp(x->type, y->type);
+}
+
+static int diff_hints(struct ld_diff *d)
+{
+	size_t cap = d->before->nhints + d->after->nhints;
+	if (!cap)
+		return 0;
+	struct ld_diff_hint *rows = calloc(cap, sizeof(*rows));
+	if (!rows)
+		return -ENOMEM;
+	size_t n = 0;
+	/* Hints are few (hundreds), so a linear search per hint is fine. */
+	const struct ld_snapshot *snaps[2] = { d->after, d->before };
+	for (int k = 0; k < 2; k++) {
+		const struct ld_snapshot *s = snaps[k];
+		for (size_t i = 0; i < s->nhints; i++) {
+			const struct ld_hint *h = &s->hints[i];
+			const char *key = hint_key(s, h);
+			struct ld_diff_hint *row = NULL;
+			for (size_t j = 0; j < n; j++) {
+				const char *rk = rows[j].kind == LD_HINT_GARBAGE || rows[j].kind == LD_HINT_PATH
+					? rows[j].type : rows[j].name;
+				if (rows[j].kind == h->kind && strcmp(rk, key) == 0) {
+					row = &rows[j];
+					break;
+				}
+			}
+			if (!row) {
+				row = &rows[n++];
+				row->kind = h->kind;
+				row->name = ld_snapshot_str(s, h->name);
+				row->type = ld_snapshot_str(s, h->type);
+				row->maxsize = h->maxsize;
+				row->state = k == 0 ? LD_DIFF_NEW : LD_DIFF_GONE;
+				row->path_snap = s;
+				row->path = ld_snapshot_stack(s, h->path);
+				row->path_len = h->path_len;
+			} else if (k == 1 && row->state == LD_DIFF_NEW) {
+				row->state = LD_DIFF_KEPT;
+			}
+			if (k == 0)
+				row->after += h->value;
+			else
+				row->before += h->value;
+		}
+	}
+	qsort(rows, n, sizeof(*rows), hint_cmp);
+	d->hints = rows;
+	d->nhints = n;
+	return 0;
+}
+
+int ld_diff_create(const struct ld_snapshot *before, const struct ld_snapshot *after,
+		   const struct ld_diff_opts *opts, struct ld_diff **out)
+{
+	struct ld_diff *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->before = before;
+	d->after = after;
+	d->heap = (struct ld_diff_row){
+		.bytes_before = before->totals.heap_bytes, .bytes_after = after->totals.heap_bytes,
+		.count_before = before->totals.heap_blocks, .count_after = after->totals.heap_blocks };
+	d->objects = (struct ld_diff_row){
+		.bytes_before = before->totals.object_bytes, .bytes_after = after->totals.object_bytes,
+		.count_before = before->totals.objects, .count_after = after->totals.objects };
+	uint32_t depth = opts ? opts->depth : 0;
+	int r = diff_sites(d, depth);
+	if (r == 0)
+		r = diff_types(d, depth);
+	if (r == 0)
+		r = diff_hints(d);
+	if (r < 0) {
+		ld_diff_destroy(d);
+		return r;
+	}
+	*out = d;
+	return 0;
+}
+
+void ld_diff_destroy(struct ld_diff *d)
+{
+	if (!d)
+		return;
+	free(d->types);
+	free(d->sites);
+	free(d->type_sites);
+	free(d->hints);
+	free(d);
+}

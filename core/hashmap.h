@@ -1,0 +1,52 @@
+/*
+ * An open-addressing index from 64-bit hashes to 32-bit row numbers. It does
+ * not know what the rows are: callers hash their keys, walk the candidates
+ * that share a hash and compare keys themselves. Used for string interning,
+ * and for matching types and sites between snapshots.
+ */
+#ifndef LD_CORE_HASHMAP_H
+#define LD_CORE_HASHMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ld_hashmap {
+	uint64_t *hashes;
+	uint32_t *vals; /* UINT32_MAX marks an empty slot */
+	size_t cap;     /* a power of two, or 0 */
+	size_t len;
+};
+
+/* Cursor for ld_hashmap_next(); start it with LD_HASHMAP_ITER(hash). */
+struct ld_hashmap_iter {
+	uint64_t hash;
+	size_t pos;
+	bool started;
+};
+#define LD_HASHMAP_ITER(h) ((struct ld_hashmap_iter){ .hash = (h) })
+
+/* Sets up an empty map in caller memory; never fails (no allocation yet). */
+void ld_hashmap_init(struct ld_hashmap *m);
+
+/* Frees the map's arrays; m may be NULL. The map is empty afterwards. */
+void ld_hashmap_finish(struct ld_hashmap *m);
+
+/*
+ * Adds hash -> val (val must not be UINT32_MAX). Duplicates are allowed;
+ * the caller decides whether a key already exists. Returns 0 or -ENOMEM,
+ * in which case the map is unchanged.
+ */
+int ld_hashmap_insert(struct ld_hashmap *m, uint64_t hash, uint32_t val);
+
+/*
+ * Stores in *val the next row whose hash equals it->hash and returns true,
+ * or returns false when there are no more.
+ */
+bool ld_hashmap_next(const struct ld_hashmap *m, struct ld_hashmap_iter *it, uint32_t *val);
+
+/* Hashes len bytes, and mixes values into a running hash. */
+uint64_t ld_hash_bytes(const void *data, size_t len);
+uint64_t ld_hash_mix(uint64_t h, uint64_t v);
+
+#endif

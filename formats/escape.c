@@ -1,0 +1,125 @@
+/* Escaping of untrusted names for terminals, Markdown and JSON; see escape.h. */
+#include "escape.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t ld_utf8_seq_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t n;
+	uint32_t cp;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+static uint32_t decode(const unsigned char *s, size_t n)
+{
+	static const unsigned char lead_mask[] = { 0, 0x7f, 0x1f, 0x0f, 0x07 };
+	uint32_t cp = s[0] & lead_mask[n];
+	for (size_t i = 1; i < n; i++)
+		cp = (cp << 6) | (s[i] & 0x3f);
+	return cp;
+}
+
+/* Code points that reorder or hide text on a terminal. */
+static int is_invisible_control(uint32_t cp)
+{
+	return (cp >= 0x80 && cp <= 0x9f) ||     /* C1 controls, CSI among them */
+	       (cp >= 0x200b && cp <= 0x200f) || /* zero width, LRM, RLM */
+	       (cp >= 0x2028 && cp <= 0x202e) || /* separators, bidi embeddings */
+	       (cp >= 0x2066 && cp <= 0x2069) || /* bidi isolates */
+	       cp == 0xfeff;
+}
+
+static int markdown_special(unsigned char c)
+{
+	return strchr("|`*_[]<>#~\\!", c) != NULL;
+}
+
+void ld_escape_append(struct ld_buf *b, const char *s, enum ld_escape_mode mode)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	while (*p) {
+		size_t n = ld_utf8_seq_len(p);
+		if (n == 0) {
+			if (mode == LD_ESCAPE_UTF8) {
+				ld_buf_puts(b, "\xef\xbf\xbd");
+			} else {
+				char esc[5] = { '\\', 'x', hex[*p >> 4], hex[*p & 15], 0 };
+				ld_buf_puts(b, esc);
+			}
+			p++;
+			continue;
+		}
+		if (mode == LD_ESCAPE_UTF8) {
+			ld_buf_add(b, p, n);
+			p += n;
+			continue;
+		}
+		uint32_t cp = decode(p, n);
+		if (cp < 0x20 || cp == 0x7f) {
+			const char *named = cp == '\n' ? "\\n" : cp == '\t' ? "\\t" : cp == '\r' ? "\\r" : NULL;
+			if (named) {
+				ld_buf_puts(b, named);
+			} else {
+				char esc[5] = { '\\', 'x', hex[cp >> 4], hex[cp & 15], 0 };
+				ld_buf_puts(b, esc);
+			}
+		} else if (is_invisible_control(cp)) {
+			ld_buf_printf(b, "\\u{%04x}", (unsigned)cp);
+		} else if (cp == '\\') {
+			ld_buf_puts(b, "\\\\");
+		} else if (mode == LD_ESCAPE_MARKDOWN && n == 1 && markdown_special(*p)) {
+			ld_buf_putc(b, '\\');
+			ld_buf_putc(b, (char)*p);
+		} else {
+			ld_buf_add(b, p, n);
+		}
+		p += n;
+	}
+}
+
+char *ld_escape_dup(const char *s, enum ld_escape_mode mode)
+{
+	struct ld_buf b;
+	ld_buf_init(&b);
+	ld_escape_append(&b, s, mode);
+	if (b.oom) {
+		ld_buf_finish(&b);
+		return NULL;
+	}
+	return ld_buf_detach(&b, NULL);
+}
+
+size_t ld_text_width(const char *s)
+{
+	size_t w = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if ((*p & 0xc0) != 0x80)
+			w++;
+	return w;
+}

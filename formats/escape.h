@@ -1,0 +1,45 @@
+/*
+ * The one place where names from snapshots (file, function and type names,
+ * labels, command lines) are made safe to show. Snapshots come from other
+ * machines and other people's programs, so a name may carry terminal escape
+ * sequences, bidirectional overrides or bytes that are not UTF-8.
+ */
+#ifndef LD_FORMATS_ESCAPE_H
+#define LD_FORMATS_ESCAPE_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+enum ld_escape_mode {
+	/* For terminals and plain text: controls, DEL, C1 controls, bidi
+	 * overrides and invalid UTF-8 become \xNN or \u{NNNN}, and a backslash
+	 * becomes \\ so that an escape can never be forged. */
+	LD_ESCAPE_TEXT,
+	/* For JSON (whose own escaping handles controls): only bytes that are
+	 * not valid UTF-8 are replaced, by U+FFFD. */
+	LD_ESCAPE_UTF8,
+	/* For Markdown tables: as TEXT, and the characters that Markdown or a
+	 * table would interpret are backslash-escaped. */
+	LD_ESCAPE_MARKDOWN,
+};
+
+/* Appends the escaped form of s (NULL is taken as "") to b. */
+void ld_escape_append(struct ld_buf *b, const char *s, enum ld_escape_mode mode);
+
+/*
+ * Returns a newly allocated escaped copy of s that the caller frees, or NULL
+ * when memory runs out.
+ */
+char *ld_escape_dup(const char *s, enum ld_escape_mode mode);
+
+/*
+ * Length in bytes of the valid UTF-8 sequence starting at s (1 to 4), or 0
+ * when s does not start one. Overlong forms and surrogates are invalid.
+ */
+size_t ld_utf8_seq_len(const unsigned char *s);
+
+/* Number of terminal columns an escaped string takes (code points). */
+size_t ld_text_width(const char *s);
+
+#endif

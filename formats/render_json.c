@@ -1,0 +1,283 @@
+/*
+ * The JSON report (format "leakdiff-diff" or "leakdiff-show", version 1),
+ * documented in leakdiff-diff(1). Built as a cJSON tree and printed
+ * indented; strings are made valid UTF-8 first and cJSON escapes controls.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "escape.h"
+#include "report.h"
+#include "report_common.h"
+#include "snap.h"
+
+struct jctx {
+	const struct ld_report_opts *o;
+	bool oom;
+};
+
+static cJSON *check(struct jctx *j, cJSON *v)
+{
+	if (!v)
+		j->oom = true;
+	return v;
+}
+
+static void add(struct jctx *j, cJSON *obj, const char *key, cJSON *v)
+{
+	if (!v || !obj) {
+		j->oom = true;
+		cJSON_Delete(v);
+		return;
+	}
+	if (cJSON_IsArray(obj))
+		cJSON_AddItemToArray(obj, v);
+	else
+		cJSON_AddItemToObject(obj, key, v);
+}
+
+static void add_str(struct jctx *j, cJSON *obj, const char *key, const char *s)
+{
+	char *safe = ld_escape_dup(s, LD_ESCAPE_UTF8);
+	if (!safe) {
+		j->oom = true;
+		return;
+	}
+	add(j, obj, key, cJSON_CreateString(safe));
+	free(safe);
+}
+
+static void add_num(struct jctx *j, cJSON *obj, const char *key, double v)
+{
+	add(j, obj, key, cJSON_CreateNumber(v));
+}
+
+static void add_row(struct jctx *j, cJSON *obj, const struct ld_diff_row *r, const char *bytes, const char *count)
+{
+	char k[32];
+	snprintf(k, sizeof(k), "%s_before", bytes);
+	add_num(j, obj, k, (double)r->bytes_before);
+	snprintf(k, sizeof(k), "%s_after", bytes);
+	add_num(j, obj, k, (double)r->bytes_after);
+	snprintf(k, sizeof(k), "%s_delta", bytes);
+	add_num(j, obj, k, (double)ld_diff_bytes_delta(r));
+	snprintf(k, sizeof(k), "%s_before", count);
+	add_num(j, obj, k, (double)r->count_before);
+	snprintf(k, sizeof(k), "%s_after", count);
+	add_num(j, obj, k, (double)r->count_after);
+	snprintf(k, sizeof(k), "%s_delta", count);
+	add_num(j, obj, k, (double)ld_diff_count_delta(r));
+}
+
+static cJSON *frames_json(struct jctx *j, const struct ld_diff_stack *st)
+{
+	cJSON *a = check(j, cJSON_CreateArray());
+	for (uint32_t i = 0; a && i < st->depth; i++) {
+		const struct ld_frame *f = ld_diff_frame(st, i);
+		cJSON *o = check(j, cJSON_CreateObject());
+		add_str(j, o, "function", ld_snapshot_str(st->snap, f->function));
+		add_str(j, o, "file", ld_snapshot_str(st->snap, f->file));
+		add_num(j, o, "line", f->line);
+		if (f->function_line >= 0)
+			add_num(j, o, "function_line", f->function_line);
+		if (f->text != LD_NOSTR)
+			add_str(j, o, "text", ld_snapshot_str(st->snap, f->text));
+		add(j, a, NULL, o);
+	}
+	return a;
+}
+
+/* A site as JSON; show reports carry only the live figures. */
+static cJSON *site_json(struct jctx *j, const struct ld_diff_site *s, bool show)
+{
+	cJSON *o = check(j, cJSON_CreateObject());
+	add(j, o, "frames", frames_json(j, &s->stack));
+	if (show) {
+		add_num(j, o, "bytes", (double)s->row.bytes_after);
+		add_num(j, o, "count", (double)s->row.count_after);
+	} else {
+		add_str(j, o, "state", ld_diff_state_name(s->state));
+		add_row(j, o, &s->row, "bytes", "count");
+	}
+	int caller = ld_report_caller(&s->stack);
+	if (caller > 0)
+		add_num(j, o, "caller", caller);
+	return o;
+}
+
+static cJSON *snapshot_ref(struct jctx *j, const char *path, const struct ld_snapshot *s)
+{
+	cJSON *o = check(j, cJSON_CreateObject());
+	add_str(j, o, "path", path ? path : "");
+	struct ld_buf b;
+	ld_buf_init(&b);
+	ld_snap_put_meta(&b, &s->meta);
+	cJSON *meta = b.oom ? NULL : cJSON_ParseWithLength(b.data, b.len);
+	ld_buf_finish(&b);
+	add(j, o, "meta", meta);
+	return o;
+}
+
+static cJSON *types_json(struct jctx *j, const struct ld_diff *d, bool show)
+{
+	cJSON *a = check(j, cJSON_CreateArray());
+	size_t shown = ld_report_count_types(d->types, d->ntypes, j->o, NULL), n = 0;
+	for (size_t i = 0; a && i < d->ntypes && n < shown; i++) {
+		const struct ld_diff_type *t = &d->types[i];
+		if (!ld_diff_row_selected(&t->row, j->o->min_bytes))
+			continue;
+		n++;
+		cJSON *o = check(j, cJSON_CreateObject());
+		add_str(j, o, "name", t->name);
+		if (show) {
+			add_num(j, o, "bytes", (double)t->row.bytes_after);
+			add_num(j, o, "count", (double)t->row.count_after);
+		} else {
+			add_str(j, o, "state", ld_diff_state_name(t->state));
+			add_row(j, o, &t->row, "bytes", "count");
+		}
+		cJSON *sites = check(j, cJSON_CreateArray());
+		size_t ns = 0;
+		for (size_t k = 0; sites && k < t->nsites && ns < j->o->type_sites; k++) {
+			if (!ld_diff_row_changed(&t->sites[k].row))
+				continue;
+			ns++;
+			add(j, sites, NULL, site_json(j, &t->sites[k], show));
+		}
+		add(j, o, "sites", sites);
+		add(j, a, NULL, o);
+	}
+	return a;
+}
+
+static cJSON *sites_json(struct jctx *j, const struct ld_diff *d, bool show)
+{
+	cJSON *a = check(j, cJSON_CreateArray());
+	size_t shown = ld_report_count_sites(d->sites, d->nsites, j->o, j->o->top, NULL), n = 0;
+	for (size_t i = 0; a && i < d->nsites && n < shown; i++) {
+		if (!ld_diff_row_selected(&d->sites[i].row, j->o->min_bytes))
+			continue;
+		n++;
+		add(j, a, NULL, site_json(j, &d->sites[i], show));
+	}
+	return a;
+}
+
+static cJSON *hints_json(struct jctx *j, const struct ld_diff *d, bool show)
+{
+	cJSON *a = check(j, cJSON_CreateArray());
+	for (size_t i = 0; a && i < d->nhints; i++) {
+		const struct ld_diff_hint *h = &d->hints[i];
+		if (show ? !h->after && h->kind != LD_HINT_PATH : !ld_report_hint_shown(h))
+			continue;
+		cJSON *o = check(j, cJSON_CreateObject());
+		add_str(j, o, "kind", ld_hint_kind_name(h->kind));
+		if (*h->name)
+			add_str(j, o, "name", h->name);
+		if (*h->type)
+			add_str(j, o, "type", h->type);
+		if (h->kind == LD_HINT_LRU_CACHE)
+			add(j, o, "maxsize", h->maxsize < 0 ? cJSON_CreateNull() : cJSON_CreateNumber((double)h->maxsize));
+		if (h->kind == LD_HINT_PATH) {
+			cJSON *p = check(j, cJSON_CreateArray());
+			for (uint32_t k = 0; p && k < h->path_len; k++)
+				add_str(j, p, NULL, ld_snapshot_str(h->path_snap, h->path[k]));
+			add(j, o, "path", p);
+		} else if (show) {
+			add_num(j, o, "value", (double)h->after);
+		} else {
+			add_str(j, o, "state", ld_diff_state_name(h->state));
+			add_num(j, o, "before", (double)h->before);
+			add_num(j, o, "after", (double)h->after);
+			add_num(j, o, "delta", (double)((int64_t)h->after - (int64_t)h->before));
+		}
+		add(j, a, NULL, o);
+	}
+	return a;
+}
+
+static int print(struct jctx *j, cJSON *root, FILE *out)
+{
+	if (j->oom) {
+		cJSON_Delete(root);
+		return -ENOMEM;
+	}
+	char *text = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (!text)
+		return -ENOMEM;
+	size_t len = strlen(text);
+	int r = fwrite(text, 1, len, out) == len && fputc('\n', out) != EOF ? 0 : -EIO;
+	cJSON_free(text);
+	return r;
+}
+
+static const char *by_name(enum ld_report_by by)
+{
+	return by == LD_REPORT_TYPES ? "type" : by == LD_REPORT_SITES ? "site" : "all";
+}
+
+static cJSON *options_json(struct jctx *j)
+{
+	cJSON *o = check(j, cJSON_CreateObject());
+	add_num(j, o, "top", (double)j->o->top);
+	add_num(j, o, "min_bytes", (double)j->o->min_bytes);
+	add_num(j, o, "depth", j->o->depth);
+	add_str(j, o, "by", by_name(j->o->by));
+	return o;
+}
+
+int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
+{
+	struct jctx j = { .o = o };
+	cJSON *root = check(&j, cJSON_CreateObject());
+	add_str(&j, root, "format", "leakdiff-diff");
+	add_num(&j, root, "version", 1);
+	add(&j, root, "before", snapshot_ref(&j, o->before_path, d->before));
+	add(&j, root, "after", snapshot_ref(&j, o->after_path, d->after));
+	add(&j, root, "options", options_json(&j));
+	cJSON *total = check(&j, cJSON_CreateObject());
+	add_row(&j, total, &d->heap, "bytes", "count");
+	add(&j, root, "total", total);
+	cJSON *objects = check(&j, cJSON_CreateObject());
+	add_row(&j, objects, &d->objects, "bytes", "count");
+	add(&j, root, "objects", objects);
+	size_t ntypes, nsites;
+	ld_report_count_types(d->types, d->ntypes, o, &ntypes);
+	ld_report_count_sites(d->sites, d->nsites, o, o->top, &nsites);
+	add_num(&j, root, "types_changed", (double)ntypes);
+	add_num(&j, root, "sites_changed", (double)nsites);
+	add(&j, root, "types", o->by == LD_REPORT_SITES ? cJSON_CreateArray() : types_json(&j, d, false));
+	add(&j, root, "sites", o->by == LD_REPORT_TYPES ? cJSON_CreateArray() : sites_json(&j, d, false));
+	add(&j, root, "hints", hints_json(&j, d, false));
+	return print(&j, root, out);
+}
+
+int ld_report_show_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
+{
+	struct jctx j = { .o = o };
+	const struct ld_snapshot *s = d->after;
+	cJSON *root = check(&j, cJSON_CreateObject());
+	add_str(&j, root, "format", "leakdiff-show");
+	add_num(&j, root, "version", 1);
+	add(&j, root, "snapshot", snapshot_ref(&j, o->after_path, s));
+	cJSON *tot = check(&j, cJSON_CreateObject());
+	add_num(&j, tot, "heap_bytes", (double)s->totals.heap_bytes);
+	add_num(&j, tot, "heap_blocks", (double)s->totals.heap_blocks);
+	add_num(&j, tot, "objects", (double)s->totals.objects);
+	add_num(&j, tot, "object_bytes", (double)s->totals.object_bytes);
+	add(&j, root, "totals", tot);
+	if (s->gc.present) {
+		cJSON *gc = check(&j, cJSON_CreateObject());
+		add_num(&j, gc, "collected", (double)s->gc.collected);
+		add_num(&j, gc, "uncollectable", (double)s->gc.uncollectable);
+		add_num(&j, gc, "garbage", (double)s->gc.garbage);
+		add(&j, root, "gc", gc);
+	}
+	add(&j, root, "types", o->by == LD_REPORT_SITES ? cJSON_CreateArray() : types_json(&j, d, true));
+	add(&j, root, "sites", o->by == LD_REPORT_TYPES ? cJSON_CreateArray() : sites_json(&j, d, true));
+	add(&j, root, "hints", hints_json(&j, d, true));
+	return print(&j, root, out);
+}

@@ -1,0 +1,48 @@
+/*
+ * Report renderers: a diff or a single snapshot as text for people or JSON
+ * for scripts. Renderers only format; the diff decides what changed. Every
+ * name taken from a snapshot goes through escape.h on its way out.
+ */
+#ifndef LD_FORMATS_REPORT_H
+#define LD_FORMATS_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "diff.h"
+
+enum ld_report_by {
+	LD_REPORT_ALL,
+	LD_REPORT_TYPES,
+	LD_REPORT_SITES,
+};
+
+struct ld_report_opts {
+	const char *before_path, *after_path; /* as the user named them */
+	size_t top;          /* rows per table; 0 = all */
+	uint64_t min_bytes;  /* noise floor on byte change */
+	enum ld_report_by by;
+	bool verbose;        /* whole tracebacks instead of the top frame */
+	bool color;          /* ANSI colour (text only) */
+	size_t type_sites;   /* allocation sites listed under each type */
+	uint32_t depth;      /* the --depth the diff used, echoed in JSON */
+};
+
+/*
+ * Writes the diff d to out. Returns 0, -ENOMEM, or -EIO when out reports a
+ * write error (the caller names the stream). Output may be partial on error.
+ */
+int ld_report_diff_text(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o);
+int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o);
+
+/*
+ * Writes one snapshot's summary. d must be the diff of an empty snapshot
+ * against it, which sorts its tables by size; o->after_path names the file.
+ * Same returns as above.
+ */
+int ld_report_show_text(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o);
+int ld_report_show_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o);
+
+#endif

@@ -1,0 +1,1106 @@
+/*
+ * Reading and writing .snap files (leakdiff-snapshot(5)). Reading is
+ * gunzip with a size cap, a nesting pre-scan, cJSON, then a walk that
+ * checks every number and index before it enters the model. Writing builds
+ * the JSON text directly (a cJSON tree of a large snapshot would cost many
+ * times its size), compresses it in memory and replaces the file atomically.
+ */
+#include "snap.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "buf.h"
+
+/* ---------------------------------------------------------------- gunzip */
+
+int ld_gunzip(const void *data, size_t len, uint64_t max, char **out, size_t *outlen,
+	      struct ld_error *err)
+{
+	const unsigned char *in = data;
+	if (len == 0)
+		return ld_error_set(err, EINVAL, "empty file");
+	if (len < 2 || in[0] != 0x1f || in[1] != 0x8b)
+		return ld_error_set(err, EINVAL, "not a gzip file");
+	if (!max)
+		max = LD_SNAP_MAX_BYTES_DEFAULT;
+
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	if (inflateInit2(&z, 15 + 16) != Z_OK)
+		return ld_error_set(err, ENOMEM, "cannot start gzip decoder");
+	size_t cap = len * 4 < (1 << 16) ? (1 << 16) : len * 4, used = 0;
+	if (cap > max + 1)
+		cap = (size_t)max + 1;
+	char *buf = malloc(cap + 1);
+	if (!buf) {
+		inflateEnd(&z);
+		return ld_error_set(err, ENOMEM, "out of memory");
+	}
+	z.next_in = (unsigned char *)in;
+	z.avail_in = len > UINT32_MAX ? UINT32_MAX : (uInt)len;
+	size_t fed = z.avail_in;
+	int r = 0;
+	for (;;) {
+		if (used == cap) {
+			if (used > max) {
+				r = ld_error_set(err, EFBIG, "decompresses to more than %llu bytes "
+						 "(raise LEAKDIFF_MAX_SNAPSHOT)", (unsigned long long)max);
+				break;
+			}
+			size_t ncap = cap * 2 > max + 1 ? (size_t)max + 1 : cap * 2;
+			char *nb = realloc(buf, ncap + 1);
+			if (!nb) {
+				r = ld_error_set(err, ENOMEM, "out of memory");
+				break;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		z.next_out = (unsigned char *)buf + used;
+		z.avail_out = (uInt)(cap - used > UINT32_MAX ? UINT32_MAX : cap - used);
+		size_t before = z.avail_out;
+		int zr = inflate(&z, Z_NO_FLUSH);
+		used += before - z.avail_out;
+		if (z.avail_in == 0 && fed < len) {
+			size_t more = len - fed > UINT32_MAX ? UINT32_MAX : len - fed;
+			z.next_in = (unsigned char *)in + fed;
+			z.avail_in = (uInt)more;
+			fed += more;
+		}
+		if (used > max) {
+			r = ld_error_set(err, EFBIG, "decompresses to more than %llu bytes "
+					 "(raise LEAKDIFF_MAX_SNAPSHOT)", (unsigned long long)max);
+			break;
+		}
+		if (zr == Z_STREAM_END) {
+			if (z.avail_in == 0)
+				break;
+			/* Concatenated gzip members are one stream (gzip(1) agrees). */
+			if (z.avail_in >= 2 && z.next_in[0] == 0x1f && z.next_in[1] == 0x8b) {
+				inflateReset(&z);
+				continue;
+			}
+			r = ld_error_set(err, EINVAL, "trailing garbage after gzip stream");
+			break;
+		}
+		if (zr == Z_BUF_ERROR && z.avail_in == 0 && used < cap) {
+			r = ld_error_set(err, EINVAL, "truncated gzip stream");
+			break;
+		}
+		if (zr == Z_DATA_ERROR || zr == Z_NEED_DICT) {
+			r = ld_error_set(err, EINVAL, "corrupt gzip stream (%s)", z.msg ? z.msg : "bad data");
+			break;
+		}
+		if (zr == Z_MEM_ERROR) {
+			r = ld_error_set(err, ENOMEM, "out of memory");
+			break;
+		}
+	}
+	inflateEnd(&z);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	buf[used] = '\0';
+	*out = buf;
+	*outlen = used;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+struct reader {
+	struct ld_snapshot *s;
+	struct ld_error *err;
+};
+
+static int bad(struct reader *rd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bad(struct reader *rd, const char *fmt, ...)
+{
+	if (rd->err) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(rd->err->msg, sizeof(rd->err->msg), fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+/* A count: an integer from 0 to 2^53. */
+static int get_count(struct reader *rd, const cJSON *v, const char *what, uint64_t *out)
+{
+	if (!cJSON_IsNumber(v))
+		return bad(rd, "%s: expected a number", what);
+	double d = v->valuedouble;
+	if (d < 0)
+		return bad(rd, "%s: negative count %.0f", what, d);
+	if (d != floor(d) || !isfinite(d))
+		return bad(rd, "%s: not a whole number", what);
+	if (d > (double)LD_COUNT_MAX)
+		return bad(rd, "%s: count %.0f is absurdly large", what, d);
+	*out = (uint64_t)d;
+	return 0;
+}
+
+/* An integer in [lo, hi]. */
+static int get_int(struct reader *rd, const cJSON *v, const char *what, int64_t lo, int64_t hi, int64_t *out)
+{
+	if (!cJSON_IsNumber(v))
+		return bad(rd, "%s: expected a number", what);
+	double d = v->valuedouble;
+	if (d != floor(d) || !isfinite(d) || d < (double)lo || d > (double)hi)
+		return bad(rd, "%s: %g is not a whole number from %lld to %lld", what, d,
+			   (long long)lo, (long long)hi);
+	*out = (int64_t)d;
+	return 0;
+}
+
+/* An index into a table of n entries; -1 allowed (as LD_NOSTR) when optional. */
+static int get_index(struct reader *rd, const cJSON *v, const char *what, size_t n,
+		     const char *table, int optional, uint32_t *out)
+{
+	if (!cJSON_IsNumber(v))
+		return bad(rd, "%s: expected an index", what);
+	double d = v->valuedouble;
+	if (optional && d == -1) {
+		*out = LD_NOSTR;
+		return 0;
+	}
+	if (d != floor(d) || d < 0 || d >= (double)n)
+		return bad(rd, "%s: index %g out of range (%zu %s)", what, d, n, table);
+	*out = (uint32_t)d;
+	return 0;
+}
+
+static int get_array(struct reader *rd, const cJSON *root, const char *name, const cJSON **out)
+{
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, name);
+	*out = NULL;
+	if (!a || cJSON_IsNull(a))
+		return 0;
+	if (!cJSON_IsArray(a))
+		return bad(rd, "%s: expected an array", name);
+	*out = a;
+	return 0;
+}
+
+static int oom(struct reader *rd)
+{
+	ld_error_set(rd->err, ENOMEM, "out of memory");
+	return -ENOMEM;
+}
+
+static int read_strings(struct reader *rd, const cJSON *root)
+{
+	const cJSON *a, *v;
+	int r = get_array(rd, root, "strings", &a);
+	if (r < 0 || !a)
+		return r;
+	size_t i = 0;
+	cJSON_ArrayForEach(v, a) {
+		if (!cJSON_IsString(v))
+			return bad(rd, "strings[%zu]: expected a string", i);
+		uint32_t idx;
+		r = ld_strtab_append(&rd->s->strings, v->valuestring, strlen(v->valuestring), &idx);
+		if (r == -E2BIG)
+			return bad(rd, "strings: too many strings");
+		if (r < 0)
+			return oom(rd);
+		i++;
+	}
+	return 0;
+}
+
+static int read_frames(struct reader *rd, const cJSON *root)
+{
+	const cJSON *a, *f;
+	int r = get_array(rd, root, "frames", &a);
+	if (r < 0 || !a)
+		return r;
+	size_t i = 0, nstr = rd->s->strings.n;
+	char what[64];
+	cJSON_ArrayForEach(f, a) {
+		int n = cJSON_IsArray(f) ? cJSON_GetArraySize(f) : 0;
+		if (n < 3)
+			return bad(rd, "frames[%zu]: expected [file, line, function, ...]", i);
+		struct ld_frame fr = { .text = LD_NOSTR, .function_line = -1 };
+		int64_t line, fline = -1;
+		snprintf(what, sizeof(what), "frames[%zu][0]", i);
+		if ((r = get_index(rd, cJSON_GetArrayItem(f, 0), what, nstr, "strings", 0, &fr.file)) < 0)
+			return r;
+		snprintf(what, sizeof(what), "frames[%zu][1]", i);
+		if ((r = get_int(rd, cJSON_GetArrayItem(f, 1), what, 0, INT32_MAX, &line)) < 0)
+			return r;
+		snprintf(what, sizeof(what), "frames[%zu][2]", i);
+		if ((r = get_index(rd, cJSON_GetArrayItem(f, 2), what, nstr, "strings", 0, &fr.function)) < 0)
+			return r;
+		if (n > 3) {
+			snprintf(what, sizeof(what), "frames[%zu][3]", i);
+			if ((r = get_int(rd, cJSON_GetArrayItem(f, 3), what, -1, INT32_MAX, &fline)) < 0)
+				return r;
+		}
+		if (n > 4) {
+			snprintf(what, sizeof(what), "frames[%zu][4]", i);
+			if ((r = get_index(rd, cJSON_GetArrayItem(f, 4), what, nstr, "strings", 1, &fr.text)) < 0)
+				return r;
+		}
+		fr.line = (int32_t)line;
+		fr.function_line = (int32_t)fline;
+		uint32_t idx;
+		if (ld_snapshot_add_frame(rd->s, &fr, &idx) < 0)
+			return oom(rd);
+		i++;
+	}
+	return 0;
+}
+
+/* Reads a traceback (an array of frame indices) into buf. */
+static int read_stack(struct reader *rd, const cJSON *st, const char *what, uint32_t *buf, uint32_t *depth)
+{
+	if (!cJSON_IsArray(st))
+		return bad(rd, "%s: expected an array of frame indices", what);
+	int n = cJSON_GetArraySize(st);
+	if (n > LD_DEPTH_MAX)
+		return bad(rd, "%s: traceback of %d frames is longer than %d", what, n, LD_DEPTH_MAX);
+	const cJSON *v;
+	uint32_t i = 0;
+	char w[96];
+	cJSON_ArrayForEach(v, st) {
+		snprintf(w, sizeof(w), "%s[%u]", what, i);
+		int r = get_index(rd, v, w, rd->s->nframes, "frames", 0, &buf[i]);
+		if (r < 0)
+			return r;
+		i++;
+	}
+	*depth = i;
+	return 0;
+}
+
+static int read_sites(struct reader *rd, const cJSON *root, uint32_t *stack)
+{
+	const cJSON *a, *e;
+	int r = get_array(rd, root, "sites", &a);
+	if (r < 0 || !a)
+		return r;
+	size_t i = 0;
+	char what[64];
+	cJSON_ArrayForEach(e, a) {
+		if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) < 3)
+			return bad(rd, "sites[%zu]: expected [count, bytes, [frames]]", i);
+		uint64_t count, bytes;
+		uint32_t depth;
+		snprintf(what, sizeof(what), "sites[%zu][0]", i);
+		if ((r = get_count(rd, cJSON_GetArrayItem(e, 0), what, &count)) < 0)
+			return r;
+		snprintf(what, sizeof(what), "sites[%zu][1]", i);
+		if ((r = get_count(rd, cJSON_GetArrayItem(e, 1), what, &bytes)) < 0)
+			return r;
+		snprintf(what, sizeof(what), "sites[%zu][2]", i);
+		if ((r = read_stack(rd, cJSON_GetArrayItem(e, 2), what, stack, &depth)) < 0)
+			return r;
+		if (ld_snapshot_add_site(rd->s, count, bytes, stack, depth) < 0)
+			return oom(rd);
+		i++;
+	}
+	return 0;
+}
+
+static int read_types(struct reader *rd, const cJSON *root)
+{
+	const cJSON *a, *e;
+	int r = get_array(rd, root, "types", &a);
+	if (r < 0 || !a)
+		return r;
+	size_t i = 0;
+	char what[64];
+	cJSON_ArrayForEach(e, a) {
+		if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) < 3)
+			return bad(rd, "types[%zu]: expected [name, count, bytes]", i);
+		uint32_t name;
+		uint64_t count, bytes;
+		snprintf(what, sizeof(what), "types[%zu][0]", i);
+		if ((r = get_index(rd, cJSON_GetArrayItem(e, 0), what, rd->s->strings.n, "strings", 0, &name)) < 0)
+			return r;
+		snprintf(what, sizeof(what), "types[%zu][1]", i);
+		if ((r = get_count(rd, cJSON_GetArrayItem(e, 1), what, &count)) < 0)
+			return r;
+		snprintf(what, sizeof(what), "types[%zu][2]", i);
+		if ((r = get_count(rd, cJSON_GetArrayItem(e, 2), what, &bytes)) < 0)
+			return r;
+		if (ld_snapshot_add_type(rd->s, name, count, bytes) < 0)
+			return oom(rd);
+		i++;
+	}
+	return 0;
+}
+
+static int read_type_sites(struct reader *rd, const cJSON *root, uint32_t *stack)
+{
+	const cJSON *a, *e;
+	int r = get_array(rd, root, "type_sites", &a);
+	if (r < 0 || !a)
+		return r;
+	size_t i = 0;
+	char what[64];
+	cJSON_ArrayForEach(e, a) {
+		if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) < 4)
+			return bad(rd, "type_sites[%zu]: expected [type, count, bytes, [frames]]", i);
+		uint32_t type, depth;
+		uint64_t count, bytes;
+		snprintf(what, sizeof(what), "type_sites[%zu][0]", i);
+		if ((r = get_index(rd, cJSON_GetArrayItem(e, 0), what, rd->s->ntypes, "types", 0, &type)) < 0)
+			return r;
+		snprintf(what, sizeof(what), "type_sites[%zu][1]", i);
+		if ((r = get_count(rd, cJSON_GetArrayItem(e, 1), what, &count)) < 0)
+			return r;
+		snprintf(what, sizeof(what), "type_sites[%zu][2]", i);
+		if ((r = get_count(rd, cJSON_GetArrayItem(e, 2), what, &bytes)) < 0)
+			return r;
+		snprintf(what, sizeof(what), "type_sites[%zu][3]", i);
+		if ((r = read_stack(rd, cJSON_GetArrayItem(e, 3), what, stack, &depth)) < 0)
+			return r;
+		if (ld_snapshot_add_type_site(rd->s, type, count, bytes, stack, depth) < 0)
+			return oom(rd);
+		i++;
+	}
+	return 0;
+}
+
+/* An optional count member of an object; absent or null leaves *out alone. */
+static int opt_count(struct reader *rd, const cJSON *obj, const char *ctx, const char *name, uint64_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	char what[96];
+	snprintf(what, sizeof(what), "%s.%s", ctx, name);
+	return get_count(rd, v, what, out);
+}
+
+/* Interns an optional string member; absent gives LD_NOSTR. */
+static int opt_strref(struct reader *rd, const cJSON *obj, const char *ctx, const char *name, uint32_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	*out = LD_NOSTR;
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsString(v))
+		return bad(rd, "%s.%s: expected a string", ctx, name);
+	if (ld_strtab_intern(&rd->s->strings, v->valuestring, strlen(v->valuestring), out) < 0)
+		return oom(rd);
+	return 0;
+}
+
+static int read_hints(struct reader *rd, const cJSON *root)
+{
+	const cJSON *a, *e;
+	int r = get_array(rd, root, "hints", &a);
+	if (r < 0 || !a)
+		return r;
+	size_t i = 0;
+	char ctx[48];
+	cJSON_ArrayForEach(e, a) {
+		snprintf(ctx, sizeof(ctx), "hints[%zu]", i++);
+		if (!cJSON_IsObject(e))
+			return bad(rd, "%s: expected an object", ctx);
+		const cJSON *kind = cJSON_GetObjectItemCaseSensitive(e, "kind");
+		if (!cJSON_IsString(kind))
+			return bad(rd, "%s.kind: expected a string", ctx);
+		struct ld_hint h = { .name = LD_NOSTR, .type = LD_NOSTR, .maxsize = -1 };
+		const char *k = kind->valuestring;
+		const char *value_key;
+		if (strcmp(k, "container") == 0) {
+			h.kind = LD_HINT_CONTAINER;
+			value_key = "length";
+		} else if (strcmp(k, "lru_cache") == 0) {
+			h.kind = LD_HINT_LRU_CACHE;
+			value_key = "currsize";
+		} else if (strcmp(k, "garbage") == 0) {
+			h.kind = LD_HINT_GARBAGE;
+			value_key = "count";
+		} else if (strcmp(k, "cycles") == 0) {
+			h.kind = LD_HINT_CYCLES;
+			value_key = "collected";
+		} else if (strcmp(k, "path") == 0) {
+			h.kind = LD_HINT_PATH;
+			value_key = NULL;
+		} else {
+			continue; /* a kind from a later version: skipped, as documented */
+		}
+		if ((r = opt_strref(rd, e, ctx, "name", &h.name)) < 0 ||
+		    (r = opt_strref(rd, e, ctx, "type", &h.type)) < 0)
+			return r;
+		if (value_key && (r = opt_count(rd, e, ctx, value_key, &h.value)) < 0)
+			return r;
+		if ((r = opt_count(rd, e, ctx, "hits", &h.hits)) < 0 ||
+		    (r = opt_count(rd, e, ctx, "misses", &h.misses)) < 0)
+			return r;
+		uint64_t maxsize;
+		const cJSON *ms = cJSON_GetObjectItemCaseSensitive(e, "maxsize");
+		if (ms && !cJSON_IsNull(ms)) {
+			if ((r = opt_count(rd, e, ctx, "maxsize", &maxsize)) < 0)
+				return r;
+			h.maxsize = (int64_t)maxsize;
+		}
+		uint32_t path[64];
+		uint32_t plen = 0;
+		const cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "path");
+		if (p && !cJSON_IsNull(p)) {
+			if (!cJSON_IsArray(p) || cJSON_GetArraySize(p) > 64)
+				return bad(rd, "%s.path: expected an array of at most 64 strings", ctx);
+			const cJSON *v;
+			cJSON_ArrayForEach(v, p) {
+				if (!cJSON_IsString(v))
+					return bad(rd, "%s.path[%u]: expected a string", ctx, plen);
+				if (ld_strtab_intern(&rd->s->strings, v->valuestring, strlen(v->valuestring), &path[plen]) < 0)
+					return oom(rd);
+				plen++;
+			}
+		}
+		if (ld_snapshot_add_hint(rd->s, &h, path, plen) < 0)
+			return oom(rd);
+	}
+	return 0;
+}
+
+static int meta_str(struct reader *rd, const cJSON *meta, const char *name, char **field)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, name);
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsString(v))
+		return bad(rd, "meta.%s: expected a string", name);
+	return ld_meta_set(field, v->valuestring) < 0 ? oom(rd) : 0;
+}
+
+static int meta_list(struct reader *rd, const cJSON *meta, const char *name, char ***list, size_t *n)
+{
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(meta, name), *v;
+	if (!a || cJSON_IsNull(a))
+		return 0;
+	if (!cJSON_IsArray(a))
+		return bad(rd, "meta.%s: expected an array of strings", name);
+	size_t count = (size_t)cJSON_GetArraySize(a), i = 0;
+	char **tmp = calloc(count ? count : 1, sizeof(*tmp));
+	if (!tmp)
+		return oom(rd);
+	cJSON_ArrayForEach(v, a) {
+		if (!cJSON_IsString(v)) {
+			free(tmp);
+			return bad(rd, "meta.%s[%zu]: expected a string", name, i);
+		}
+		tmp[i++] = v->valuestring;
+	}
+	int r = ld_meta_set_list(list, n, tmp, count);
+	free(tmp);
+	return r < 0 ? oom(rd) : 0;
+}
+
+static int meta_int(struct reader *rd, const cJSON *meta, const char *name, int64_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, name);
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	char what[48];
+	snprintf(what, sizeof(what), "meta.%s", name);
+	return get_int(rd, v, what, 0, (int64_t)LD_COUNT_MAX, out);
+}
+
+static int read_meta(struct reader *rd, const cJSON *root)
+{
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "meta");
+	if (!meta || cJSON_IsNull(meta))
+		return 0;
+	if (!cJSON_IsObject(meta))
+		return bad(rd, "meta: expected an object");
+	struct ld_meta *m = &rd->s->meta;
+	int r;
+	if ((r = meta_str(rd, meta, "runtime", &m->runtime)) < 0 ||
+	    (r = meta_str(rd, meta, "agent", &m->agent)) < 0 ||
+	    (r = meta_str(rd, meta, "executable", &m->executable)) < 0 ||
+	    (r = meta_str(rd, meta, "label", &m->label)) < 0 ||
+	    (r = meta_str(rd, meta, "trigger", &m->trigger)) < 0 ||
+	    (r = meta_str(rd, meta, "time", &m->time)) < 0 ||
+	    (r = meta_str(rd, meta, "host", &m->host)) < 0 ||
+	    (r = meta_str(rd, meta, "python", &m->python)) < 0 ||
+	    (r = meta_list(rd, meta, "command", &m->command, &m->ncommand)) < 0 ||
+	    (r = meta_list(rd, meta, "roots", &m->roots, &m->nroots)) < 0 ||
+	    (r = meta_list(rd, meta, "stdlib", &m->stdlib, &m->nstdlib)) < 0 ||
+	    (r = meta_int(rd, meta, "pid", &m->pid)) < 0 ||
+	    (r = meta_int(rd, meta, "seq", &m->seq)) < 0 ||
+	    (r = meta_int(rd, meta, "depth", &m->depth)) < 0)
+		return r;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, "tracing");
+	if (cJSON_IsBool(v))
+		m->tracing = cJSON_IsTrue(v);
+	v = cJSON_GetObjectItemCaseSensitive(meta, "elapsed_ms");
+	if (cJSON_IsNumber(v) && v->valuedouble >= 0 && isfinite(v->valuedouble))
+		m->elapsed_ms = v->valuedouble;
+	return 0;
+}
+
+static int read_totals(struct reader *rd, const cJSON *root)
+{
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "totals");
+	struct ld_totals *tt = &rd->s->totals;
+	if (!t || cJSON_IsNull(t)) {
+		/* Older or hand-written files: derive what the tables say. */
+		for (size_t i = 0; i < rd->s->nsites; i++) {
+			tt->heap_bytes += rd->s->sites[i].bytes;
+			tt->heap_blocks += rd->s->sites[i].count;
+		}
+		for (size_t i = 0; i < rd->s->ntypes; i++) {
+			tt->object_bytes += rd->s->types[i].bytes;
+			tt->objects += rd->s->types[i].count;
+		}
+		return 0;
+	}
+	if (!cJSON_IsObject(t))
+		return bad(rd, "totals: expected an object");
+	int r;
+	if ((r = opt_count(rd, t, "totals", "heap_bytes", &tt->heap_bytes)) < 0 ||
+	    (r = opt_count(rd, t, "totals", "heap_blocks", &tt->heap_blocks)) < 0 ||
+	    (r = opt_count(rd, t, "totals", "objects", &tt->objects)) < 0 ||
+	    (r = opt_count(rd, t, "totals", "object_bytes", &tt->object_bytes)) < 0)
+		return r;
+	return 0;
+}
+
+static int read_gc(struct reader *rd, const cJSON *root)
+{
+	const cJSON *g = cJSON_GetObjectItemCaseSensitive(root, "gc");
+	if (!g || cJSON_IsNull(g))
+		return 0;
+	if (!cJSON_IsObject(g))
+		return bad(rd, "gc: expected an object");
+	struct ld_gc *gc = &rd->s->gc;
+	gc->present = true;
+	const cJSON *en = cJSON_GetObjectItemCaseSensitive(g, "enabled");
+	if (cJSON_IsBool(en))
+		gc->enabled = cJSON_IsTrue(en);
+	int r;
+	if ((r = opt_count(rd, g, "gc", "collected", &gc->collected)) < 0 ||
+	    (r = opt_count(rd, g, "gc", "uncollectable", &gc->uncollectable)) < 0 ||
+	    (r = opt_count(rd, g, "gc", "garbage", &gc->garbage)) < 0)
+		return r;
+	const cJSON *gens = cJSON_GetObjectItemCaseSensitive(g, "generations"), *e;
+	if (gens && !cJSON_IsNull(gens)) {
+		if (!cJSON_IsArray(gens) || cJSON_GetArraySize(gens) > LD_GC_GENERATIONS)
+			return bad(rd, "gc.generations: expected an array of at most %d objects", LD_GC_GENERATIONS);
+		cJSON_ArrayForEach(e, gens) {
+			char ctx[32];
+			snprintf(ctx, sizeof(ctx), "gc.generations[%zu]", gc->ngenerations);
+			if (!cJSON_IsObject(e))
+				return bad(rd, "%s: expected an object", ctx);
+			if ((r = opt_count(rd, e, ctx, "collections", &gc->generations[gc->ngenerations].collections)) < 0 ||
+			    (r = opt_count(rd, e, ctx, "collected", &gc->generations[gc->ngenerations].collected)) < 0 ||
+			    (r = opt_count(rd, e, ctx, "uncollectable", &gc->generations[gc->ngenerations].uncollectable)) < 0)
+				return r;
+			gc->ngenerations++;
+		}
+	}
+	return 0;
+}
+
+/* Rejects nesting deeper than LD_SNAP_MAX_NESTING before cJSON recurses. */
+static int check_nesting(struct reader *rd, const char *p, size_t len)
+{
+	int depth = 0;
+	bool in_str = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = p[i];
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = false;
+		} else if (c == '"') {
+			in_str = true;
+		} else if (c == '[' || c == '{') {
+			if (++depth > LD_SNAP_MAX_NESTING)
+				return bad(rd, "JSON nested deeper than %d levels at byte %zu", LD_SNAP_MAX_NESTING, i);
+		} else if (c == ']' || c == '}') {
+			depth--;
+		}
+	}
+	return 0;
+}
+
+int ld_snap_parse(const char *json, size_t len, struct ld_snapshot **out, struct ld_error *err)
+{
+	struct reader rd = { .err = err };
+	int r = check_nesting(&rd, json, len);
+	if (r < 0)
+		return r;
+	const char *end = NULL;
+	cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+	if (!root) {
+		const char *at = cJSON_GetErrorPtr();
+		size_t off = at && at >= json && at <= json + len ? (size_t)(at - json) : len;
+		if (off >= len)
+			return bad(&rd, "invalid JSON: document ends early (%zu bytes)", len);
+		return bad(&rd, "invalid JSON at byte %zu", off);
+	}
+	/* Only white space may follow the document. */
+	for (const char *p = end; p && p < json + len; p++) {
+		if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') {
+			cJSON_Delete(root);
+			return bad(&rd, "invalid JSON: extra data at byte %zu", (size_t)(p - json));
+		}
+	}
+	if (!cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		return bad(&rd, "not a leakdiff snapshot (the JSON is not an object)");
+	}
+	const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
+	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
+	if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, LD_SNAP_FORMAT) != 0) {
+		cJSON_Delete(root);
+		return bad(&rd, "not a leakdiff snapshot (format is not \"%s\")", LD_SNAP_FORMAT);
+	}
+	if (!cJSON_IsNumber(ver)) {
+		cJSON_Delete(root);
+		return bad(&rd, "snapshot has no version");
+	}
+	if (ver->valuedouble != LD_SNAP_VERSION) {
+		double v = ver->valuedouble;
+		cJSON_Delete(root);
+		return bad(&rd, "unsupported snapshot version %g (this leakdiff reads version %d)", v, LD_SNAP_VERSION);
+	}
+
+	rd.s = ld_snapshot_create();
+	uint32_t *stack = malloc(LD_DEPTH_MAX * sizeof(*stack));
+	if (!rd.s || !stack) {
+		r = oom(&rd);
+	} else if ((r = read_meta(&rd, root)) < 0 || (r = read_strings(&rd, root)) < 0 ||
+		   (r = read_frames(&rd, root)) < 0 || (r = read_types(&rd, root)) < 0 ||
+		   (r = read_sites(&rd, root, stack)) < 0 || (r = read_type_sites(&rd, root, stack)) < 0 ||
+		   (r = read_hints(&rd, root)) < 0 || (r = read_totals(&rd, root)) < 0 ||
+		   (r = read_gc(&rd, root)) < 0) {
+		/* r and the message are set */
+	}
+	free(stack);
+	cJSON_Delete(root);
+	if (r < 0) {
+		ld_snapshot_destroy(rd.s);
+		return r;
+	}
+	*out = rd.s;
+	return 0;
+}
+
+int ld_snap_load(const char *path, const struct ld_snap_limits *lim,
+		 struct ld_snapshot **out, struct ld_error *err)
+{
+	uint64_t max = lim && lim->max_bytes ? lim->max_bytes : LD_SNAP_MAX_BYTES_DEFAULT;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		return ld_error_set(err, e, "%s", strerror(e));
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return ld_error_set(err, e, "%s", strerror(e));
+	}
+	if (S_ISDIR(st.st_mode)) {
+		close(fd);
+		return ld_error_set(err, EISDIR, "is a directory");
+	}
+	/* Read everything, whatever st_size says (pipes and /dev/stdin have 0). */
+	size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 65536, len = 0;
+	char *data = malloc(cap);
+	int r = 0;
+	while (data) {
+		if (len == cap) {
+			if (len > max) {
+				r = ld_error_set(err, EFBIG, "file is larger than %llu bytes (raise LEAKDIFF_MAX_SNAPSHOT)",
+						 (unsigned long long)max);
+				break;
+			}
+			char *nd = realloc(data, cap * 2);
+			if (!nd)
+				break;
+			data = nd;
+			cap *= 2;
+		}
+		ssize_t n = read(fd, data + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			r = ld_error_set(err, e, "read error: %s", strerror(e));
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (!data)
+		return ld_error_set(err, ENOMEM, "out of memory");
+	if (r < 0) {
+		free(data);
+		return r;
+	}
+	char *json;
+	size_t jlen;
+	r = ld_gunzip(data, len, max, &json, &jlen, err);
+	free(data);
+	if (r < 0)
+		return r;
+	r = ld_snap_parse(json, jlen, out, err);
+	free(json);
+	return r;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static void put_count(struct ld_buf *b, uint64_t v)
+{
+	ld_buf_printf(b, "%llu", (unsigned long long)v);
+}
+
+static void put_index(struct ld_buf *b, uint32_t v)
+{
+	if (v == LD_NOSTR)
+		ld_buf_puts(b, "-1");
+	else
+		ld_buf_printf(b, "%u", v);
+}
+
+static void put_stack(struct ld_buf *b, const struct ld_snapshot *s, uint32_t stack, uint32_t depth)
+{
+	ld_buf_putc(b, '[');
+	for (uint32_t i = 0; i < depth; i++) {
+		if (i)
+			ld_buf_putc(b, ',');
+		ld_buf_printf(b, "%u", s->pool[stack + i]);
+	}
+	ld_buf_putc(b, ']');
+}
+
+static void put_meta_str(struct ld_buf *b, bool *first, const char *name, const char *v)
+{
+	if (!v)
+		return;
+	ld_buf_printf(b, "%s\"%s\":", *first ? "" : ",", name);
+	ld_buf_json_str(b, v);
+	*first = false;
+}
+
+static void put_meta_list(struct ld_buf *b, bool *first, const char *name, char *const *v, size_t n)
+{
+	if (!v)
+		return;
+	ld_buf_printf(b, "%s\"%s\":[", *first ? "" : ",", name);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			ld_buf_putc(b, ',');
+		ld_buf_json_str(b, v[i]);
+	}
+	ld_buf_putc(b, ']');
+	*first = false;
+}
+
+static void put_meta_int(struct ld_buf *b, bool *first, const char *name, int64_t v)
+{
+	if (v < 0)
+		return;
+	ld_buf_printf(b, "%s\"%s\":%lld", *first ? "" : ",", name, (long long)v);
+	*first = false;
+}
+
+void ld_snap_put_meta(struct ld_buf *b, const struct ld_meta *m)
+{
+	bool first = true;
+	ld_buf_putc(b, '{');
+	put_meta_str(b, &first, "runtime", m->runtime);
+	put_meta_str(b, &first, "agent", m->agent);
+	put_meta_list(b, &first, "command", m->command, m->ncommand);
+	put_meta_str(b, &first, "executable", m->executable);
+	put_meta_int(b, &first, "pid", m->pid);
+	put_meta_int(b, &first, "seq", m->seq);
+	put_meta_str(b, &first, "label", m->label);
+	put_meta_str(b, &first, "trigger", m->trigger);
+	put_meta_str(b, &first, "time", m->time);
+	put_meta_str(b, &first, "host", m->host);
+	put_meta_str(b, &first, "python", m->python);
+	put_meta_int(b, &first, "depth", m->depth);
+	if (m->tracing >= 0) {
+		ld_buf_printf(b, "%s\"tracing\":%s", first ? "" : ",", m->tracing ? "true" : "false");
+		first = false;
+	}
+	if (m->elapsed_ms >= 0) {
+		ld_buf_printf(b, "%s\"elapsed_ms\":%.3f", first ? "" : ",", m->elapsed_ms);
+		first = false;
+	}
+	put_meta_list(b, &first, "roots", m->roots, m->nroots);
+	put_meta_list(b, &first, "stdlib", m->stdlib, m->nstdlib);
+	ld_buf_putc(b, '}');
+}
+
+static void put_hint(struct ld_buf *b, const struct ld_snapshot *s, const struct ld_hint *h)
+{
+	ld_buf_printf(b, "{\"kind\":\"%s\"", ld_hint_kind_name(h->kind));
+	if (h->name != LD_NOSTR) {
+		ld_buf_puts(b, ",\"name\":");
+		ld_buf_json_str(b, ld_snapshot_str(s, h->name));
+	}
+	if (h->type != LD_NOSTR) {
+		ld_buf_puts(b, ",\"type\":");
+		ld_buf_json_str(b, ld_snapshot_str(s, h->type));
+	}
+	switch (h->kind) {
+	case LD_HINT_CONTAINER:
+		ld_buf_puts(b, ",\"length\":");
+		put_count(b, h->value);
+		break;
+	case LD_HINT_LRU_CACHE:
+		ld_buf_puts(b, ",\"maxsize\":");
+		if (h->maxsize < 0)
+			ld_buf_puts(b, "null");
+		else
+			put_count(b, (uint64_t)h->maxsize);
+		ld_buf_printf(b, ",\"currsize\":%llu,\"hits\":%llu,\"misses\":%llu",
+			      (unsigned long long)h->value, (unsigned long long)h->hits,
+			      (unsigned long long)h->misses);
+		break;
+	case LD_HINT_GARBAGE:
+		ld_buf_puts(b, ",\"count\":");
+		put_count(b, h->value);
+		break;
+	case LD_HINT_CYCLES:
+		ld_buf_puts(b, ",\"collected\":");
+		put_count(b, h->value);
+		break;
+	case LD_HINT_PATH:
+		ld_buf_puts(b, ",\"path\":[");
+		for (uint32_t i = 0; i < h->path_len; i++) {
+			if (i)
+				ld_buf_putc(b, ',');
+			ld_buf_json_str(b, ld_snapshot_str(s, s->pool[h->path + i]));
+		}
+		ld_buf_putc(b, ']');
+		break;
+	}
+	ld_buf_putc(b, '}');
+}
+
+int ld_snap_serialize(const struct ld_snapshot *s, char **json, size_t *len)
+{
+	struct ld_buf b;
+	ld_buf_init(&b);
+	ld_buf_printf(&b, "{\"format\":\"%s\",\"version\":%d,", LD_SNAP_FORMAT, LD_SNAP_VERSION);
+	ld_buf_puts(&b, "\"meta\":");
+	ld_snap_put_meta(&b, &s->meta);
+
+	ld_buf_puts(&b, ",\n\"strings\":[");
+	for (size_t i = 0; i < s->strings.n; i++) {
+		if (i)
+			ld_buf_putc(&b, ',');
+		ld_buf_json_str(&b, s->strings.strs[i]);
+	}
+	ld_buf_puts(&b, "],\n\"frames\":[");
+	for (size_t i = 0; i < s->nframes; i++) {
+		const struct ld_frame *f = &s->frames[i];
+		ld_buf_printf(&b, "%s[%u,%d,%u,%d,", i ? "," : "", f->file, f->line, f->function, f->function_line);
+		put_index(&b, f->text);
+		ld_buf_putc(&b, ']');
+	}
+	ld_buf_printf(&b, "],\n\"totals\":{\"heap_bytes\":%llu,\"heap_blocks\":%llu,\"objects\":%llu,\"object_bytes\":%llu}",
+		      (unsigned long long)s->totals.heap_bytes, (unsigned long long)s->totals.heap_blocks,
+		      (unsigned long long)s->totals.objects, (unsigned long long)s->totals.object_bytes);
+	ld_buf_puts(&b, ",\n\"types\":[");
+	for (size_t i = 0; i < s->ntypes; i++)
+		ld_buf_printf(&b, "%s[%u,%llu,%llu]", i ? "," : "", s->types[i].name,
+			      (unsigned long long)s->types[i].count, (unsigned long long)s->types[i].bytes);
+	ld_buf_puts(&b, "],\n\"sites\":[");
+	for (size_t i = 0; i < s->nsites; i++) {
+		const struct ld_site *st = &s->sites[i];
+		ld_buf_printf(&b, "%s[%llu,%llu,", i ? "," : "", (unsigned long long)st->count,
+			      (unsigned long long)st->bytes);
+		put_stack(&b, s, st->stack, st->depth);
+		ld_buf_putc(&b, ']');
+	}
+	ld_buf_puts(&b, "],\n\"type_sites\":[");
+	for (size_t i = 0; i < s->ntype_sites; i++) {
+		const struct ld_type_site *ts = &s->type_sites[i];
+		ld_buf_printf(&b, "%s[%u,%llu,%llu,", i ? "," : "", ts->type, (unsigned long long)ts->count,
+			      (unsigned long long)ts->bytes);
+		put_stack(&b, s, ts->stack, ts->depth);
+		ld_buf_putc(&b, ']');
+	}
+	ld_buf_puts(&b, "]");
+	if (s->gc.present) {
+		const struct ld_gc *g = &s->gc;
+		ld_buf_puts(&b, ",\n\"gc\":{");
+		if (g->enabled >= 0)
+			ld_buf_printf(&b, "\"enabled\":%s,", g->enabled ? "true" : "false");
+		ld_buf_printf(&b, "\"collected\":%llu,\"uncollectable\":%llu,\"garbage\":%llu,\"generations\":[",
+			      (unsigned long long)g->collected, (unsigned long long)g->uncollectable,
+			      (unsigned long long)g->garbage);
+		for (size_t i = 0; i < g->ngenerations; i++)
+			ld_buf_printf(&b, "%s{\"collections\":%llu,\"collected\":%llu,\"uncollectable\":%llu}",
+				      i ? "," : "", (unsigned long long)g->generations[i].collections,
+				      (unsigned long long)g->generations[i].collected,
+				      (unsigned long long)g->generations[i].uncollectable);
+		ld_buf_puts(&b, "]}");
+	}
+	ld_buf_puts(&b, ",\n\"hints\":[");
+	for (size_t i = 0; i < s->nhints; i++) {
+		if (i)
+			ld_buf_putc(&b, ',');
+		put_hint(&b, s, &s->hints[i]);
+	}
+	ld_buf_puts(&b, "]}\n");
+	if (b.oom) {
+		ld_buf_finish(&b);
+		return -ENOMEM;
+	}
+	*json = ld_buf_detach(&b, len);
+	return 0;
+}
+
+/* Compresses len bytes into a gzip stream in a new buffer. */
+static int gzip_buffer(const char *data, size_t len, unsigned char **out, size_t *outlen)
+{
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	/* Level 6 is gzip's default: most of level 9's ratio at a third of the time. */
+	if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -ENOMEM;
+	size_t cap = deflateBound(&z, len > UINT32_MAX ? UINT32_MAX : (uLong)len) + 64;
+	if (len > UINT32_MAX)
+		cap = len + len / 16 + 1024;
+	unsigned char *buf = malloc(cap);
+	if (!buf) {
+		deflateEnd(&z);
+		return -ENOMEM;
+	}
+	size_t fed = 0;
+	z.next_out = buf;
+	z.avail_out = (uInt)(cap > UINT32_MAX ? UINT32_MAX : cap);
+	int zr;
+	do {
+		if (z.avail_in == 0 && fed < len) {
+			size_t chunk = len - fed > (1u << 30) ? (1u << 30) : len - fed;
+			z.next_in = (unsigned char *)data + fed;
+			z.avail_in = (uInt)chunk;
+			fed += chunk;
+		}
+		if (z.avail_out == 0) {
+			size_t used = (size_t)(z.next_out - buf);
+			unsigned char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				deflateEnd(&z);
+				return -ENOMEM;
+			}
+			buf = nb;
+			cap *= 2;
+			z.next_out = buf + used;
+			z.avail_out = (uInt)(cap - used > UINT32_MAX ? UINT32_MAX : cap - used);
+		}
+		zr = deflate(&z, fed == len ? Z_FINISH : Z_NO_FLUSH);
+	} while (zr == Z_OK || zr == Z_BUF_ERROR);
+	size_t produced = (size_t)(z.next_out - buf);
+	deflateEnd(&z);
+	if (zr != Z_STREAM_END) {
+		free(buf);
+		return -EIO;
+	}
+	*out = buf;
+	*outlen = produced;
+	return 0;
+}
+
+static int write_all(int fd, const unsigned char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int ld_snap_save(const char *path, const struct ld_snapshot *s, struct ld_error *err)
+{
+	char *json;
+	size_t jlen;
+	if (ld_snap_serialize(s, &json, &jlen) < 0)
+		return ld_error_set(err, ENOMEM, "out of memory");
+	unsigned char *gz;
+	size_t gzlen;
+	int r = gzip_buffer(json, jlen, &gz, &gzlen);
+	free(json);
+	if (r < 0)
+		return ld_error_set(err, -r, "cannot compress snapshot: %s", strerror(-r));
+
+	/* The temporary file sits beside the target so rename() stays atomic. */
+	size_t plen = strlen(path);
+	char *tmp = malloc(plen + 16);
+	char *dircopy = strdup(path);
+	if (!tmp || !dircopy) {
+		free(gz);
+		free(tmp);
+		free(dircopy);
+		return ld_error_set(err, ENOMEM, "out of memory");
+	}
+	snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		r = ld_error_set(err, errno, "cannot create file: %s", strerror(errno));
+		goto out;
+	}
+	/* mkostemp gives 0600; a snapshot gets the mode any new file would. */
+	mode_t mask = umask(0);
+	umask(mask);
+	fchmod(fd, 0666 & ~mask);
+	r = write_all(fd, gz, gzlen);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r < 0) {
+		unlink(tmp);
+		r = ld_error_set(err, -r, "cannot write: %s", strerror(-r));
+		goto out;
+	}
+	if (rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		r = ld_error_set(err, e, "cannot rename into place: %s", strerror(e));
+		goto out;
+	}
+	/* Make the rename itself durable. */
+	int dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	r = 0;
+out:
+	free(gz);
+	free(tmp);
+	free(dircopy);
+	return r;
+}

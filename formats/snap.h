@@ -1,0 +1,69 @@
+/*
+ * The .snap file: a snapshot as gzip-compressed JSON, described in
+ * leakdiff-snapshot(5). The reader treats every file as hostile: each
+ * rejection leaves a one-line reason in the caller's struct ld_error.
+ */
+#ifndef LD_FORMATS_SNAP_H
+#define LD_FORMATS_SNAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "error.h"
+#include "snapshot.h"
+
+#define LD_SNAP_FORMAT "leakdiff-snapshot"
+#define LD_SNAP_VERSION 1
+/* Decompressed size past which a file is refused (a gzip bomb guard). */
+#define LD_SNAP_MAX_BYTES_DEFAULT (UINT64_C(1) << 30)
+/* JSON nesting past which a document is refused. */
+#define LD_SNAP_MAX_NESTING 64
+
+struct ld_snap_limits {
+	uint64_t max_bytes; /* 0 means LD_SNAP_MAX_BYTES_DEFAULT */
+};
+
+/*
+ * Reads and checks the .snap file at path. On success stores a new snapshot
+ * in *out (the caller destroys it) and returns 0. On failure stores nothing,
+ * returns a negative errno (-ENOENT, -EISDIR, -EINVAL for bad contents,
+ * -EFBIG past the size limit, -ENOMEM) and explains in err. lim may be NULL.
+ */
+int ld_snap_load(const char *path, const struct ld_snap_limits *lim,
+		 struct ld_snapshot **out, struct ld_error *err);
+
+/*
+ * Parses len bytes of uncompressed snapshot JSON (a file's contents after
+ * gunzip, or the data frames of one pipe snapshot). Same contract as
+ * ld_snap_load() with -EINVAL for anything it does not accept.
+ */
+int ld_snap_parse(const char *json, size_t len, struct ld_snapshot **out, struct ld_error *err);
+
+/*
+ * Decompresses a gzip stream of len bytes into a new buffer (NUL-terminated,
+ * freed by the caller) of at most max bytes. Returns 0, -EINVAL (not gzip,
+ * corrupt or truncated), -EFBIG or -ENOMEM, with a reason in err.
+ */
+int ld_gunzip(const void *data, size_t len, uint64_t max, char **out, size_t *outlen,
+	      struct ld_error *err);
+
+/*
+ * Serialises s as snapshot JSON into a new buffer the caller frees. Returns
+ * 0 or -ENOMEM.
+ */
+int ld_snap_serialize(const struct ld_snapshot *s, char **json, size_t *len);
+
+/*
+ * Writes s to path as a .snap file, atomically: the data goes to a temporary
+ * file in the same directory, is flushed to disk and renamed over path, so
+ * a crash or a full disk leaves either the old file or the whole new one,
+ * never a part. Returns 0 or a negative errno with a reason in err; no
+ * temporary file is left behind on failure.
+ */
+int ld_snap_save(const char *path, const struct ld_snapshot *s, struct ld_error *err);
+
+/* Appends the metadata m as a JSON object, as the snapshot format has it. */
+void ld_snap_put_meta(struct ld_buf *b, const struct ld_meta *m);
+
+#endif
