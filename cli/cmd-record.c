@@ -236,7 +236,14 @@ static int on_event(void *ctx, const struct ld_wire_event *ev)
 static char *resolve(const char *cmd)
 {
 	if (strchr(cmd, '/')) {
-		if (access(cmd, F_OK) < 0)
+		struct stat st;
+		if (stat(cmd, &st) < 0)
+			return NULL;
+		if (S_ISDIR(st.st_mode)) {
+			errno = EISDIR;
+			return NULL;
+		}
+		if (access(cmd, X_OK) < 0)
 			return NULL;
 		return strdup(cmd);
 	}
@@ -412,8 +419,8 @@ static int run(int argc, char **argv)
 
 	char *path = resolve(a.cmd[0]);
 	if (!path) {
-		if (errno == EACCES) {
-			ld_cli_error(a.cmd[0], "permission denied");
+		if (errno != ENOENT && errno != ENOTDIR) {
+			ld_cli_error(a.cmd[0], "cannot execute: %s", strerror(errno));
 			return LD_EXIT_CANNOT_RUN;
 		}
 		ld_cli_error(a.cmd[0], "command not found");

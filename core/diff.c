@@ -412,6 +412,17 @@ static int diff_hints(struct ld_diff *d)
 	return 0;
 }
 
+const struct ld_diff_type *ld_diff_suspect(const struct ld_diff *d, uint64_t min_bytes)
+{
+	for (size_t i = 0; i < d->ntypes; i++) {
+		const struct ld_diff_type *t = &d->types[i];
+		if (ld_diff_count_delta(&t->row) > 0 && strchr(t->name, '.') &&
+		    ld_diff_row_selected(&t->row, min_bytes))
+			return t;
+	}
+	return NULL;
+}
+
 int ld_diff_create(const struct ld_snapshot *before, const struct ld_snapshot *after,
 		   const struct ld_diff_opts *opts, struct ld_diff **out)
 {

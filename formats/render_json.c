@@ -247,6 +247,22 @@ int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_repo
 	size_t ntypes, nsites;
 	ld_report_count_types(d->types, d->ntypes, o, &ntypes);
 	ld_report_count_sites(d->sites, d->nsites, o, o->top, &nsites);
+	const struct ld_diff_type *sus = ld_diff_suspect(d, o->min_bytes);
+	if (sus) {
+		cJSON *so = check(&j, cJSON_CreateObject());
+		add_str(&j, so, "type", sus->name);
+		add_num(&j, so, "bytes_delta", (double)ld_diff_bytes_delta(&sus->row));
+		add_num(&j, so, "count_delta", (double)ld_diff_count_delta(&sus->row));
+		for (size_t k = 0; k < sus->nsites; k++) {
+			if (ld_diff_count_delta(&sus->sites[k].row) > 0) {
+				add(&j, so, "site", site_json(&j, &sus->sites[k], false));
+				break;
+			}
+		}
+		add(&j, root, "suspect", so);
+	} else {
+		add(&j, root, "suspect", cJSON_CreateNull());
+	}
 	add_num(&j, root, "types_changed", (double)ntypes);
 	add_num(&j, root, "sites_changed", (double)nsites);
 	add(&j, root, "types", o->by == LD_REPORT_SITES ? cJSON_CreateArray() : types_json(&j, d, false));

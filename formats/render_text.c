@@ -212,6 +212,34 @@ static void row_cells(struct out *w, const struct ld_diff_row *r, enum ld_diff_s
 #define NAME_COL_DIFF 60
 #define NAME_COL_SHOW 29
 
+/* One line that names the likely leak before the tables explain it. */
+static void suspect_line(struct out *w, const struct ld_diff *d)
+{
+	const struct ld_diff_type *t = ld_diff_suspect(d, w->o->min_bytes);
+	char c[32], b[32];
+	if (!t)
+		return;
+	ld_count_format(c, sizeof(c), ld_diff_count_delta(&t->row), true);
+	ld_size_format(b, sizeof(b), ld_diff_bytes_delta(&t->row), true);
+	ld_buf_putc(&w->b, '\n');
+	style(w, BOLD);
+	ld_buf_puts(&w->b, "Likely leak: ");
+	style(w, RESET);
+	ld_buf_printf(&w->b, "%s ", c);
+	style(w, BOLD);
+	text(w, t->name);
+	style(w, RESET);
+	ld_buf_printf(&w->b, " objects (%s)", b);
+	for (size_t j = 0; j < t->nsites; j++) {
+		if (ld_diff_count_delta(&t->sites[j].row) > 0) {
+			ld_buf_puts(&w->b, ", allocated at\n  ");
+			stack_text(w, &t->sites[j].stack, 2);
+			return;
+		}
+	}
+	ld_buf_putc(&w->b, '\n');
+}
+
 static void types_table(struct out *w, const struct ld_diff *d, bool show)
 {
 	size_t selected, shown = ld_report_count_types(d->types, d->ntypes, w->o, &selected);
@@ -369,6 +397,7 @@ int ld_report_diff_text(FILE *out, const struct ld_diff *d, const struct ld_repo
 	meta_line(&w, "before", o->before_path ? o->before_path : "", d->before);
 	meta_line(&w, "after", o->after_path ? o->after_path : "", d->after);
 	totals(&w, d, false);
+	suspect_line(&w, d);
 	if (o->by != LD_REPORT_SITES)
 		types_table(&w, d, false);
 	if (o->by != LD_REPORT_TYPES)

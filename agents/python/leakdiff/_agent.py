@@ -1,0 +1,504 @@
+"""The leakdiff agent inside a CPython process.
+
+Started by the bootstrap ``sitecustomize`` when ``leakdiff record`` runs the
+program (see leakdiff-protocol(7)): it says hello on the pipe, starts
+tracemalloc, answers the snapshot signal and takes a last snapshot at exit.
+
+Everything the agent needs is imported here, before tracemalloc starts and
+before the first snapshot, so that the agent's own modules neither show up
+as allocations nor appear between two snapshots.
+"""
+
+import atexit
+import gc
+import json
+import os
+import sys
+import time
+import zlib
+import _thread
+from types import FunctionType as _FunctionType
+
+try:
+    import _signal
+except ImportError:  # pragma: no cover
+    _signal = None
+
+try:
+    import _tracemalloc as _tm_module
+    if not (hasattr(_tm_module, "_get_traces")
+            and hasattr(_tm_module, "_get_object_traceback")):
+        raise ImportError
+except ImportError:  # pragma: no cover - every CPython 3.x has it
+    _tm_module = None
+
+from . import _heap, _snapshot, _sources, _wire
+
+VERSION = "0.1.0"
+AGENT_NAME = "leakdiff-python " + VERSION
+ENV_VARS = ("LEAKDIFF_FD", "LEAKDIFF_PIPE", "LEAKDIFF_DEPTH",
+            "LEAKDIFF_SIGNAL", "LEAKDIFF_EVERY")
+DEFAULT_DEPTH = 16
+MAX_DEPTH = 1024
+LABEL_MAX = 4096
+MESSAGE_MAX = 8192
+
+# CPython 3.11 cannot find the allocation of objects whose class keeps a
+# "managed" dict (python/cpython#101430); _heap.tracebacks_getter() then
+# asks the C API for the block at the object's real start.  ctypes is
+# imported now, not during a snapshot, so that its modules are there from
+# the first snapshot on and its own allocations are not traced.
+_BY_ADDRESS = None
+if sys.version_info[:2] == (3, 11) and sys.implementation.name == "cpython":
+    try:
+        import ctypes as _ctypes
+        _lookup = _ctypes.pythonapi._PyTraceMalloc_GetTraceback
+        _lookup.restype = _ctypes.py_object
+        _lookup.argtypes = (_ctypes.c_uint, _ctypes.c_size_t)
+        _BY_ADDRESS = (_lookup, _ctypes.sizeof(_ctypes.c_void_p))
+        del _lookup
+    except Exception:
+        _BY_ADDRESS = None
+
+
+def _encode_json(obj):
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"),
+                      check_circular=False, allow_nan=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode(
+            "utf-8", "replace").encode("utf-8")
+
+
+class _Tracemalloc:
+    """The few tracemalloc calls the agent needs, on the C module."""
+
+    def __init__(self, mod):
+        self.mod = mod
+
+    def is_tracing(self):
+        return self.mod is not None and self.mod.is_tracing()
+
+    def start(self, depth):
+        self.mod.start(depth)
+
+    def stop(self):
+        self.mod.stop()
+
+    def get_traceback_limit(self):
+        return self.mod.get_traceback_limit()
+
+    def get_traces(self):
+        return self.mod._get_traces()
+
+    def get_object_traceback(self, obj):
+        return self.mod._get_object_traceback(obj)
+
+
+def read_environment(environ=None, scrub=True):
+    """Read the LEAKDIFF_* settings; remove them from the environment.
+
+    Returns a dict with fd, pipe, depth and signal ("None" where missing or
+    malformed).  Exposed for tests and for the bootstrap.
+    """
+    env = os.environ if environ is None else environ
+    raw = {name: env.get(name) for name in ENV_VARS}
+    if scrub:
+        for name in ENV_VARS:
+            if name in env:
+                try:
+                    del env[name]
+                except Exception:
+                    pass
+    out = {"fd": None, "pipe": None, "depth": DEFAULT_DEPTH, "signal": None,
+           "problems": []}
+    try:
+        fd = int(raw["LEAKDIFF_FD"])
+        if fd >= 0:
+            out["fd"] = fd
+    except (TypeError, ValueError):
+        pass
+    out["pipe"] = _wire.parse_pipe_id(raw["LEAKDIFF_PIPE"])
+    if raw["LEAKDIFF_DEPTH"] not in (None, ""):
+        try:
+            depth = int(raw["LEAKDIFF_DEPTH"])
+            out["depth"] = min(max(depth, 1), MAX_DEPTH)
+        except ValueError:
+            out["problems"].append("LEAKDIFF_DEPTH=%r is not a number; using %d"
+                                   % (raw["LEAKDIFF_DEPTH"], DEFAULT_DEPTH))
+    default_signal = getattr(_signal, "SIGUSR2", None)
+    if raw["LEAKDIFF_SIGNAL"] in (None, ""):
+        out["signal"] = default_signal
+    else:
+        try:
+            out["signal"] = int(raw["LEAKDIFF_SIGNAL"])
+        except ValueError:
+            out["problems"].append("LEAKDIFF_SIGNAL=%r is not a signal number"
+                                   % (raw["LEAKDIFF_SIGNAL"],))
+    return out
+
+
+class Agent:
+    """State of the agent in this process (one instance at most)."""
+
+    def __init__(self, wire, depth, signum, boot_file):
+        self.wire = wire
+        self.depth = depth
+        self.signum = signum
+        self.lock = _thread.RLock()
+        self.seq = 0
+        self.busy = False
+        self.pending = []
+        self.finished = False          # exit snapshot done, or forked child
+        self.started_tracing = False
+        self.handler_installed = False
+        self.tm = _Tracemalloc(_tm_module)
+        self.agent_name = AGENT_NAME
+        self.python_version = _wire.running_version()
+        self.executable = sys.executable or ""
+        try:
+            self.host = os.uname().nodename
+        except Exception:
+            self.host = ""
+        here = os.path.dirname(os.path.abspath(__file__))
+        root = os.path.dirname(here)
+        self.agent_dirs = _unique([root, os.path.realpath(root)])
+        self.agent_prefixes = tuple(d.rstrip(os.sep) + os.sep for d in self.agent_dirs)
+        self.boot_file = boot_file
+        self.agent_files = frozenset()
+        self.agent_modules = frozenset()
+        self.own_modules = frozenset()
+        self.refresh_agent_files()
+        self.stdlib_dirs = _stdlib_dirs()
+        self.resolver = _sources.Resolver(self.stdlib_dirs[0] if self.stdlib_dirs else None)
+        self.builder = _snapshot.Builder(self)
+        self._tb_verdicts = {}
+
+    # -- identity of the agent's own code --------------------------------
+
+    def refresh_agent_files(self):
+        files = set()
+        mods = set()
+        for name, mod in list(sys.modules.items()):
+            if not isinstance(name, str):
+                continue
+            if name == "leakdiff" or name.startswith("leakdiff."):
+                mods.add(name)
+                path = getattr(mod, "__file__", None)
+                if isinstance(path, str):
+                    files.add(path)
+        for name in mods:
+            mod = sys.modules.get(name)
+            for value in list(getattr(mod, "__dict__", {}).values()):
+                if type(value) is _FunctionType:
+                    files.add(value.__code__.co_filename)
+        if self.boot_file:
+            files.add(self.boot_file)
+        self.agent_files = frozenset(files)
+        self.agent_modules = frozenset(mods)
+        self.own_modules = frozenset(mods)
+
+    def _is_agent_file(self, filename, innermost):
+        if filename == self.boot_file:
+            return innermost
+        if filename in self.agent_files:
+            return True
+        if not isinstance(filename, str):
+            return False
+        if filename.startswith(self.agent_prefixes):
+            return True
+        if innermost and os.path.basename(filename) == "tracemalloc.py":
+            return os.path.dirname(filename) in self.stdlib_dirs
+        return False
+
+    def is_agent_traceback(self, frames):
+        """True for allocations made by the agent (or by tracemalloc.py).
+
+        A traceback is the agent's when any of its frames is in the agent's
+        code, except the bootstrap file, which counts only as the innermost
+        frame: what the chained sitecustomize allocates belongs to the
+        program.
+        """
+        verdicts = self._tb_verdicts
+        for i, frame in enumerate(frames):
+            key = (frame[0], i == 0)
+            hit = verdicts.get(key)
+            if hit is None:
+                hit = verdicts[key] = self._is_agent_file(frame[0], i == 0)
+            if hit:
+                return True
+        return False
+
+    def state_roots(self):
+        return [self]
+
+    def import_roots(self):
+        out = []
+        for entry in list(sys.path):
+            if not isinstance(entry, str) or not entry:
+                continue
+            if os.path.realpath(entry) in self.agent_dirs or entry in self.agent_dirs:
+                continue
+            text = _wire.clean_text(entry)
+            if text not in out:
+                out.append(text)
+        return out
+
+    def by_address(self):
+        return _BY_ADDRESS
+
+    # -- messages -----------------------------------------------------------
+
+    def live(self):
+        return not self.finished and self.wire.alive
+
+    def note(self, message, level="warning"):
+        if not self.wire.alive:
+            return
+        message = _wire.clean_text(message)
+        if len(message) > MESSAGE_MAX:
+            message = message[:MESSAGE_MAX] + "..."
+        try:
+            self.wire.send_json("log", {"level": level, "message": message}, _encode_json)
+        except Exception:
+            self.wire.kill()
+
+    # -- snapshots ------------------------------------------------------------
+
+    def request(self, label, trigger):
+        """Take a snapshot now; returns its seq, or None.
+
+        Snapshots are serialised by an RLock.  A request that arrives while
+        this thread is already taking one (a signal handler, a __del__ run by
+        the collection) is queued and taken right after, never nested.
+        """
+        if not self.live():
+            return None
+        self.lock.acquire()
+        try:
+            if self.busy:
+                if (label, trigger) not in self.pending:
+                    self.pending.append((label, trigger))
+                return None
+            self.busy = True
+            try:
+                seq = self._emit(label, trigger)
+                while self.pending and self.live():
+                    more = self.pending.pop(0)
+                    self._emit(*more)
+            finally:
+                self.busy = False
+                if not self.live():
+                    self.pending = []
+        finally:
+            self.lock.release()
+        return seq
+
+    def _emit(self, label, trigger):
+        if not self.live():
+            return None
+        seq = self.seq + 1
+        try:
+            doc = self.builder.take(seq, label, trigger)
+            blob = _encode_json(doc)
+            del doc
+        except Exception as exc:
+            self.note("snapshot failed: %s: %s" % (type(exc).__name__, exc))
+            return None
+        if not self.live():
+            return None
+        self.seq = seq
+        wire = self.wire
+        ok = wire.send_json("begin", {"seq": seq, "label": label, "trigger": trigger},
+                            _encode_json)
+        ok = ok and wire.send_data(blob)
+        ok = ok and wire.send_json(
+            "end", {"seq": seq, "bytes": len(blob), "crc32": zlib.crc32(blob) & 0xFFFFFFFF},
+            _encode_json)
+        return seq if ok else None
+
+
+# -- module state and entry points ---------------------------------------------
+
+_agent = None
+
+
+def _unique(items):
+    out = []
+    for item in items:
+        if item and item not in out:
+            out.append(item)
+    return out
+
+
+def _stdlib_dirs():
+    """The standard library directories (what sysconfig calls stdlib and
+    platstdlib), found without importing sysconfig."""
+    dirs = []
+    os_file = getattr(os, "__file__", None)
+    if isinstance(os_file, str):
+        dirs.append(os.path.dirname(os_file))
+    for entry in sys.path:
+        if isinstance(entry, str) and os.path.basename(entry.rstrip(os.sep)) == "lib-dynload":
+            dirs.append(os.path.dirname(entry.rstrip(os.sep)))
+    dirs = [os.path.abspath(d) for d in dirs if d]
+    return _unique(dirs + [os.path.realpath(d) for d in dirs])
+
+
+def _clean_label(label):
+    if label is None:
+        label = ""
+    label = _wire.clean_text(label)
+    if len(label) > LABEL_MAX:
+        label = label[:LABEL_MAX]
+    return label
+
+
+def _on_signal(signum, frame):
+    del frame
+    agent = _agent
+    if agent is None or not agent.live():
+        return
+    try:
+        agent.request("", "signal")
+    except Exception:
+        pass
+
+
+def _at_exit():
+    agent = _agent
+    if agent is None:
+        return
+    try:
+        if agent.live():
+            agent.request("exit", "exit")
+    except Exception:
+        pass
+    finally:
+        agent.finished = True
+
+
+def _after_fork_child():
+    agent = _agent
+    if agent is None:
+        return
+    try:
+        agent.finished = True
+        wire = agent.wire
+        if wire.alive:
+            # The child must neither write into nor hold open the parent's
+            # stream; close our descriptor if it still is the pipe.
+            try:
+                st = os.fstat(wire.fd)
+                if st.st_dev == wire.dev and st.st_ino == wire.ino:
+                    os.close(wire.fd)
+            except OSError:
+                pass
+        wire.kill()
+        agent.pending = []
+        agent.lock = _thread.RLock()
+        agent.busy = False
+        if agent.started_tracing and agent.tm.is_tracing():
+            agent.tm.stop()
+        if agent.handler_installed and _signal is not None:
+            if _signal.getsignal(agent.signum) is _on_signal:
+                _signal.signal(agent.signum, _signal.SIG_DFL)
+    except Exception:
+        pass
+
+
+def active():
+    agent = _agent
+    return agent is not None and agent.live()
+
+
+def api_snapshot(label=""):
+    """leakdiff.snapshot(): seq of the snapshot taken, or None."""
+    agent = _agent
+    if agent is None or not agent.live():
+        return None
+    try:
+        return agent.request(_clean_label(label), "api")
+    except Exception:
+        return None
+
+
+def start(config=None, boot_file=None):
+    """Start the agent; returns True when it is recording.
+
+    ``config`` is what read_environment() returned (the bootstrap reads and
+    scrubs the environment before importing this module); without it the
+    environment is read here.
+    """
+    global _agent
+    if _agent is not None:
+        return _agent.live()
+    if config is None:
+        config = read_environment()
+    fd = config.get("fd")
+    pipe = config.get("pipe")
+    if fd is None or pipe is None:
+        return False
+    wire = _wire.Wire(fd, pipe[0], pipe[1])
+    if not wire.owns_fd():
+        return False
+    try:
+        os.set_inheritable(fd, False)
+    except OSError:
+        wire.kill()
+        return False
+
+    agent = Agent(wire, config.get("depth") or DEFAULT_DEPTH, config.get("signal"), boot_file)
+    _agent = agent
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_child)
+
+    hello = {
+        "protocol": "leakdiff-pipe", "version": 1, "runtime": "python",
+        "agent": AGENT_NAME, "pid": os.getpid(),
+        "python": agent.python_version,
+    }
+    if agent.executable:
+        hello["executable"] = _wire.clean_text(agent.executable)
+    if not wire.send_json("hello", hello, _encode_json):
+        agent.finished = True
+        return False
+    for problem in config.get("problems") or ():
+        agent.note(problem)
+
+    tm = agent.tm
+    if tm.mod is None:
+        agent.note("tracemalloc is not available; allocation sites are not recorded")
+    elif tm.is_tracing():
+        agent.depth = tm.get_traceback_limit()
+    else:
+        try:
+            tm.start(agent.depth)
+            agent.started_tracing = True
+        except Exception as exc:
+            agent.note("could not start tracemalloc: %s" % (exc,))
+
+    _install_signal(agent)
+    atexit.register(_at_exit)
+    return agent.live()
+
+
+def _install_signal(agent):
+    signum = agent.signum
+    if signum is None or _signal is None:
+        return
+    try:
+        current = _signal.getsignal(signum)
+    except (ValueError, OSError) as exc:
+        agent.note("signal %r cannot be used for snapshots: %s" % (signum, exc))
+        return
+    if current != _signal.SIG_DFL:
+        agent.note("signal %d already has a handler in this program; "
+                   "snapshots on signal are off" % signum)
+        return
+    try:
+        _signal.signal(signum, _on_signal)
+        agent.handler_installed = True
+    except (ValueError, OSError, RuntimeError) as exc:
+        agent.note("could not install the handler of signal %d: %s" % (signum, exc))

@@ -1,0 +1,120 @@
+"""Shared pieces of the end-to-end tests: where leakdiff is, how to run it,
+how to read .snap files, and a unittest runner that speaks TAP so meson
+counts every case.
+
+The tests run the real binary on real programs. LEAKDIFF names the binary
+and LEAKDIFF_SOURCE the source tree (meson sets both); LEAKDIFF_TEST_PYTHON
+picks the interpreter to record (default: python3 on PATH).
+"""
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+SOURCE = os.environ.get("LEAKDIFF_SOURCE") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+LEAKDIFF = os.environ.get("LEAKDIFF") or os.path.join(SOURCE, "build", "cli", "leakdiff")
+PYTHON = os.environ.get("LEAKDIFF_TEST_PYTHON") or shutil.which("python3") or sys.executable
+EXAMPLES = os.path.join(SOURCE, "examples", "python")
+DATA = os.path.join(SOURCE, "tests", "data")
+
+
+def run(args, env=None, cwd=None, timeout=120, input=None):
+    """Runs a command, returning the CompletedProcess with text output."""
+    full_env = dict(os.environ)
+    full_env.pop("NO_COLOR", None)
+    if env:
+        full_env.update(env)
+    return subprocess.run(args, env=full_env, cwd=cwd, timeout=timeout, input=input,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, errors="surrogateescape")
+
+
+def leakdiff(*args, **kw):
+    return run([LEAKDIFF] + [str(a) for a in args], **kw)
+
+
+def load_snap(path):
+    with gzip.open(path, "rb") as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+def source_line(path, marker):
+    """The line number of the line holding marker (a comment in an example)."""
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if marker in line:
+                return n
+    raise AssertionError("%s not found in %s" % (marker, path))
+
+
+def diff_json(before, after, *extra):
+    r = leakdiff("diff", "--format=json", "--top=0", *extra, before, after)
+    if r.returncode != 0:
+        raise AssertionError("diff failed (%d): %s" % (r.returncode, r.stderr))
+    return json.loads(r.stdout)
+
+
+def find(rows, **want):
+    """The first row whose fields equal want, or None."""
+    for row in rows:
+        if all(row.get(k) == v for k, v in want.items()):
+            return row
+    return None
+
+
+class TempDirCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="leakdiff-e2e-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def path(self, *parts):
+        return os.path.join(self.tmp, *parts)
+
+
+class _TapResult(unittest.TestResult):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def _line(self, ok, test, extra=""):
+        self.n += 1
+        print("%s %d - %s%s" % ("ok" if ok else "not ok", self.n, test.id(), extra), flush=True)
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._line(True, test)
+
+    def _fail(self, test, err, kind):
+        self._line(False, test)
+        text = self._exc_info_to_string(err, test)
+        for line in text.rstrip().splitlines():
+            print("# " + line)
+        sys.stderr.write("%s: %s\n%s\n" % (kind, test.id(), text))
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._fail(test, err, "FAIL")
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._fail(test, err, "ERROR")
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self._line(True, test, " # SKIP " + reason)
+
+
+def main():
+    """Runs the calling module's tests and prints TAP."""
+    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules["__main__"])
+    print("1..%d" % suite.countTestCases(), flush=True)
+    result = _TapResult()
+    suite.run(result)
+    sys.exit(0 if result.wasSuccessful() else 1)

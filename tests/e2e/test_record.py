@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""End to end: real leaky Python programs recorded with `leakdiff record`
+at two sizes and compared with `leakdiff diff`. The programs are built so
+the growth is known exactly: N more requests leave N more objects."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+import harness
+from harness import EXAMPLES, PYTHON, TempDirCase, diff_json, find, leakdiff, load_snap, source_line
+
+APP = os.path.join(EXAMPLES, "leakyapp")
+ENV = {"PYTHONPATH": EXAMPLES}
+
+
+def module_file(name):
+    return os.path.join(APP, name)
+
+
+class Recorder(TempDirCase):
+    def record(self, name, *cmd, env=None, opts=(), check=True):
+        out = self.path(name)
+        full_env = dict(ENV)
+        full_env.update(env or {})
+        r = leakdiff("record", "-o", out, *opts, "--", *cmd, env=full_env, cwd=self.tmp)
+        if check:
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(os.path.exists(out), r.stderr)
+        return r, out
+
+    def app_pair(self, leak, small=1000, large=3000, python=PYTHON):
+        _, a = self.record("a.snap", python, "-m", "leakyapp", "--leak", leak, "--requests", str(small))
+        _, b = self.record("b.snap", python, "-m", "leakyapp", "--leak", leak, "--requests", str(large))
+        return a, b, diff_json(a, b)
+
+    def assert_top_frame(self, frame, file, marker, function):
+        self.assertEqual(os.path.realpath(frame["file"]), os.path.realpath(module_file(file)))
+        self.assertEqual(frame["line"], source_line(module_file(file), marker))
+        self.assertEqual(frame["function"], function)
+
+
+class Leaks(Recorder):
+    def test_registry(self):
+        a, b, d = self.app_pair("registry")
+        t = find(d["types"], name="leakyapp.session.Session")
+        self.assertIsNotNone(t, [x["name"] for x in d["types"]])
+        self.assertEqual((t["count_before"], t["count_after"], t["count_delta"]), (1000, 3000, 2000))
+        site = t["sites"][0]
+        self.assertEqual(site["count_delta"], 2000)
+        self.assert_top_frame(site["frames"][0], "session.py", "# leak: registry", "login")
+        self.assertEqual(site["frames"][1]["function"], "serve")
+        # the site table has the same line, with at least those 2,000 blocks
+        s = [x for x in d["sites"] if x["frames"][0]["line"] == site["frames"][0]["line"]
+             and x["frames"][0]["file"] == site["frames"][0]["file"]]
+        self.assertTrue(s and s[0]["count_delta"] >= 2000, s)
+        h = find(d["hints"], kind="container", name="leakyapp.session.Session.registry")
+        self.assertEqual((h["before"], h["after"]), (1000, 3000))
+        p = find(d["hints"], kind="path", type="leakyapp.session.Session")
+        self.assertEqual(p["path"][0], "leakyapp.session.Session.registry")
+        self.assertEqual(p["path"][-1], "leakyapp.session.Session")
+        # the text report leads with the type and the line that allocates it
+        r = leakdiff("diff", a, b)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        line = source_line(module_file("session.py"), "# leak: registry")
+        self.assertIn("leakyapp.session.Session", r.stdout)
+        self.assertIn("leakyapp/session.py:%d in login" % line, r.stdout)
+
+    def test_global_cache(self):
+        _, _, d = self.app_pair("cache")
+        t = find(d["types"], name="leakyapp.cache.CachedPage")
+        self.assertEqual((t["count_before"], t["count_after"]), (1000, 3000))
+        self.assert_top_frame(t["sites"][0]["frames"][0], "cache.py", "# leak: cache", "render")
+        self.assertEqual(t["sites"][0]["count_delta"], 2000)
+        h = find(d["hints"], kind="container", name="leakyapp.cache.CACHE")
+        self.assertEqual((h["type"], h["before"], h["after"]), ("dict", 1000, 3000))
+
+    def test_unbounded_lru_cache(self):
+        _, _, d = self.app_pair("lru")
+        t = find(d["types"], name="leakyapp.pricing.Quote")
+        self.assertEqual(t["count_delta"], 2000)
+        self.assert_top_frame(t["sites"][0]["frames"][0], "pricing.py", "# leak: lru", "quote")
+        h = find(d["hints"], kind="lru_cache", name="leakyapp.pricing.quote")
+        self.assertIsNone(h["maxsize"])
+        self.assertEqual((h["before"], h["after"]), (1000, 3000))
+
+    def test_stdlib_logger_per_request(self):
+        a, b, d = self.app_pair("logger")
+        t = find(d["types"], name="logging.Logger")
+        self.assertEqual(t["count_delta"], 2000)
+        site = t["sites"][0]
+        self.assertIn("logging", site["frames"][0]["file"])
+        caller = site["frames"][site["caller"]]
+        self.assert_top_frame(caller, "logs.py", "# leak: logger", "handle")
+        r = leakdiff("diff", a, b)
+        self.assertIn("called from leakyapp/logs.py:%d in handle"
+                      % source_line(module_file("logs.py"), "# leak: logger"), r.stdout)
+
+    def test_cycles_with_del_do_not_grow(self):
+        r1, a = self.record("a.snap", PYTHON, "-m", "leakyapp", "--leak", "cycles", "--requests", "1000")
+        r2, b = self.record("b.snap", PYTHON, "-m", "leakyapp", "--leak", "cycles", "--requests", "3000")
+        d = diff_json(a, b)
+        self.assertIsNone(find(d["types"], name="leakyapp.cycles.Node"))
+        for snap in (a, b):
+            doc = load_snap(snap)
+            names = {doc["strings"][t[0]] for t in doc["types"]}
+            self.assertNotIn("leakyapp.cycles.Node", names)
+
+
+class Snapshots(Recorder):
+    def test_api_snapshot_and_naming(self):
+        r, out = self.record("run.snap", PYTHON, "-m", "leakyapp", "--leak", "registry",
+                             "--requests", "2000", "--snapshot", "half-way")
+        first = self.path("run.1.snap")
+        self.assertTrue(os.path.exists(first), r.stderr)
+        self.assertIn("wrote %s (snapshot 1, api \"half-way\"" % first, r.stderr)
+        self.assertIn("wrote %s (snapshot 2, exit" % out, r.stderr)
+        meta = load_snap(first)["meta"]
+        self.assertEqual((meta["label"], meta["trigger"], meta["seq"]), ("half-way", "api", 1))
+        self.assertEqual(meta["command"][-1], "half-way")
+        d = diff_json(first, out)
+        self.assertEqual(find(d["types"], name="leakyapp.session.Session")["count_delta"], 1000)
+
+    def test_snapshot_is_noop_without_recorder(self):
+        env = dict(os.environ, PYTHONPATH=os.path.join(harness.SOURCE, "agents", "python"))
+        r = subprocess.run([PYTHON, "-c", "import leakdiff; print(leakdiff.snapshot('x'), leakdiff.recording())"],
+                           env=env, stdout=subprocess.PIPE, universal_newlines=True)
+        self.assertEqual(r.stdout, "None False\n")
+
+    def test_signal_and_every(self):
+        script = self.path("wait.py")
+        with open(script, "w") as f:
+            f.write("import time\nkeep = []\nfor i in range(30):\n    keep.append(object())\n"
+                    "    time.sleep(0.05)\n")
+        r, out = self.record("w.snap", PYTHON, script, opts=["--every=300ms"])
+        numbered = sorted(p for p in os.listdir(self.tmp) if p.startswith("w.") and p != "w.snap")
+        self.assertGreaterEqual(len(numbered), 2, r.stderr)
+        self.assertEqual(load_snap(self.path(numbered[0]))["meta"]["trigger"], "signal")
+
+    def test_kill_usr2(self):
+        script = self.path("serve.py")
+        with open(script, "w") as f:
+            f.write("import sys, time\nprint('ready', flush=True)\nsys.stdin.readline()\n")
+        out = self.path("k.snap")
+        env = dict(os.environ, **ENV)
+        p = subprocess.Popen([harness.LEAKDIFF, "record", "-o", out, "--", PYTHON, script], env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             universal_newlines=True)
+        self.assertEqual(p.stdout.readline(), "ready\n")
+        target = int(subprocess.check_output(["pgrep", "-P", str(p.pid)]).split()[0])
+        os.kill(target, signal.SIGUSR2)
+        deadline = time.time() + 30
+        while not os.path.exists(self.path("k.1.snap")) and time.time() < deadline:
+            time.sleep(0.05)
+        p.stdin.write("\n")
+        p.stdin.flush()
+        _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(load_snap(self.path("k.1.snap"))["meta"]["trigger"], "signal")
+        self.assertEqual(load_snap(out)["meta"]["trigger"], "exit")
+
+
+class Process(Recorder):
+    def test_exit_status_passed_on(self):
+        r, out = self.record("x.snap", PYTHON, "-c", "import sys; sys.exit(3)", check=False)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertTrue(os.path.exists(out))
+
+    def test_killed_target(self):
+        code = ("import leakdiff, os, signal\nleakdiff.snapshot('before-crash')\n"
+                "os.kill(os.getpid(), signal.SIGKILL)\n")
+        r, out = self.record("x.snap", PYTHON, "-c", code, check=False)
+        self.assertEqual(r.returncode, 128 + signal.SIGKILL, r.stderr)
+        self.assertIn("killed by signal 9", r.stderr)
+        self.assertEqual(load_snap(self.path("x.1.snap"))["meta"]["label"], "before-crash")
+        self.assertFalse(os.path.exists(out))
+        self.assertEqual([p for p in os.listdir(self.tmp) if ".tmp." in p], [])
+
+    def test_sigterm_forwarded(self):
+        script = self.path("loop.py")
+        with open(script, "w") as f:
+            f.write("import signal, sys, time\n"
+                    "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+                    "print('ready', flush=True)\ntime.sleep(60)\n")
+        out = self.path("t.snap")
+        env = dict(os.environ, **ENV)
+        p = subprocess.Popen([harness.LEAKDIFF, "record", "-o", out, "--", PYTHON, script], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+        self.assertEqual(p.stdout.readline(), "ready\n")
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(load_snap(out)["meta"]["trigger"], "exit")
+
+    def test_output_unchanged(self):
+        code = ("import sys\nprint('out', 1, flush=True)\nsys.stderr.write('err\\n')\n"
+                "import os; print(sorted(k for k in os.environ if k.startswith('LEAKDIFF')))\n")
+        plain = harness.run([PYTHON, "-c", code])
+        r, _ = self.record("o.snap", PYTHON, "-c", code)
+        self.assertEqual(r.stdout, plain.stdout)
+        self.assertEqual(r.stdout, "out 1\n[]\n")
+        self.assertTrue(r.stderr.startswith("err\n"), r.stderr)
+
+    def test_children_not_traced(self):
+        code = ("import subprocess, sys, os\n"
+                "out = subprocess.run([sys.executable, '-c', 'import os, sys; "
+                "print(sorted(k for k in os.environ if k.startswith(\"LEAKDIFF\")), "
+                "\"sitecustomize\" in sys.modules and getattr(sys.modules[\"sitecustomize\"], \"__file__\", \"\"))'],"
+                " stdout=subprocess.PIPE, universal_newlines=True).stdout\n"
+                "print(out.strip())\n"
+                "pid = os.fork()\n"
+                "if pid == 0:\n    import leakdiff\n    print('child', leakdiff.snapshot('child'))\n    os._exit(0)\n"
+                "os.waitpid(pid, 0)\n")
+        r, out = self.record("c.snap", PYTHON, "-c", code)
+        self.assertIn("child None", r.stdout)
+        self.assertTrue(r.stdout.startswith("[]"), r.stdout)
+        self.assertNotIn("agents/python/boot", r.stdout)
+        written = [p for p in os.listdir(self.tmp) if p.endswith(".snap")]
+        self.assertEqual(written, ["c.snap"])
+
+    def test_chains_existing_sitecustomize(self):
+        site = self.path("site")
+        os.mkdir(site)
+        with open(os.path.join(site, "sitecustomize.py"), "w") as f:
+            f.write("import builtins\nbuiltins.CHAINED = True\n")
+        r, _ = self.record("s.snap", PYTHON, "-c", "print(CHAINED)",
+                           env={"PYTHONPATH": site + os.pathsep + EXAMPLES})
+        self.assertEqual(r.stdout, "True\n")
+
+    def test_script_and_console_script(self):
+        script = self.path("tool")
+        with open(script, "w") as f:
+            f.write("#!%s\nimport leakyapp.__main__ as m\nm.main(['--requests', '10'])\n" % PYTHON)
+        os.chmod(script, 0o755)
+        r, out = self.record("cs.snap", script)
+        self.assertIn("served 10 requests", r.stdout)
+        self.assertEqual(load_snap(out)["meta"]["runtime"], "python")
+
+    def test_isolated_mode_is_reported(self):
+        r, out = self.record("i.snap", PYTHON, "-I", "-c", "pass", check=False)
+        self.assertEqual(r.returncode, 125)
+        self.assertIn("agent never started", r.stderr)
+
+
+class OtherInterpreters(Recorder):
+    """The registry leak under every other interpreter found here."""
+
+    def test_other_pythons(self):
+        candidates = ["/usr/bin/python3"] + sorted(
+            "/root/.pyenv/versions/%s/bin/python3" % v for v in ("3.8.18", "3.13.0"))
+        tried = 0
+        for py in candidates:
+            if not os.access(py, os.X_OK) or os.path.realpath(py) == os.path.realpath(PYTHON):
+                continue
+            tried += 1
+            with self.subTest(python=py):
+                _, _, d = self.app_pair("registry", 100, 300, python=py)
+                t = find(d["types"], name="leakyapp.session.Session")
+                self.assertEqual(t["count_delta"], 200)
+                self.assert_top_frame(t["sites"][0]["frames"][0], "session.py", "# leak: registry", "login")
+        if not tried:
+            self.skipTest("no other Python interpreter on this machine")
+
+
+if __name__ == "__main__":
+    harness.main()
