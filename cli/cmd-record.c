@@ -141,6 +141,7 @@ struct recorder {
 	const struct args *a;
 	pid_t child, agent_pid;
 	bool connected, got_exit;
+	bool requested; /* a timed snapshot was asked for and has not arrived */
 	int written, failed_writes;
 	const char *exit_path;
 };
@@ -195,7 +196,8 @@ static int on_snapshot(struct recorder *rec, const struct ld_wire_event *ev)
 			char objs[32], bytes[32];
 			ld_count_format(objs, sizeof(objs), (int64_t)s->totals.objects, false);
 			ld_size_format(bytes, sizeof(bytes), (int64_t)s->totals.heap_bytes, false);
-			char *label = *ev->label ? ld_escape_dup(ev->label, LD_ESCAPE_TEXT) : NULL;
+			bool named = *ev->label && strcmp(ev->label, ev->trigger) != 0;
+			char *label = named ? ld_escape_dup(ev->label, LD_ESCAPE_TEXT) : NULL;
 			char *safe = ld_escape_dup(path, LD_ESCAPE_TEXT);
 			fprintf(stderr, "leakdiff: wrote %s (snapshot %lld, %s%s%s%s, %s objects, %s traced)\n",
 				safe ? safe : path, (long long)ev->seq, ev->trigger, label ? " \"" : "",
@@ -212,6 +214,8 @@ static int on_snapshot(struct recorder *rec, const struct ld_wire_event *ev)
 static int on_event(void *ctx, const struct ld_wire_event *ev)
 {
 	struct recorder *rec = ctx;
+	if (ev->kind == LD_WIRE_SNAPSHOT || ev->kind == LD_WIRE_DROPPED)
+		rec->requested = false;
 	switch (ev->kind) {
 	case LD_WIRE_HELLO:
 		rec->connected = true;
@@ -538,12 +542,19 @@ static int run(int argc, char **argv)
 				;
 			exited = true;
 		}
-		if (next_tick && !exited && now_ms() >= next_tick) {
-			if (rec.connected)
-				kill(rec.agent_pid > 0 ? rec.agent_pid : rec.child, a.signal);
-			next_tick += a.every_ms;
-			if (next_tick < now_ms())
-				next_tick = now_ms() + a.every_ms;
+		/*
+		 * The interval runs from the end of one snapshot to the next
+		 * request, so a heap that takes longer to walk than --every still
+		 * leaves the program time to run between snapshots.
+		 */
+		if (rec.got_exit)
+			next_tick = 0; /* the program is shutting down: ask no more */
+		if (next_tick && !exited && rec.requested)
+			next_tick = now_ms() + a.every_ms;
+		else if (next_tick && !exited && now_ms() >= next_tick) {
+			if (rec.connected && kill(rec.agent_pid > 0 ? rec.agent_pid : rec.child, a.signal) == 0)
+				rec.requested = true;
+			next_tick = now_ms() + a.every_ms;
 		}
 	}
 	if (!exited)

@@ -74,6 +74,8 @@ def _encode_json(obj):
 class _Tracemalloc:
     """The few tracemalloc calls the agent needs, on the C module."""
 
+    __slots__ = ("mod",)
+
     def __init__(self, mod):
         self.mod = mod
 
@@ -140,7 +142,19 @@ def read_environment(environ=None, scrub=True):
 
 
 class Agent:
-    """State of the agent in this process (one instance at most)."""
+    """State of the agent in this process (one instance at most).
+
+    All of it lives in __slots__ and in the agent's own container classes
+    (_heap.Map, _heap.Seq, _heap.Names), which the census leaves out.
+    """
+
+    __slots__ = (
+        "wire", "depth", "signum", "lock", "seq", "busy", "pending", "finished",
+        "started_tracing", "handler_installed", "tm", "agent_name",
+        "python_version", "executable", "host", "agent_dirs", "agent_prefixes",
+        "boot_file", "agent_files", "agent_modules", "own_modules",
+        "stdlib_dirs", "resolver", "builder", "_tb_verdicts", "use_worker",
+    )
 
     def __init__(self, wire, depth, signum, boot_file):
         self.wire = wire
@@ -149,7 +163,8 @@ class Agent:
         self.lock = _thread.RLock()
         self.seq = 0
         self.busy = False
-        self.pending = []
+        self.pending = _heap.Seq()
+        self.use_worker = True
         self.finished = False          # exit snapshot done, or forked child
         self.started_tracing = False
         self.handler_installed = False
@@ -163,17 +178,17 @@ class Agent:
             self.host = ""
         here = os.path.dirname(os.path.abspath(__file__))
         root = os.path.dirname(here)
-        self.agent_dirs = _unique([root, os.path.realpath(root)])
+        self.agent_dirs = tuple(_unique([root, os.path.realpath(root)]))
         self.agent_prefixes = tuple(d.rstrip(os.sep) + os.sep for d in self.agent_dirs)
         self.boot_file = boot_file
-        self.agent_files = frozenset()
-        self.agent_modules = frozenset()
-        self.own_modules = frozenset()
+        self.agent_files = _heap.Names()
+        self.agent_modules = _heap.Names()
+        self.own_modules = _heap.Names()
         self.refresh_agent_files()
-        self.stdlib_dirs = _stdlib_dirs()
+        self.stdlib_dirs = tuple(_stdlib_dirs())
         self.resolver = _sources.Resolver(self.stdlib_dirs[0] if self.stdlib_dirs else None)
         self.builder = _snapshot.Builder(self)
-        self._tb_verdicts = {}
+        self._tb_verdicts = _heap.Map()
 
     # -- identity of the agent's own code --------------------------------
 
@@ -195,9 +210,9 @@ class Agent:
                     files.add(value.__code__.co_filename)
         if self.boot_file:
             files.add(self.boot_file)
-        self.agent_files = frozenset(files)
-        self.agent_modules = frozenset(mods)
-        self.own_modules = frozenset(mods)
+        self.agent_files = _heap.Names(files)
+        self.agent_modules = _heap.Names(mods)
+        self.own_modules = _heap.Names(mods)
 
     def _is_agent_file(self, filename, innermost):
         if filename == self.boot_file:
@@ -229,9 +244,6 @@ class Agent:
             if hit:
                 return True
         return False
-
-    def state_roots(self):
-        return [self]
 
     def import_roots(self):
         out = []
@@ -290,7 +302,7 @@ class Agent:
             finally:
                 self.busy = False
                 if not self.live():
-                    self.pending = []
+                    del self.pending[:]
         finally:
             self.lock.release()
         return seq
@@ -300,13 +312,11 @@ class Agent:
             return None
         seq = self.seq + 1
         try:
-            doc = self.builder.take(seq, label, trigger)
-            blob = _encode_json(doc)
-            del doc
+            blob = self._build(seq, label, trigger)
         except Exception as exc:
             self.note("snapshot failed: %s: %s" % (type(exc).__name__, exc))
             return None
-        if not self.live():
+        if blob is None or not self.live():
             return None
         self.seq = seq
         wire = self.wire
@@ -317,6 +327,97 @@ class Agent:
             "end", {"seq": seq, "bytes": len(blob), "crc32": zlib.crc32(blob) & 0xFFFFFFFF},
             _encode_json)
         return seq if ok else None
+
+    def _build(self, seq, label, trigger):
+        """Collect garbage here, then build and encode the document.
+
+        The collection runs in the calling thread, as a collection the
+        program triggered would, so finalizers see no strange thread.  The
+        rest runs on a short-lived worker thread when one can be started:
+        every allocation the agent makes is traced by tracemalloc, and the
+        cost of that grows with the depth of the Python stack, which is
+        shallow on a fresh thread.  The worker only builds bytes; all
+        writes to the pipe happen in this thread.
+        """
+        job = _Job(self.builder, seq, label, trigger)
+        token = _next_token()
+        start_args = (token,)   # untracked by the collection below
+        before = _snapshot.uncollectable_total()
+        job.collected = gc.collect()
+        job.uncollectable = max(0, _snapshot.uncollectable_total() - before)
+        if self.use_worker:
+            done = _allocate_lock()
+            done.acquire()
+            job.done = done
+            _JOBS[token] = job
+            try:
+                _start_new_thread(_worker_main, start_args)
+            except Exception:
+                _JOBS.pop(token, None)
+                self.use_worker = False
+                job.done = None
+            else:
+                done.acquire()
+                return job.outcome()
+        with _BUILD_LOCK:
+            job.run()
+        return job.outcome()
+
+
+class _Job:
+    """One document to build, possibly on a worker thread."""
+
+    __slots__ = ("builder", "seq", "label", "trigger", "collected",
+                 "uncollectable", "blob", "error", "done")
+
+    def __init__(self, builder, seq, label, trigger):
+        self.builder = builder
+        self.seq = seq
+        self.label = label
+        self.trigger = trigger
+        self.collected = 0
+        self.uncollectable = 0
+        self.blob = None
+        self.error = None
+        self.done = None
+
+    def run(self):
+        try:
+            doc = self.builder.take(self.seq, self.label, self.trigger,
+                                    self.collected, self.uncollectable)
+            self.blob = _encode_json(doc)
+        except BaseException as exc:
+            self.error = exc
+
+    def outcome(self):
+        error = self.error
+        self.error = None
+        if error is not None:
+            raise error
+        return self.blob
+
+
+_JOBS = _heap.Map()
+_BUILD_LOCK = _thread.allocate_lock()
+_start_new_thread = _thread.start_new_thread
+_allocate_lock = _thread.allocate_lock
+_TOKENS = _heap.Seq([0])
+
+
+def _next_token():
+    _TOKENS[0] += 1
+    return _TOKENS[0]
+
+
+def _worker_main(token):
+    job = _JOBS.pop(token, None)
+    if job is None:
+        return
+    try:
+        with _BUILD_LOCK:
+            job.run()
+    finally:
+        job.done.release()
 
 
 # -- module state and entry points ---------------------------------------------
@@ -396,7 +497,7 @@ def _after_fork_child():
             except OSError:
                 pass
         wire.kill()
-        agent.pending = []
+        del agent.pending[:]
         agent.lock = _thread.RLock()
         agent.busy = False
         if agent.started_tracing and agent.tm.is_tracing():

@@ -10,6 +10,13 @@ called on arbitrary objects (it may consult a proxy's ``__class__``).
 import gc
 import sys
 import time
+from itertools import chain, compress, filterfalse
+
+try:
+    from _bisect import bisect_left, bisect_right
+except ImportError:  # pragma: no cover
+    from bisect import bisect_left, bisect_right
+from sys import getrefcount
 from types import FrameType, FunctionType, MethodType, ModuleType
 
 try:
@@ -31,6 +38,8 @@ _MANAGED_DICT = 1 << 4  # only meaningful on 3.11, see tracebacks_getter()
 _CONTAINER_BASES = (dict, list, set, frozenset, deque)
 _PLAIN_CONTAINERS = (dict, list, tuple, set, frozenset)
 _ATOMS = frozenset((str, bytes, int, float, bool, complex, type(None)))
+# Types whose equality is their value and whose hash runs no Python code.
+_VALUE_TYPES = _ATOMS
 _CELL = type((lambda x: lambda: x)(0).__closure__[0])
 _C_METHODS = frozenset((
     type(object.__dict__["__sizeof__"]),   # method_descriptor
@@ -40,7 +49,10 @@ _C_METHODS = frozenset((
 _GC_HEAD = sys.getsizeof([]) - [].__sizeof__()
 
 # Work limits.
-TYPE_SITE_LIMIT = 2000000       # instances looked up for type_sites
+# Looking up the allocation traceback of one object costs ~20 us (tracemalloc
+# traces the ~2 * depth tuples and ints the lookup returns), hence budgets.
+TYPE_SITE_LIMIT = 250000        # instances of program types looked up
+BUILTIN_SITE_LIMIT = 50000      # instances of other types looked up
 TOP_TYPES = 20                  # most numerous types also traced back
 CONTAINER_HINTS = 2000          # most container hints
 STDLIB_CONTAINER_MIN = 1000     # stdlib globals reported from this length
@@ -49,6 +61,25 @@ PATH_DEPTH = 8
 PATH_NODES = 20000
 PATH_SECONDS = 0.5
 BATCH = 4096
+
+
+# -- containers for the agent's own state ------------------------------------------
+#
+# The census leaves out every object whose class is defined in the agent, and
+# does not look inside them.  So whatever the agent keeps between snapshots
+# lives in instances of these subclasses (or of other agent classes with
+# __slots__), or in tuples and dicts of atoms, which the collector untracks.
+
+class Map(dict):
+    __slots__ = ()
+
+
+class Seq(list):
+    __slots__ = ()
+
+
+class Names(frozenset):
+    __slots__ = ()
 
 
 # -- names ---------------------------------------------------------------
@@ -80,11 +111,13 @@ def type_module(t):
 class ModuleKinds:
     """Tells standard-library modules from the program's own."""
 
+    __slots__ = ("names", "prefixes", "agent_modules", "cache")
+
     def __init__(self, stdlib_dirs, agent_modules):
         self.names = getattr(sys, "stdlib_module_names", None)
         self.prefixes = tuple(d.rstrip("/\\") + "/" for d in stdlib_dirs if d)
         self.agent_modules = agent_modules
-        self.cache = {}
+        self.cache = Map()
 
     def is_agent(self, modname):
         top = modname.partition(".")[0]
@@ -122,6 +155,24 @@ class ModuleKinds:
     def is_user(self, modname):
         return bool(modname) and not self.is_stdlib(modname) and not self.is_agent(modname)
 
+    def is_agent_type(self, t):
+        return self.is_agent(type_module(t))
+
+
+class Namer:
+    """Type names, cached for one snapshot."""
+
+    __slots__ = ("cache",)
+
+    def __init__(self):
+        self.cache = Map()
+
+    def __call__(self, t):
+        name = self.cache.get(t)
+        if name is None:
+            name = self.cache[t] = type_name(t)
+        return name
+
 
 # -- sizes ---------------------------------------------------------------
 
@@ -136,139 +187,276 @@ def _safe_sizeof(obj):
     return size
 
 
-def sizer_for(t):
-    """sys.getsizeof unless the type overrides __sizeof__ in Python."""
+# -- sizes of whole groups -------------------------------------------------------
+
+_OBJECT_SIZEOF = object.__dict__["__sizeof__"]
+_getsizeof = sys.getsizeof
+
+
+def _sizeof_owner(t):
+    """The __sizeof__ implementation instances of t use, or None."""
     try:
         for klass in _get_mro(t):
             d = _get_tdict(klass)
             if "__sizeof__" in d:
-                if type(d["__sizeof__"]) in _C_METHODS:
-                    return sys.getsizeof
-                break
+                return d["__sizeof__"]
     except Exception:
         pass
-    return _safe_sizeof
+    return None
 
 
-# -- ownership -------------------------------------------------------------
+def _samples(group):
+    n = len(group)
+    return (group[0], group[n // 2], group[-1]) if n else ()
 
-def owned_ids(roots, own_modules):
-    """Ids of the tracked containers reachable from the agent's own state.
 
-    Only plain containers and instances of the agent's own classes are
-    followed, so nothing of the program is claimed.  Untracked containers
-    hold only untracked things and need not be followed.
+def _int_bytes(group):
+    """Total getsizeof of exact ints, by counting digits, not calling it."""
+    bits = Seq(map(int.bit_length, group))
+    bits.sort()
+    per_digit = sys.int_info.bits_per_digit
+    total = _getsizeof(0) * bisect_right(bits, 0)
+    low = 1
+    while low <= (bits[-1] if bits else 0):
+        high = low + per_digit - 1
+        count = bisect_right(bits, high) - bisect_left(bits, low)
+        if count:
+            total += count * _getsizeof(1 << (low - 1))
+        low = high + 1
+    return total
+
+
+def _group_bytes(t, group):
+    """(total bytes, constant size or None) of all objects in ``group``.
+
+    The result is what summing sys.getsizeof() over the group gives, but it
+    is computed without sys.getsizeof() on every object: that makes a bound
+    method and an int per call, both traced by tracemalloc.  Instead the
+    type's own C __sizeof__ is mapped over the group (plus the constant
+    getsizeof adds for the GC header), or, for the commonest types, sizes
+    come from a per-type constant or from lengths.  Every shortcut is
+    checked against sys.getsizeof() on a few samples first.
     """
-    out = set()
-    stack = list(roots)
-    while stack:
-        obj = stack.pop()
-        if id(obj) in out:
-            continue
-        t = type(obj)
-        if t not in _PLAIN_CONTAINERS and type_module(t) not in own_modules:
-            continue
-        if not gc.is_tracked(obj):
-            continue
-        out.add(id(obj))
-        stack.extend(gc.get_referents(obj))
-    return out
+    n = len(group)
+    if not n:
+        return 0, None
+    owner = _sizeof_owner(t)
+    if type(owner) not in _C_METHODS:
+        sizes = _sizes_slowly(group, _safe_sizeof)
+        return sum(sizes), None
+    samples = _samples(group)
+    try:
+        if owner is _OBJECT_SIZEOF:
+            itemsize = t.__itemsize__ if isinstance(t.__itemsize__, int) else -1
+            if itemsize == 0:
+                size = _getsizeof(group[0])
+                if all(_getsizeof(x) == size for x in samples):
+                    return size * n, size
+            elif itemsize > 0 and issubclass(t, tuple):
+                x = group[0]
+                base = _getsizeof(x) - itemsize * tuple.__len__(x)
+                if all(_getsizeof(y) == base + itemsize * tuple.__len__(y) for y in samples):
+                    return base * n + itemsize * sum(map(tuple.__len__, group)), None
+        elif t is str:
+            empty = _getsizeof("")
+            ascii_ = Seq(compress(group, map(str.isascii, group)))
+            if all(_getsizeof(x) == empty + len(x) for x in _samples(ascii_)):
+                total = empty * len(ascii_) + sum(map(len, ascii_))
+                del ascii_
+                rest = Seq(filterfalse(str.isascii, group))
+                return total + _mapped_bytes(owner, rest), None
+        elif t is bytes:
+            empty = _getsizeof(b"")
+            if all(_getsizeof(x) == empty + len(x) for x in samples):
+                return empty * n + sum(map(len, group)), None
+        elif t is int:
+            if all(_getsizeof(x) == _int_bytes((x,)) for x in samples):
+                return _int_bytes(group), None
+        return _mapped_bytes(owner, group), None
+    except Exception:
+        sizes = _sizes_slowly(group, _getsizeof)
+        return sum(sizes), None
 
+
+def _mapped_bytes(owner, group):
+    """sum(getsizeof(x) for x in group) via the C __sizeof__ ``owner``."""
+    if not group:
+        return 0
+    extra = None
+    for x in _samples(group):
+        gap = _getsizeof(x) - owner(x)
+        if extra is None:
+            extra = gap
+        elif gap != extra:
+            return sum(map(_getsizeof, group))
+    return sum(map(owner, group)) + extra * len(group)
+
+
+def _sizes_slowly(group, sizer):
+    sizes = Seq()
+    for obj in group:
+        try:
+            sizes.append(sizer(obj))
+        except Exception:
+            sizes.append(0)
+    return sizes
+
+
+def sizes_of(t, group):
+    """Per-object sizes for the type_sites of t (only chosen types)."""
+    owner = _sizeof_owner(t)
+    sizer = _getsizeof if type(owner) in _C_METHODS else _safe_sizeof
+    try:
+        if sizer is _getsizeof and group:
+            extra = _getsizeof(group[0]) - owner(group[0])
+            if all(_getsizeof(x) - owner(x) == extra for x in _samples(group)):
+                return Seq(map(extra.__add__, map(owner, group)))
+        return Seq(map(sizer, group))
+    except Exception:
+        return _sizes_slowly(group, sizer)
+
+
+# -- walking the heap ---------------------------------------------------------
 
 def thread_frames(agent_files):
     """Frames of all threads except the agent's own."""
-    out = []
+    out = Seq()
     try:
-        tops = list(sys._current_frames().values())
+        tops = Seq(sys._current_frames().values())
     except Exception:
         return out
-    seen = set()
+    seen = Map()
     for frame in tops:
         while frame is not None and id(frame) not in seen:
-            seen.add(id(frame))
+            seen[id(frame)] = True
             try:
                 if frame.f_code.co_filename not in agent_files:
                     out.append(frame)
                 frame = frame.f_back
             except Exception:
                 break
+    # tops holds this very frame: clear it so no reference cycle is left.
+    del tops[:]
     return out
+
+
+def _probe_value():
+    return float("0.5")
+
+
+def _untracked_of(batch):
+    """Untracked referents of ``batch`` and their reference counts."""
+    refs = gc.get_referents(*batch)
+    found = Seq(filterfalse(gc.is_tracked, refs))
+    del refs
+    return found, Seq(map(getrefcount, found))
+
+
+def _single_ref_count():
+    """What _untracked_of() reports for an object referenced exactly once
+    (measured, not assumed: it depends on the interpreter)."""
+    holder = Seq((_probe_value(),))
+    _found, counts = _untracked_of((holder,))
+    return counts[0] if len(counts) == 1 else -1
 
 
 # -- census -----------------------------------------------------------------
 
 class Census:
-    """Counts live objects by type; keeps them alive until released."""
+    """Live objects grouped by exact type; kept alive until release().
+
+    The work is shaped to allocate little: while tracemalloc traces, every
+    allocation of the agent costs a traceback capture.  Objects are appended
+    to one list per type, sizes are summed by sum(map(...)), and untracked
+    objects are de-duplicated by identity only when they have more than one
+    referrer (an object with a single referrer can only be reached once).
+    """
+
+    __slots__ = ("groups", "const", "totals")
 
     def __init__(self):
-        self.objects = []      # tracked objects (from gc.get_objects)
-        self.extra = []        # untracked objects reached from them
-        self.acc = {}          # id(type) -> [count, bytes, type, sizer]
+        self.groups = Map()    # type -> Seq of instances
+        self.const = Map()     # type -> size shared by all instances, or None
+        self.totals = Map()    # type -> (count, bytes)
 
-    def run(self, exclude_ids, agent_files):
+    def run(self, agent_files, is_agent_type):
+        groups = self.groups
         objs = gc.get_objects()
-        exclude_ids.add(id(objs))
-        frames = thread_frames(agent_files)
-        for f in frames:
-            if f.f_code.co_filename in agent_files:
-                exclude_ids.add(id(f))
-        # Frames of the agent (tracked objects before 3.11).
-        frame = sys._getframe()
-        while frame is not None:
-            if frame.f_code.co_filename in agent_files:
-                exclude_ids.add(id(frame))
-            frame = frame.f_back
-        del frame
-        if exclude_ids:
-            objs = [o for o in objs if id(o) not in exclude_ids]
-        self.objects = objs
-        self._count(objs)
+        for obj in objs:
+            t = type(obj)
+            group = groups.get(t)
+            if group is None:
+                group = groups[t] = Seq()
+            group.append(obj)
+        lists = groups.get(list)
+        if lists:
+            for i, item in enumerate(lists):
+                if item is objs:
+                    del lists[i]
+                    break
+        del objs
+        frames = groups.get(FrameType)
+        if frames:
+            frames[:] = [f for f in frames if f.f_code.co_filename not in agent_files]
+        for t in Seq(groups):
+            if is_agent_type(t):
+                del groups[t]
 
         # Untracked objects (str, int, ... and containers the collector
         # stopped tracking) reachable from tracked ones, level by level.
-        seen = set(map(id, objs))
-        seen |= exclude_ids
-        seen.update(map(id, frames))
-        level = objs + frames
-        extra = self.extra
+        base = _single_ref_count()
+        roots = thread_frames(agent_files)
+        level = Seq(chain.from_iterable(groups.values()))
+        level.extend(roots)
+        del roots
+        by_value = Map()
+        by_id = set()
+        missing = by_value
         while level:
-            found = []
+            found = Seq()
             for start in range(0, len(level), BATCH):
-                refs = gc.get_referents(*level[start:start + BATCH])
-                if not refs:
+                unt, counts = _untracked_of(level[start:start + BATCH])
+                if not unt:
                     continue
-                byid = dict(zip(map(id, refs), refs))
-                new = byid.keys() - seen
-                if new:
-                    seen.update(new)
-                    found.extend([byid[k] for k in new])
-                del refs, byid
-            extra.extend(found)
-            level = [o for o in found if type(o) not in _ATOMS]
-        del seen, level
-        self._count(extra)
+                found.extend(compress(unt, map(base.__eq__, counts)))
+                for obj in compress(unt, map(base.__ne__, counts)):
+                    if type(obj) in _VALUE_TYPES:
+                        prev = by_value.get(obj, missing)
+                        if prev is missing:
+                            by_value[obj] = obj
+                            found.append(obj)
+                            continue
+                        if prev is obj:
+                            continue
+                    key = id(obj)
+                    if key not in by_id:
+                        by_id.add(key)
+                        found.append(obj)
+                del unt, counts
+            for obj in found:
+                t = type(obj)
+                group = groups.get(t)
+                if group is None:
+                    group = groups[t] = Seq()
+                group.append(obj)
+            level = Seq(filterfalse(_is_atom, found))
+            del found
+        del level, by_value, by_id
 
-    def _count(self, objs):
-        acc = self.acc
-        for obj in objs:
-            t = type(obj)
-            entry = acc.get(id(t))
-            if entry is None:
-                entry = acc[id(t)] = [0, 0, t, sizer_for(t)]
-            entry[0] += 1
-            try:
-                entry[1] += entry[3](obj)
-            except Exception:
-                pass
+        for t, group in groups.items():
+            total, const = _group_bytes(t, group)
+            self.const[t] = const
+            self.totals[t] = (len(group), total)
 
     def release(self):
-        self.objects = []
-        self.extra = []
+        self.groups.clear()
+        self.const.clear()
+        self.totals.clear()
 
     def by_name(self):
         """[(name, count, bytes)], types of equal name merged."""
-        merged = {}
-        for count, size, t, _sizer in self.acc.values():
+        merged = Map()
+        for t, (count, size) in self.totals.items():
             name = type_name(t)
             prev = merged.get(name)
             if prev is None:
@@ -277,6 +465,10 @@ class Census:
                 prev[0] += count
                 prev[1] += size
         return [(n, c, b) for n, (c, b) in merged.items()]
+
+
+def _is_atom(obj):
+    return type(obj) in _ATOMS
 
 
 # -- type x site ---------------------------------------------------------------
@@ -301,53 +493,49 @@ def tracebacks_getter(t, plain_getter, by_address):
     return plain_getter
 
 
-def type_sites(census, selected, getter_for, limit=TYPE_SITE_LIMIT):
-    """Group instances of the selected types by allocation traceback.
+def type_sites(census, types, getter_for):
+    """Group the instances of ``types`` by allocation traceback.
 
-    ``selected`` is a list of type-id sets, in priority order (the user's
-    types first); the budget ``limit`` is shared.  Returns a dict
-    (id(type), frames) -> [count, bytes].
+    Returns a dict (type, frames) -> [count, bytes].
     """
-    groups = {}
-    left = limit
-    getters = {}
-    for ids in selected:
-        if left <= 0 or not ids:
-            break
-        for pool in (census.objects, census.extra):
-            for obj in pool:
-                t = type(obj)
-                if id(t) not in ids:
-                    continue
-                get = getters.get(id(t))
-                if get is None:
-                    get = getters[id(t)] = (getter_for(t), census.acc[id(t)][3])
+    out = Map()
+    for t in types:
+        group = census.groups.get(t)
+        if not group:
+            continue
+        get = getter_for(t)
+        try:
+            tracebacks = Seq(map(get, group))
+        except Exception:
+            tracebacks = Seq()
+            for obj in group:
                 try:
-                    frames = get[0](obj)
+                    tracebacks.append(get(obj))
                 except Exception:
-                    frames = None
-                left -= 1
-                if frames:
-                    key = (id(t), frames)
-                    try:
-                        size = get[1](obj)
-                    except Exception:
-                        size = 0
-                    hit = groups.get(key)
+                    tracebacks.append(None)
+        per_tb = Map()
+        const = census.const.get(t)
+        if const is not None:
+            for tb in tracebacks:
+                if tb:
+                    hit = per_tb.get(tb)
                     if hit is None:
-                        groups[key] = [1, size]
+                        per_tb[tb] = Seq((const,))
                     else:
-                        hit[0] += 1
-                        hit[1] += size
-                if left <= 0:
-                    break
-            if left <= 0:
-                break
-    return groups
-
-
-def instances_of(census, t):
-    return [o for o in census.objects if type(o) is t]
+                        hit.append(const)
+        else:
+            for tb, size in zip(tracebacks, sizes_of(t, group)):
+                if tb:
+                    hit = per_tb.get(tb)
+                    if hit is None:
+                        per_tb[tb] = Seq((size,))
+                    else:
+                        hit.append(size)
+        del tracebacks
+        for tb, sizes in per_tb.items():
+            out[(t, tb)] = (len(sizes), sum(sizes))
+        del per_tb
+    return out
 
 
 # -- hints -----------------------------------------------------------------------
@@ -421,43 +609,43 @@ def _own_classes(modname, ns):
 
 
 def roots(namespaces):
-    """Yield (root name, value, is_user) for module globals and class attrs."""
+    """Yield (prefix, key, value, is_user) for module globals and class
+    attributes; the root's name is prefix + "." + key (built only when
+    needed: every string made during a snapshot costs a traced allocation).
+    """
     for modname, ns, is_user in namespaces:
         try:
-            items = list(ns.items())
+            items = Seq(ns.items())
         except Exception:
             continue
         for key, value in items:
-            if isinstance(key, str) and not (key.startswith("__") and key.endswith("__")):
-                yield modname + "." + key, value, is_user
+            if type(key) is str and not (key[:2] == "__" and key[-2:] == "__"):
+                yield modname, key, value, is_user
         if not is_user:
             continue
         for klass in _own_classes(modname, ns):
             try:
-                qual = _get_qualname(klass)
-                items = list(_get_tdict(klass).items())
+                prefix = modname + "." + _get_qualname(klass)
+                items = Seq(_get_tdict(klass).items())
             except Exception:
                 continue
             for key, value in items:
-                if isinstance(key, str) and not (key.startswith("__") and key.endswith("__")):
-                    yield modname + "." + qual + "." + key, value, True
+                if type(key) is str and not (key[:2] == "__" and key[-2:] == "__"):
+                    yield prefix, key, value, True
 
 
 def container_hints(namespaces, names):
-    hints = []
-    seen = set()
-    for root, value, is_user in roots(namespaces):
+    hints = Seq()
+    for prefix, key, value, is_user in roots(namespaces):
+        if type(value) in _ATOMS:
+            continue
         hit = container_length(value)
         if hit is None:
             continue
         t, length = hit
         if length < 1 or (not is_user and length < STDLIB_CONTAINER_MIN):
             continue
-        key = (root, id(value))
-        if key in seen:
-            continue
-        seen.add(key)
-        hints.append((is_user, length, root, names(t)))
+        hints.append((is_user, length, prefix + "." + key, names(t)))
     hints.sort(key=lambda h: (not h[0], -h[1], h[2]))
     return [
         {"kind": "container", "name": root, "type": tname, "length": length}
@@ -466,7 +654,7 @@ def container_hints(namespaces, names):
 
 
 def lru_hints(wrappers):
-    out = []
+    out = Seq()
     for w in wrappers:
         try:
             info = w.cache_info()
@@ -486,8 +674,8 @@ def lru_hints(wrappers):
 
 
 def garbage_hints(names):
-    counts = {}
-    for obj in list(gc.garbage):
+    counts = Map()
+    for obj in Seq(gc.garbage):
         name = names(type(obj))
         counts[name] = counts.get(name, 0) + 1
     return [{"kind": "garbage", "type": n, "count": c} for n, c in sorted(counts.items())]
@@ -508,6 +696,8 @@ def _plain_instance(t):
 def _children(obj, skip):
     t = type(obj)
     if t in _ATOMS or id(obj) in skip:
+        return ()
+    if type_module(t).startswith("leakdiff"):
         return ()
     if issubclass(t, (type, ModuleType)) or t is FrameType:
         return ()
@@ -535,20 +725,21 @@ def retention_paths(namespaces, targets, skip, names, deadline):
     Roots of the program's modules are searched first, then the standard
     library's, within PATH_NODES visited objects and ``deadline``.
     """
-    found = {}
-    want = dict(targets)
-    all_roots = list(roots(namespaces))
+    found = Map()
+    want = Map(targets)
     visited = set()
     for user_pass in (True, False):
         if not want or time.perf_counter() > deadline or len(visited) > PATH_NODES:
             break
-        parent = {}   # id(obj) -> (parent id or None, root name, obj, shown)
-        level = []
-        for root, value, is_user in all_roots:
-            if is_user != user_pass or id(value) in visited or id(value) in skip:
+        parent = Map()   # id(obj) -> (parent id or None, root name, obj, shown)
+        level = Seq()
+        for prefix, key, value, is_user in roots(namespaces):
+            if is_user != user_pass or type(value) in _ATOMS:
+                continue
+            if id(value) in visited or id(value) in skip:
                 continue
             visited.add(id(value))
-            parent[id(value)] = (None, root, value, True)
+            parent[id(value)] = (None, (prefix, key), value, True)
             tid = id(type(value))
             if tid in want:
                 found[tid] = _path_of(parent, id(value), names)
@@ -557,12 +748,11 @@ def retention_paths(namespaces, targets, skip, names, deadline):
         depth = 0
         steps = 0
         while level and want and depth < PATH_DEPTH:
-            nxt = []
+            nxt = Seq()
             for obj in level:
                 steps += 1
                 if steps & 63 == 0 and time.perf_counter() > deadline:
-                    level = []
-                    nxt = []
+                    nxt = Seq()
                     break
                 try:
                     kids = _children(obj, skip)
@@ -582,7 +772,7 @@ def retention_paths(namespaces, targets, skip, names, deadline):
                         del want[tid]
                     nxt.append(kid)
                 if not want or len(visited) > PATH_NODES:
-                    nxt = []
+                    nxt = Seq()
                     break
             level = nxt
             depth += 1
@@ -597,7 +787,7 @@ def _path_of(parent, key, names):
         if shown:
             chain.append(names(type(obj)))
         if root is not None:
-            chain.append(root)
+            chain.append(root[0] + "." + root[1])
         key = up
     chain.reverse()
     return chain

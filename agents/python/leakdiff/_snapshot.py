@@ -2,7 +2,8 @@
 
 Order of work, chosen so the agent's own temporaries do not show up:
 
-1. a full collection (gc.collect);
+1. a full collection (gc.collect, run by the caller in the requesting
+   thread);
 2. the census, type x site lookups and the hints, all while the objects
    are held in one list that the census itself excludes; then every
    temporary is dropped;
@@ -68,7 +69,7 @@ def _iso_utc(stamp):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + ".%03dZ" % ms
 
 
-def _uncollectable_total():
+def uncollectable_total():
     try:
         return sum(g.get("uncollectable", 0) for g in gc.get_stats())
     except Exception:
@@ -78,42 +79,30 @@ def _uncollectable_total():
 class Builder:
     """Takes one snapshot for the agent; see take()."""
 
+    __slots__ = ("agent",)
+
     def __init__(self, agent):
         self.agent = agent
 
-    def take(self, seq, label, trigger):
+    def take(self, seq, label, trigger, collected, uncollectable):
+        """Build the document.  The caller ran gc.collect() just before."""
         agent = self.agent
         started = time.perf_counter()
         wall = time.time()
 
-        before = _uncollectable_total()
-        collected = gc.collect()
-        uncollectable = max(0, _uncollectable_total() - before)
-
         kinds = _heap.ModuleKinds(agent.stdlib_dirs, agent.agent_modules)
-        names_cache = {}
-
-        def names(t):
-            name = names_cache.get(id(t))
-            if name is None:
-                name = names_cache[id(t)] = (_heap.type_name(t), t)
-            return name[0]
-
-        exclude = _heap.owned_ids(agent.state_roots(), agent.own_modules)
         census = _heap.Census()
         try:
-            census.run(exclude, agent.agent_files)
+            census.run(agent.agent_files, kinds.is_agent_type)
             types = census.by_name()
             tracing = agent.tm.is_tracing()
-            ts_groups = {}
-            if tracing:
-                ts_groups = self._type_sites(census, kinds)
-            hints = self._hints(census, kinds, names, collected, started)
+            names = _heap.Namer()
+            ts_groups = self._type_sites(census, kinds, names) if tracing else {}
+            hints = self._hints(census, kinds, names, collected)
         finally:
             census.release()
             census = None
-            exclude = None
-        names_cache.clear()
+        names = None
 
         traces = self._sites() if tracing else []
         depth = agent.tm.get_traceback_limit() if tracing else agent.depth
@@ -220,35 +209,48 @@ class Builder:
 
     # -- pieces -------------------------------------------------------------
 
-    def _type_sites(self, census, kinds):
-        """Pick the types to trace back and group their instances."""
+    def _type_sites(self, census, kinds, names):
+        """Pick the types to trace back and group their instances by site.
+
+        All types of the program (by count, up to TYPE_SITE_LIMIT instances
+        in all), then the TOP_TYPES most numerous of the others, each only
+        if all its instances fit in BUILTIN_SITE_LIMIT lookups: a type is
+        traced back completely or not at all.
+        """
         agent = self.agent
-        user = set()
-        for key, (count, _size, t, _sizer) in census.acc.items():
-            if kinds.is_user(_heap.type_module(t)):
-                user.add(key)
-        top = sorted(census.acc.items(), key=lambda kv: -kv[1][0])[:_heap.TOP_TYPES]
-        rest = {key for key, _entry in top if key not in user}
+        ranked = sorted(census.totals.items(), key=lambda kv: -kv[1][0])
+        chosen = []
+        left = _heap.TYPE_SITE_LIMIT
+        for t, (count, _size) in ranked:
+            if kinds.is_user(_heap.type_module(t)) and count <= left:
+                chosen.append(t)
+                left -= count
+        left = _heap.BUILTIN_SITE_LIMIT
+        user = set(chosen)
+        for t, (count, _size) in ranked[:_heap.TOP_TYPES]:
+            if t not in user and count <= left:
+                chosen.append(t)
+                left -= count
+        del ranked, user
         by_address = agent.by_address()
         plain = agent.tm.get_object_traceback
 
         def getter_for(t):
             return _heap.tracebacks_getter(t, plain, by_address)
 
-        raw = _heap.type_sites(census, [user, rest], getter_for)
+        raw = _heap.type_sites(census, chosen, getter_for)
         groups = {}
-        for (tid, frames), pair in raw.items():
-            name = _heap.type_name(census.acc[tid][2])
-            key = (name, frames)
+        for (t, frames), pair in raw.items():
+            key = (names(t), frames)
             prev = groups.get(key)
             if prev is None:
-                groups[key] = pair
+                groups[key] = list(pair)
             else:
                 prev[0] += pair[0]
                 prev[1] += pair[1]
         return groups
 
-    def _hints(self, census, kinds, names, collected, started):
+    def _hints(self, census, kinds, names, collected):
         agent = self.agent
         hints = []
         namespaces = _heap.module_namespaces(kinds)
@@ -259,10 +261,10 @@ class Builder:
         try:
             functools = sys.modules.get("functools")
             lru_type = getattr(functools, "_lru_cache_wrapper", None)
-            if isinstance(lru_type, type) and id(lru_type) in census.acc:
-                wrappers = _heap.instances_of(census, lru_type)
+            wrappers = census.groups.get(lru_type) if isinstance(lru_type, type) else None
+            if wrappers:
                 hints.extend(_heap.lru_hints(wrappers))
-                del wrappers
+            del wrappers
         except Exception as exc:
             agent.note("lru_cache hints skipped: %r" % (exc,))
         try:
@@ -273,14 +275,14 @@ class Builder:
             hints.append({"kind": "cycles", "collected": collected})
         try:
             user = [
-                entry for entry in census.acc.values()
-                if kinds.is_user(_heap.type_module(entry[2]))
+                (count, t) for t, (count, _size) in census.totals.items()
+                if kinds.is_user(_heap.type_module(t))
             ]
             user.sort(key=lambda e: -e[0])
-            targets = {id(e[2]): e[2] for e in user[:_heap.PATH_TYPES]}
+            targets = {id(t): t for _count, t in user[:_heap.PATH_TYPES]}
             del user
             if targets:
-                skip = {id(census.objects), id(census.extra), id(sys.modules)}
+                skip = {id(sys.modules)}
                 for _name, ns, _is_user in namespaces:
                     skip.add(id(ns))
                 deadline = time.perf_counter() + _heap.PATH_SECONDS
@@ -297,30 +299,34 @@ class Builder:
         return hints
 
     def _sites(self):
-        """[(frames, count, bytes)] of the live traced blocks, agent's left out."""
+        """[(frames, count, bytes)] of the live traced blocks, agent's left out.
+
+        Blocks are grouped by their traceback tuple (the C module hands out
+        one tuple per distinct traceback); sizes are collected in lists and
+        summed once per traceback, which keeps allocations few.
+        """
         agent = self.agent
         traces = agent.tm.get_traces()
-        by_id = {}
+        by_tb = _heap.Map()
         for trace in traces:
             frames = trace[2]
-            hit = by_id.get(id(frames))
-            if hit is None:
-                by_id[id(frames)] = [frames, 1, trace[1]]
-            else:
-                hit[1] += 1
-                hit[2] += trace[1]
+            sizes = by_tb.get(frames)
+            if sizes is None:
+                by_tb[frames] = sizes = _heap.Seq()
+            sizes.append(trace[1])
         del traces
         dropped = agent.is_agent_traceback
         merged = {}
-        for frames, count, size in by_id.values():
+        for frames, sizes in by_tb.items():
             if not frames or dropped(frames):
                 continue
             key = frames if len(frames) <= MAX_FRAMES else frames[:MAX_FRAMES]
+            count, size = len(sizes), sum(sizes)
             prev = merged.get(key)
             if prev is None:
                 merged[key] = [count, size]
             else:
                 prev[0] += count
                 prev[1] += size
-        del by_id
+        by_tb.clear()
         return [(frames, c, b) for frames, (c, b) in merged.items()]

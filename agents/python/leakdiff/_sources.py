@@ -138,14 +138,16 @@ def _walk_code(top):
 def _line_runs(top):
     """Map every line of a module to its innermost code object.
 
-    Returns (starts, owners, funcs): lines from starts[i] up to the next
-    start belong to funcs[owners[i]], a (qualname, function_line) pair.
+    Returns (starts, owners, funcs), three flat tuples of atoms: lines from
+    starts[i] up to the next start belong to the code object whose
+    qualname and first line are funcs[2 * owners[i]] and the item after.
     """
     funcs = []
     best = {}  # line -> (depth, index into funcs)
     for code, depth, name, first in _walk_code(top):
-        index = len(funcs)
-        funcs.append((name, first))
+        index = len(funcs) // 2
+        funcs.append(name)
+        funcs.append(first)
         lines = _code_lines(code)
         header = code.co_firstlineno if depth else None
         multi = len(lines) > 1
@@ -171,23 +173,37 @@ def _line_runs(top):
 
 
 class _FileInfo:
-    """What is remembered about one file; see Resolver."""
+    """What is remembered about one file; see Resolver.
 
-    __slots__ = ("stamp", "runs", "texts", "missing_source")
+    Only flat tuples and dicts of atoms hang off it: the collector untracks
+    those, and the census does not look inside the agent's own objects.
+    """
+
+    __slots__ = ("stamp", "starts", "owners", "funcs", "texts", "missing_source")
 
     def __init__(self, stamp):
         self.stamp = stamp
-        self.runs = None          # (starts, owners, funcs) or None
-        self.texts = {}           # line -> stripped text ("" when unknown)
+        self.starts = None        # see _line_runs(); None until loaded
+        self.owners = None
+        self.funcs = None
+        self.texts = {}           # line -> stripped text, or None
         self.missing_source = False
+
+
+class Map(dict):
+    """The resolver's own dict type (see _heap.Map for why)."""
+
+    __slots__ = ()
 
 
 class Resolver:
     """Caches function names and line texts per file for the process."""
 
+    __slots__ = ("stdlib_dir", "files", "pyc_tag", "magic")
+
     def __init__(self, stdlib_dir):
         self.stdlib_dir = stdlib_dir
-        self.files = {}
+        self.files = Map()
         self.pyc_tag = _pyc_tag()
         self.magic = _magic()
 
@@ -316,7 +332,7 @@ class Resolver:
         if info is None or info.stamp != stamp:
             info = _FileInfo(stamp)
             self.files[filename] = info
-        need_runs = info.runs is None and not info.missing_source
+        need_runs = info.starts is None and not info.missing_source
         need_text = [line for line in lines if line not in info.texts]
         if need_runs or need_text:
             source = None
@@ -335,7 +351,7 @@ class Resolver:
                 if code is None and source is not None:
                     code = self._compile(source, filename)
                 if code is not None:
-                    info.runs = _line_runs(code)
+                    info.starts, info.owners, info.funcs = _line_runs(code)
                 else:
                     info.missing_source = True
                 del code
@@ -347,16 +363,15 @@ class Resolver:
                     else:
                         info.texts[line] = None
             del source
-        runs = info.runs
+        starts, owners, funcs = info.starts, info.owners, info.funcs
         for line in lines:
             text = info.texts.get(line)
-            if runs is None or line <= 0:
+            if starts is None or line <= 0:
                 out[(filename, line)] = (UNKNOWN, -1, text)
                 continue
-            starts, owners, funcs = runs
             at = bisect_right(starts, line) - 1
             if at < 0:
                 name, first = MODULE, -1
             else:
-                name, first = funcs[owners[at]]
+                name, first = funcs[2 * owners[at]], funcs[2 * owners[at] + 1]
             out[(filename, line)] = (name, first, text)
