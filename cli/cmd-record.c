@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -54,23 +55,25 @@ static const struct argp_option options[] = {
 	{ 0 }
 };
 
+/*
+ * The snapshot signal must be one a program does not rely on by default:
+ * USR1, USR2 or a real-time signal. Anything else (INT, TERM, SEGV, ...)
+ * would change what the program does when it arrives.
+ */
 static int parse_signal(const char *s)
 {
-	static const struct {
-		const char *name;
-		int sig;
-	} names[] = { { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "HUP", SIGHUP }, { "PROF", SIGPROF },
-		      { "WINCH", SIGWINCH }, { "URG", SIGURG } };
-	if (strncmp(s, "SIG", 3) == 0)
-		s += 3;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(s, names[i].name) == 0)
-			return names[i].sig;
 	uint64_t v;
-	if (ld_uint_parse(s, 64, &v) == 0 && v > 0 && v != SIGKILL && v != SIGSTOP)
-		return (int)v;
-	if (strncmp(s, "RTMIN+", 6) == 0 && ld_uint_parse(s + 6, 64, &v) == 0 && SIGRTMIN + (int)v <= SIGRTMAX)
+	if (strncasecmp(s, "SIG", 3) == 0)
+		s += 3;
+	if (strcasecmp(s, "USR1") == 0)
+		return SIGUSR1;
+	if (strcasecmp(s, "USR2") == 0)
+		return SIGUSR2;
+	if (strncasecmp(s, "RTMIN+", 6) == 0 && ld_uint_parse(s + 6, 64, &v) == 0 && SIGRTMIN + (int)v <= SIGRTMAX)
 		return SIGRTMIN + (int)v;
+	if (ld_uint_parse(s, 64, &v) == 0 &&
+	    (v == SIGUSR1 || v == SIGUSR2 || ((int)v >= SIGRTMIN && (int)v <= SIGRTMAX)))
+		return (int)v;
 	return -1;
 }
 
@@ -93,6 +96,8 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 			a->runtime = RT_NATIVE;
 		else
 			argp_error(state, "--runtime takes auto or python, not '%s'", arg);
+		if (a->runtime == RT_NATIVE)
+			argp_error(state, "native programs cannot be recorded by this version");
 		return 0;
 	case OPT_DEPTH:
 		if (ld_uint_parse(arg, LD_DEPTH_MAX, &v) < 0 || v == 0)
@@ -105,7 +110,7 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 		return 0;
 	case OPT_SIGNAL:
 		if ((a->signal = parse_signal(arg)) < 0)
-			argp_error(state, "--signal takes a signal name or number such as USR1, not '%s'", arg);
+			argp_error(state, "--signal takes USR1, USR2 or RTMIN+N, not '%s'", arg);
 		return 0;
 	case 'q':
 		a->quiet = true;
@@ -141,7 +146,8 @@ struct recorder {
 	const struct args *a;
 	pid_t child, agent_pid;
 	bool connected, got_exit;
-	bool requested; /* a timed snapshot was asked for and has not arrived */
+	bool requested;   /* a timed snapshot was asked for and has not arrived */
+	bool exit_failed; /* the at-exit snapshot came but could not be written */
 	int written, failed_writes;
 	const char *exit_path;
 };
@@ -176,6 +182,15 @@ static int on_snapshot(struct recorder *rec, const struct ld_wire_event *ev)
 		rec->failed_writes++;
 		return 0;
 	}
+	/* The agent only sees a signal; the recorder knows it sent it on a timer. */
+	if (rec->requested && s->meta.trigger && strcmp(s->meta.trigger, "signal") == 0 &&
+	    ld_meta_set(&s->meta.trigger, "interval") < 0) {
+		ld_snapshot_destroy(s);
+		ld_cli_error(NULL, "out of memory");
+		rec->failed_writes++;
+		return 0;
+	}
+	const char *trigger = s->meta.trigger ? s->meta.trigger : ev->trigger;
 	bool at_exit = strcmp(ev->trigger, "exit") == 0;
 	char *numbered = at_exit ? NULL : numbered_path(rec->a->output, (long long)ev->seq);
 	const char *path = at_exit ? rec->a->output : numbered;
@@ -188,6 +203,8 @@ static int on_snapshot(struct recorder *rec, const struct ld_wire_event *ev)
 	if (ld_snap_save(path, s, &err) < 0) {
 		ld_cli_error(path, "%s", err.msg);
 		rec->failed_writes++;
+		if (at_exit)
+			rec->exit_failed = true;
 	} else {
 		rec->written++;
 		if (at_exit)
@@ -196,11 +213,11 @@ static int on_snapshot(struct recorder *rec, const struct ld_wire_event *ev)
 			char objs[32], bytes[32];
 			ld_count_format(objs, sizeof(objs), (int64_t)s->totals.objects, false);
 			ld_size_format(bytes, sizeof(bytes), (int64_t)s->totals.heap_bytes, false);
-			bool named = *ev->label && strcmp(ev->label, ev->trigger) != 0;
+			bool named = *ev->label && strcmp(ev->label, trigger) != 0;
 			char *label = named ? ld_escape_dup(ev->label, LD_ESCAPE_TEXT) : NULL;
 			char *safe = ld_escape_dup(path, LD_ESCAPE_TEXT);
 			fprintf(stderr, "leakdiff: wrote %s (snapshot %lld, %s%s%s%s, %s objects, %s traced)\n",
-				safe ? safe : path, (long long)ev->seq, ev->trigger, label ? " \"" : "",
+				safe ? safe : path, (long long)ev->seq, trigger, label ? " \"" : "",
 				label ? label : "", label ? "\"" : "", objs, bytes);
 			free(label);
 			free(safe);
@@ -214,8 +231,7 @@ static int on_snapshot(struct recorder *rec, const struct ld_wire_event *ev)
 static int on_event(void *ctx, const struct ld_wire_event *ev)
 {
 	struct recorder *rec = ctx;
-	if (ev->kind == LD_WIRE_SNAPSHOT || ev->kind == LD_WIRE_DROPPED)
-		rec->requested = false;
+	int r;
 	switch (ev->kind) {
 	case LD_WIRE_HELLO:
 		rec->connected = true;
@@ -223,12 +239,15 @@ static int on_event(void *ctx, const struct ld_wire_event *ev)
 			rec->agent_pid = (pid_t)ev->pid;
 		return 0;
 	case LD_WIRE_SNAPSHOT:
-		return on_snapshot(rec, ev);
+		r = on_snapshot(rec, ev);
+		rec->requested = false;
+		return r;
 	case LD_WIRE_LOG:
 		ld_cli_error("agent", "%s", ev->message);
 		return 0;
 	case LD_WIRE_DROPPED:
 		ld_cli_error(NULL, "snapshot %lld was dropped: %s", (long long)ev->seq, ev->reason);
+		rec->requested = false;
 		return 0;
 	}
 	return 0;
@@ -458,6 +477,8 @@ static int run(int argc, char **argv)
 	sigaddset(&mask, SIGCHLD);
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
 		sigaddset(&mask, forwarded[i]);
+	/* kill -USR2 on the recorder asks for a snapshot too: pass it to the agent. */
+	sigaddset(&mask, a.signal);
 	/* A recorder writing into a closed stderr pipe should fail, not die. */
 	signal(SIGPIPE, SIG_IGN);
 	if (sigprocmask(SIG_BLOCK, &mask, &oldmask) < 0 ||
@@ -504,6 +525,11 @@ static int run(int argc, char **argv)
 			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 				if (si.ssi_signo == SIGCHLD)
 					continue;
+				if ((int)si.ssi_signo == a.signal) {
+					if (!exited && rec.connected && !rec.got_exit)
+						kill(rec.agent_pid > 0 ? rec.agent_pid : rec.child, a.signal);
+					continue;
+				}
 				/* Keyboard signals already reached the whole process group. */
 				if (si.ssi_code == SI_KERNEL && (si.ssi_signo == SIGINT || si.ssi_signo == SIGQUIT))
 					continue;
@@ -574,7 +600,7 @@ static int run(int argc, char **argv)
 				     "-I, -S or -E?); nothing was recorded");
 			if (status == 0)
 				status = LD_EXIT_RECORDER;
-		} else if (!rec.got_exit) {
+		} else if (!rec.got_exit && !rec.exit_failed) {
 			ld_cli_error(a.cmd[0], "exited without an at-exit snapshot (os._exit or a crash?)");
 			if (status == 0)
 				status = LD_EXIT_RECORDER;

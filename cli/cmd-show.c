@@ -41,7 +41,9 @@ static const struct argp argp = {
 	.parser = parse,
 	.args_doc = "SNAPSHOT.snap",
 	.doc = "Summarise one heap snapshot: where it came from, totals, the largest types and "
-	       "allocation sites, and leak hints.\v" LD_EXIT_HELP_DIFF,
+	       "allocation sites, and leak hints.\v" LD_EXIT_HELP_DIFF
+	       "\nEnvironment: LEAKDIFF_MAX_SNAPSHOT (largest decompressed snapshot accepted, default "
+	       "1GiB), NO_COLOR.",
 	.children = children,
 };
 

@@ -141,7 +141,9 @@ static cJSON *types_json(struct jctx *j, const struct ld_diff *d, bool show)
 		cJSON *sites = check(j, cJSON_CreateArray());
 		size_t ns = 0;
 		for (size_t k = 0; sites && k < t->nsites && ns < j->o->type_sites; k++) {
-			if (!ld_diff_row_changed(&t->sites[k].row))
+			const struct ld_diff_row *sr = &t->sites[k].row;
+			/* Under a type, the sites that explain its growth (as in text). */
+			if (show ? !sr->count_after : ld_diff_count_delta(sr) <= 0 && ld_diff_bytes_delta(sr) <= 0)
 				continue;
 			ns++;
 			add(j, sites, NULL, site_json(j, &t->sites[k], show));
@@ -279,6 +281,7 @@ int ld_report_show_json(FILE *out, const struct ld_diff *d, const struct ld_repo
 	add_str(&j, root, "format", "leakdiff-show");
 	add_num(&j, root, "version", 1);
 	add(&j, root, "snapshot", snapshot_ref(&j, o->after_path, s));
+	add(&j, root, "options", options_json(&j));
 	cJSON *tot = check(&j, cJSON_CreateObject());
 	add_num(&j, tot, "heap_bytes", (double)s->totals.heap_bytes);
 	add_num(&j, tot, "heap_blocks", (double)s->totals.heap_blocks);

@@ -267,12 +267,17 @@ static void types_table(struct out *w, const struct ld_diff *d, bool show)
 		size_t ns = 0;
 		for (size_t j = 0; j < t->nsites && ns < w->o->type_sites; j++) {
 			const struct ld_diff_site *s = &t->sites[j];
-			if (!ld_diff_row_changed(&s->row) || (!show && ld_diff_count_delta(&s->row) <= 0 &&
-							      ld_diff_bytes_delta(&s->row) <= 0))
+			if (show ? !s->row.count_after
+				 : ld_diff_count_delta(&s->row) <= 0 && ld_diff_bytes_delta(&s->row) <= 0)
 				continue;
 			ns++;
 			char c[32];
-			ld_count_format(c, sizeof(c), show ? (int64_t)s->row.count_after : ld_diff_count_delta(&s->row), !show);
+			if (show)
+				ld_count_format(c, sizeof(c), (int64_t)s->row.count_after, false);
+			else if (ld_diff_count_delta(&s->row))
+				ld_count_format(c, sizeof(c), ld_diff_count_delta(&s->row), true);
+			else
+				ld_size_format(c, sizeof(c), ld_diff_bytes_delta(&s->row), true);
 			ld_buf_printf(&w->b, "%*s%s at ", col, "", c);
 			stack_text(w, &s->stack, col);
 		}
