@@ -1,24 +1,58 @@
-/* leakdiff diff: what grew between two snapshots. */
+/*
+ * leakdiff diff: what grew between two snapshots (or along several), with
+ * growth limits and suppressions for CI.
+ */
 #include <argp.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "diff.h"
 #include "report_args.h"
+#include "suppress.h"
 #include "units.h"
+#include "verdict.h"
 
-enum { OPT_DEPTH = 0x200 };
+#define MAX_SNAPSHOTS 256
+#define MAX_STRIP 64
+
+enum {
+	OPT_DEPTH = 0x200,
+	OPT_MATCH,
+	OPT_STRIP,
+	OPT_SUPPRESS,
+	OPT_MAX_TOTAL,
+	OPT_MAX_SITE,
+	OPT_MAX_TYPE,
+};
 
 struct args {
 	struct ld_report_args report;
-	const char *paths[2];
+	const char *paths[MAX_SNAPSHOTS];
 	int npaths;
-	uint32_t depth;
+	struct ld_diff_opts diff;
+	const char *strip[MAX_STRIP];
+	const char *suppress[MAX_STRIP];
+	size_t nsuppress;
+	struct ld_limits limits;
 };
 
 static const struct argp_option options[] = {
+	{ "max-total-growth", OPT_MAX_TOTAL, "SIZE|PERCENT", 0, "Fail (exit 1) when the total grows by more "
+	  "than SIZE (e.g. 5MiB) or PERCENT of the earlier total (e.g. 3%)", 0 },
+	{ "max-site-growth", OPT_MAX_SITE, "SIZE", 0, "Fail when any allocation site grows by more than SIZE", 0 },
+	{ "max-type-growth", OPT_MAX_TYPE, "COUNT", 0, "Fail when any type gains more than COUNT objects", 0 },
+	{ "suppress", OPT_SUPPRESS, "FILE", 0, "Leave out growth matching the patterns in FILE (one per line, "
+	  "matching a type, function or file; LeakSanitizer leak: lines accepted); repeatable", 0 },
+	{ "match", OPT_MATCH, "HOW", 0, "How sites are matched across versions: graded (default: exact, then "
+	  "the same line text or offset in the function, then the same function and file, then the same "
+	  "function), exact, or function", 0 },
+	{ "strip-prefix", OPT_STRIP, "PATH", 0, "Remove PATH from the front of file names before matching "
+	  "(on top of the roots the snapshots record); repeatable", 0 },
 	{ "depth", OPT_DEPTH, "N", 0, "Compare tracebacks on their innermost N frames only, adding up "
 	  "sites that then look the same (1 groups by allocating line; default: all frames)", 0 },
 	{ 0 }
@@ -35,16 +69,53 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 	case OPT_DEPTH:
 		if (ld_uint_parse(arg, LD_DEPTH_MAX, &v) < 0)
 			argp_error(state, "--depth takes a whole number from 0 to %d, not '%s'", LD_DEPTH_MAX, arg);
-		a->depth = (uint32_t)v;
+		a->diff.depth = (uint32_t)v;
+		return 0;
+	case OPT_MATCH:
+		if (strcmp(arg, "graded") == 0)
+			a->diff.match = LD_MATCH_GRADED;
+		else if (strcmp(arg, "exact") == 0)
+			a->diff.match = LD_MATCH_ONLY_EXACT;
+		else if (strcmp(arg, "function") == 0)
+			a->diff.match = LD_MATCH_BY_FUNCTION;
+		else
+			argp_error(state, "--match takes graded, exact or function, not '%s'", arg);
+		return 0;
+	case OPT_STRIP:
+		if (a->diff.nstrip == MAX_STRIP)
+			argp_error(state, "at most %d --strip-prefix options", MAX_STRIP);
+		if (!*arg)
+			argp_error(state, "--strip-prefix needs a path");
+		a->strip[a->diff.nstrip++] = arg;
+		return 0;
+	case OPT_SUPPRESS:
+		if (a->nsuppress == MAX_STRIP)
+			argp_error(state, "at most %d --suppress files", MAX_STRIP);
+		a->suppress[a->nsuppress++] = arg;
+		return 0;
+	case OPT_MAX_TOTAL:
+		if (ld_limits_parse_total(&a->limits, arg) < 0)
+			argp_error(state, "--max-total-growth takes a size such as 5MiB or a percentage such as "
+				   "3%%, not '%s'", arg);
+		return 0;
+	case OPT_MAX_SITE:
+		if (ld_size_parse(arg, &a->limits.site_bytes) < 0)
+			argp_error(state, "--max-site-growth takes a size such as 512KiB, not '%s'", arg);
+		a->limits.site = true;
+		return 0;
+	case OPT_MAX_TYPE:
+		if (ld_uint_parse(arg, UINT64_C(1) << 53, &a->limits.type_count) < 0)
+			argp_error(state, "--max-type-growth takes a whole number of objects, not '%s'", arg);
+		a->limits.type = true;
 		return 0;
 	case ARGP_KEY_ARG:
-		if (a->npaths == 2)
-			argp_error(state, "too many snapshots: give BEFORE and AFTER");
+		if (a->npaths == MAX_SNAPSHOTS)
+			argp_error(state, "too many snapshots (at most %d)", MAX_SNAPSHOTS);
 		a->paths[a->npaths++] = arg;
 		return 0;
 	case ARGP_KEY_END:
 		if (a->npaths < 2)
-			argp_error(state, "give two snapshots: BEFORE and AFTER");
+			argp_error(state, "give two snapshots (BEFORE and AFTER), or more for a trend");
 		return 0;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -56,55 +127,120 @@ static const struct argp_child children[] = { { &ld_report_argp, 0, "Report opti
 static const struct argp argp = {
 	.options = options,
 	.parser = parse,
-	.args_doc = "BEFORE.snap AFTER.snap",
+	.args_doc = "BEFORE.snap AFTER.snap [MORE.snap...]",
 	.doc = "Report what grew between two heap snapshots: totals, growth by type, growth by "
 	       "allocation site, and leak hints (growing containers and caches, uncollectable "
-	       "objects, why instances stay alive). Rows are sorted by byte growth.\v" LD_EXIT_HELP_DIFF
+	       "objects, why instances stay alive). Rows are sorted by byte growth. Given more than "
+	       "two snapshots, compares the first with the last and counts, for every row, in how "
+	       "many of the intervals between consecutive snapshots it grew.\v" LD_EXIT_HELP_DIFF
 	       "\nEnvironment: LEAKDIFF_MAX_SNAPSHOT (largest decompressed snapshot accepted, default "
 	       "1GiB), NO_COLOR.",
 	.children = children,
 };
 
+/* Reads a suppression file, printing "leakdiff: FILE: reason" on failure. */
+static int load_suppressions(const char *path, struct ld_suppressions *sup)
+{
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		ld_cli_error(path, "%s", strerror(errno));
+		return -1;
+	}
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	char chunk[8192];
+	size_t n;
+	while (mem && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		fwrite(chunk, 1, n, mem);
+	int rerr = ferror(f);
+	fclose(f);
+	if (!mem || fclose(mem) != 0 || rerr) {
+		ld_cli_error(path, "cannot read the file");
+		free(text);
+		return -1;
+	}
+	struct ld_error err = { { 0 } };
+	int r = ld_suppressions_parse(sup, text, len, &err);
+	free(text);
+	if (r < 0) {
+		ld_cli_error(path, "%s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
 static int run(int argc, char **argv)
 {
 	struct args a = { 0 };
 	ld_report_args_init(&a.report);
+	a.report.markdown_ok = true;
 	argp_err_exit_status = LD_EXIT_USAGE;
 	if (argp_parse(&argp, argc, argv, 0, NULL, &a) != 0)
 		return LD_EXIT_USAGE;
 	if (ld_report_args_finish(&a.report) < 0)
 		return LD_EXIT_USAGE;
+	a.diff.strip = a.strip;
 
-	struct ld_snapshot *before = NULL, *after = NULL;
+	struct ld_snapshot *snaps[MAX_SNAPSHOTS] = { 0 };
+	struct ld_suppressions sup;
+	struct ld_verdict verdict = { 0 };
 	struct ld_diff *d = NULL;
 	int status = LD_EXIT_USAGE;
-	if (ld_cli_load(a.paths[0], &before) < 0 || ld_cli_load(a.paths[1], &after) < 0)
-		goto out;
-	struct ld_diff_opts dopts = { .depth = a.depth };
-	int r = ld_diff_create(before, after, &dopts, &d);
+	ld_suppressions_init(&sup);
+	for (size_t i = 0; i < a.nsuppress; i++)
+		if (load_suppressions(a.suppress[i], &sup) < 0)
+			goto out;
+	for (int i = 0; i < a.npaths; i++)
+		if (ld_cli_load(a.paths[i], &snaps[i]) < 0)
+			goto out;
+	int r = ld_diff_create(snaps[0], snaps[a.npaths - 1], &a.diff, &d);
+	if (r == 0 && a.npaths > 2)
+		r = ld_diff_trend(d, (const struct ld_snapshot *const *)snaps, (size_t)a.npaths, &a.diff);
 	if (r < 0) {
 		ld_cli_error(NULL, "cannot compare snapshots: %s", strerror(-r));
 		goto out;
 	}
-	a.report.opts.before_path = a.paths[0];
-	a.report.opts.after_path = a.paths[1];
-	a.report.opts.depth = a.depth;
-	r = a.report.format == LD_FORMAT_JSON ? ld_report_diff_json(stdout, d, &a.report.opts)
-					      : ld_report_diff_text(stdout, d, &a.report.opts);
+	struct ld_report_opts *o = &a.report.opts;
+	o->suppressed = ld_diff_suppress(d, &sup, &a.diff);
+	if (ld_verdict_check(d, &a.limits, &verdict) < 0) {
+		ld_cli_error(NULL, "out of memory");
+		goto out;
+	}
+	o->before_path = a.paths[0];
+	o->after_path = a.paths[a.npaths - 1];
+	o->depth = a.diff.depth;
+	o->match = a.diff.match;
+	o->limits = &a.limits;
+	o->verdict = &verdict;
+	o->nsnapshots = (size_t)a.npaths;
+	switch (a.report.format) {
+	case LD_FORMAT_JSON:
+		r = ld_report_diff_json(stdout, d, o);
+		break;
+	case LD_FORMAT_MARKDOWN:
+		r = ld_report_diff_markdown(stdout, d, o);
+		break;
+	default:
+		r = ld_report_diff_text(stdout, d, o);
+		break;
+	}
 	if (r < 0) {
 		ld_cli_error(NULL, "cannot write the report: %s", strerror(-r));
 		goto out;
 	}
-	status = LD_EXIT_OK;
+	status = ld_verdict_passed(&verdict) ? LD_EXIT_OK : LD_EXIT_GREW;
 out:
+	ld_verdict_finish(&verdict);
+	ld_suppressions_finish(&sup);
 	ld_diff_destroy(d);
-	ld_snapshot_destroy(before);
-	ld_snapshot_destroy(after);
+	for (int i = 0; i < a.npaths; i++)
+		ld_snapshot_destroy(snaps[i]);
 	return status;
 }
 
 const struct ld_cmd ld_cmd_diff = {
 	.name = "diff",
-	.summary = "report growth by type and allocation site between two snapshots",
+	.summary = "report growth by type and allocation site between snapshots; gate CI on limits",
 	.run = run,
 };

@@ -12,7 +12,7 @@
 enum { OPT_MIN_BYTES = 0x100, OPT_COLOR, OPT_TYPE_SITES };
 
 static const struct argp_option options[] = {
-	{ "format", 'f', "FORMAT", 0, "Output format: text (default) or json", 1 },
+	{ "format", 'f', "FORMAT", 0, "Output format: text (default), json, or markdown (diff only)", 1 },
 	{ "top", 'n', "N", 0, "Show the N largest rows of each table (default 10; 0 shows all)", 1 },
 	{ "min-bytes", OPT_MIN_BYTES, "SIZE", 0, "Leave out rows whose byte change is under SIZE (e.g. 4KiB)", 1 },
 	{ "by", 'b', "WHAT", 0, "Tables to show: type, site or all (default)", 1 },
@@ -41,8 +41,11 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 			a->format = LD_FORMAT_TEXT;
 		else if (strcmp(arg, "json") == 0)
 			a->format = LD_FORMAT_JSON;
+		else if (strcmp(arg, "markdown") == 0 && a->markdown_ok)
+			a->format = LD_FORMAT_MARKDOWN;
 		else
-			argp_error(state, "unknown format '%s' (use text or json)", arg);
+			argp_error(state, "unknown format '%s' (use text, json%s)", arg,
+				   a->markdown_ok ? " or markdown" : "");
 		return 0;
 	case 'n':
 		if (ld_uint_parse(arg, 1u << 30, &v) < 0)

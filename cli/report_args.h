@@ -8,12 +8,13 @@
 #include "report.h"
 #include "snapshot.h"
 
-enum ld_cli_format { LD_FORMAT_TEXT, LD_FORMAT_JSON };
+enum ld_cli_format { LD_FORMAT_TEXT, LD_FORMAT_JSON, LD_FORMAT_MARKDOWN };
 
 struct ld_report_args {
 	struct ld_report_opts opts;
 	enum ld_cli_format format;
 	const char *color;
+	bool markdown_ok; /* the subcommand has a Markdown report */
 };
 
 /* Parses --format, --top, --min-bytes, --by, --verbose, --color, --type-sites

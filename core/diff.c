@@ -25,40 +25,207 @@ const char *ld_diff_state_name(enum ld_diff_state s)
 	}
 }
 
-/* ---- tracebacks as keys ---- */
+/* ---- file names as the diff sees them ---- */
 
-static uint64_t frame_hash(const struct ld_snapshot *s, uint32_t fi)
+const char *ld_diff_match_name(enum ld_match m)
 {
-	const struct ld_frame *f = &s->frames[fi];
-	uint64_t h = ld_strtab_hash(&s->strings, f->file);
-	h = ld_hash_mix(h, ld_strtab_hash(&s->strings, f->function));
-	return ld_hash_mix(h, (uint64_t)(uint32_t)f->line);
+	switch (m) {
+	case LD_MATCH_OFFSET:
+		return "offset";
+	case LD_MATCH_FILE:
+		return "file";
+	case LD_MATCH_FUNCTION:
+		return "function";
+	default:
+		return "exact";
+	}
 }
 
-static uint64_t stack_hash(const struct ld_diff_stack *st)
+static size_t root_len(const char *file, const char *root)
 {
-	uint64_t h = st->depth;
-	for (uint32_t i = 0; i < st->depth; i++)
-		h = ld_hash_mix(h, frame_hash(st->snap, st->frames[i]));
+	size_t n = strlen(root);
+	while (n > 1 && root[n - 1] == '/')
+		n--;
+	if (n == 0 || strncmp(file, root, n) != 0 || file[n] != '/')
+		return 0;
+	return n + 1;
+}
+
+const char *ld_diff_normal_path(const struct ld_snapshot *s, const struct ld_diff_opts *opts,
+				const char *file, char *buf, size_t n)
+{
+	size_t best = 0;
+	for (size_t i = 0; i < s->meta.nroots; i++) {
+		size_t l = root_len(file, s->meta.roots[i]);
+		best = l > best ? l : best;
+	}
+	for (size_t i = 0; i < s->meta.nstdlib; i++) {
+		size_t l = root_len(file, s->meta.stdlib[i]);
+		best = l > best ? l : best;
+	}
+	for (size_t i = 0; opts && i < opts->nstrip; i++) {
+		size_t l = root_len(file, opts->strip[i]);
+		best = l > best ? l : best;
+	}
+	if (file[best])
+		file += best;
+	/* "libfoo.so.1.2.3" -> "libfoo.so": a new release must not look like new code. */
+	const char *so = strstr(file, ".so.");
+	if (so && so[4]) {
+		const char *p = so + 3;
+		while (*p == '.' && p[1] >= '0' && p[1] <= '9') {
+			p++;
+			while (*p >= '0' && *p <= '9')
+				p++;
+		}
+		if (!*p && (size_t)(so + 3 - file) < n) {
+			memcpy(buf, file, (size_t)(so + 3 - file));
+			buf[so + 3 - file] = '\0';
+			return buf;
+		}
+	}
+	return file;
+}
+
+/* Normalised file names of one snapshot, computed once per string. */
+struct norm {
+	const struct ld_snapshot *s;
+	const char **file;
+	uint64_t *hash;
+	char **owned;
+	size_t nowned;
+};
+
+struct keyer {
+	struct norm side[2]; /* after, before */
+	const struct ld_diff_opts *opts;
+	int rung;            /* the enum ld_match keys compare at */
+};
+
+static int norm_init(struct norm *nm, const struct ld_snapshot *s)
+{
+	memset(nm, 0, sizeof(*nm));
+	nm->s = s;
+	size_t n = s->strings.n ? s->strings.n : 1;
+	nm->file = calloc(n, sizeof(*nm->file));
+	nm->hash = calloc(n, sizeof(*nm->hash));
+	nm->owned = calloc(n, sizeof(*nm->owned));
+	return nm->file && nm->hash && nm->owned ? 0 : -ENOMEM;
+}
+
+static void norm_finish(struct norm *nm)
+{
+	for (size_t i = 0; i < nm->nowned; i++)
+		free(nm->owned[i]);
+	free(nm->owned);
+	free(nm->file);
+	free(nm->hash);
+}
+
+static const struct norm *norm_of(const struct keyer *k, const struct ld_snapshot *s)
+{
+	return s == k->side[0].s ? &k->side[0] : &k->side[1];
+}
+
+/* Fills the normalised names of every file a snapshot's frames use. */
+static int norm_fill(struct norm *nm, const struct ld_diff_opts *opts)
+{
+	char buf[4096];
+	const struct ld_snapshot *s = nm->s;
+	for (size_t i = 0; i < s->nframes; i++) {
+		uint32_t fi = s->frames[i].file;
+		if (fi >= s->strings.n || nm->file[fi])
+			continue;
+		const char *raw = ld_snapshot_str(s, fi);
+		const char *p = ld_diff_normal_path(s, opts, raw, buf, sizeof(buf));
+		if (p == buf) {
+			char *copy = strdup(buf);
+			if (!copy)
+				return -ENOMEM;
+			nm->owned[nm->nowned++] = copy;
+			p = copy;
+		}
+		nm->file[fi] = p;
+		nm->hash[fi] = ld_hash_bytes(p, strlen(p));
+	}
+	return 0;
+}
+
+static const char *norm_file(const struct keyer *k, const struct ld_snapshot *s, uint32_t fi, uint64_t *h)
+{
+	const struct norm *nm = norm_of(k, s);
+	if (fi >= s->strings.n || !nm->file[fi]) {
+		*h = ld_hash_bytes("", 0);
+		return "";
+	}
+	*h = nm->hash[fi];
+	return nm->file[fi];
+}
+
+/* ---- tracebacks as keys ---- */
+
+/*
+ * Hash of a frame at the keyer's rung. The offset rung hashes like the file
+ * rung and leaves the finer test (text or offset) to frame_equal().
+ */
+static uint64_t frame_hash(const struct keyer *k, const struct ld_snapshot *s, uint32_t fi)
+{
+	const struct ld_frame *f = &s->frames[fi];
+	uint64_t h = ld_strtab_hash(&s->strings, f->function), fh;
+	if (k->rung == LD_MATCH_FUNCTION)
+		return h;
+	norm_file(k, s, f->file, &fh);
+	h = ld_hash_mix(h, fh);
+	if (k->rung == LD_MATCH_EXACT)
+		h = ld_hash_mix(h, (uint64_t)(uint32_t)f->line);
 	return h;
 }
 
-static bool frame_equal(const struct ld_snapshot *a, uint32_t ai, const struct ld_snapshot *b, uint32_t bi)
+static bool same_line(const struct ld_snapshot *a, const struct ld_frame *fa,
+		      const struct ld_snapshot *b, const struct ld_frame *fb)
 {
-	const struct ld_frame *fa = &a->frames[ai], *fb = &b->frames[bi];
-	if (a == b && ai == bi)
-		return true;
-	return fa->line == fb->line &&
-	       strcmp(ld_snapshot_str(a, fa->file), ld_snapshot_str(b, fb->file)) == 0 &&
-	       strcmp(ld_snapshot_str(a, fa->function), ld_snapshot_str(b, fb->function)) == 0;
+	if (fa->text != LD_NOSTR && fb->text != LD_NOSTR && *ld_snapshot_str(a, fa->text))
+		return strcmp(ld_snapshot_str(a, fa->text), ld_snapshot_str(b, fb->text)) == 0;
+	if (fa->function_line >= 0 && fb->function_line >= 0)
+		return fa->line - fa->function_line == fb->line - fb->function_line;
+	return fa->line == fb->line;
 }
 
-static bool stack_equal(const struct ld_diff_stack *x, const struct ld_diff_stack *y)
+static bool frame_equal(const struct keyer *k, const struct ld_snapshot *a, uint32_t ai,
+			const struct ld_snapshot *b, uint32_t bi)
+{
+	if (a == b && ai == bi)
+		return true;
+	const struct ld_frame *fa = &a->frames[ai], *fb = &b->frames[bi];
+	if (strcmp(ld_snapshot_str(a, fa->function), ld_snapshot_str(b, fb->function)) != 0)
+		return false;
+	if (k->rung == LD_MATCH_FUNCTION)
+		return true;
+	uint64_t ha, hb;
+	const char *na = norm_file(k, a, fa->file, &ha), *nb = norm_file(k, b, fb->file, &hb);
+	if (ha != hb || strcmp(na, nb) != 0)
+		return false;
+	if (k->rung == LD_MATCH_EXACT)
+		return fa->line == fb->line;
+	if (k->rung == LD_MATCH_OFFSET)
+		return same_line(a, fa, b, fb);
+	return true;
+}
+
+static uint64_t stack_hash(const struct keyer *k, const struct ld_diff_stack *st)
+{
+	uint64_t h = st->depth;
+	for (uint32_t i = 0; i < st->depth; i++)
+		h = ld_hash_mix(h, frame_hash(k, st->snap, st->frames[i]));
+	return h;
+}
+
+static bool stack_equal(const struct keyer *k, const struct ld_diff_stack *x, const struct ld_diff_stack *y)
 {
 	if (x->depth != y->depth)
 		return false;
 	for (uint32_t i = 0; i < x->depth; i++)
-		if (!frame_equal(x->snap, x->frames[i], y->snap, y->frames[i]))
+		if (!frame_equal(k, x->snap, x->frames[i], y->snap, y->frames[i]))
 			return false;
 	return true;
 }
@@ -123,17 +290,17 @@ struct site_table {
 	struct ld_hashmap index;
 };
 
-static int site_fold(struct site_table *t, const struct ld_snapshot *s, bool after,
+static int site_fold(struct site_table *t, const struct keyer *k, const struct ld_snapshot *s, bool after,
 		     const uint32_t *frames, uint32_t depth, uint32_t max_depth,
 		     uint64_t count, uint64_t bytes, uint64_t extra_hash,
 		     const char *extra_key, const char **row_keys, size_t *row)
 {
 	struct ld_diff_stack st = { s, frames, max_depth && depth > max_depth ? max_depth : depth };
-	uint64_t h = ld_hash_mix(stack_hash(&st), extra_hash);
+	uint64_t h = ld_hash_mix(stack_hash(k, &st), extra_hash);
 	struct ld_hashmap_iter it = LD_HASHMAP_ITER(h);
 	uint32_t i;
 	while (ld_hashmap_next(&t->index, &it, &i)) {
-		if ((!row_keys || strcmp(row_keys[i], extra_key) == 0) && stack_equal(&t->rows[i].stack, &st)) {
+		if ((!row_keys || strcmp(row_keys[i], extra_key) == 0) && stack_equal(k, &t->rows[i].stack, &st)) {
 			row_add(&t->rows[i].row, after, count, bytes);
 			t->rows[i].state = merge_state(t->rows[i].state, false, after);
 			*row = i;
@@ -150,6 +317,7 @@ static int site_fold(struct site_table *t, const struct ld_snapshot *s, bool aft
 	struct ld_diff_site *d = &t->rows[t->n];
 	memset(d, 0, sizeof(*d));
 	d->stack = st;
+	d->match = k->rung;
 	d->state = merge_state(LD_DIFF_KEPT, true, after);
 	row_add(&d->row, after, count, bytes);
 	*row = t->n++;
@@ -163,22 +331,106 @@ static int site_cmp(const void *a, const void *b)
 	return c ? c : stack_compare(&x->stack, &y->stack);
 }
 
-static int diff_sites(struct ld_diff *d, uint32_t max_depth)
+/*
+ * Pairs sites that exact matching left as "new" and "gone", rung by rung:
+ * a line that moved, then a line that changed, then a function that moved
+ * to another file. Larger new sites choose first. Rows absorbed into their
+ * partner are removed; keys (type names of type sites, or NULL) move with
+ * their rows.
+ */
+static int graded_pass(struct keyer *k, struct ld_diff_site *rows, size_t *n, const char **keys)
+{
+	size_t count = *n;
+	bool *dead = calloc(count ? count : 1, sizeof(*dead));
+	size_t *order = malloc((count ? count : 1) * sizeof(*order));
+	if (!dead || !order) {
+		free(dead);
+		free(order);
+		return -ENOMEM;
+	}
+	size_t nnew = 0;
+	for (size_t i = 0; i < count; i++)
+		if (rows[i].state == LD_DIFF_NEW)
+			order[nnew++] = i;
+	/* insertion order is the snapshot's; sort new rows by size, largest first */
+	for (size_t i = 1; i < nnew; i++) {
+		size_t v = order[i], j = i;
+		while (j > 0 && rows[order[j - 1]].row.bytes_after < rows[v].row.bytes_after) {
+			order[j] = order[j - 1];
+			j--;
+		}
+		order[j] = v;
+	}
+	int r = 0;
+	for (int rung = LD_MATCH_OFFSET; rung <= LD_MATCH_FUNCTION && r == 0 && nnew; rung++) {
+		k->rung = rung;
+		struct ld_hashmap gone;
+		ld_hashmap_init(&gone);
+		for (size_t i = 0; i < count && r == 0; i++) {
+			if (rows[i].state == LD_DIFF_GONE && !dead[i]) {
+				uint64_t h = stack_hash(k, &rows[i].stack);
+				if (keys)
+					h = ld_hash_mix(h, ld_hash_bytes(keys[i], strlen(keys[i])));
+				r = ld_hashmap_insert(&gone, h, (uint32_t)i);
+			}
+		}
+		for (size_t o = 0; o < nnew && r == 0 && gone.len; o++) {
+			struct ld_diff_site *nw = &rows[order[o]];
+			if (nw->state != LD_DIFF_NEW)
+				continue;
+			uint64_t h = stack_hash(k, &nw->stack);
+			if (keys)
+				h = ld_hash_mix(h, ld_hash_bytes(keys[order[o]], strlen(keys[order[o]])));
+			struct ld_hashmap_iter it = LD_HASHMAP_ITER(h);
+			uint32_t g;
+			while (ld_hashmap_next(&gone, &it, &g)) {
+				if (dead[g] || (keys && strcmp(keys[g], keys[order[o]]) != 0) ||
+				    !stack_equal(k, &nw->stack, &rows[g].stack))
+					continue;
+				nw->row.bytes_before += rows[g].row.bytes_before;
+				nw->row.count_before += rows[g].row.count_before;
+				nw->state = LD_DIFF_KEPT;
+				nw->match = (enum ld_match)rung;
+				dead[g] = true;
+				break;
+			}
+		}
+		ld_hashmap_finish(&gone);
+	}
+	k->rung = LD_MATCH_EXACT;
+	size_t w = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (dead[i])
+			continue;
+		rows[w] = rows[i];
+		if (keys)
+			keys[w] = keys[i];
+		w++;
+	}
+	*n = w;
+	free(dead);
+	free(order);
+	return r;
+}
+
+static int diff_sites(struct ld_diff *d, struct keyer *k, uint32_t max_depth)
 {
 	struct site_table t = { 0 };
 	ld_hashmap_init(&t.index);
 	int r = 0;
 	const struct ld_snapshot *snaps[2] = { d->after, d->before };
-	for (int k = 0; k < 2 && r == 0; k++) {
-		const struct ld_snapshot *s = snaps[k];
+	for (int j = 0; j < 2 && r == 0; j++) {
+		const struct ld_snapshot *s = snaps[j];
 		for (size_t i = 0; i < s->nsites && r == 0; i++) {
 			const struct ld_site *site = &s->sites[i];
 			size_t row;
-			r = site_fold(&t, s, k == 0, ld_snapshot_stack(s, site->stack), site->depth,
+			r = site_fold(&t, k, s, j == 0, ld_snapshot_stack(s, site->stack), site->depth,
 				      max_depth, site->count, site->bytes, 0, NULL, NULL, &row);
 		}
 	}
 	ld_hashmap_finish(&t.index);
+	if (r == 0 && k->opts && k->opts->match == LD_MATCH_GRADED)
+		r = graded_pass(k, t.rows, &t.n, NULL);
 	if (r < 0) {
 		free(t.rows);
 		return r;
@@ -257,7 +509,7 @@ static int tagged_cmp(const void *a, const void *b)
 	return site_cmp(&x->site, &y->site);
 }
 
-static int diff_type_sites(struct ld_diff *d, struct type_table *types, uint32_t max_depth)
+static int diff_type_sites(struct ld_diff *d, struct keyer *kr, struct type_table *types, uint32_t max_depth)
 {
 	struct site_table t = { 0 };
 	const char **keys = NULL;
@@ -274,12 +526,14 @@ static int diff_type_sites(struct ld_diff *d, struct type_table *types, uint32_t
 			if ((r = LD_ARRAY_RESERVE(keys, keys_cap, t.n + 1)) < 0)
 				break;
 			size_t row;
-			r = site_fold(&t, s, k == 0, ld_snapshot_stack(s, ts->stack), ts->depth, max_depth,
+			r = site_fold(&t, kr, s, k == 0, ld_snapshot_stack(s, ts->stack), ts->depth, max_depth,
 				      ts->count, ts->bytes, h, name, keys, &row);
 			keys[row] = name;
 		}
 	}
 	ld_hashmap_finish(&t.index);
+	if (r == 0 && kr->opts && kr->opts->match == LD_MATCH_GRADED)
+		r = graded_pass(kr, t.rows, &t.n, keys);
 
 	struct tagged_site *tagged = NULL;
 	if (r == 0 && t.n) {
@@ -319,17 +573,17 @@ static int diff_type_sites(struct ld_diff *d, struct type_table *types, uint32_t
 	return 0;
 }
 
-static int diff_types(struct ld_diff *d, uint32_t max_depth)
+static int diff_types(struct ld_diff *d, struct keyer *k, uint32_t max_depth)
 {
 	struct type_table t = { 0 };
 	ld_hashmap_init(&t.index);
 	int r = 0;
 	const struct ld_snapshot *snaps[2] = { d->after, d->before };
-	for (int k = 0; k < 2 && r == 0; k++)
-		for (size_t i = 0; i < snaps[k]->ntypes && r == 0; i++)
-			r = type_fold(&t, snaps[k], k == 0, &snaps[k]->types[i]);
+	for (int j = 0; j < 2 && r == 0; j++)
+		for (size_t i = 0; i < snaps[j]->ntypes && r == 0; i++)
+			r = type_fold(&t, snaps[j], j == 0, &snaps[j]->types[i]);
 	if (r == 0)
-		r = diff_type_sites(d, &t, max_depth);
+		r = diff_type_sites(d, k, &t, max_depth);
 	ld_hashmap_finish(&t.index);
 	if (r < 0) {
 		free(t.rows);
@@ -417,7 +671,7 @@ const struct ld_diff_type *ld_diff_suspect(const struct ld_diff *d, uint64_t min
 	for (size_t i = 0; i < d->ntypes; i++) {
 		const struct ld_diff_type *t = &d->types[i];
 		if (ld_diff_count_delta(&t->row) > 0 && strchr(t->name, '.') &&
-		    ld_diff_row_selected(&t->row, min_bytes))
+		    ld_diff_type_shown(t, min_bytes))
 			return t;
 	}
 	return NULL;
@@ -431,18 +685,33 @@ int ld_diff_create(const struct ld_snapshot *before, const struct ld_snapshot *a
 		return -ENOMEM;
 	d->before = before;
 	d->after = after;
+	d->intervals = 1;
 	d->heap = (struct ld_diff_row){
 		.bytes_before = before->totals.heap_bytes, .bytes_after = after->totals.heap_bytes,
 		.count_before = before->totals.heap_blocks, .count_after = after->totals.heap_blocks };
 	d->objects = (struct ld_diff_row){
 		.bytes_before = before->totals.object_bytes, .bytes_after = after->totals.object_bytes,
 		.count_before = before->totals.objects, .count_after = after->totals.objects };
-	uint32_t depth = opts ? opts->depth : 0;
-	int r = diff_sites(d, depth);
+	static const struct ld_diff_opts defaults = { 0 };
+	if (!opts)
+		opts = &defaults;
+	struct keyer k = { .opts = opts,
+			   .rung = opts->match == LD_MATCH_BY_FUNCTION ? LD_MATCH_FUNCTION : LD_MATCH_EXACT };
+	int r = norm_init(&k.side[0], after);
 	if (r == 0)
-		r = diff_types(d, depth);
+		r = norm_init(&k.side[1], before);
+	if (r == 0)
+		r = norm_fill(&k.side[0], opts);
+	if (r == 0)
+		r = norm_fill(&k.side[1], opts);
+	if (r == 0)
+		r = diff_sites(d, &k, opts->depth);
+	if (r == 0)
+		r = diff_types(d, &k, opts->depth);
 	if (r == 0)
 		r = diff_hints(d);
+	norm_finish(&k.side[0]);
+	norm_finish(&k.side[1]);
 	if (r < 0) {
 		ld_diff_destroy(d);
 		return r;

@@ -41,9 +41,25 @@ struct ld_diff_stack {
 	uint32_t depth;
 };
 
+/*
+ * How a site in the later snapshot was paired with one in the earlier: the
+ * rungs of graded matching, from strictest to loosest. File names are
+ * compared after normalisation (see struct ld_diff_opts) on every rung.
+ */
+enum ld_match {
+	LD_MATCH_EXACT,    /* same file, line and function in every frame */
+	LD_MATCH_OFFSET,   /* same function and the same source text of the line, or
+			      the same distance from the function's first line */
+	LD_MATCH_FILE,     /* same function and file */
+	LD_MATCH_FUNCTION, /* same function */
+};
+
 struct ld_diff_site {
 	struct ld_diff_row row;
 	enum ld_diff_state state;
+	enum ld_match match; /* meaningful for LD_DIFF_KEPT rows */
+	bool suppressed;     /* matched a suppression (see suppress.h) */
+	uint32_t grew_in;    /* trends: intervals in which this row grew */
 	struct ld_diff_stack stack;
 };
 
@@ -51,6 +67,8 @@ struct ld_diff_type {
 	const char *name;
 	struct ld_diff_row row;
 	enum ld_diff_state state;
+	bool suppressed;
+	uint32_t grew_in;
 	struct ld_diff_site *sites; /* where its instances were allocated */
 	size_t nsites;
 };
@@ -79,11 +97,26 @@ struct ld_diff {
 	size_t ntype_sites;
 	struct ld_diff_hint *hints;
 	size_t nhints;
+	uint32_t intervals; /* trends: consecutive pairs compared; 1 for a plain diff */
+};
+
+enum ld_match_mode {
+	LD_MATCH_GRADED,      /* exact, then offset, then file, then function */
+	LD_MATCH_ONLY_EXACT,  /* exact only: any moved line is a gone/new pair */
+	LD_MATCH_BY_FUNCTION, /* sites are keyed by their functions alone */
 };
 
 struct ld_diff_opts {
 	/* Compare tracebacks on their innermost depth frames only; 0 = all. */
 	uint32_t depth;
+	enum ld_match_mode match;
+	/*
+	 * Directory prefixes removed from file names before comparing, on top
+	 * of the roots each snapshot records (import paths, compilation
+	 * directories), so that checkouts in different places compare equal.
+	 */
+	const char *const *strip;
+	size_t nstrip;
 };
 
 /*
@@ -93,6 +126,16 @@ struct ld_diff_opts {
  */
 int ld_diff_create(const struct ld_snapshot *before, const struct ld_snapshot *after,
 		   const struct ld_diff_opts *opts, struct ld_diff **out);
+
+/*
+ * Turns d, the diff of snaps[0] against snaps[n-1], into a trend over all n
+ * snapshots: every row's grew_in becomes the number of the n-1 consecutive
+ * pairs in which it grew, so that steady growth (a leak) stands apart from
+ * a row that went up and down (noise). The snapshots must outlive d.
+ * Returns 0 or -ENOMEM; on failure d is unchanged.
+ */
+int ld_diff_trend(struct ld_diff *d, const struct ld_snapshot *const *snaps, size_t n,
+		  const struct ld_diff_opts *opts);
 
 /* Frees the diff but not the snapshots; d may be NULL. */
 void ld_diff_destroy(struct ld_diff *d);
@@ -115,6 +158,17 @@ static inline bool ld_diff_row_selected(const struct ld_diff_row *r, uint64_t mi
 	return (uint64_t)(d < 0 ? -d : d) >= min_bytes;
 }
 
+/* Whether a site or type row is reported: selected and not suppressed. */
+static inline bool ld_diff_site_shown(const struct ld_diff_site *s, uint64_t min_bytes)
+{
+	return !s->suppressed && ld_diff_row_selected(&s->row, min_bytes);
+}
+
+static inline bool ld_diff_type_shown(const struct ld_diff_type *t, uint64_t min_bytes)
+{
+	return !t->suppressed && ld_diff_row_selected(&t->row, min_bytes);
+}
+
 /* The frame at position i of a diff traceback. */
 static inline const struct ld_frame *ld_diff_frame(const struct ld_diff_stack *st, uint32_t i)
 {
@@ -128,6 +182,18 @@ static inline const struct ld_frame *ld_diff_frame(const struct ld_diff_stack *s
  * NULL when no such type grew by at least min_bytes.
  */
 const struct ld_diff_type *ld_diff_suspect(const struct ld_diff *d, uint64_t min_bytes);
+
+/* Name of a match rung for reports: "exact", "offset", "file", "function". */
+const char *ld_diff_match_name(enum ld_match m);
+
+/*
+ * The name of a frame's file as the diff compares it: without the longest
+ * root of s (or of opts->strip) that prefixes it, and without the version
+ * suffix of a shared library ("libfoo.so.1.2" becomes "libfoo.so"). Returns
+ * a pointer into file, or into buf (of size n) when the name was rewritten.
+ */
+const char *ld_diff_normal_path(const struct ld_snapshot *s, const struct ld_diff_opts *opts,
+				const char *file, char *buf, size_t n);
 
 /* Name of a state for reports: "kept", "new", "gone". */
 const char *ld_diff_state_name(enum ld_diff_state s);

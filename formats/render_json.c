@@ -16,6 +16,7 @@
 struct jctx {
 	const struct ld_report_opts *o;
 	bool oom;
+	uint32_t intervals;
 };
 
 static cJSON *check(struct jctx *j, cJSON *v)
@@ -99,7 +100,11 @@ static cJSON *site_json(struct jctx *j, const struct ld_diff_site *s, bool show)
 		add_num(j, o, "count", (double)s->row.count_after);
 	} else {
 		add_str(j, o, "state", ld_diff_state_name(s->state));
+		if (s->state == LD_DIFF_KEPT)
+			add_str(j, o, "match", ld_diff_match_name(s->match));
 		add_row(j, o, &s->row, "bytes", "count");
+		if (j->intervals > 1)
+			add_num(j, o, "grew_in", s->grew_in);
 	}
 	int caller = ld_report_caller(&s->stack);
 	if (caller > 0)
@@ -126,7 +131,7 @@ static cJSON *types_json(struct jctx *j, const struct ld_diff *d, bool show)
 	size_t shown = ld_report_count_types(d->types, d->ntypes, j->o, NULL), n = 0;
 	for (size_t i = 0; a && i < d->ntypes && n < shown; i++) {
 		const struct ld_diff_type *t = &d->types[i];
-		if (!ld_diff_row_selected(&t->row, j->o->min_bytes))
+		if (!ld_diff_type_shown(t, j->o->min_bytes))
 			continue;
 		n++;
 		cJSON *o = check(j, cJSON_CreateObject());
@@ -137,11 +142,15 @@ static cJSON *types_json(struct jctx *j, const struct ld_diff *d, bool show)
 		} else {
 			add_str(j, o, "state", ld_diff_state_name(t->state));
 			add_row(j, o, &t->row, "bytes", "count");
+			if (d->intervals > 1)
+				add_num(j, o, "grew_in", t->grew_in);
 		}
 		cJSON *sites = check(j, cJSON_CreateArray());
 		size_t ns = 0;
 		for (size_t k = 0; sites && k < t->nsites && ns < j->o->type_sites; k++) {
 			const struct ld_diff_row *sr = &t->sites[k].row;
+			if (t->sites[k].suppressed)
+				continue;
 			/* Under a type, the sites that explain its growth (as in text). */
 			if (show ? !sr->count_after : ld_diff_count_delta(sr) <= 0 && ld_diff_bytes_delta(sr) <= 0)
 				continue;
@@ -159,7 +168,7 @@ static cJSON *sites_json(struct jctx *j, const struct ld_diff *d, bool show)
 	cJSON *a = check(j, cJSON_CreateArray());
 	size_t shown = ld_report_count_sites(d->sites, d->nsites, j->o, j->o->top, NULL), n = 0;
 	for (size_t i = 0; a && i < d->nsites && n < shown; i++) {
-		if (!ld_diff_row_selected(&d->sites[i].row, j->o->min_bytes))
+		if (!ld_diff_site_shown(&d->sites[i], j->o->min_bytes))
 			continue;
 		n++;
 		add(j, a, NULL, site_json(j, &d->sites[i], show));
@@ -216,6 +225,56 @@ static int print(struct jctx *j, cJSON *root, FILE *out)
 	return r;
 }
 
+static cJSON *verdict_json(struct jctx *j, const struct ld_diff *d)
+{
+	const struct ld_verdict *v = j->o->verdict;
+	const struct ld_limits *lim = j->o->limits;
+	cJSON *o = check(j, cJSON_CreateObject());
+	bool checked = v && v->checked;
+	add(j, o, "checked", cJSON_CreateBool(checked));
+	add(j, o, "passed", cJSON_CreateBool(ld_verdict_passed(v)));
+	if (v) {
+		add_str(j, o, "measure", v->heap ? "heap" : "objects");
+		add_num(j, o, "total_delta", (double)v->total_delta);
+	}
+	cJSON *limits = check(j, cJSON_CreateObject());
+	if (lim && lim->total) {
+		if (lim->total_is_percent)
+			add_num(j, limits, "max_total_growth_percent", lim->total_percent);
+		else
+			add_num(j, limits, "max_total_growth", (double)lim->total_bytes);
+	}
+	if (lim && lim->site)
+		add_num(j, limits, "max_site_growth", (double)lim->site_bytes);
+	if (lim && lim->type)
+		add_num(j, limits, "max_type_growth", (double)lim->type_count);
+	add(j, o, "limits", limits);
+	add_num(j, o, "suppressed", (double)j->o->suppressed);
+	cJSON *hits = check(j, cJSON_CreateArray());
+	for (size_t i = 0; v && i < v->nhits; i++) {
+		const struct ld_limit_hit *h = &v->hits[i];
+		cJSON *ho = check(j, cJSON_CreateObject());
+		add_str(j, ho, "limit", ld_report_limit_option(h->kind));
+		add_num(j, ho, "value", (double)h->value);
+		if (h->kind == LD_LIMIT_TOTAL && h->percent >= 0)
+			add_num(j, ho, "percent", h->percent);
+		if (h->site)
+			add(j, ho, "site", site_json(j, h->site, false));
+		if (h->type)
+			add_str(j, ho, "type", h->type->name);
+		struct ld_buf b;
+		ld_buf_init(&b);
+		ld_report_limit_text(&b, h, lim, v, LD_ESCAPE_UTF8);
+		add_str(j, ho, "message", b.data ? b.data : "");
+		j->oom |= b.oom;
+		ld_buf_finish(&b);
+		add(j, hits, NULL, ho);
+	}
+	add(j, o, "exceeded", hits);
+	(void)d;
+	return o;
+}
+
 static const char *by_name(enum ld_report_by by)
 {
 	return by == LD_REPORT_TYPES ? "type" : by == LD_REPORT_SITES ? "site" : "all";
@@ -228,18 +287,23 @@ static cJSON *options_json(struct jctx *j)
 	add_num(j, o, "min_bytes", (double)j->o->min_bytes);
 	add_num(j, o, "depth", j->o->depth);
 	add_str(j, o, "by", by_name(j->o->by));
+	add_str(j, o, "match", j->o->match == LD_MATCH_ONLY_EXACT ? "exact"
+			       : j->o->match == LD_MATCH_BY_FUNCTION ? "function" : "graded");
 	return o;
 }
 
 int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
 {
-	struct jctx j = { .o = o };
+	struct jctx j = { .o = o, .intervals = d->intervals };
 	cJSON *root = check(&j, cJSON_CreateObject());
 	add_str(&j, root, "format", "leakdiff-diff");
 	add_num(&j, root, "version", 1);
+	add_num(&j, root, "snapshots", (double)(o->nsnapshots ? o->nsnapshots : 2));
+	add_num(&j, root, "intervals", d->intervals);
 	add(&j, root, "before", snapshot_ref(&j, o->before_path, d->before));
 	add(&j, root, "after", snapshot_ref(&j, o->after_path, d->after));
 	add(&j, root, "options", options_json(&j));
+	add(&j, root, "verdict", verdict_json(&j, d));
 	cJSON *total = check(&j, cJSON_CreateObject());
 	add_row(&j, total, &d->heap, "bytes", "count");
 	add(&j, root, "total", total);

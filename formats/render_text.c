@@ -45,16 +45,6 @@ static void delta_cell(struct out *w, const char *s, int64_t v, int width)
 		style(w, RESET);
 }
 
-static void frame_text(struct out *w, const struct ld_snapshot *s, const struct ld_frame *f)
-{
-	text(w, ld_report_short_path(s, ld_snapshot_str(s, f->file)));
-	ld_buf_printf(&w->b, ":%d", f->line);
-	const char *fn = ld_snapshot_str(s, f->function);
-	if (*fn) {
-		ld_buf_puts(&w->b, " in ");
-		text(w, fn);
-	}
-}
 
 /* The site's headline and, indented below it, what makes it readable. */
 static void stack_text(struct out *w, const struct ld_diff_stack *st, int indent)
@@ -63,13 +53,13 @@ static void stack_text(struct out *w, const struct ld_diff_stack *st, int indent
 		ld_buf_puts(&w->b, "(no traceback)\n");
 		return;
 	}
-	frame_text(w, st->snap, ld_diff_frame(st, 0));
+	ld_report_frame(&w->b, st, 0, LD_ESCAPE_TEXT);
 	ld_buf_putc(&w->b, '\n');
 	if (w->o->verbose) {
 		for (uint32_t i = 1; i < st->depth; i++) {
 			ld_buf_printf(&w->b, "%*s", indent + 2, "");
 			style(w, DIM);
-			frame_text(w, st->snap, ld_diff_frame(st, i));
+			ld_report_frame(&w->b, st, i, LD_ESCAPE_TEXT);
 			style(w, RESET);
 			ld_buf_putc(&w->b, '\n');
 		}
@@ -80,15 +70,18 @@ static void stack_text(struct out *w, const struct ld_diff_stack *st, int indent
 		ld_buf_printf(&w->b, "%*s", indent + 2, "");
 		style(w, DIM);
 		ld_buf_puts(&w->b, "called from ");
-		frame_text(w, st->snap, ld_diff_frame(st, (uint32_t)caller));
+		ld_report_frame(&w->b, st, (uint32_t)caller, LD_ESCAPE_TEXT);
 		style(w, RESET);
 		ld_buf_putc(&w->b, '\n');
 	}
 }
 
-static const char *state_tag(enum ld_diff_state s)
+/* new, gone, or "moved" for a site matched across an edit (see --match). */
+static const char *state_tag(enum ld_diff_state s, enum ld_match m)
 {
-	return s == LD_DIFF_NEW ? "new" : s == LD_DIFF_GONE ? "gone" : "";
+	if (s == LD_DIFF_KEPT)
+		return m == LD_MATCH_EXACT ? "" : "moved";
+	return s == LD_DIFF_NEW ? "new" : "gone";
 }
 
 static void meta_line(struct out *w, const char *which, const char *path, const struct ld_snapshot *s)
@@ -188,7 +181,7 @@ static void totals(struct out *w, const struct ld_diff *d, bool show)
 }
 
 /* One row's number columns: bytes and count deltas, then count before -> after. */
-static void row_cells(struct out *w, const struct ld_diff_row *r, enum ld_diff_state st, bool show)
+static void row_cells(struct out *w, const struct ld_diff_row *r, const char *tag, bool show)
 {
 	char a[32], b[32], c[32], e[32];
 	if (show) {
@@ -206,11 +199,37 @@ static void row_cells(struct out *w, const struct ld_diff_row *r, enum ld_diff_s
 	delta_cell(w, a, db, 11);
 	ld_buf_putc(&w->b, ' ');
 	delta_cell(w, b, dc, 10);
-	ld_buf_printf(&w->b, " %11s -> %-11s %-4s  ", c, e, state_tag(st));
+	ld_buf_printf(&w->b, " %11s -> %-11s %-5s  ", c, e, tag);
 }
 
-#define NAME_COL_DIFF 60
+#define NAME_COL_DIFF 61
 #define NAME_COL_SHOW 29
+
+/* What CI needs first: did the diff stay within the limits it was given? */
+static void verdict_text(struct out *w)
+{
+	const struct ld_verdict *v = w->o->verdict;
+	if (!v || !v->checked)
+		return;
+	ld_buf_putc(&w->b, '\n');
+	style(w, BOLD);
+	if (ld_verdict_passed(v)) {
+		style(w, GREEN);
+		ld_buf_puts(&w->b, "Limits: all met");
+		style(w, RESET);
+		ld_buf_putc(&w->b, '\n');
+		return;
+	}
+	style(w, RED);
+	ld_buf_printf(&w->b, "Limits: %zu exceeded", v->nhits);
+	style(w, RESET);
+	ld_buf_putc(&w->b, '\n');
+	for (size_t i = 0; i < v->nhits; i++) {
+		ld_buf_puts(&w->b, "  ");
+		ld_report_limit_text(&w->b, &v->hits[i], w->o->limits, v, LD_ESCAPE_TEXT);
+		ld_buf_putc(&w->b, '\n');
+	}
+}
 
 /* One line that names the likely leak before the tables explain it. */
 static void suspect_line(struct out *w, const struct ld_diff *d)
@@ -250,23 +269,27 @@ static void types_table(struct out *w, const struct ld_diff *d, bool show)
 	if (show)
 		ld_buf_printf(&w->b, "  %11s %11s  %s\n", "bytes", "count", "type");
 	else
-		ld_buf_printf(&w->b, "  %11s %10s %11s    %-11s %-4s  %s\n", "bytes", "count", "before", "after", "", "type");
+		ld_buf_printf(&w->b, "  %11s %10s %11s    %-11s %-5s  %s\n", "bytes", "count", "before", "after", "", "type");
 	style(w, RESET);
 	size_t n = 0;
 	int col = show ? NAME_COL_SHOW : NAME_COL_DIFF;
 	for (size_t i = 0; i < d->ntypes && n < shown; i++) {
 		const struct ld_diff_type *t = &d->types[i];
-		if (!ld_diff_row_selected(&t->row, w->o->min_bytes))
+		if (!ld_diff_type_shown(t, w->o->min_bytes))
 			continue;
 		n++;
-		row_cells(w, &t->row, t->state, show);
+		row_cells(w, &t->row, state_tag(t->state, LD_MATCH_EXACT), show);
 		style(w, BOLD);
 		text(w, t->name);
 		style(w, RESET);
+		if (d->intervals > 1)
+			ld_buf_printf(&w->b, "  [grew in %u of %u]", t->grew_in, d->intervals);
 		ld_buf_putc(&w->b, '\n');
 		size_t ns = 0;
 		for (size_t j = 0; j < t->nsites && ns < w->o->type_sites; j++) {
 			const struct ld_diff_site *s = &t->sites[j];
+			if (s->suppressed)
+				continue;
 			if (show ? !s->row.count_after
 				 : ld_diff_count_delta(&s->row) <= 0 && ld_diff_bytes_delta(&s->row) <= 0)
 				continue;
@@ -294,16 +317,18 @@ static void sites_table(struct out *w, const struct ld_diff *d, bool show)
 	if (show)
 		ld_buf_printf(&w->b, "  %11s %11s  %s\n", "bytes", "blocks", "allocated at");
 	else
-		ld_buf_printf(&w->b, "  %11s %10s %11s    %-11s %-4s  %s\n", "bytes", "blocks", "before", "after", "", "allocated at");
+		ld_buf_printf(&w->b, "  %11s %10s %11s    %-11s %-5s  %s\n", "bytes", "blocks", "before", "after", "", "allocated at");
 	style(w, RESET);
 	size_t n = 0;
 	int col = show ? NAME_COL_SHOW : NAME_COL_DIFF;
 	for (size_t i = 0; i < d->nsites && n < shown; i++) {
 		const struct ld_diff_site *s = &d->sites[i];
-		if (!ld_diff_row_selected(&s->row, w->o->min_bytes))
+		if (!ld_diff_site_shown(s, w->o->min_bytes))
 			continue;
 		n++;
-		row_cells(w, &s->row, s->state, show);
+		row_cells(w, &s->row, state_tag(s->state, s->match), show);
+		if (d->intervals > 1)
+			ld_buf_printf(&w->b, "[grew in %u of %u]  ", s->grew_in, d->intervals);
 		stack_text(w, &s->stack, col);
 	}
 }
@@ -402,6 +427,7 @@ int ld_report_diff_text(FILE *out, const struct ld_diff *d, const struct ld_repo
 	meta_line(&w, "before", o->before_path ? o->before_path : "", d->before);
 	meta_line(&w, "after", o->after_path ? o->after_path : "", d->after);
 	totals(&w, d, false);
+	verdict_text(&w);
 	suspect_line(&w, d);
 	if (o->by != LD_REPORT_SITES)
 		types_table(&w, d, false);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "diff.h"
+#include "verdict.h"
 
 enum ld_report_by {
 	LD_REPORT_ALL,
@@ -28,6 +29,11 @@ struct ld_report_opts {
 	bool color;          /* ANSI colour (text only) */
 	size_t type_sites;   /* allocation sites listed under each type */
 	uint32_t depth;      /* the --depth the diff used, echoed in JSON */
+	enum ld_match_mode match;
+	const struct ld_limits *limits;   /* NULL: none given */
+	const struct ld_verdict *verdict; /* NULL: not checked */
+	size_t suppressed;   /* rows left out by suppressions */
+	size_t nsnapshots;   /* > 2 for a trend over several snapshots */
 };
 
 /*
@@ -36,6 +42,9 @@ struct ld_report_opts {
  */
 int ld_report_diff_text(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o);
 int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o);
+
+/* The diff as a Markdown summary for a CI job or a pull request comment. */
+int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o);
 
 /*
  * Writes one snapshot's summary. d must be the diff of an empty snapshot

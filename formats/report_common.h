@@ -5,7 +5,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "buf.h"
 #include "diff.h"
+#include "escape.h"
 #include "report.h"
 
 /*
@@ -31,5 +33,18 @@ size_t ld_report_count_types(const struct ld_diff_type *rows, size_t n, const st
 
 /* Whether a hint is worth reporting (it grew, or it is a path or garbage). */
 bool ld_report_hint_shown(const struct ld_diff_hint *h);
+
+/*
+ * Appends one sentence for an exceeded limit, names escaped for mode:
+ * "total heap growth +6.20 MiB exceeds --max-total-growth=5.00 MiB".
+ */
+void ld_report_limit_text(struct ld_buf *b, const struct ld_limit_hit *h, const struct ld_limits *lim,
+			  const struct ld_verdict *v, enum ld_escape_mode mode);
+
+/* Appends "file:line in function" for frame i of st, escaped for mode. */
+void ld_report_frame(struct ld_buf *b, const struct ld_diff_stack *st, uint32_t i, enum ld_escape_mode mode);
+
+/* The limit a hit broke, as its option is spelled ("--max-site-growth"). */
+const char *ld_report_limit_option(enum ld_limit_kind k);
 
 #endif

@@ -16,22 +16,23 @@ ROOT = "/srv/app"
 STDLIB = "/usr/lib/python3.11"
 
 
-def snapshot(n_sessions, n_cache, lru, seq, label, pid, collected):
+def snapshot(n_sessions, n_cache, lru, seq, label, pid, collected, root=ROOT, shift=0):
+    """shift moves every line of app/session.py down, as an edit above it would."""
     strings = [
-        ROOT + "/app/session.py", "login", "Session.__init__",
-        ROOT + "/app/server.py", "handle", "<module>",
+        root + "/app/session.py", "login", "Session.__init__",
+        root + "/app/server.py", "handle", "<module>",
         STDLIB + "/logging/__init__.py", "Manager.getLogger",
         "app.session.Session", "dict", "str", "logging.Logger",
-        ROOT + "/app/cache.py", "remember", "self.store[key] = value",
+        root + "/app/cache.py", "remember", "self.store[key] = value",
         "s = Session(user)",
     ]
     frames = [
-        [0, 42, 1, 40, 15],   # 0 app/session.py:42 in login
-        [3, 88, 4, 80, -1],   # 1 app/server.py:88 in handle
-        [3, 120, 5, -1, -1],  # 2 app/server.py:120 in <module>
-        [0, 12, 2, 11, -1],   # 3 app/session.py:12 in Session.__init__
-        [6, 1372, 7, 1350],   # 4 logging Manager.getLogger
-        [12, 7, 13, 5, 14],   # 5 app/cache.py:7 in remember
+        [0, 42 + shift, 1, 40 + shift, 15],  # 0 app/session.py:42 in login
+        [3, 88, 4, 80, -1],                  # 1 app/server.py:88 in handle
+        [3, 120, 5, -1, -1],                 # 2 app/server.py:120 in <module>
+        [0, 12 + shift, 2, 11 + shift, -1],  # 3 app/session.py:12 in Session.__init__
+        [6, 1372, 7, 1350],                  # 4 logging Manager.getLogger
+        [12, 7, 13, 5, 14],                  # 5 app/cache.py:7 in remember
     ]
     n_loggers = 3
     sites = [
@@ -65,7 +66,7 @@ def snapshot(n_sessions, n_cache, lru, seq, label, pid, collected):
             "executable": "/usr/bin/python3", "pid": pid, "seq": seq, "label": label,
             "trigger": "exit", "time": "2026-11-28T12:00:0%d.000Z" % seq, "host": "ci",
             "python": "3.11.2", "depth": 16, "tracing": True, "elapsed_ms": 12.5,
-            "roots": [ROOT, STDLIB], "stdlib": [STDLIB],
+            "roots": [root, STDLIB], "stdlib": [STDLIB],
         },
         "strings": strings, "frames": frames,
         "totals": {"heap_bytes": heap_bytes, "heap_blocks": heap_blocks,
@@ -95,3 +96,8 @@ def write(name, doc):
 
 write("before.snap", snapshot(1000, 10, 100, 1, "warm", 4242, 0))
 write("after.snap", snapshot(3000, 10010, 300, 2, "", 4250, 200))
+write("middle.snap", snapshot(2000, 5010, 200, 1, "", 4246, 100))
+# The next release, checked out elsewhere, with code added above login()
+# and leaking twice as much: graded matching must pair its sites with
+# before.snap's instead of reporting them gone and new.
+write("moved.snap", snapshot(5000, 10010, 300, 2, "", 4260, 0, root="/ci/build-1.1", shift=5))

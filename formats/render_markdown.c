@@ -1,0 +1,174 @@
+/*
+ * The Markdown report: a short summary for a CI job page or a pull request
+ * comment. The verdict first, then totals and the top rows as tables; every
+ * name is escaped so a file or type name cannot break the table or inject
+ * markup.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "buf.h"
+#include "escape.h"
+#include "report.h"
+#include "report_common.h"
+#include "units.h"
+
+static void md(struct ld_buf *b, const char *s)
+{
+	ld_escape_append(b, s, LD_ESCAPE_MARKDOWN);
+}
+
+static void md_path(struct ld_buf *b, const char *path)
+{
+	ld_buf_putc(b, '`');
+	/* Inside a code span only backticks and table pipes matter. */
+	for (const char *p = path; p && *p; p++) {
+		if (*p == '`' || *p == '|' || (unsigned char)*p < 0x20)
+			ld_buf_putc(b, '?');
+		else
+			ld_buf_putc(b, *p);
+	}
+	ld_buf_putc(b, '`');
+}
+
+static void total_row(struct ld_buf *b, const char *name, const struct ld_diff_row *r, bool bytes)
+{
+	char x[32], y[32], z[32];
+	if (bytes) {
+		ld_size_format(x, sizeof(x), (int64_t)r->bytes_before, false);
+		ld_size_format(y, sizeof(y), (int64_t)r->bytes_after, false);
+		ld_size_format(z, sizeof(z), ld_diff_bytes_delta(r), true);
+	} else {
+		ld_count_format(x, sizeof(x), (int64_t)r->count_before, false);
+		ld_count_format(y, sizeof(y), (int64_t)r->count_after, false);
+		ld_count_format(z, sizeof(z), ld_diff_count_delta(r), true);
+	}
+	ld_buf_printf(b, "| %s | %s | %s | **%s** |\n", name, x, y, z);
+}
+
+static void row_numbers(struct ld_buf *b, const struct ld_diff_row *r)
+{
+	char x[32], y[32], z[32], w[32];
+	ld_size_format(x, sizeof(x), ld_diff_bytes_delta(r), true);
+	ld_count_format(y, sizeof(y), ld_diff_count_delta(r), true);
+	ld_count_format(z, sizeof(z), (int64_t)r->count_before, false);
+	ld_count_format(w, sizeof(w), (int64_t)r->count_after, false);
+	ld_buf_printf(b, "| %s | %s | %s → %s | ", x, y, z, w);
+}
+
+int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
+{
+	struct ld_buf b;
+	ld_buf_init(&b);
+	const struct ld_verdict *v = o->verdict;
+
+	ld_buf_puts(&b, "### leakdiff: ");
+	if (v && v->checked)
+		ld_buf_puts(&b, ld_verdict_passed(v) ? "memory growth within limits\n\n"
+						     : "memory growth over the limit\n\n");
+	else
+		ld_buf_puts(&b, "memory growth\n\n");
+	ld_buf_puts(&b, "Comparing ");
+	md_path(&b, o->before_path);
+	ld_buf_puts(&b, " with ");
+	md_path(&b, o->after_path);
+	ld_buf_puts(&b, ".\n\n");
+
+	if (v && v->nhits) {
+		ld_buf_printf(&b, "**%zu limit%s exceeded:**\n\n", v->nhits, v->nhits == 1 ? "" : "s");
+		for (size_t i = 0; i < v->nhits; i++) {
+			ld_buf_puts(&b, "- ");
+			ld_report_limit_text(&b, &v->hits[i], o->limits, v, LD_ESCAPE_MARKDOWN);
+			ld_buf_putc(&b, '\n');
+		}
+		ld_buf_putc(&b, '\n');
+	}
+
+	ld_buf_puts(&b, "| | before | after | change |\n|---|---:|---:|---:|\n");
+	if (d->heap.bytes_before || d->heap.bytes_after) {
+		total_row(&b, "heap bytes", &d->heap, true);
+		total_row(&b, "heap blocks", &d->heap, false);
+	}
+	if (d->objects.count_before || d->objects.count_after) {
+		total_row(&b, "objects", &d->objects, false);
+		total_row(&b, "object bytes", &d->objects, true);
+	}
+	ld_buf_putc(&b, '\n');
+
+	const struct ld_diff_type *sus = ld_diff_suspect(d, o->min_bytes);
+	if (sus) {
+		char c[32];
+		ld_count_format(c, sizeof(c), ld_diff_count_delta(&sus->row), true);
+		ld_buf_printf(&b, "Likely leak: **%s ", c);
+		md(&b, sus->name);
+		ld_buf_puts(&b, "** objects");
+		for (size_t j = 0; j < sus->nsites; j++) {
+			if (ld_diff_count_delta(&sus->sites[j].row) > 0 && !sus->sites[j].suppressed) {
+				ld_buf_puts(&b, ", allocated at ");
+				ld_report_frame(&b, &sus->sites[j].stack, 0, LD_ESCAPE_MARKDOWN);
+				break;
+			}
+		}
+		ld_buf_puts(&b, "\n\n");
+	}
+
+	size_t selected, shown;
+	if (o->by != LD_REPORT_SITES) {
+		shown = ld_report_count_types(d->types, d->ntypes, o, &selected);
+		if (shown) {
+			ld_buf_printf(&b, "<details open><summary>Growth by type (top %zu of %zu)</summary>\n\n",
+				      shown, selected);
+			ld_buf_puts(&b, "| bytes | count | before → after | type |\n|---:|---:|---:|---|\n");
+			for (size_t i = 0, n = 0; i < d->ntypes && n < shown; i++) {
+				if (!ld_diff_type_shown(&d->types[i], o->min_bytes))
+					continue;
+				n++;
+				row_numbers(&b, &d->types[i].row);
+				md(&b, d->types[i].name);
+				if (d->intervals > 1)
+					ld_buf_printf(&b, " (grew in %u of %u)", d->types[i].grew_in, d->intervals);
+				ld_buf_puts(&b, " |\n");
+			}
+			ld_buf_puts(&b, "\n</details>\n\n");
+		}
+	}
+	if (o->by != LD_REPORT_TYPES) {
+		shown = ld_report_count_sites(d->sites, d->nsites, o, o->top, &selected);
+		if (shown) {
+			ld_buf_printf(&b, "<details open><summary>Growth by allocation site (top %zu of %zu)"
+				      "</summary>\n\n", shown, selected);
+			ld_buf_puts(&b, "| bytes | blocks | before → after | allocated at |\n|---:|---:|---:|---|\n");
+			for (size_t i = 0, n = 0; i < d->nsites && n < shown; i++) {
+				const struct ld_diff_site *s = &d->sites[i];
+				if (!ld_diff_site_shown(s, o->min_bytes))
+					continue;
+				n++;
+				row_numbers(&b, &s->row);
+				ld_report_frame(&b, &s->stack, 0, LD_ESCAPE_MARKDOWN);
+				int caller = ld_report_caller(&s->stack);
+				if (caller > 0) {
+					ld_buf_puts(&b, "<br>called from ");
+					ld_report_frame(&b, &s->stack, (uint32_t)caller, LD_ESCAPE_MARKDOWN);
+				}
+				if (s->state != LD_DIFF_KEPT)
+					ld_buf_printf(&b, " (%s)", ld_diff_state_name(s->state));
+				else if (s->match != LD_MATCH_EXACT)
+					ld_buf_printf(&b, " (matched by %s)", ld_diff_match_name(s->match));
+				if (d->intervals > 1)
+					ld_buf_printf(&b, " (grew in %u of %u)", s->grew_in, d->intervals);
+				ld_buf_puts(&b, " |\n");
+			}
+			ld_buf_puts(&b, "\n</details>\n\n");
+		}
+	}
+	if (o->suppressed)
+		ld_buf_printf(&b, "%zu row%s suppressed.\n", o->suppressed, o->suppressed == 1 ? "" : "s");
+
+	int r = 0;
+	if (b.oom)
+		r = -ENOMEM;
+	else if (b.len && fwrite(b.data, 1, b.len, out) != b.len)
+		r = -EIO;
+	ld_buf_finish(&b);
+	return r;
+}
