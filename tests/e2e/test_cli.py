@@ -56,8 +56,11 @@ class BadSnapshots(TempDirCase):
         self.assert_rejected(self.write("trail.snap", data + b"junk"), "trailing garbage")
 
     def test_invalid_json(self):
-        self.assert_rejected(self.write("bad.snap", gzip.compress(b'{"format": "leakdiff-snapshot",,}')),
-                             "invalid JSON at byte 30")
+        p = self.write("bad.snap", gzip.compress(b'{"format": "leakdiff-snapshot",,}'))
+        self.assert_rejected(p, "invalid JSON at byte ")
+        # the parser stops at or just after the stray comma (byte 31)
+        offset = int(leakdiff("show", p).stderr.rsplit(" ", 1)[1])
+        self.assertIn(offset, (31, 32))
 
     def test_json_cut_short(self):
         self.assert_rejected(self.write("short.snap", gzip.compress(b'{"format": "leakdiff-snap')),
@@ -138,6 +141,20 @@ class BadSnapshots(TempDirCase):
         self.assertIn("evil\\x1b[31mname.snap: not a gzip file", r.stderr)
 
 
+class Suppressions(TempDirCase):
+    def test_bad_suppression_file(self):
+        b = os.path.join(DATA, "before.snap")
+        p = self.path("sup.txt")
+        with open(p, "w") as f:
+            f.write("# fine\nleak:\n")
+        r = leakdiff("diff", "--suppress=" + p, b, b)
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stderr, "leakdiff: %s: line 2: empty pattern\n" % p)
+        r = leakdiff("diff", "--suppress=" + self.path("missing.txt"), b, b)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("missing.txt: No such file or directory", r.stderr)
+
+
 class Usage(TempDirCase):
     def assert_usage(self, args, code, text):
         r = leakdiff(*args)
@@ -149,7 +166,7 @@ class Usage(TempDirCase):
 
     def test_diff_too_many(self):
         b = os.path.join(DATA, "before.snap")
-        self.assert_usage(["diff", b, b, b], 2, "too many snapshots")
+        self.assert_usage(["diff"] + [b] * 257, 2, "too many snapshots (at most 256)")
 
     def test_bad_options(self):
         b = os.path.join(DATA, "before.snap")
@@ -159,6 +176,12 @@ class Usage(TempDirCase):
         self.assert_usage(["diff", "--by=module", b, b], 2, "--by takes type, site or all")
         self.assert_usage(["diff", "--color=sometimes", b, b], 2, "--color takes auto, always or never")
         self.assert_usage(["diff", "--no-such-option", b, b], 2, "unrecognized option")
+        self.assert_usage(["diff", "--match=fuzzy", b, b], 2, "--match takes graded, exact or function")
+        self.assert_usage(["diff", "--max-total-growth=lots", b, b], 2, "--max-total-growth takes")
+        self.assert_usage(["diff", "--max-total-growth=-3%", b, b], 2, "--max-total-growth takes")
+        self.assert_usage(["diff", "--max-site-growth=1Q", b, b], 2, "--max-site-growth takes")
+        self.assert_usage(["diff", "--max-type-growth=-1", b, b], 2, "--max-type-growth takes")
+        self.assert_usage(["show", "--format=markdown", b], 2, "unknown format 'markdown'")
         self.assert_usage(["show"], 2, "give a snapshot")
 
     def test_unknown_command(self):
