@@ -106,6 +106,29 @@ class _TapResult(unittest.TestResult):
         super().addError(test, err)
         self._fail(test, err, "ERROR")
 
+    def addSubTest(self, test, subtest, err):
+        # A failing subtest fails its test; report it once, when the test stops.
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            text = self._exc_info_to_string(err, test)
+            self._sub_failures.setdefault(test.id(), []).append((str(subtest), text))
+
+    def startTest(self, test):
+        super().startTest(test)
+        if not hasattr(self, "_sub_failures"):
+            self._sub_failures = {}
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        failures = self._sub_failures.pop(test.id(), None)
+        if failures:
+            self._line(False, test)
+            for name, text in failures:
+                print("# " + name)
+                for line in text.rstrip().splitlines():
+                    print("# " + line)
+                sys.stderr.write("FAIL: %s\n%s\n" % (name, text))
+
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
         self._line(True, test, " # SKIP " + reason)
