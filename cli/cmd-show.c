@@ -37,7 +37,7 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 static const struct argp_child children[] = { { &ld_report_argp, 0, "Report options:", 1 }, { 0 } };
 
 static const struct argp argp = {
-	.options = (struct argp_option[]){ { 0 } },
+	.options = NULL,
 	.parser = parse,
 	.args_doc = "SNAPSHOT.snap",
 	.doc = "Summarise one heap snapshot: where it came from, totals, the largest types and "

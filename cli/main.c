@@ -60,7 +60,7 @@ static char *help_filter(int key, const char *text, void *input)
 }
 
 static const struct argp global_argp = {
-	.options = (struct argp_option[]){ { 0 } },
+	.options = NULL,
 	.parser = parse_global,
 	.args_doc = "COMMAND [ARG...]",
 	.doc = "Find memory leaks by comparing heap snapshots of Python programs, by type and "
