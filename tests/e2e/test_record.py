@@ -244,6 +244,62 @@ class Process(Recorder):
         self.assertIn("agent never started", r.stderr)
 
 
+class Releases(Recorder):
+    """Two checkouts of one program in different directories; the second
+    release adds code above the leaking function and leaks twice as much."""
+
+    def checkout(self, name, insert_above_login=False):
+        import shutil
+        root = self.path(name)
+        shutil.copytree(APP, os.path.join(root, "leakyapp"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        if insert_above_login:
+            p = os.path.join(root, "leakyapp", "session.py")
+            with open(p) as f:
+                text = f.read()
+            text = text.replace("def login(user):", "def audit(user):\n    \"\"\"New in release 2.\"\"\"\n"
+                                "    return 'user %d' % user\n\n\ndef login(user):")
+            with open(p, "w") as f:
+                f.write(text)
+        return root
+
+    def record_in(self, root, out, requests):
+        r = leakdiff("record", "-q", "-o", out, "--", PYTHON, "-m", "leakyapp", "--leak", "registry",
+                     "--requests", str(requests), cwd=root, env={"PYTHONPATH": ""})
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_moved_code_matches_one_site(self):
+        v1, v2 = self.checkout("release-1.0"), self.checkout("release-1.1", insert_above_login=True)
+        a, b = self.path("base.snap"), self.path("cand.snap")
+        self.record_in(v1, a, 1000)
+        self.record_in(v2, b, 2000)
+        marker = "# leak: registry"
+        line1 = source_line(os.path.join(v1, "leakyapp", "session.py"), marker)
+        line2 = source_line(os.path.join(v2, "leakyapp", "session.py"), marker)
+        self.assertEqual(line2, line1 + 5)
+        d = diff_json(a, b)
+        t = find(d["types"], name="leakyapp.session.Session")
+        self.assertEqual((t["count_before"], t["count_after"]), (1000, 2000))
+        site = t["sites"][0]
+        self.assertEqual((site["state"], site["match"], site["count_delta"]), ("kept", "offset", 1000))
+        self.assertEqual(site["frames"][0]["line"], line2)
+        # not a gone/new pair: nothing at login() vanished
+        for s in d["sites"]:
+            if s["frames"][0]["function"] == "login":
+                self.assertNotEqual(s["state"], "gone")
+        exact = diff_json(a, b, "--match=exact")
+        gone = [s for s in exact["sites"] if s["state"] == "gone" and s["frames"][0]["function"] == "login"]
+        self.assertTrue(gone, "with --match=exact the moved line is a gone/new pair")
+        # CI gate: the total grew by far more than 1%
+        r = leakdiff("diff", "--max-total-growth=1%", "--format=markdown", a, b)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("memory growth over the limit", r.stdout)
+        self.assertIn("exceeds --max-total-growth=1%", r.stdout)
+        self.assertIn("leakyapp.session.Session", r.stdout)
+        r = leakdiff("diff", "--max-total-growth=1GiB", a, b)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+
 class OtherInterpreters(Recorder):
     """The registry leak under every other interpreter found here."""
 
