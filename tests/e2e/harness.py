@@ -26,7 +26,9 @@ DATA = os.path.join(SOURCE, "tests", "data")
 def run(args, env=None, cwd=None, timeout=120, input=None):
     """Runs a command, returning the CompletedProcess with text output."""
     full_env = dict(os.environ)
-    full_env.pop("NO_COLOR", None)
+    # The harness's own settings are not the programs' business.
+    for name in ("NO_COLOR", "LEAKDIFF", "LEAKDIFF_SOURCE", "LEAKDIFF_TEST_PYTHON"):
+        full_env.pop(name, None)
     if env:
         full_env.update(env)
     return subprocess.run(args, env=full_env, cwd=cwd, timeout=timeout, input=input,

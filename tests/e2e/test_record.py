@@ -145,6 +145,7 @@ class Snapshots(Recorder):
             f.write("import sys, time\nprint('ready', flush=True)\nsys.stdin.readline()\n")
         out = self.path("k.snap")
         env = dict(os.environ, **ENV)
+        env.pop("LEAKDIFF", None)
         p = subprocess.Popen([harness.LEAKDIFF, "record", "-o", out, "--", PYTHON, script], env=env,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              universal_newlines=True)
@@ -186,6 +187,7 @@ class Process(Recorder):
                     "print('ready', flush=True)\ntime.sleep(60)\n")
         out = self.path("t.snap")
         env = dict(os.environ, **ENV)
+        env.pop("LEAKDIFF", None)
         p = subprocess.Popen([harness.LEAKDIFF, "record", "-o", out, "--", PYTHON, script], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
         self.assertEqual(p.stdout.readline(), "ready\n")
