@@ -205,8 +205,13 @@ static bool frame_equal(const struct keyer *k, const struct ld_snapshot *a, uint
 	const char *na = norm_file(k, a, fa->file, &ha), *nb = norm_file(k, b, fb->file, &hb);
 	if (ha != hb || strcmp(na, nb) != 0)
 		return false;
-	if (k->rung == LD_MATCH_EXACT)
+	if (k->rung == LD_MATCH_EXACT) {
+		/* Same number, different code (lines moved under it): not the same line. */
+		if (fa->text != LD_NOSTR && fb->text != LD_NOSTR &&
+		    strcmp(ld_snapshot_str(a, fa->text), ld_snapshot_str(b, fb->text)) != 0)
+			return false;
 		return fa->line == fb->line;
+	}
 	if (k->rung == LD_MATCH_OFFSET)
 		return same_line(a, fa, b, fb);
 	return true;

@@ -20,17 +20,22 @@ void ld_suppressions_finish(struct ld_suppressions *s)
 	for (size_t i = 0; i < s->n; i++)
 		free(s->patterns[i]);
 	free(s->patterns);
+	free(s->kinds);
 	memset(s, 0, sizeof(*s));
 }
 
-/* Kinds of LSan-style "kind:pattern" lines that name what leakdiff matches. */
-static bool our_kind(const char *kind, size_t n)
+/* Kinds of LSan-style "kind:pattern" lines that name what leakdiff matches; -1 for others. */
+static int our_kind(const char *kind, size_t n)
 {
-	static const char *const kinds[] = { "leak", "type", "function", "file" };
+	static const struct {
+		const char *name;
+		enum ld_suppress_kind kind;
+	} kinds[] = { { "leak", LD_SUPPRESS_ANY }, { "type", LD_SUPPRESS_TYPE },
+		      { "function", LD_SUPPRESS_FUNCTION }, { "file", LD_SUPPRESS_FILE } };
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (strlen(kinds[i]) == n && strncmp(kind, kinds[i], n) == 0)
-			return true;
-	return false;
+		if (strlen(kinds[i].name) == n && strncmp(kind, kinds[i].name, n) == 0)
+			return (int)kinds[i].kind;
+	return -1;
 }
 
 /*
@@ -84,32 +89,41 @@ int ld_suppressions_parse(struct ld_suppressions *s, const char *text, size_t le
 		if (a == b || *a == '#')
 			continue;
 		const char *colon = memchr(a, ':', (size_t)(b - a));
+		int kind = LD_SUPPRESS_ANY;
 		if (colon) {
 			bool word = colon > a;
 			for (const char *p = a; p < colon; p++)
 				word = word && ((*p >= 'a' && *p <= 'z') || *p == '_');
 			if (word) {
-				if (!our_kind(a, (size_t)(colon - a)))
+				if ((kind = our_kind(a, (size_t)(colon - a))) < 0)
 					continue; /* another sanitizer's line */
 				a = colon + 1;
 			}
 		}
-		if (a == b)
+		/* An anchor alone would match everything: almost surely a mistake. */
+		const char *pa = a, *pb = b;
+		if (pa < pb && *pa == '^')
+			pa++;
+		if (pb > pa && pb[-1] == '$')
+			pb--;
+		if (pa == pb)
 			return ld_error_set(err, EINVAL, "line %zu: empty pattern", lineno);
-		if (LD_ARRAY_RESERVE(s->patterns, s->cap, s->n + 1) < 0)
+		if (LD_ARRAY_RESERVE(s->patterns, s->cap, s->n + 1) < 0 ||
+		    LD_ARRAY_RESERVE(s->kinds, s->kinds_cap, s->n + 1) < 0)
 			return ld_error_set(err, ENOMEM, "out of memory");
 		char *g = to_glob(a, (size_t)(b - a));
 		if (!g)
 			return ld_error_set(err, ENOMEM, "out of memory");
+		s->kinds[s->n] = (enum ld_suppress_kind)kind;
 		s->patterns[s->n++] = g;
 	}
 	return 0;
 }
 
-bool ld_suppressions_match(const struct ld_suppressions *s, const char *name)
+bool ld_suppressions_match(const struct ld_suppressions *s, enum ld_suppress_kind what, const char *name)
 {
 	for (size_t i = 0; s && i < s->n; i++)
-		if (fnmatch(s->patterns[i], name, 0) == 0)
+		if ((s->kinds[i] == LD_SUPPRESS_ANY || s->kinds[i] == what) && fnmatch(s->patterns[i], name, 0) == 0)
 			return true;
 	return false;
 }
@@ -121,9 +135,9 @@ static bool stack_matches(const struct ld_suppressions *s, const struct ld_diff_
 	for (uint32_t i = 0; i < st->depth; i++) {
 		const struct ld_frame *f = ld_diff_frame(st, i);
 		const char *file = ld_snapshot_str(st->snap, f->file);
-		if (ld_suppressions_match(s, ld_snapshot_str(st->snap, f->function)) ||
-		    ld_suppressions_match(s, file) ||
-		    ld_suppressions_match(s, ld_diff_normal_path(st->snap, opts, file, buf, sizeof(buf))))
+		if (ld_suppressions_match(s, LD_SUPPRESS_FUNCTION, ld_snapshot_str(st->snap, f->function)) ||
+		    ld_suppressions_match(s, LD_SUPPRESS_FILE, file) ||
+		    ld_suppressions_match(s, LD_SUPPRESS_FILE, ld_diff_normal_path(st->snap, opts, file, buf, sizeof(buf))))
 			return true;
 	}
 	return false;
@@ -139,7 +153,7 @@ size_t ld_diff_suppress(struct ld_diff *d, const struct ld_suppressions *s, cons
 			n++;
 	for (size_t i = 0; i < d->ntypes; i++) {
 		struct ld_diff_type *t = &d->types[i];
-		if ((t->suppressed = ld_suppressions_match(s, t->name)))
+		if ((t->suppressed = ld_suppressions_match(s, LD_SUPPRESS_TYPE, t->name)))
 			n++;
 		for (size_t j = 0; j < t->nsites; j++)
 			t->sites[j].suppressed = t->suppressed || stack_matches(s, &t->sites[j].stack, opts);

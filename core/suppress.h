@@ -14,9 +14,17 @@
 #include "diff.h"
 #include "error.h"
 
+enum ld_suppress_kind {
+	LD_SUPPRESS_ANY,      /* "leak:" or no prefix: type, function or file */
+	LD_SUPPRESS_TYPE,     /* "type:" */
+	LD_SUPPRESS_FUNCTION, /* "function:" */
+	LD_SUPPRESS_FILE,     /* "file:" */
+};
+
 struct ld_suppressions {
 	char **patterns;
-	size_t n, cap;
+	enum ld_suppress_kind *kinds;
+	size_t n, cap, kinds_cap;
 };
 
 /* Sets up an empty list in caller memory. */
@@ -33,11 +41,12 @@ void ld_suppressions_finish(struct ld_suppressions *s);
 int ld_suppressions_parse(struct ld_suppressions *s, const char *text, size_t len, struct ld_error *err);
 
 /*
- * Whether name matches a pattern. A pattern matches anywhere in the name
+ * Whether name, a thing of kind what (LD_SUPPRESS_TYPE, _FUNCTION or _FILE),
+ * matches a pattern of that kind or of any kind. A pattern matches anywhere in the name
  * unless it starts with "^" or ends with "$"; "*" matches any run of
  * characters and "?" any one, as LeakSanitizer reads them.
  */
-bool ld_suppressions_match(const struct ld_suppressions *s, const char *name);
+bool ld_suppressions_match(const struct ld_suppressions *s, enum ld_suppress_kind what, const char *name);
 
 /*
  * Marks the rows of d that a pattern matches: a type by its name, a site

@@ -320,7 +320,7 @@ int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_repo
 		add_num(&j, so, "bytes_delta", (double)ld_diff_bytes_delta(&sus->row));
 		add_num(&j, so, "count_delta", (double)ld_diff_count_delta(&sus->row));
 		for (size_t k = 0; k < sus->nsites; k++) {
-			if (ld_diff_count_delta(&sus->sites[k].row) > 0) {
+			if (ld_diff_count_delta(&sus->sites[k].row) > 0 && !sus->sites[k].suppressed) {
 				add(&j, so, "site", site_json(&j, &sus->sites[k], false));
 				break;
 			}

@@ -76,11 +76,11 @@ static void stack_text(struct out *w, const struct ld_diff_stack *st, int indent
 	}
 }
 
-/* new, gone, or "moved" for a site matched across an edit (see --match). */
-static const char *state_tag(enum ld_diff_state s, enum ld_match m)
+/* new, gone, or "moved" for a site graded matching paired across an edit. */
+static const char *state_tag(enum ld_diff_state s, enum ld_match m, enum ld_match_mode mode)
 {
 	if (s == LD_DIFF_KEPT)
-		return m == LD_MATCH_EXACT ? "" : "moved";
+		return m == LD_MATCH_EXACT || mode != LD_MATCH_GRADED ? "" : "moved";
 	return s == LD_DIFF_NEW ? "new" : "gone";
 }
 
@@ -250,7 +250,7 @@ static void suspect_line(struct out *w, const struct ld_diff *d)
 	style(w, RESET);
 	ld_buf_printf(&w->b, " objects (%s)", b);
 	for (size_t j = 0; j < t->nsites; j++) {
-		if (ld_diff_count_delta(&t->sites[j].row) > 0) {
+		if (ld_diff_count_delta(&t->sites[j].row) > 0 && !t->sites[j].suppressed) {
 			ld_buf_puts(&w->b, ", allocated at\n  ");
 			stack_text(w, &t->sites[j].stack, 2);
 			return;
@@ -278,7 +278,7 @@ static void types_table(struct out *w, const struct ld_diff *d, bool show)
 		if (!ld_diff_type_shown(t, w->o->min_bytes))
 			continue;
 		n++;
-		row_cells(w, &t->row, state_tag(t->state, LD_MATCH_EXACT), show);
+		row_cells(w, &t->row, state_tag(t->state, LD_MATCH_EXACT, w->o->match), show);
 		style(w, BOLD);
 		text(w, t->name);
 		style(w, RESET);
@@ -326,7 +326,7 @@ static void sites_table(struct out *w, const struct ld_diff *d, bool show)
 		if (!ld_diff_site_shown(s, w->o->min_bytes))
 			continue;
 		n++;
-		row_cells(w, &s->row, state_tag(s->state, s->match), show);
+		row_cells(w, &s->row, state_tag(s->state, s->match, w->o->match), show);
 		if (d->intervals > 1)
 			ld_buf_printf(&w->b, "[grew in %u of %u]  ", s->grew_in, d->intervals);
 		stack_text(w, &s->stack, col);
@@ -434,6 +434,9 @@ int ld_report_diff_text(FILE *out, const struct ld_diff *d, const struct ld_repo
 	if (o->by != LD_REPORT_TYPES)
 		sites_table(&w, d, false);
 	hints(&w, d, false);
+	if (o->suppressed)
+		ld_buf_printf(&w.b, "\n%zu row%s left out by suppressions.\n", o->suppressed,
+			      o->suppressed == 1 ? "" : "s");
 	return flush(&w, out);
 }
 

@@ -265,6 +265,27 @@ class Releases(Recorder):
                 f.write(text)
         return root
 
+    def test_one_line_inserted(self):
+        # The allocating line moves onto the number its neighbour had: the
+        # same line number with different source text is not the same line.
+        v1, v2 = self.checkout("r1"), self.checkout("r2")
+        p = os.path.join(v2, "leakyapp", "session.py")
+        with open(p) as f:
+            text = f.read()
+        with open(p, "w") as f:
+            f.write("# release 2\n" + text)
+        a, b = self.path("a.snap"), self.path("b.snap")
+        self.record_in(v1, a, 1000)
+        self.record_in(v2, b, 2000)
+        d = diff_json(a, b)
+        line2 = source_line(p, "# leak: registry")
+        rows = [s for s in d["sites"] if s["frames"][0]["function"] == "login"
+                and s["frames"][0]["line"] == line2]
+        self.assertTrue(rows)
+        self.assertEqual(rows[0]["frames"][0]["text"], "session = Session(user)  # leak: registry")
+        self.assertGreaterEqual(rows[0]["count_before"], 1000, rows[0])
+        self.assertEqual(rows[0]["match"], "offset")
+
     def record_in(self, root, out, requests):
         r = leakdiff("record", "-q", "-o", out, "--", PYTHON, "-m", "leakyapp", "--leak", "registry",
                      "--requests", str(requests), cwd=root, env={"PYTHONPATH": ""})
