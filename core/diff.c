@@ -343,29 +343,45 @@ static int site_cmp(const void *a, const void *b)
  * partner are removed; keys (type names of type sites, or NULL) move with
  * their rows.
  */
+/* Sort key for graded_pass: larger new rows choose first, ties in row order. */
+struct by_size {
+	uint64_t bytes;
+	size_t index;
+};
+
+static int by_size_cmp(const void *a, const void *b)
+{
+	const struct by_size *x = a, *y = b;
+	if (x->bytes != y->bytes)
+		return x->bytes > y->bytes ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
 static int graded_pass(struct keyer *k, struct ld_diff_site *rows, size_t *n, const char **keys)
 {
-	size_t count = *n;
-	bool *dead = calloc(count ? count : 1, sizeof(*dead));
-	size_t *order = malloc((count ? count : 1) * sizeof(*order));
-	if (!dead || !order) {
+	size_t count = *n, nnew = 0, ngone = 0;
+	for (size_t i = 0; i < count; i++) {
+		nnew += rows[i].state == LD_DIFF_NEW;
+		ngone += rows[i].state == LD_DIFF_GONE;
+	}
+	if (!nnew || !ngone)
+		return 0; /* nothing to pair (always so for `leakdiff show`) */
+	bool *dead = calloc(count, sizeof(*dead));
+	struct by_size *sorted = malloc(nnew * sizeof(*sorted));
+	size_t *order = malloc(nnew * sizeof(*order));
+	if (!dead || !order || !sorted) {
 		free(dead);
 		free(order);
+		free(sorted);
 		return -ENOMEM;
 	}
-	size_t nnew = 0;
-	for (size_t i = 0; i < count; i++)
+	for (size_t i = 0, j = 0; i < count; i++)
 		if (rows[i].state == LD_DIFF_NEW)
-			order[nnew++] = i;
-	/* insertion order is the snapshot's; sort new rows by size, largest first */
-	for (size_t i = 1; i < nnew; i++) {
-		size_t v = order[i], j = i;
-		while (j > 0 && rows[order[j - 1]].row.bytes_after < rows[v].row.bytes_after) {
-			order[j] = order[j - 1];
-			j--;
-		}
-		order[j] = v;
-	}
+			sorted[j++] = (struct by_size){ rows[i].row.bytes_after, i };
+	qsort(sorted, nnew, sizeof(*sorted), by_size_cmp);
+	for (size_t i = 0; i < nnew; i++)
+		order[i] = sorted[i].index;
+	free(sorted);
 	int r = 0;
 	for (int rung = LD_MATCH_OFFSET; rung <= LD_MATCH_FUNCTION && r == 0 && nnew; rung++) {
 		k->rung = rung;
@@ -533,7 +549,8 @@ static int diff_type_sites(struct ld_diff *d, struct keyer *kr, struct type_tabl
 			size_t row;
 			r = site_fold(&t, kr, s, k == 0, ld_snapshot_stack(s, ts->stack), ts->depth, max_depth,
 				      ts->count, ts->bytes, h, name, keys, &row);
-			keys[row] = name;
+			if (r == 0)
+				keys[row] = name;
 		}
 	}
 	ld_hashmap_finish(&t.index);

@@ -47,7 +47,7 @@ int ld_strtab_append(struct ld_strtab *t, const char *s, size_t len, uint32_t *i
 /* The string at idx, or "" for LD_NOSTR or an index out of range. */
 const char *ld_strtab_get(const struct ld_strtab *t, uint32_t idx);
 
-/* The hash of the string at idx (for matching across tables), or 0. */
+/* The hash of the string at idx (for matching across tables); that of "" when out of range. */
 uint64_t ld_strtab_hash(const struct ld_strtab *t, uint32_t idx);
 
 #endif

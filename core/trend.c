@@ -126,21 +126,50 @@ int ld_diff_trend(struct ld_diff *d, const struct ld_snapshot *const *snaps, siz
 			r = count_interval(&c, di, opts);
 		ld_diff_destroy(di);
 	}
+	/* Count into scratch arrays first so a failure leaves d as it was. */
+	size_t nts = d->ntype_sites;
+	uint32_t *site_n = calloc(d->nsites + 1, sizeof(*site_n));
+	uint32_t *type_n = calloc(d->ntypes + 1, sizeof(*type_n));
+	uint32_t *ts_n = calloc(nts + 1, sizeof(*ts_n));
+	if (r == 0 && (!site_n || !type_n || !ts_n))
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < d->nsites; i++) {
+		char *k = stack_key(&d->sites[i].stack, "s", opts);
+		if (!k)
+			r = -ENOMEM;
+		else
+			site_n[i] = lookup(&c, k);
+	}
+	for (size_t i = 0; r == 0 && i < d->ntypes; i++) {
+		struct ld_diff_type *t = &d->types[i];
+		size_t len = strlen(t->name) + 3;
+		char *k = malloc(len);
+		if (!k) {
+			r = -ENOMEM;
+			break;
+		}
+		snprintf(k, len, "t\x1e%s", t->name);
+		type_n[i] = lookup(&c, k);
+		for (size_t j = 0; r == 0 && j < t->nsites; j++) {
+			char *sk = stack_key(&t->sites[j].stack, t->name, opts);
+			if (!sk)
+				r = -ENOMEM;
+			else
+				ts_n[&t->sites[j] - d->type_sites] = lookup(&c, sk);
+		}
+	}
 	if (r == 0) {
 		for (size_t i = 0; i < d->nsites; i++)
-			d->sites[i].grew_in = lookup(&c, stack_key(&d->sites[i].stack, "s", opts));
-		for (size_t i = 0; i < d->ntypes; i++) {
-			struct ld_diff_type *t = &d->types[i];
-			size_t len = strlen(t->name) + 3;
-			char *k = malloc(len);
-			if (k)
-				snprintf(k, len, "t\x1e%s", t->name);
-			t->grew_in = lookup(&c, k);
-			for (size_t j = 0; j < t->nsites; j++)
-				t->sites[j].grew_in = lookup(&c, stack_key(&t->sites[j].stack, t->name, opts));
-		}
+			d->sites[i].grew_in = site_n[i];
+		for (size_t i = 0; i < d->ntypes; i++)
+			d->types[i].grew_in = type_n[i];
+		for (size_t i = 0; i < nts; i++)
+			d->type_sites[i].grew_in = ts_n[i];
 		d->intervals = n > 1 ? (uint32_t)(n - 1) : 1;
 	}
+	free(site_n);
+	free(type_n);
+	free(ts_n);
 	for (size_t i = 0; i < c.n; i++)
 		free(c.keys[i]);
 	free(c.keys);

@@ -612,8 +612,12 @@ static int read_gc(struct reader *rd, const cJSON *root)
 	return 0;
 }
 
-/* Rejects nesting deeper than LD_SNAP_MAX_NESTING before cJSON recurses. */
-static int check_nesting(struct reader *rd, const char *p, size_t len)
+/*
+ * Rejects nesting deeper than LD_SNAP_MAX_NESTING before cJSON recurses,
+ * and tells (*open) whether the text ends inside a string or a container,
+ * which cJSON does not report well.
+ */
+static int check_nesting(struct reader *rd, const char *p, size_t len, bool *open)
 {
 	int depth = 0;
 	bool in_str = false;
@@ -633,13 +637,15 @@ static int check_nesting(struct reader *rd, const char *p, size_t len)
 			depth--;
 		}
 	}
+	*open = in_str || depth > 0;
 	return 0;
 }
 
 int ld_snap_parse(const char *json, size_t len, struct ld_snapshot **out, struct ld_error *err)
 {
 	struct reader rd = { .err = err };
-	int r = check_nesting(&rd, json, len);
+	bool open = false;
+	int r = check_nesting(&rd, json, len, &open);
 	if (r < 0)
 		return r;
 	const char *end = NULL;
@@ -647,7 +653,7 @@ int ld_snap_parse(const char *json, size_t len, struct ld_snapshot **out, struct
 	if (!root) {
 		const char *at = cJSON_GetErrorPtr();
 		size_t off = at && at >= json && at <= json + len ? (size_t)(at - json) : len;
-		if (off >= len)
+		if (off >= len || open)
 			return bad(&rd, "invalid JSON: document ends early (%zu bytes)", len);
 		return bad(&rd, "invalid JSON at byte %zu", off);
 	}

@@ -231,6 +231,9 @@ static int parse_header(struct ld_wire *w, struct ld_error *err)
 	} tags[] = { { "hello", TAG_HELLO }, { "begin", TAG_BEGIN }, { "data", TAG_DATA },
 		     { "end", TAG_END }, { "log", TAG_LOG } };
 	char *h = w->header;
+	/* The header is text: a NUL would let "data 5\0junk" pass as "data 5". */
+	if (memchr(h, '\0', w->header_len))
+		return broken(w, err, "agent stream is corrupt (bad frame header: NUL byte)");
 	h[w->header_len] = '\0';
 	char *sp = strchr(h, ' ');
 	if (!sp || sp == h || sp - h > 15)

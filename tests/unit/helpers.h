@@ -1,7 +1,7 @@
 /*
  * Small helpers shared by the unit test binaries: a scratch directory per
- * test, whole-file reads and writes, and gzip compression with zlib so that
- * tests can hand-craft .snap files.
+ * test, whole-file reads and writes, gzip compression with zlib so that
+ * tests can hand-craft .snap files, and allocation failure injection.
  */
 #ifndef LD_TEST_HELPERS_H
 #define LD_TEST_HELPERS_H
@@ -45,11 +45,12 @@ uint64_t th_rand(uint64_t *state);
  * by the test code and by the static libraries under test (not by shared
  * libraries such as cJSON, zlib or libc's own strdup) goes through a
  * counter. th_fail_after(n) lets n more allocations succeed and fails every
- * one after that; th_fail_after(-1) turns failures off. th_alloc_count()
- * is the number of allocations since the last th_fail_after().
+ * one after that; th_fail_after(-1) turns failures off. th_fail_off() turns
+ * them off too and returns how many allocations were attempted since they
+ * were armed: more than n means at least one failed.
  */
 void th_fail_after(long n);
-long th_alloc_count(void);
+long th_fail_off(void);
 /* While on, allocations neither fail nor count (for test bookkeeping). */
 void th_fail_hold(int on);
 #ifdef TH_HAVE_WRAP

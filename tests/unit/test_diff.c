@@ -4,10 +4,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "diff.h"
 #include "helpers.h"
 #include "snapshot.h"
+#include "suppress.h"
+#include "verdict.h"
 
 static struct ld_snapshot *before, *after;
 static struct ld_diff *diff;
@@ -45,6 +48,17 @@ static uint32_t frame_text(struct ld_snapshot *s, const char *file, const char *
 {
 	struct ld_frame f = { .file = str(s, file), .function = str(s, func), .line = line,
 			      .function_line = -1, .text = text ? str(s, text) : LD_NOSTR };
+	uint32_t idx;
+	cr_assert_eq(ld_snapshot_add_frame(s, &f, &idx), 0);
+	return idx;
+}
+
+/* A frame with the first line of its function (-1: unknown) and its text. */
+static uint32_t frame_full(struct ld_snapshot *s, const char *file, const char *func, int line, int fline,
+			   const char *text)
+{
+	struct ld_frame f = { .file = str(s, file), .function = str(s, func), .line = line,
+			      .function_line = fline, .text = text ? str(s, text) : LD_NOSTR };
 	uint32_t idx;
 	cr_assert_eq(ld_snapshot_add_frame(s, &f, &idx), 0);
 	return idx;
@@ -280,7 +294,8 @@ Test(diff, sites_matched_by_frame_content)
 	uint32_t b_db = frame_text(before, "db.py", "query", 10, "cursor.execute(q)");
 	uint32_t b_app = frame(before, "app.py", "login", 42);
 	SITE(before, 3, 300, b_app, b_db);
-	/* ... after: in another, with an unrelated frame first and other text. */
+	/* ... after: in another, with an unrelated frame first. Source text
+	 * known on one side only does not stop an exact match. */
 	frame(after, "other.py", "f", 1);
 	uint32_t a_app = frame_text(after, "app.py", "login", 42, "s = Session()");
 	uint32_t a_db = frame(after, "db.py", "query", 10);
@@ -294,7 +309,7 @@ Test(diff, sites_matched_by_frame_content)
 	check_stack(&r->stack, 2, "app.py:42:login", "db.py:10:query");
 }
 
-Test(diff, sites_differing_in_any_frame_field_are_distinct)
+Test(diff, exact_matching_keeps_sites_differing_in_any_frame_field_apart)
 {
 	uint32_t b0 = frame(before, "app.py", "login", 42);
 	uint32_t b1 = frame(before, "db.py", "query", 10);
@@ -310,7 +325,8 @@ Test(diff, sites_differing_in_any_frame_field_are_distinct)
 	SITE(after, 1, 4, file, db);
 	SITE(after, 1, 8, same, db2); /* differs in an outer frame */
 	SITE(after, 1, 16, same);     /* a prefix of the before traceback */
-	run(NULL);
+	struct ld_diff_opts opts = { .match = LD_MATCH_ONLY_EXACT };
+	run(&opts);
 	cr_assert_eq(diff->nsites, 6);
 	size_t gone = 0, fresh = 0;
 	for (size_t i = 0; i < diff->nsites; i++) {
@@ -364,6 +380,20 @@ Test(diff, duplicate_sites_only_in_one_snapshot_keep_their_state)
 	check_row(&diff->sites[0].row, 0, 2, 0, 20, "new");
 	cr_assert_eq(diff->sites[1].state, LD_DIFF_GONE);
 	check_row(&diff->sites[1].row, 2, 0, 10, 0, "gone");
+}
+
+Test(diff, empty_tracebacks_match_each_other)
+{
+	cr_assert_eq(ld_snapshot_add_site(before, 1, 10, NULL, 0), 0);
+	cr_assert_eq(ld_snapshot_add_site(after, 2, 30, NULL, 0), 0);
+	uint32_t f = frame(after, "a.py", "f", 1);
+	SITE(after, 1, 1, f);
+	run(NULL);
+	cr_assert_eq(diff->nsites, 2);
+	cr_assert_eq(diff->sites[0].state, LD_DIFF_KEPT);
+	cr_assert_eq(diff->sites[0].stack.depth, 0);
+	check_row(&diff->sites[0].row, 1, 2, 10, 30, "empty traceback");
+	cr_assert_eq(diff->sites[1].state, LD_DIFF_NEW);
 }
 
 Test(diff, sites_sorted_by_bytes_then_count_then_traceback)
@@ -706,11 +736,12 @@ Test(diff, out_of_memory_fails_cleanly)
 		struct ld_diff *d = &sentinel; /* must stay untouched on failure */
 		th_fail_after(n);
 		int r = ld_diff_create(before, after, NULL, &d);
-		th_fail_after(-1);
+		bool failed = th_fail_off() > n;
 		if (r == 0) {
 			cr_assert_neq(d, &sentinel);
 			cr_assert_eq(d->ntypes, 41);
 			ld_diff_destroy(d);
+			cr_assert_not(failed, "succeeded although allocation %ld failed", n);
 			break;
 		}
 		cr_assert_eq(r, -ENOMEM, "allocation %ld failing gave %d", n, r);
@@ -718,4 +749,737 @@ Test(diff, out_of_memory_fails_cleanly)
 	}
 	cr_assert_gt(n, 3, "the diff should need several allocations");
 	cr_assert_lt(n, 10000);
+}
+
+/* ================================================================ graded matching */
+
+/* The one site row whose innermost frame is at file:line, or a failure. */
+static const struct ld_diff_site *site_at(const char *file, int line)
+{
+	for (size_t i = 0; i < diff->nsites; i++) {
+		const struct ld_diff_stack *st = &diff->sites[i].stack;
+		if (st->depth && ld_diff_frame(st, 0)->line == line &&
+		    strcmp(ld_snapshot_str(st->snap, ld_diff_frame(st, 0)->file), file) == 0)
+			return &diff->sites[i];
+	}
+	cr_assert_fail("no site at %s:%d", file, line);
+	return NULL;
+}
+
+Test(diff, exact_pairs_report_the_exact_rung)
+{
+	SITE(before, 1, 10, frame(before, "a.py", "f", 3));
+	SITE(after, 2, 20, frame(after, "a.py", "f", 3));
+	run(NULL);
+	cr_assert_eq(diff->nsites, 1);
+	cr_assert_eq(diff->sites[0].state, LD_DIFF_KEPT);
+	cr_assert_eq(diff->sites[0].match, LD_MATCH_EXACT);
+}
+
+Test(diff, same_line_number_with_other_source_text_is_not_exact)
+{
+	/* Lines moved under line 42: its number stayed, its code did not. */
+	SITE(before, 1, 100, frame_full(before, "app.py", "login", 42, -1, "cache.clear()"));
+	SITE(after, 1, 150, frame_full(after, "app.py", "login", 42, -1, "s = Session(user)"));
+	struct ld_diff_opts opts = { .match = LD_MATCH_ONLY_EXACT };
+	run(&opts);
+	cr_assert_eq(diff->nsites, 2);
+	cr_assert_eq(diff->sites[0].state, LD_DIFF_NEW);
+	cr_assert_eq(diff->sites[1].state, LD_DIFF_GONE);
+	/* Graded matching still pairs them, but only as the same function and file. */
+	struct ld_diff *g;
+	cr_assert_eq(ld_diff_create(before, after, NULL, &g), 0);
+	cr_assert_eq(g->nsites, 1);
+	cr_assert_eq(g->sites[0].state, LD_DIFF_KEPT);
+	cr_assert_eq(g->sites[0].match, LD_MATCH_FILE);
+	ld_diff_destroy(g);
+}
+
+Test(diff, graded_line_moved_with_its_function_is_offset)
+{
+	/* Ten lines were added above the function: same distance from its start. */
+	uint32_t b = frame_full(before, "app.py", "login", 42, 40, NULL);
+	uint32_t bo = frame(before, "srv.py", "handle", 7);
+	SITE(before, 3, 300, b, bo);
+	uint32_t a = frame_full(after, "app.py", "login", 52, 50, NULL);
+	uint32_t ao = frame(after, "srv.py", "handle", 7);
+	SITE(after, 5, 500, a, ao);
+	run(NULL);
+	cr_assert_eq(diff->nsites, 1);
+	const struct ld_diff_site *r = &diff->sites[0];
+	cr_assert_eq(r->state, LD_DIFF_KEPT);
+	cr_assert_eq(r->match, LD_MATCH_OFFSET);
+	check_row(&r->row, 3, 5, 300, 500, "moved");
+	/* The row shows where the code is now. */
+	check_stack(&r->stack, 2, "app.py:52:login", "srv.py:7:handle");
+}
+
+Test(diff, graded_same_source_text_is_offset)
+{
+	SITE(before, 1, 100, frame_full(before, "app.py", "login", 42, -1, "s = Session(user)"));
+	SITE(after, 1, 150, frame_full(after, "app.py", "login", 61, -1, "s = Session(user)"));
+	run(NULL);
+	cr_assert_eq(diff->nsites, 1);
+	cr_assert_eq(diff->sites[0].state, LD_DIFF_KEPT);
+	cr_assert_eq(diff->sites[0].match, LD_MATCH_OFFSET);
+	check_row(&diff->sites[0].row, 1, 1, 100, 150, "same text");
+}
+
+Test(diff, graded_same_function_and_file_is_file)
+{
+	SITE(before, 1, 100, frame(before, "app.py", "login", 42));
+	SITE(after, 1, 150, frame(after, "app.py", "login", 47));
+	run(NULL);
+	cr_assert_eq(diff->nsites, 1);
+	cr_assert_eq(diff->sites[0].state, LD_DIFF_KEPT);
+	cr_assert_eq(diff->sites[0].match, LD_MATCH_FILE);
+}
+
+Test(diff, graded_function_moved_to_another_file_is_function)
+{
+	SITE(before, 1, 100, frame(before, "app/views.py", "login", 42));
+	SITE(after, 1, 150, frame(after, "app/auth.py", "login", 9));
+	run(NULL);
+	cr_assert_eq(diff->nsites, 1);
+	cr_assert_eq(diff->sites[0].state, LD_DIFF_KEPT);
+	cr_assert_eq(diff->sites[0].match, LD_MATCH_FUNCTION);
+	check_stack(&diff->sites[0].stack, 1, "app/auth.py:9:login");
+}
+
+Test(diff, graded_never_pairs_different_functions)
+{
+	SITE(before, 1, 100, frame(before, "app.py", "login", 42));
+	SITE(after, 1, 150, frame(after, "app.py", "logout", 42));
+	run(NULL);
+	cr_assert_eq(diff->nsites, 2);
+	cr_assert_eq(diff->sites[0].state, LD_DIFF_NEW);
+	cr_assert_eq(diff->sites[1].state, LD_DIFF_GONE);
+}
+
+Test(diff, graded_never_pairs_tracebacks_of_different_depth)
+{
+	uint32_t b = frame(before, "app.py", "login", 42);
+	SITE(before, 1, 100, b, frame(before, "srv.py", "handle", 1));
+	SITE(after, 1, 150, frame(after, "app.py", "login", 43));
+	run(NULL);
+	cr_assert_eq(diff->nsites, 2);
+}
+
+Test(diff, graded_prefers_the_strictest_rung)
+{
+	/* One new site; one gone site matches it by offset, another only by file. */
+	SITE(before, 1, 1000, frame_full(before, "app.py", "login", 45, 40, NULL));
+	SITE(before, 1, 10, frame_full(before, "app.py", "login", 42, 40, NULL));
+	SITE(after, 1, 50, frame_full(after, "app.py", "login", 52, 50, NULL));
+	run(NULL);
+	cr_assert_eq(diff->nsites, 2);
+	const struct ld_diff_site *kept = site_at("app.py", 52);
+	cr_assert_eq(kept->state, LD_DIFF_KEPT);
+	cr_assert_eq(kept->match, LD_MATCH_OFFSET);
+	check_row(&kept->row, 1, 1, 10, 50, "offset pair");
+	const struct ld_diff_site *gone = site_at("app.py", 45);
+	cr_assert_eq(gone->state, LD_DIFF_GONE);
+}
+
+Test(diff, graded_larger_new_sites_choose_first)
+{
+	SITE(before, 1, 70, frame(before, "app.py", "login", 42));
+	/* Both new sites match the gone one by file; the larger gets it. */
+	SITE(after, 1, 10, frame(after, "app.py", "login", 44));
+	SITE(after, 1, 100, frame(after, "app.py", "login", 43));
+	run(NULL);
+	cr_assert_eq(diff->nsites, 2);
+	const struct ld_diff_site *big = site_at("app.py", 43), *small = site_at("app.py", 44);
+	cr_assert_eq(big->state, LD_DIFF_KEPT);
+	check_row(&big->row, 1, 1, 70, 100, "larger");
+	cr_assert_eq(small->state, LD_DIFF_NEW);
+	check_row(&small->row, 0, 1, 0, 10, "smaller");
+}
+
+Test(diff, only_exact_leaves_a_moved_line_as_gone_and_new)
+{
+	SITE(before, 1, 100, frame_full(before, "app.py", "login", 42, 40, NULL));
+	SITE(after, 1, 150, frame_full(after, "app.py", "login", 52, 50, NULL));
+	struct ld_diff_opts opts = { .match = LD_MATCH_ONLY_EXACT };
+	run(&opts);
+	cr_assert_eq(diff->nsites, 2);
+	cr_assert_eq(site_at("app.py", 52)->state, LD_DIFF_NEW);
+	cr_assert_eq(site_at("app.py", 42)->state, LD_DIFF_GONE);
+}
+
+Test(diff, by_function_keys_sites_by_their_functions)
+{
+	SITE(after, 1, 10, frame(after, "a.py", "make", 1));
+	SITE(after, 2, 20, frame(after, "b.py", "make", 2)); /* same function name */
+	SITE(after, 4, 40, frame(after, "a.py", "other", 1));
+	SITE(before, 8, 80, frame(before, "c.py", "make", 3));
+	struct ld_diff_opts opts = { .match = LD_MATCH_BY_FUNCTION };
+	run(&opts);
+	cr_assert_eq(diff->nsites, 2);
+	cr_assert_eq(diff->sites[0].state, LD_DIFF_NEW);
+	check_row(&diff->sites[0].row, 0, 4, 0, 40, "other");
+	cr_assert_eq(diff->sites[1].state, LD_DIFF_KEPT);
+	cr_assert_eq(diff->sites[1].match, LD_MATCH_FUNCTION);
+	check_row(&diff->sites[1].row, 8, 3, 80, 30, "make");
+}
+
+Test(diff, checkouts_in_different_places_match_exactly)
+{
+	char *broots[] = { "/home/dev/proj" };
+	char *aroots[] = { "/srv/app/", "/usr/lib/python3.11" };
+	cr_assert_eq(ld_meta_set_list(&before->meta.roots, &before->meta.nroots, broots, 1), 0);
+	cr_assert_eq(ld_meta_set_list(&after->meta.roots, &after->meta.nroots, aroots, 2), 0);
+	SITE(before, 1, 100, frame(before, "/home/dev/proj/app/x.py", "f", 3));
+	SITE(after, 1, 200, frame(after, "/srv/app/app/x.py", "f", 3));
+	run(NULL);
+	cr_assert_eq(diff->nsites, 1);
+	cr_assert_eq(diff->sites[0].state, LD_DIFF_KEPT);
+	cr_assert_eq(diff->sites[0].match, LD_MATCH_EXACT);
+}
+
+Test(diff, strip_option_removes_build_directories)
+{
+	SITE(before, 1, 100, frame(before, "/build/a/src/x.c", "f", 3));
+	SITE(after, 1, 200, frame(after, "/build/b/src/x.c", "f", 3));
+	static const char *const strip[] = { "/build/a", "/build/b" };
+	struct ld_diff_opts opts = { .match = LD_MATCH_ONLY_EXACT, .strip = strip, .nstrip = 2 };
+	run(&opts);
+	cr_assert_eq(diff->nsites, 1);
+	cr_assert_eq(diff->sites[0].state, LD_DIFF_KEPT);
+
+	/* Without it the paths differ, and exact matching keeps them apart. */
+	struct ld_diff *d2;
+	opts.nstrip = 0;
+	cr_assert_eq(ld_diff_create(before, after, &opts, &d2), 0);
+	cr_assert_eq(d2->nsites, 2);
+	ld_diff_destroy(d2);
+}
+
+Test(diff, shared_library_versions_do_not_split_sites)
+{
+	SITE(before, 1, 100, frame(before, "/usr/lib/libfoo.so.1.2", "foo_alloc", 0));
+	SITE(after, 1, 200, frame(after, "/usr/lib/libfoo.so.1.3", "foo_alloc", 0));
+	struct ld_diff_opts opts = { .match = LD_MATCH_ONLY_EXACT };
+	run(&opts);
+	cr_assert_eq(diff->nsites, 1);
+	cr_assert_eq(diff->sites[0].state, LD_DIFF_KEPT);
+}
+
+Test(diff, type_sites_are_graded_within_their_type)
+{
+	uint32_t bT = type(before, "app.Session", 1, 100);
+	uint32_t bU = type(before, "app.User", 1, 100);
+	uint32_t bf = frame_full(before, "app.py", "login", 42, 40, NULL);
+	TYPE_SITE(before, bT, 1, 100, bf);
+	TYPE_SITE(before, bU, 1, 100, bf);
+	uint32_t aT = type(after, "app.Session", 2, 200);
+	uint32_t af = frame_full(after, "app.py", "login", 52, 50, NULL);
+	TYPE_SITE(after, aT, 2, 200, af);
+	run(NULL);
+	const struct ld_diff_type *S = find_type("app.Session"), *U = find_type("app.User");
+	cr_assert_eq(S->nsites, 1);
+	cr_assert_eq(S->sites[0].state, LD_DIFF_KEPT);
+	cr_assert_eq(S->sites[0].match, LD_MATCH_OFFSET);
+	check_row(&S->sites[0].row, 1, 2, 100, 200, "Session moved");
+	/* The User site at the same old line is not taken by Session's. */
+	cr_assert_eq(U->nsites, 1);
+	cr_assert_eq(U->sites[0].state, LD_DIFF_GONE);
+	cr_assert_eq(diff->ntype_sites, 2);
+}
+
+Test(diff, match_names)
+{
+	cr_assert_str_eq(ld_diff_match_name(LD_MATCH_EXACT), "exact");
+	cr_assert_str_eq(ld_diff_match_name(LD_MATCH_OFFSET), "offset");
+	cr_assert_str_eq(ld_diff_match_name(LD_MATCH_FILE), "file");
+	cr_assert_str_eq(ld_diff_match_name(LD_MATCH_FUNCTION), "function");
+}
+
+/* Time of the fastest of three diffs of before and after with opts. */
+static double time_diff(const struct ld_diff_opts *opts)
+{
+	double best = 1e9;
+	for (int i = 0; i < 3; i++) {
+		struct timespec a, b;
+		ld_diff_destroy(diff);
+		diff = NULL;
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		int r = ld_diff_create(before, after, opts, &diff);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		cr_assert_eq(r, 0);
+		double t = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+		best = t < best ? t : best;
+	}
+	return best;
+}
+
+Test(diff, graded_matching_scales_like_exact_matching, .timeout = 60)
+{
+	/*
+	 * `leakdiff show` diffs an empty snapshot against a real one, so every
+	 * site is new. Graded matching has nothing to pair then and should
+	 * cost about what exact matching does, not time growing with the
+	 * square of the number of sites.
+	 */
+	enum { N = 60000 };
+	uint32_t file = str(after, "app.py"), fn = str(after, "handler");
+	uint64_t seed = 7;
+	for (int i = 0; i < N; i++) {
+		struct ld_frame f = { .file = file, .function = fn, .line = i + 1, .function_line = -1,
+				      .text = LD_NOSTR };
+		uint32_t idx;
+		cr_assert_eq(ld_snapshot_add_frame(after, &f, &idx), 0);
+		cr_assert_eq(ld_snapshot_add_site(after, 1, 1 + th_rand(&seed) % 100000, &idx, 1), 0);
+	}
+	struct ld_diff_opts exact = { .match = LD_MATCH_ONLY_EXACT };
+	double te = time_diff(&exact), tg = time_diff(NULL);
+	cr_assert_lt(tg, 20 * te + 0.05, "graded diff of %d new sites took %.3f s, exact %.3f s", N, tg, te);
+}
+
+/* ================================================================ paths */
+
+Test(diff, normal_path_strips_the_longest_root)
+{
+	char *roots[] = { "/srv", "/srv/app", "/srv/app/vendor/" };
+	cr_assert_eq(ld_meta_set_list(&after->meta.roots, &after->meta.nroots, roots, 3), 0);
+	char *stdlib[] = { "/usr/lib/python3.11" };
+	cr_assert_eq(ld_meta_set_list(&after->meta.stdlib, &after->meta.nstdlib, stdlib, 1), 0);
+	char buf[64];
+	cr_assert_str_eq(ld_diff_normal_path(after, NULL, "/srv/app/x.py", buf, sizeof(buf)), "x.py");
+	cr_assert_str_eq(ld_diff_normal_path(after, NULL, "/srv/app/vendor/lib/y.py", buf, sizeof(buf)),
+			 "lib/y.py");
+	cr_assert_str_eq(ld_diff_normal_path(after, NULL, "/srv/other/z.py", buf, sizeof(buf)), "other/z.py");
+	cr_assert_str_eq(ld_diff_normal_path(after, NULL, "/usr/lib/python3.11/json/decoder.py", buf,
+					     sizeof(buf)), "json/decoder.py");
+	/* A root must end at a path separator. */
+	cr_assert_str_eq(ld_diff_normal_path(after, NULL, "/srv/appx/y.py", buf, sizeof(buf)), "appx/y.py");
+	cr_assert_str_eq(ld_diff_normal_path(after, NULL, "/opt/q.py", buf, sizeof(buf)), "/opt/q.py");
+	cr_assert_str_eq(ld_diff_normal_path(after, NULL, "relative.py", buf, sizeof(buf)), "relative.py");
+}
+
+Test(diff, normal_path_strip_option)
+{
+	static const char *const strip[] = { "/build/x86_64" };
+	struct ld_diff_opts opts = { .strip = strip, .nstrip = 1 };
+	char buf[64];
+	cr_assert_str_eq(ld_diff_normal_path(after, &opts, "/build/x86_64/src/a.c", buf, sizeof(buf)), "src/a.c");
+	cr_assert_str_eq(ld_diff_normal_path(after, NULL, "/build/x86_64/src/a.c", buf, sizeof(buf)),
+			 "/build/x86_64/src/a.c");
+}
+
+Test(diff, normal_path_drops_shared_library_versions)
+{
+	char buf[64];
+	cr_assert_str_eq(ld_diff_normal_path(after, NULL, "/usr/lib/libssl.so.3", buf, sizeof(buf)),
+			 "/usr/lib/libssl.so");
+	cr_assert_str_eq(ld_diff_normal_path(after, NULL, "libfoo.so.1.2.3", buf, sizeof(buf)), "libfoo.so");
+	cr_assert_str_eq(ld_diff_normal_path(after, NULL, "libfoo.so", buf, sizeof(buf)), "libfoo.so");
+	cr_assert_str_eq(ld_diff_normal_path(after, NULL, "libfoo.so.1a", buf, sizeof(buf)), "libfoo.so.1a");
+	cr_assert_str_eq(ld_diff_normal_path(after, NULL, "/x/libfoo.so.1/bar.py", buf, sizeof(buf)),
+			 "/x/libfoo.so.1/bar.py");
+	/* When the short name does not fit, the name is left as it is. */
+	char small[4];
+	cr_assert_str_eq(ld_diff_normal_path(after, NULL, "libfoo.so.1", small, sizeof(small)), "libfoo.so.1");
+}
+
+/* ================================================================ suspect */
+
+Test(diff, suspect_is_the_largest_module_type_whose_count_grew)
+{
+	type(before, "dict", 10, 1000);
+	type(after, "dict", 20, 5000);          /* built-in: never the suspect */
+	type(before, "app.Cache", 1, 100);
+	type(after, "app.Cache", 1, 900);       /* grew in bytes, not in count */
+	type(before, "app.Session", 10, 560);
+	type(after, "app.Session", 20, 1120);
+	type(after, "app.Small", 1, 8);
+	run(NULL);
+	const struct ld_diff_type *t = ld_diff_suspect(diff, 0);
+	cr_assert_not_null(t);
+	cr_assert_str_eq(t->name, "app.Session");
+	cr_assert_null(ld_diff_suspect(diff, 561), "below the noise floor");
+	cr_assert_not_null(ld_diff_suspect(diff, 560));
+}
+
+Test(diff, no_suspect_when_nothing_grew)
+{
+	type(before, "app.Session", 10, 560);
+	type(after, "app.Session", 5, 280);
+	run(NULL);
+	cr_assert_null(ld_diff_suspect(diff, 0));
+}
+
+/* ================================================================ trends */
+
+static struct ld_snapshot *series[3];
+
+static void series_fini(void)
+{
+	teardown();
+	for (int i = 0; i < 3; i++) {
+		ld_snapshot_destroy(series[i]);
+		series[i] = NULL;
+	}
+}
+
+TestSuite(trend, .init = setup, .fini = series_fini);
+
+/* Three snapshots: A and C grow every time, B goes up then down, site X
+ * grows twice and site Y once. */
+static void trend_snapshots(struct ld_snapshot *s[3])
+{
+	static const uint64_t a[] = { 1, 2, 3 }, b[] = { 1, 5, 1 }, x[] = { 10, 20, 30 }, y[] = { 5, 5, 9 };
+	for (int i = 0; i < 3; i++) {
+		s[i] = ld_snapshot_create();
+		cr_assert_not_null(s[i]);
+		type(s[i], "app.A", a[i], a[i] * 10);
+		type(s[i], "app.B", b[i], b[i] * 10);
+		type(s[i], "app.C", a[i], 100); /* more objects, same bytes: still growth */
+		uint32_t fx = frame(s[i], "x.py", "grow", 1), fy = frame(s[i], "y.py", "once", 2);
+		SITE(s[i], x[i], x[i] * 8, fx);
+		SITE(s[i], y[i], y[i] * 8, fy);
+		TYPE_SITE(s[i], 0, a[i], a[i] * 10, fx);
+	}
+}
+
+Test(trend, counts_the_intervals_each_row_grew_in)
+{
+	struct ld_snapshot **s = series;
+	trend_snapshots(s);
+	cr_assert_eq(ld_diff_create(s[0], s[2], NULL, &diff), 0);
+	struct ld_diff *d = diff;
+	cr_assert_eq(d->intervals, 1);
+	cr_assert_eq(ld_diff_trend(d, (const struct ld_snapshot *const *)s, 3, NULL), 0);
+	cr_assert_eq(d->intervals, 2);
+	for (size_t i = 0; i < d->ntypes; i++) {
+		const struct ld_diff_type *t = &d->types[i];
+		if (strcmp(t->name, "app.A") == 0) {
+			cr_assert_eq(t->grew_in, 2);
+			cr_assert_eq(t->nsites, 1);
+			cr_assert_eq(t->sites[0].grew_in, 2);
+		} else if (strcmp(t->name, "app.C") == 0) {
+			cr_assert_eq(t->grew_in, 2);
+		} else {
+			cr_assert_str_eq(t->name, "app.B");
+			cr_assert_eq(t->grew_in, 1);
+		}
+	}
+	for (size_t i = 0; i < d->nsites; i++) {
+		const struct ld_frame *f = ld_diff_frame(&d->sites[i].stack, 0);
+		const char *fn = ld_snapshot_str(d->sites[i].stack.snap, f->function);
+		cr_assert_eq(d->sites[i].grew_in, strcmp(fn, "grow") == 0 ? 2 : 1, "site %s", fn);
+	}
+}
+
+Test(trend, out_of_memory_is_all_or_nothing)
+{
+	TH_REQUIRE_WRAP();
+	struct ld_snapshot **s = series;
+	trend_snapshots(s);
+	long n;
+	for (n = 0; n < 5000; n++) {
+		ld_diff_destroy(diff);
+		diff = NULL;
+		cr_assert_eq(ld_diff_create(s[0], s[2], NULL, &diff), 0);
+		struct ld_diff *d = diff;
+		th_fail_after(n);
+		int r = ld_diff_trend(d, (const struct ld_snapshot *const *)s, 3, NULL);
+		bool failed = th_fail_off() > n;
+		cr_assert(r == 0 || r == -ENOMEM, "returned %d", r);
+		if (r < 0) {
+			/* "on failure d is unchanged" */
+			cr_assert_eq(d->intervals, 1);
+			for (size_t i = 0; i < d->ntypes; i++)
+				cr_assert_eq(d->types[i].grew_in, 0);
+			for (size_t i = 0; i < d->nsites; i++)
+				cr_assert_eq(d->sites[i].grew_in, 0);
+		} else {
+			/* success means every count is right, whatever ran short */
+			cr_assert_eq(d->intervals, 2);
+			for (size_t i = 0; i < d->ntypes; i++)
+				cr_assert_eq(d->types[i].grew_in, strcmp(d->types[i].name, "app.B") == 0 ? 1 : 2,
+					     "allocation %ld failing: %s grew_in %u", n, d->types[i].name,
+					     d->types[i].grew_in);
+			for (size_t i = 0; i < d->nsites; i++)
+				cr_assert_gt(d->sites[i].grew_in, 0, "allocation %ld failing lost a site's count", n);
+		}
+		if (r == 0 && !failed)
+			break; /* nothing failed any more */
+	}
+	cr_assert_lt(n, 5000);
+}
+
+/* ================================================================ suppressions */
+
+static struct ld_suppressions supp;
+
+static void supp_init(void)
+{
+	setup();
+	ld_suppressions_init(&supp);
+}
+
+static void supp_fini(void)
+{
+	ld_suppressions_finish(&supp);
+	teardown();
+}
+
+TestSuite(suppress, .init = supp_init, .fini = supp_fini);
+
+static void parse_ok(const char *text)
+{
+	struct ld_error err;
+	ld_error_clear(&err);
+	int r = ld_suppressions_parse(&supp, text, strlen(text), &err);
+	cr_assert_eq(r, 0, "parse failed: %s", err.msg);
+}
+
+#define ANY LD_SUPPRESS_ANY
+#define TYPE LD_SUPPRESS_TYPE
+#define FUNC LD_SUPPRESS_FUNCTION
+#define FILE_ LD_SUPPRESS_FILE
+
+Test(suppress, file_format)
+{
+	parse_ok("# known growth\n"
+		 "\n"
+		 "   \t\n"
+		 "leak:app.cache\n"
+		 "race:not_ours\n"
+		 "type:^app.Session$\r\n"
+		 "  trailing_blanks  \n"
+		 "C:\\\\dir");
+	cr_assert_eq(supp.n, 4, "%zu patterns", supp.n);
+	cr_assert(ld_suppressions_match(&supp, FUNC, "app.cache.remember"));
+	cr_assert(ld_suppressions_match(&supp, TYPE, "app.Session"));
+	cr_assert_not(ld_suppressions_match(&supp, TYPE, "app.SessionStore"));
+	cr_assert(ld_suppressions_match(&supp, FILE_, "x_trailing_blanks_y"));
+	cr_assert_not(ld_suppressions_match(&supp, FUNC, "not_ours"));
+	cr_assert(ld_suppressions_match(&supp, FILE_, "C:\\\\dir"));
+}
+
+Test(suppress, kinds_narrow_what_a_pattern_matches)
+{
+	parse_ok("type:Cache\nfunction:remember\nfile:vendor/\nleak:everywhere\nplain\n");
+	cr_assert_eq(supp.n, 5);
+	cr_assert(ld_suppressions_match(&supp, TYPE, "app.Cache"));
+	cr_assert_not(ld_suppressions_match(&supp, FUNC, "Cache"));
+	cr_assert_not(ld_suppressions_match(&supp, FILE_, "Cache.py"));
+	cr_assert(ld_suppressions_match(&supp, FUNC, "remember"));
+	cr_assert_not(ld_suppressions_match(&supp, TYPE, "remember"));
+	cr_assert_not(ld_suppressions_match(&supp, FILE_, "remember.py"));
+	cr_assert(ld_suppressions_match(&supp, FILE_, "lib/vendor/x.py"));
+	cr_assert_not(ld_suppressions_match(&supp, FUNC, "vendor/"));
+	/* "leak:" and no prefix match every kind. */
+	cr_assert(ld_suppressions_match(&supp, TYPE, "everywhere"));
+	cr_assert(ld_suppressions_match(&supp, FUNC, "everywhere"));
+	cr_assert(ld_suppressions_match(&supp, FILE_, "everywhere"));
+	cr_assert(ld_suppressions_match(&supp, TYPE, "plain"));
+	cr_assert(ld_suppressions_match(&supp, FILE_, "plain"));
+}
+
+Test(suppress, pattern_syntax)
+{
+	parse_ok("^lib*.so\nmid?le\n[brackets]\nend$\n");
+	cr_assert(ld_suppressions_match(&supp, FILE_, "libfoo.so.1"));
+	cr_assert_not(ld_suppressions_match(&supp, FILE_, "/usr/libfoo.so"));
+	cr_assert(ld_suppressions_match(&supp, FUNC, "a_middle_b"));
+	cr_assert(ld_suppressions_match(&supp, FUNC, "mid-le"));
+	cr_assert_not(ld_suppressions_match(&supp, FUNC, "midle"));
+	cr_assert(ld_suppressions_match(&supp, TYPE, "x[brackets]y"), "brackets are literal");
+	cr_assert_not(ld_suppressions_match(&supp, TYPE, "b"));
+	cr_assert(ld_suppressions_match(&supp, FUNC, "the end"));
+	cr_assert_not(ld_suppressions_match(&supp, FUNC, "end of it"));
+	cr_assert_not(ld_suppressions_match(NULL, FUNC, "anything"));
+}
+
+Test(suppress, bad_lines)
+{
+	struct ld_error err;
+	ld_error_clear(&err);
+	const char *t = "ok\nleak:\n";
+	cr_assert_eq(ld_suppressions_parse(&supp, t, strlen(t), &err), -EINVAL);
+	cr_assert_str_eq(err.msg, "line 2: empty pattern");
+	/* An anchor alone would match everything. */
+	const char *anchors[] = { "^", "$", "^$", "type:^$" };
+	for (size_t i = 0; i < 4; i++) {
+		ld_error_clear(&err);
+		cr_assert_eq(ld_suppressions_parse(&supp, anchors[i], strlen(anchors[i]), &err), -EINVAL,
+			     "\"%s\" accepted", anchors[i]);
+		cr_assert_str_eq(err.msg, "line 1: empty pattern");
+	}
+	const char nul[] = "a\nb\0c\n";
+	cr_assert_eq(ld_suppressions_parse(&supp, nul, sizeof(nul) - 1, &err), -EINVAL);
+	cr_assert_str_eq(err.msg, "line 2: contains a NUL byte");
+	char *longline = malloc(5000);
+	cr_assert_not_null(longline);
+	memset(longline, 'x', 5000);
+	int r = ld_suppressions_parse(&supp, longline, 5000, &err);
+	free(longline);
+	cr_assert_eq(r, -EINVAL);
+	cr_assert_str_eq(err.msg, "line 1: longer than 4096 bytes");
+}
+
+Test(suppress, marks_rows_of_a_diff)
+{
+	struct ld_snapshot *a = after;
+	char *roots[] = { "/srv/app" };
+	cr_assert_eq(ld_meta_set_list(&a->meta.roots, &a->meta.nroots, roots, 1), 0);
+	uint32_t t0 = type(a, "app.cache.Entry", 5, 500);
+	type(a, "app.Session", 5, 500);
+	type(a, "render", 5, 500); /* a type named like a suppressed function */
+	uint32_t f_cache = frame(a, "/srv/app/app/cache.py", "remember", 3);
+	uint32_t f_main = frame(a, "/srv/app/main.py", "main", 1);
+	uint32_t f_view = frame(a, "/srv/app/views.py", "render", 9);
+	SITE(a, 1, 100, f_cache, f_main); /* suppressed by its function */
+	SITE(a, 1, 200, f_view, f_main);  /* suppressed by its normalised file */
+	SITE(a, 1, 300, f_main);          /* not suppressed */
+	TYPE_SITE(a, t0, 5, 500, f_main); /* under a suppressed type */
+	parse_ok("function:remember\nfile:^views.py$\ntype:app.cache.*\nfunction:render\n");
+	run(NULL);
+	size_t n = ld_diff_suppress(diff, &supp, NULL);
+	cr_assert_eq(n, 3, "%zu rows marked", n);
+	for (size_t i = 0; i < diff->nsites; i++) {
+		const struct ld_diff_site *st = &diff->sites[i];
+		bool want = st->row.bytes_after != 300;
+		cr_assert_eq(st->suppressed, want, "site of %llu bytes", (unsigned long long)st->row.bytes_after);
+		cr_assert_eq(ld_diff_site_shown(st, 0), !want);
+	}
+	for (size_t i = 0; i < diff->ntypes; i++) {
+		const struct ld_diff_type *t = &diff->types[i];
+		bool want = strcmp(t->name, "app.cache.Entry") == 0;
+		cr_assert_eq(t->suppressed, want, "type %s", t->name);
+		cr_assert_eq(ld_diff_type_shown(t, 0), !want);
+		for (size_t j = 0; j < t->nsites; j++)
+			cr_assert_eq(t->sites[j].suppressed, want);
+	}
+	/* A suppressed type is never the suspect. */
+	const struct ld_diff_type *sus = ld_diff_suspect(diff, 0);
+	cr_assert_not_null(sus);
+	cr_assert_str_eq(sus->name, "app.Session");
+	/* No patterns: nothing marked. */
+	struct ld_suppressions none;
+	ld_suppressions_init(&none);
+	cr_assert_eq(ld_diff_suppress(diff, &none, NULL), 0);
+}
+
+/* ================================================================ verdicts */
+
+Test(diff, limits_parse_total)
+{
+	struct ld_limits lim = { 0 };
+	cr_assert_eq(ld_limits_parse_total(&lim, "5MiB"), 0);
+	cr_assert(lim.total);
+	cr_assert_not(lim.total_is_percent);
+	cr_assert_eq(lim.total_bytes, 5 << 20);
+	cr_assert_eq(ld_limits_parse_total(&lim, "2.5%"), 0);
+	cr_assert(lim.total_is_percent);
+	cr_assert_float_eq(lim.total_percent, 2.5, 1e-12);
+	struct ld_limits bad = { 0 };
+	cr_assert_eq(ld_limits_parse_total(&bad, "%"), -EINVAL);
+	cr_assert_eq(ld_limits_parse_total(&bad, "-3%"), -EINVAL);
+	cr_assert_eq(ld_limits_parse_total(&bad, "x%"), -EINVAL);
+	cr_assert_eq(ld_limits_parse_total(&bad, "3%%"), -EINVAL);
+	cr_assert_eq(ld_limits_parse_total(&bad, "lots"), -EINVAL);
+	cr_assert_not(bad.total, "a rejected argument set a limit");
+}
+
+Test(diff, verdict_checks_each_limit)
+{
+	before->totals.heap_bytes = 1000;
+	after->totals.heap_bytes = 1600;
+	uint32_t fa = frame(after, "a.py", "f", 1), fb = frame(after, "b.py", "g", 2);
+	SITE(after, 1, 500, fa);
+	SITE(after, 1, 100, fb);
+	type(before, "app.T", 1, 10);
+	type(after, "app.T", 12, 120);
+	run(NULL);
+
+	struct ld_verdict v;
+	cr_assert_eq(ld_verdict_check(diff, NULL, &v), 0);
+	cr_assert_not(v.checked);
+	cr_assert(ld_verdict_passed(&v));
+	cr_assert(v.heap);
+	cr_assert_eq(v.total_delta, 600);
+	ld_verdict_finish(&v);
+
+	struct ld_limits lim = { .total = true, .total_bytes = 600 };
+	cr_assert_eq(ld_verdict_check(diff, &lim, &v), 0);
+	cr_assert(ld_verdict_passed(&v), "600 bytes is within a 600 byte limit");
+	ld_verdict_finish(&v);
+	lim.total_bytes = 599;
+	cr_assert_eq(ld_verdict_check(diff, &lim, &v), 0);
+	cr_assert_eq(v.nhits, 1);
+	cr_assert_eq(v.hits[0].kind, LD_LIMIT_TOTAL);
+	cr_assert_eq(v.hits[0].value, 600);
+	cr_assert_float_eq(v.hits[0].percent, 60.0, 1e-9);
+	ld_verdict_finish(&v);
+
+	struct ld_limits pct = { .total = true, .total_is_percent = true, .total_percent = 60 };
+	cr_assert_eq(ld_verdict_check(diff, &pct, &v), 0);
+	cr_assert(ld_verdict_passed(&v));
+	ld_verdict_finish(&v);
+	pct.total_percent = 59.9;
+	cr_assert_eq(ld_verdict_check(diff, &pct, &v), 0);
+	cr_assert_not(ld_verdict_passed(&v));
+	ld_verdict_finish(&v);
+
+	struct ld_limits site = { .site = true, .site_bytes = 100 };
+	cr_assert_eq(ld_verdict_check(diff, &site, &v), 0);
+	cr_assert_eq(v.nhits, 1, "only the 500 byte site is over 100");
+	cr_assert_eq(v.hits[0].kind, LD_LIMIT_SITE);
+	cr_assert_eq(v.hits[0].value, 500);
+	cr_assert_eq(v.hits[0].site->row.bytes_after, 500);
+	ld_verdict_finish(&v);
+
+	struct ld_limits ty = { .type = true, .type_count = 10 };
+	cr_assert_eq(ld_verdict_check(diff, &ty, &v), 0);
+	cr_assert_eq(v.nhits, 1);
+	cr_assert_eq(v.hits[0].kind, LD_LIMIT_TYPE);
+	cr_assert_eq(v.hits[0].value, 11);
+	cr_assert_str_eq(v.hits[0].type->name, "app.T");
+	ld_verdict_finish(&v);
+	ty.type_count = 11;
+	cr_assert_eq(ld_verdict_check(diff, &ty, &v), 0);
+	cr_assert(ld_verdict_passed(&v));
+	ld_verdict_finish(&v);
+}
+
+Test(diff, verdict_leaves_out_suppressed_rows)
+{
+	before->totals.heap_bytes = 1000;
+	after->totals.heap_bytes = 1600;
+	SITE(after, 1, 500, frame(after, "cache.py", "remember", 1));
+	SITE(after, 1, 100, frame(after, "b.py", "g", 2));
+	run(NULL);
+	struct ld_suppressions s;
+	ld_suppressions_init(&s);
+	struct ld_error err;
+	cr_assert_eq(ld_suppressions_parse(&s, "function:remember", 17, &err), 0);
+	cr_assert_eq(ld_diff_suppress(diff, &s, NULL), 1);
+	ld_suppressions_finish(&s);
+	struct ld_limits lim = { .total = true, .total_bytes = 100, .site = true, .site_bytes = 0 };
+	struct ld_verdict v;
+	cr_assert_eq(ld_verdict_check(diff, &lim, &v), 0);
+	cr_assert_eq(v.total_delta, 100);
+	cr_assert_eq(v.nhits, 1);
+	cr_assert_eq(v.hits[0].kind, LD_LIMIT_SITE);
+	cr_assert_eq(v.hits[0].value, 100);
+	ld_verdict_finish(&v);
+}
+
+Test(diff, verdict_uses_the_census_without_a_traced_heap)
+{
+	before->totals.object_bytes = 0;
+	after->totals.object_bytes = 50;
+	run(NULL);
+	struct ld_limits pct = { .total = true, .total_is_percent = true, .total_percent = 1000 };
+	struct ld_verdict v;
+	cr_assert_eq(ld_verdict_check(diff, &pct, &v), 0);
+	cr_assert_not(v.heap);
+	cr_assert_eq(v.total_delta, 50);
+	cr_assert_eq(v.nhits, 1, "any growth from nothing is over a percentage");
+	cr_assert_lt(v.hits[0].percent, 0);
+	ld_verdict_finish(&v);
 }

@@ -609,6 +609,28 @@ Test(wire, header_too_long)
 	expect_protocol_error(h, sizeof(h), "frame header too long");
 }
 
+Test(wire, header_line_limit_is_32_bytes_with_the_newline)
+{
+	/* 31 bytes and a newline: judged on its contents (a bad length)... */
+	say_hello();
+	char h[40];
+	memcpy(h, "data ", 5);
+	memset(h + 5, '9', 26);
+	h[31] = '\n';
+	expect_protocol_error(h, 32, "bad frame length");
+}
+
+Test(wire, header_line_of_33_bytes_is_too_long)
+{
+	/* ... 32 bytes and a newline: too long before it is even read. */
+	say_hello();
+	char h[40];
+	memcpy(h, "data ", 5);
+	memset(h + 5, '9', 27);
+	h[32] = '\n';
+	expect_protocol_error(h, 33, "frame header too long");
+}
+
 Test(wire, header_too_long_across_calls)
 {
 	struct ld_error err;
@@ -685,14 +707,14 @@ Test(wire, snapshot_over_max_snapshot_drops)
 	cr_assert_not_null(w);
 	struct ld_error err;
 	frame_str(&stream, "hello", HELLO);
-	char doc[150];
+	char doc[101];
 	memset(doc, ' ', sizeof(doc));
 	doc[0] = '{';
-	doc[149] = '}';
+	/* One byte over the limit is too much. */
 	begin(&stream, 1, "", "api");
 	frame(&stream, "data", doc, 60);
-	frame(&stream, "data", doc + 60, 90);
-	end(&stream, 1, 150, crc_of(doc, 150));
+	frame(&stream, "data", doc + 60, 41);
+	end(&stream, 1, 101, crc_of(doc, 101));
 	/* Exactly at the limit is fine. */
 	size_t cut = 50;
 	snapshot(&stream, 2, "", "api", doc, 100, &cut, 1);
@@ -768,7 +790,7 @@ Test(wire, out_of_memory_in_a_snapshot)
 		int r = w ? ld_wire_feed(w, stream.data, stream.len, &err) : -ENOMEM;
 		if (w)
 			ld_wire_finish(w);
-		th_fail_after(-1);
+		bool failed = th_fail_off() > n;
 		bool done = false;
 		for (size_t i = 0; i < lg.n; i++) {
 			if (lg.ev[i].kind == LD_WIRE_SNAPSHOT) {
@@ -780,8 +802,10 @@ Test(wire, out_of_memory_in_a_snapshot)
 		cr_assert(r == 0 || r == -ENOMEM || r == -EPROTO, "feed returned %d", r);
 		ld_wire_destroy(w);
 		log_free(&lg);
-		if (done && r == 0)
+		if (!failed) {
+			cr_assert(done && r == 0, "no allocation failed, yet no snapshot (%d)", r);
 			break;
+		}
 	}
 	cr_assert_lt(n, 2000);
 }
