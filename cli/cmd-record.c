@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "config.h"
 #include "escape.h"
+#include "native.h"
 #include "snap.h"
 #include "units.h"
 #include "wire.h"
@@ -46,8 +47,9 @@ struct args {
 static const struct argp_option options[] = {
 	{ "output", 'o', "FILE", 0, "Write the at-exit snapshot to FILE (default leakdiff.snap); "
 	  "earlier snapshots go to FILE with .N before the .snap, N the snapshot's number", 0 },
-	{ "runtime", OPT_RUNTIME, "RUNTIME", 0, "python or auto (default: python when COMMAND is a "
-	  "Python interpreter or a script run by one)", 0 },
+	{ "runtime", OPT_RUNTIME, "RUNTIME", 0, "auto (default), python or native: auto records Python "
+	  "interpreters and scripts run by one with the Python agent, anything else with the native "
+	  "(LD_PRELOAD) agent; native on a Python command tracks the interpreter's malloc", 0 },
 	{ "depth", OPT_DEPTH, "N", 0, "Record up to N frames per allocation traceback (default 16)", 0 },
 	{ "every", OPT_EVERY, "DURATION", 0, "Also take a snapshot every DURATION (e.g. 500ms, 10s, 5m)", 0 },
 	{ "signal", OPT_SIGNAL, "SIGNAL", 0, "Signal that asks the target for a snapshot (default USR2)", 0 },
@@ -95,9 +97,7 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 		else if (strcmp(arg, "native") == 0)
 			a->runtime = RT_NATIVE;
 		else
-			argp_error(state, "--runtime takes auto or python, not '%s'", arg);
-		if (a->runtime == RT_NATIVE)
-			argp_error(state, "native programs cannot be recorded by this version");
+			argp_error(state, "--runtime takes auto, python or native, not '%s'", arg);
 		return 0;
 	case OPT_DEPTH:
 		if (ld_uint_parse(arg, LD_DEPTH_MAX, &v) < 0 || v == 0)
@@ -146,6 +146,8 @@ struct recorder {
 	const struct args *a;
 	pid_t child, agent_pid;
 	bool connected, got_exit;
+	bool native;      /* the agent said hello as the native runtime */
+	struct ld_symbolizer *sym; /* native: reused across snapshots */
 	bool requested;   /* a timed snapshot was asked for and has not arrived */
 	bool exit_failed; /* the at-exit snapshot came but could not be written */
 	int written, failed_writes;
@@ -170,7 +172,10 @@ static int on_snapshot(struct recorder *rec, const struct ld_wire_event *ev)
 {
 	struct ld_error err = { { 0 } };
 	struct ld_snapshot *s = NULL;
-	if (ld_snap_parse(ev->data, ev->len, &s, &err) < 0) {
+	int pr = rec->native || ld_native_is_raw(ev->data, ev->len)
+		 ? ld_native_parse_with(&rec->sym, ev->data, ev->len, &s, &err)
+		 : ld_snap_parse(ev->data, ev->len, &s, &err);
+	if (pr < 0) {
 		ld_cli_error(NULL, "snapshot %lld from the agent is invalid and was dropped: %s",
 			     (long long)ev->seq, err.msg);
 		return 0;
@@ -210,13 +215,19 @@ static int on_snapshot(struct recorder *rec, const struct ld_wire_event *ev)
 		if (at_exit)
 			rec->got_exit = true;
 		if (!rec->a->quiet) {
-			char objs[32], bytes[32];
-			ld_count_format(objs, sizeof(objs), (int64_t)s->totals.objects, false);
+			char objs[48], bytes[32];
+			if (rec->native) {
+				ld_count_format(objs, sizeof(objs) - 8, (int64_t)s->totals.heap_blocks, false);
+				strcat(objs, " blocks");
+			} else {
+				ld_count_format(objs, sizeof(objs) - 8, (int64_t)s->totals.objects, false);
+				strcat(objs, " objects");
+			}
 			ld_size_format(bytes, sizeof(bytes), (int64_t)s->totals.heap_bytes, false);
 			bool named = *ev->label && strcmp(ev->label, trigger) != 0;
 			char *label = named ? ld_escape_dup(ev->label, LD_ESCAPE_TEXT) : NULL;
 			char *safe = ld_escape_dup(path, LD_ESCAPE_TEXT);
-			fprintf(stderr, "leakdiff: wrote %s (snapshot %lld, %s%s%s%s, %s objects, %s traced)\n",
+			fprintf(stderr, "leakdiff: wrote %s (snapshot %lld, %s%s%s%s, %s, %s traced)\n",
 				safe ? safe : path, (long long)ev->seq, trigger, label ? " \"" : "",
 				label ? label : "", label ? "\"" : "", objs, bytes);
 			free(label);
@@ -235,6 +246,7 @@ static int on_event(void *ctx, const struct ld_wire_event *ev)
 	switch (ev->kind) {
 	case LD_WIRE_HELLO:
 		rec->connected = true;
+		rec->native = strcmp(ev->runtime, "native") == 0;
 		if (ev->pid > 0)
 			rec->agent_pid = (pid_t)ev->pid;
 		return 0;
@@ -337,21 +349,41 @@ static bool dir_has(const char *dir, const char *rel)
 }
 
 /*
- * Where the Python agent lives: LEAKDIFF_AGENT_DIR, the source tree when
- * this binary runs from its build tree, or the installed copy.
+ * Where the agents live: LEAKDIFF_AGENT_DIR, the source and build trees
+ * when this binary runs from its build tree, or the installed copy.
  */
+static bool from_build_tree(void)
+{
+	char exe[PATH_MAX];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (len <= 0)
+		return false;
+	exe[len] = '\0';
+	return strncmp(exe, LD_BUILD_DIR "/", strlen(LD_BUILD_DIR) + 1) == 0;
+}
+
 static int python_agent_dir(char *out, size_t n)
 {
 	const char *env = getenv("LEAKDIFF_AGENT_DIR");
-	char exe[PATH_MAX];
-	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (env && *env)
-		snprintf(out, n, "%s", env);
-	else if (len > 0 && (exe[len] = '\0', strncmp(exe, LD_BUILD_DIR "/", strlen(LD_BUILD_DIR) + 1) == 0))
+		snprintf(out, n, "%s/python", env);
+	else if (from_build_tree())
 		snprintf(out, n, "%s/agents/python", LD_SOURCE_DIR);
 	else
 		snprintf(out, n, "%s/python", LD_AGENT_DIR);
 	return dir_has(out, "leakdiff/_agent.py") && dir_has(out, "boot/sitecustomize.py") ? 0 : -1;
+}
+
+static int native_agent_path(char *out, size_t n)
+{
+	const char *env = getenv("LEAKDIFF_AGENT_DIR");
+	if (env && *env)
+		snprintf(out, n, "%s/libleakdiff-preload.so", env);
+	else if (from_build_tree())
+		snprintf(out, n, "%s/agents/native/libleakdiff-preload.so", LD_BUILD_DIR);
+	else
+		snprintf(out, n, "%s/libleakdiff-preload.so", LD_AGENT_DIR);
+	return access(out, R_OK) == 0 ? 0 : -1;
 }
 
 static int setenv_num(const char *name, long long v)
@@ -361,8 +393,11 @@ static int setenv_num(const char *name, long long v)
 	return setenv(name, buf, 1);
 }
 
-/* Environment for the target: where to write, and the agent on PYTHONPATH. */
-static int prepare_env(const struct args *a, const char *agentdir, int wfd)
+/*
+ * Environment for the target: where to write, and the agent, on PYTHONPATH
+ * for Python or in LD_PRELOAD for native programs.
+ */
+static int prepare_env(const struct args *a, bool native, const char *agent, int wfd)
 {
 	struct stat st;
 	if (fstat(wfd, &st) < 0)
@@ -370,13 +405,24 @@ static int prepare_env(const struct args *a, const char *agentdir, int wfd)
 	char pipe_id[64];
 	snprintf(pipe_id, sizeof(pipe_id), "%llu:%llu", (unsigned long long)st.st_dev,
 		 (unsigned long long)st.st_ino);
-	const char *old = getenv("PYTHONPATH");
-	size_t len = 2 * strlen(agentdir) + (old ? strlen(old) : 0) + 16;
+	const char *var = native ? "LD_PRELOAD" : "PYTHONPATH";
+	const char *old = getenv(var);
+	size_t len = 2 * strlen(agent) + (old ? strlen(old) : 0) + 16;
 	char *pp = malloc(len);
 	if (!pp)
 		return -1;
-	snprintf(pp, len, "%s/boot:%s%s%s", agentdir, agentdir, old && *old ? ":" : "", old && *old ? old : "");
-	int r = setenv("PYTHONPATH", pp, 1) | setenv_num("LEAKDIFF_FD", wfd) |
+	if (native)
+		snprintf(pp, len, "%s%s%s", agent, old && *old ? ":" : "", old && *old ? old : "");
+	else
+		snprintf(pp, len, "%s/boot:%s%s%s", agent, agent, old && *old ? ":" : "", old && *old ? old : "");
+	int r = 0;
+	if (native) {
+		/* Python under the native agent: make small objects visible to malloc. */
+		r |= setenv("PYTHONMALLOC", "malloc", 0);
+		/* Symbolisation reads local files only; never fetch debug info. */
+		unsetenv("DEBUGINFOD_URLS");
+	}
+	r |= setenv(var, pp, 1) | setenv_num("LEAKDIFF_FD", wfd) |
 		setenv("LEAKDIFF_PIPE", pipe_id, 1) | setenv_num("LEAKDIFF_DEPTH", a->depth) |
 		setenv_num("LEAKDIFF_SIGNAL", a->signal);
 	free(pp);
@@ -449,21 +495,11 @@ static int run(int argc, char **argv)
 		ld_cli_error(a.cmd[0], "command not found");
 		return LD_EXIT_NOT_FOUND;
 	}
-	if (a.runtime == RT_NATIVE) {
-		ld_cli_error(a.cmd[0], "native recording is not available in this version; "
-			     "only Python programs can be recorded");
-		free(path);
-		return LD_EXIT_RECORDER;
-	}
-	if (a.runtime == RT_AUTO && !is_python(path)) {
-		ld_cli_error(a.cmd[0], "not a Python program; only Python programs can be recorded in "
-			     "this version (--runtime=python forces it)");
-		free(path);
-		return LD_EXIT_RECORDER;
-	}
-	char agentdir[PATH_MAX];
-	if (python_agent_dir(agentdir, sizeof(agentdir)) < 0) {
-		ld_cli_error(NULL, "cannot find the Python agent in %s (set LEAKDIFF_AGENT_DIR)", agentdir);
+	bool native = a.runtime == RT_NATIVE || (a.runtime == RT_AUTO && !is_python(path));
+	char agent[PATH_MAX];
+	if (native ? native_agent_path(agent, sizeof(agent)) < 0 : python_agent_dir(agent, sizeof(agent)) < 0) {
+		ld_cli_error(NULL, "cannot find the %s agent at %s (set LEAKDIFF_AGENT_DIR)",
+			     native ? "native" : "Python", agent);
 		free(path);
 		return LD_EXIT_RECORDER;
 	}
@@ -483,7 +519,7 @@ static int run(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (sigprocmask(SIG_BLOCK, &mask, &oldmask) < 0 ||
 	    (sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
-	    pipe2(pfd, O_CLOEXEC) < 0 || prepare_env(&a, agentdir, pfd[1]) < 0) {
+	    pipe2(pfd, O_CLOEXEC) < 0 || prepare_env(&a, native, agent, pfd[1]) < 0) {
 		ld_cli_error(NULL, "cannot set up recording: %s", strerror(errno));
 		goto out;
 	}
@@ -596,7 +632,9 @@ static int run(int argc, char **argv)
 	} else {
 		status = WEXITSTATUS(wstatus);
 		if (!rec.connected) {
-			ld_cli_error(a.cmd[0], "the leakdiff agent never started in the target (was Python run with "
+			ld_cli_error(a.cmd[0], native ? "the leakdiff agent never started in the target "
+				     "(statically linked or setuid programs ignore LD_PRELOAD); nothing was recorded"
+				     : "the leakdiff agent never started in the target (was Python run with "
 				     "-I, -S or -E?); nothing was recorded");
 			if (status == 0)
 				status = LD_EXIT_RECORDER;
@@ -609,6 +647,7 @@ static int run(int argc, char **argv)
 	if (rec.failed_writes)
 		status = LD_EXIT_RECORDER;
 out:
+	ld_symbolizer_destroy(rec.sym);
 	ld_wire_destroy(wire);
 	if (pfd[0] >= 0)
 		close(pfd[0]);

@@ -103,7 +103,7 @@ static void meta_line(struct out *w, const char *which, const char *path, const 
 		ld_buf_printf(&w->b, "pid %lld", (long long)m->pid);
 		sep = true;
 	}
-	if (m->label && *m->label) {
+	if (m->label && *m->label && !(m->trigger && strcmp(m->label, m->trigger) == 0)) {
 		ld_buf_printf(&w->b, "%slabel ", sep ? ", " : "");
 		text(w, m->label);
 		sep = true;
@@ -429,7 +429,8 @@ int ld_report_diff_text(FILE *out, const struct ld_diff *d, const struct ld_repo
 	totals(&w, d, false);
 	verdict_text(&w);
 	suspect_line(&w, d);
-	if (o->by != LD_REPORT_SITES)
+	/* Native snapshots have no object census; say nothing rather than "no types". */
+	if (o->by != LD_REPORT_SITES && (d->before->ntypes || d->after->ntypes))
 		types_table(&w, d, false);
 	if (o->by != LD_REPORT_TYPES)
 		sites_table(&w, d, false);
@@ -469,7 +470,7 @@ int ld_report_show_text(FILE *out, const struct ld_diff *d, const struct ld_repo
 	if (gc->present)
 		ld_buf_printf(&w.b, "  %-14s %12llu collected at snapshot time, %llu in gc.garbage\n", "gc",
 			      (unsigned long long)gc->collected, (unsigned long long)gc->garbage);
-	if (o->by != LD_REPORT_SITES)
+	if (o->by != LD_REPORT_SITES && d->after->ntypes)
 		types_table(&w, d, true);
 	if (o->by != LD_REPORT_TYPES)
 		sites_table(&w, d, true);

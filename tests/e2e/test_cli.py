@@ -218,8 +218,10 @@ class Usage(TempDirCase):
             os.mkdir(p)
         self.assert_usage(["record", "-o", self.path("x.snap"), "--", p], 126, "leakdiff: " + p)
 
-    def test_record_not_python(self):
-        self.assert_usage(["record", "-o", self.path("x.snap"), "--", "true"], 125, "not a Python program")
+    def test_record_agent_never_starts(self):
+        # the Python agent forced on a program that is not Python
+        self.assert_usage(["record", "--runtime=python", "-o", self.path("x.snap"), "--", "true"], 125,
+                          "the leakdiff agent never started")
         self.assertFalse(os.path.exists(self.path("x.snap")))
 
     def test_record_without_command(self):
@@ -229,6 +231,7 @@ class Usage(TempDirCase):
         self.assert_usage(["record", "--every=soon", "--", "python3", "-c", "1"], 125, "--every takes a duration")
         self.assert_usage(["record", "--depth=0", "--", "python3", "-c", "1"], 125, "--depth takes")
         self.assert_usage(["record", "--signal=KILL", "--", "python3", "-c", "1"], 125, "--signal takes")
+        self.assert_usage(["record", "--runtime=ruby", "--", "python3", "-c", "1"], 125, "--runtime takes")
 
 
 if __name__ == "__main__":

@@ -137,7 +137,10 @@ class Snapshots(Recorder):
         r, out = self.record("w.snap", PYTHON, script, opts=["--every=300ms"])
         numbered = sorted(p for p in os.listdir(self.tmp) if p.startswith("w.") and p != "w.snap")
         self.assertGreaterEqual(len(numbered), 2, r.stderr)
-        self.assertEqual(load_snap(self.path(numbered[0]))["meta"]["trigger"], "signal")
+        self.assertEqual(load_snap(self.path(numbered[0]))["meta"]["trigger"], "interval")
+        # nothing comes after the at-exit snapshot
+        last = max(load_snap(self.path(p))["meta"]["seq"] for p in numbered)
+        self.assertLess(last, load_snap(out)["meta"]["seq"])
 
     def test_kill_usr2(self):
         script = self.path("serve.py")

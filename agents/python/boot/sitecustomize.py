@@ -1,20 +1,26 @@
 """leakdiff bootstrap, imported by site.py at interpreter start-up.
 
-``leakdiff record`` puts this directory (and the one holding the ``leakdiff``
-package) in front of PYTHONPATH.  When LEAKDIFF_FD is set this module
+``leakdiff record`` puts this directory (boot/) and the one holding the
+``leakdiff`` package in front of PYTHONPATH.  When LEAKDIFF_FD is set, this
+module
 
-1. reads the LEAKDIFF_* settings and removes them, and the two agent
-   directories from PYTHONPATH, from the environment, so that programs the
-   target starts are not traced;
-2. starts the agent (leakdiff._agent.start); whatever goes wrong, nothing
-   escapes and nothing is printed;
-3. chains to the ``sitecustomize`` that would have been imported without us
-   (Debian's /etc/python3.X/sitecustomize.py, a virtualenv's, ...).
+1. removes the two agent directories from PYTHONPATH in the environment and
+   has the agent read and remove the LEAKDIFF_* variables, so that programs
+   the target starts are not traced;
+2. starts the agent (leakdiff._agent.start).  Whatever goes wrong, nothing
+   escapes and nothing is printed; if the agent cannot start, the variables
+   are still removed and the descriptor is made non-inheritable.
 
-Which module ends up as sys.modules["sitecustomize"]: the chained one when
-there is one (so the program sees what it would see without leakdiff),
-otherwise this one.  Errors raised by the chained module propagate, so
-site.py reports them exactly as it would have without leakdiff.
+In every case it then chains to the ``sitecustomize`` that would have been
+imported without leakdiff (Debian's /etc/python3.X/sitecustomize.py, a
+virtualenv's, ...): boot/ leaves sys.path for good and the name is imported
+again.  The package directory stays on sys.path so that ``import leakdiff``
+works in the program.
+
+sys.modules["sitecustomize"] ends up being the chained module when there is
+one (the program sees what it would see without leakdiff), this module
+otherwise.  Errors raised by the chained module propagate, so site.py
+reports them exactly as it would have without leakdiff.
 """
 
 import os as _os
@@ -83,7 +89,10 @@ def _boot():
         config = _agent.read_environment()
         _agent.start(config, boot_file=_sys._getframe().f_code.co_filename)
     except BaseException:
-        pass
+        try:
+            _fallback_scrub()
+        except Exception:
+            pass
 
 
 def _chain():

@@ -11,13 +11,16 @@ as allocations nor appear between two snapshots.
 
 import atexit
 import gc
-import json
 import os
 import sys
-import time
 import zlib
 import _thread
-from types import FunctionType as _FunctionType
+
+try:
+    from _json import encode_basestring as _json_str
+    from _json import make_encoder as _json_encoder
+except ImportError:  # pragma: no cover - CPython builds have _json
+    _json_encoder = None
 
 try:
     import _signal
@@ -61,9 +64,24 @@ if sys.version_info[:2] == (3, 11) and sys.implementation.name == "cpython":
         _BY_ADDRESS = None
 
 
+def _not_json(obj):
+    raise TypeError("not JSON serializable: %s" % type(obj).__name__)
+
+
 def _encode_json(obj):
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"),
-                      check_circular=False, allow_nan=False)
+    """Compact JSON of the agent's documents, as UTF-8 bytes.
+
+    The C encoder of the json package is used directly: importing json
+    would import re, enum and more into the traced program.
+    """
+    if _json_encoder is not None:
+        encoder = _json_encoder(None, _not_json, _json_str, None, ":", ",",
+                                False, False, False)
+        text = "".join(encoder(obj, 0))
+    else:  # pragma: no cover
+        import json
+        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"),
+                          check_circular=False, allow_nan=False)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
@@ -93,9 +111,6 @@ class _Tracemalloc:
 
     def get_traces(self):
         return self.mod._get_traces()
-
-    def get_object_traceback(self, obj):
-        return self.mod._get_object_traceback(obj)
 
 
 def read_environment(environ=None, scrub=True):
@@ -152,8 +167,9 @@ class Agent:
         "wire", "depth", "signum", "lock", "seq", "busy", "pending", "finished",
         "started_tracing", "handler_installed", "tm", "agent_name",
         "python_version", "executable", "host", "agent_dirs", "agent_prefixes",
-        "boot_file", "agent_files", "agent_modules", "own_modules",
-        "stdlib_dirs", "resolver", "builder", "_tb_verdicts", "use_worker",
+        "boot_file", "agent_files", "agent_modules",
+        "stdlib_dirs", "stdlib_prefixes", "resolver", "builder", "_tb_verdicts",
+        "use_worker",
     )
 
     def __init__(self, wire, depth, signum, boot_file):
@@ -183,9 +199,9 @@ class Agent:
         self.boot_file = boot_file
         self.agent_files = _heap.Names()
         self.agent_modules = _heap.Names()
-        self.own_modules = _heap.Names()
         self.refresh_agent_files()
         self.stdlib_dirs = tuple(_stdlib_dirs())
+        self.stdlib_prefixes = tuple(d.rstrip(os.sep) + os.sep for d in self.stdlib_dirs)
         self.resolver = _sources.Resolver(self.stdlib_dirs[0] if self.stdlib_dirs else None)
         self.builder = _snapshot.Builder(self)
         self._tb_verdicts = _heap.Map()
@@ -206,13 +222,15 @@ class Agent:
         for name in mods:
             mod = sys.modules.get(name)
             for value in list(getattr(mod, "__dict__", {}).values()):
-                if type(value) is _FunctionType:
+                if type(value) is type(_not_json):
                     files.add(value.__code__.co_filename)
         if self.boot_file:
             files.add(self.boot_file)
+            boot = sys.modules.get("sitecustomize")
+            if getattr(boot, "__file__", None) == self.boot_file:
+                mods.add("sitecustomize")   # ours, not a chained one
         self.agent_files = _heap.Names(files)
         self.agent_modules = _heap.Names(mods)
-        self.own_modules = _heap.Names(mods)
 
     def _is_agent_file(self, filename, innermost):
         if filename == self.boot_file:
@@ -296,6 +314,12 @@ class Agent:
             self.busy = True
             try:
                 seq = self._emit(label, trigger)
+                if trigger == "exit":
+                    # The last word: requests queued behind it (a timer
+                    # signal that raced with exit) would follow the exit
+                    # snapshot and confuse anyone reading the run.
+                    self.finished = True
+                    del self.pending[:]
                 while self.pending and self.live():
                     more = self.pending.pop(0)
                     self._emit(*more)
@@ -316,6 +340,10 @@ class Agent:
         except Exception as exc:
             self.note("snapshot failed: %s: %s" % (type(exc).__name__, exc))
             return None
+        finally:
+            notes = self.builder.notes
+            while notes:
+                self.note(notes.pop(0))
         if blob is None or not self.live():
             return None
         self.seq = seq
@@ -359,8 +387,11 @@ class Agent:
             else:
                 done.acquire()
                 return job.outcome()
-        with _BUILD_LOCK:
+        _BUILD_LOCK.acquire()
+        try:
             job.run()
+        finally:
+            _BUILD_LOCK.release()
         return job.outcome()
 
 
@@ -413,9 +444,14 @@ def _worker_main(token):
     job = _JOBS.pop(token, None)
     if job is None:
         return
+    # acquire/release, not "with": a with statement keeps a bound __exit__
+    # method alive, and the census would count it.
     try:
-        with _BUILD_LOCK:
+        _BUILD_LOCK.acquire()
+        try:
             job.run()
+        finally:
+            _BUILD_LOCK.release()
     finally:
         job.done.release()
 

@@ -10,19 +10,32 @@ called on arbitrary objects (it may consult a proxy's ``__class__``).
 import gc
 import sys
 import time
-from itertools import chain, compress, filterfalse
+from itertools import chain, compress, filterfalse, repeat
+from _operator import add as _add, eq as _eq, ne as _ne, is_ as _is, is_not as _is_not
+from _operator import not_ as _not, attrgetter
 
 try:
     from _bisect import bisect_left, bisect_right
 except ImportError:  # pragma: no cover
     from bisect import bisect_left, bisect_right
 from sys import getrefcount
-from types import FrameType, FunctionType, MethodType, ModuleType
 
 try:
     from _collections import deque
 except ImportError:  # pragma: no cover
     from collections import deque
+
+
+class _Probe:
+    def method(self):
+        return None
+
+
+# The types module would be one more import into the traced program.
+FunctionType = type(_Probe.method)
+MethodType = type(_Probe().method)
+ModuleType = type(sys)
+FrameType = type(sys._getframe())
 
 _get_module = type.__dict__["__module__"].__get__
 _get_qualname = type.__dict__["__qualname__"].__get__
@@ -40,6 +53,7 @@ _PLAIN_CONTAINERS = (dict, list, tuple, set, frozenset)
 _ATOMS = frozenset((str, bytes, int, float, bool, complex, type(None)))
 # Types whose equality is their value and whose hash runs no Python code.
 _VALUE_TYPES = _ATOMS
+_is_value_type = _VALUE_TYPES.__contains__
 _CELL = type((lambda x: lambda: x)(0).__closure__[0])
 _C_METHODS = frozenset((
     type(object.__dict__["__sizeof__"]),   # method_descriptor
@@ -51,14 +65,16 @@ _GC_HEAD = sys.getsizeof([]) - [].__sizeof__()
 # Work limits.
 # Looking up the allocation traceback of one object costs ~20 us (tracemalloc
 # traces the ~2 * depth tuples and ints the lookup returns), hence budgets.
-TYPE_SITE_LIMIT = 250000        # instances of program types looked up
-BUILTIN_SITE_LIMIT = 50000      # instances of other types looked up
+LOOKUP_BUDGET = 25000           # allocation lookups per snapshot, in all
+USER_TYPE_LOOKUPS = 5000        # most lookups for one type of the program
+OTHER_TYPE_LOOKUPS = 500        # most lookups for one of the TOP_TYPES others
 TOP_TYPES = 20                  # most numerous types also traced back
 CONTAINER_HINTS = 2000          # most container hints
 STDLIB_CONTAINER_MIN = 1000     # stdlib globals reported from this length
 PATH_TYPES = 3                  # user types that get a retention path
 PATH_DEPTH = 8
 PATH_NODES = 20000
+PATH_FANOUT = 1000              # children queued per expanded object
 PATH_SECONDS = 0.5
 BATCH = 4096
 
@@ -113,9 +129,9 @@ class ModuleKinds:
 
     __slots__ = ("names", "prefixes", "agent_modules", "cache")
 
-    def __init__(self, stdlib_dirs, agent_modules):
+    def __init__(self, stdlib_prefixes, agent_modules):
         self.names = getattr(sys, "stdlib_module_names", None)
-        self.prefixes = tuple(d.rstrip("/\\") + "/" for d in stdlib_dirs if d)
+        self.prefixes = stdlib_prefixes     # made once by the agent
         self.agent_modules = agent_modules
         self.cache = Map()
 
@@ -168,10 +184,13 @@ class Namer:
         self.cache = Map()
 
     def __call__(self, t):
-        name = self.cache.get(t)
-        if name is None:
-            name = self.cache[t] = type_name(t)
-        return name
+        try:
+            name = self.cache.get(t)
+            if name is None:
+                name = self.cache[t] = type_name(t)
+            return name
+        except Exception:       # a metaclass whose __hash__ fails
+            return type_name(t)
 
 
 # -- sizes ---------------------------------------------------------------
@@ -193,16 +212,24 @@ _OBJECT_SIZEOF = object.__dict__["__sizeof__"]
 _getsizeof = sys.getsizeof
 
 
-def _sizeof_owner(t):
-    """The __sizeof__ implementation instances of t use, or None."""
+def _lookup(t, name):
+    """The attribute ``name`` as found on t's MRO (no descriptor call)."""
     try:
         for klass in _get_mro(t):
             d = _get_tdict(klass)
-            if "__sizeof__" in d:
-                return d["__sizeof__"]
+            if name in d:
+                return d[name]
     except Exception:
         pass
     return None
+
+
+_TUPLE_LEN = tuple.__dict__["__len__"]
+
+
+def _sizeof_owner(t):
+    """The __sizeof__ implementation instances of t use, or None."""
+    return _lookup(t, "__sizeof__")
 
 
 def _samples(group):
@@ -252,11 +279,13 @@ def _group_bytes(t, group):
                 size = _getsizeof(group[0])
                 if all(_getsizeof(x) == size for x in samples):
                     return size * n, size
-            elif itemsize > 0 and issubclass(t, tuple):
+            elif itemsize > 0 and issubclass(t, tuple) and \
+                    _lookup(t, "__len__") is _TUPLE_LEN:
+                # len() reaches tuple's own C slot: no Python code runs.
                 x = group[0]
-                base = _getsizeof(x) - itemsize * tuple.__len__(x)
-                if all(_getsizeof(y) == base + itemsize * tuple.__len__(y) for y in samples):
-                    return base * n + itemsize * sum(map(tuple.__len__, group)), None
+                base = _getsizeof(x) - itemsize * len(x)
+                if all(_getsizeof(y) == base + itemsize * len(y) for y in samples):
+                    return base * n + itemsize * sum(map(len, group)), None
         elif t is str:
             empty = _getsizeof("")
             ascii_ = Seq(compress(group, map(str.isascii, group)))
@@ -310,7 +339,7 @@ def sizes_of(t, group):
         if sizer is _getsizeof and group:
             extra = _getsizeof(group[0]) - owner(group[0])
             if all(_getsizeof(x) - owner(x) == extra for x in _samples(group)):
-                return Seq(map(extra.__add__, map(owner, group)))
+                return Seq(map(_add, map(owner, group), repeat(extra)))
         return Seq(map(sizer, group))
     except Exception:
         return _sizes_slowly(group, sizer)
@@ -352,6 +381,40 @@ def _untracked_of(batch):
     return found, Seq(map(getrefcount, found))
 
 
+# Code objects have no tp_traverse, so gc.get_referents() sees nothing in
+# them.  Their constants, names and tables are real objects; these are the
+# attributes that hold them (not the ones computed on each access, such as
+# co_code or co_varnames from 3.11 on, or co_lnotab from 3.10 on).
+if sys.version_info >= (3, 11):
+    _CODE_ATTRS = ("co_consts", "co_names", "co_filename", "co_name",
+                   "co_qualname", "co_linetable", "co_exceptiontable")
+elif sys.version_info >= (3, 10):
+    _CODE_ATTRS = ("co_code", "co_consts", "co_names", "co_varnames", "co_freevars",
+                   "co_cellvars", "co_filename", "co_name", "co_linetable")
+else:
+    _CODE_ATTRS = ("co_code", "co_consts", "co_names", "co_varnames", "co_freevars",
+                   "co_cellvars", "co_filename", "co_name", "co_lnotab")
+_code_parts = attrgetter(*_CODE_ATTRS)
+_CodeType = type(_probe_value.__code__)
+
+
+def _untracked_of_codes(codes):
+    """Like _untracked_of(), for the parts of code objects."""
+    refs = Seq(chain.from_iterable(map(_code_parts, codes)))
+    found = Seq(filterfalse(gc.is_tracked, refs))
+    del refs
+    return found, Seq(map(getrefcount, found))
+
+
+def _batches(level, codes):
+    """(untracked referents, their counts) for ``level`` in batches, then
+    for the parts of the code objects in it."""
+    for start in range(0, len(level), BATCH):
+        yield _untracked_of(level[start:start + BATCH])
+    for start in range(0, len(codes), BATCH):
+        yield _untracked_of_codes(codes[start:start + BATCH])
+
+
 def _single_ref_count():
     """What _untracked_of() reports for an object referenced exactly once
     (measured, not assumed: it depends on the interpreter)."""
@@ -372,21 +435,28 @@ class Census:
     referrer (an object with a single referrer can only be reached once).
     """
 
-    __slots__ = ("groups", "const", "totals")
+    __slots__ = ("groups", "const", "totals", "skipped")
 
     def __init__(self):
         self.groups = Map()    # type -> Seq of instances
         self.const = Map()     # type -> size shared by all instances, or None
         self.totals = Map()    # type -> (count, bytes)
+        self.skipped = 0       # objects whose type cannot be hashed
 
-    def run(self, agent_files, is_agent_type):
+    def run(self, agent_files, is_agent_type, lap=None):
         groups = self.groups
         objs = gc.get_objects()
         for obj in objs:
             t = type(obj)
-            group = groups.get(t)
-            if group is None:
-                group = groups[t] = Seq()
+            try:
+                group = groups.get(t)
+                if group is None:
+                    group = groups[t] = Seq()
+            except Exception:
+                # A metaclass whose __hash__ fails: leave such objects out
+                # rather than lose the snapshot.
+                self.skipped += 1
+                continue
             group.append(obj)
         lists = groups.get(list)
         if lists:
@@ -402,6 +472,8 @@ class Census:
             if is_agent_type(t):
                 del groups[t]
 
+        if lap is not None:
+            lap("census.group")
         # Untracked objects (str, int, ... and containers the collector
         # stopped tracking) reachable from tracked ones, level by level.
         base = _single_ref_count()
@@ -414,34 +486,54 @@ class Census:
         missing = by_value
         while level:
             found = Seq()
-            for start in range(0, len(level), BATCH):
-                unt, counts = _untracked_of(level[start:start + BATCH])
+            codes = Seq(compress(level, map(_is, map(type, level), repeat(_CodeType))))
+            for unt, counts in _batches(level, codes):
                 if not unt:
                     continue
-                found.extend(compress(unt, map(base.__eq__, counts)))
-                for obj in compress(unt, map(base.__ne__, counts)):
-                    if type(obj) in _VALUE_TYPES:
-                        prev = by_value.get(obj, missing)
-                        if prev is missing:
-                            by_value[obj] = obj
+                # operator.eq, not base.__eq__: a method-wrapper called by
+                # map() builds an argument tuple per call (traced).
+                found.extend(compress(unt, map(_eq, counts, repeat(base))))
+                multi = Seq(compress(unt, map(_ne, counts, repeat(base))))
+                del unt, counts
+                if not multi:
+                    continue
+                # Atoms with several referrers (interned names, small ints,
+                # None...) are the bulk: find the ones already counted with
+                # C-level passes, and loop in Python over the rest only.
+                is_value = Seq(map(_is_value_type, map(type, multi)))
+                values = Seq(compress(multi, is_value))
+                stored = map(by_value.get, values, repeat(missing))
+                for obj in compress(values, map(_is_not, stored, values)):
+                    prev = by_value.get(obj, missing)
+                    if prev is missing:
+                        by_value[obj] = obj
+                        found.append(obj)
+                    elif prev is not obj:       # equal, but another object
+                        key = id(obj)
+                        if key not in by_id:
+                            by_id.add(key)
                             found.append(obj)
-                            continue
-                        if prev is obj:
-                            continue
+                for obj in compress(multi, map(_not, is_value)):
                     key = id(obj)
                     if key not in by_id:
                         by_id.add(key)
                         found.append(obj)
-                del unt, counts
+                del multi, is_value, values, stored
             for obj in found:
                 t = type(obj)
-                group = groups.get(t)
-                if group is None:
-                    group = groups[t] = Seq()
+                try:
+                    group = groups.get(t)
+                    if group is None:
+                        group = groups[t] = Seq()
+                except Exception:
+                    self.skipped += 1
+                    continue
                 group.append(obj)
             level = Seq(filterfalse(_is_atom, found))
             del found
         del level, by_value, by_id
+        if lap is not None:
+            lap("census.untracked")
 
         for t, group in groups.items():
             total, const = _group_bytes(t, group)
@@ -452,6 +544,7 @@ class Census:
         self.groups.clear()
         self.const.clear()
         self.totals.clear()
+        self.skipped = 0
 
     def by_name(self):
         """[(name, count, bytes)], types of equal name merged."""
@@ -467,8 +560,14 @@ class Census:
         return [(n, c, b) for n, (c, b) in merged.items()]
 
 
+def _atom_type(t):
+    """t is one of _ATOMS.  A class whose metaclass is not exactly type is
+    never one, and is not hashed (its metaclass might define __hash__)."""
+    return type(t) is type and t in _ATOMS
+
+
 def _is_atom(obj):
-    return type(obj) in _ATOMS
+    return _atom_type(type(obj))
 
 
 # -- type x site ---------------------------------------------------------------
@@ -493,47 +592,49 @@ def tracebacks_getter(t, plain_getter, by_address):
     return plain_getter
 
 
-def type_sites(census, types, getter_for):
-    """Group the instances of ``types`` by allocation traceback.
+def type_sites(census, plan, getter_for):
+    """Group instances by allocation traceback.
 
-    Returns a dict (type, frames) -> [count, bytes].
+    ``plan`` is a list of (type, lookups): when lookups is smaller than the
+    number of instances, an evenly strided sample of that many instances
+    is looked up and every count is scaled to the whole type (see
+    Builder._type_sites for why).  Returns a dict (type, frames) ->
+    (count, bytes).
     """
     out = Map()
-    for t in types:
+    for t, lookups in plan:
         group = census.groups.get(t)
-        if not group:
+        if not group or lookups <= 0:
             continue
+        n = len(group)
+        if lookups < n:
+            stride = -(-n // lookups)
+            group = group[::stride]
         get = getter_for(t)
-        try:
-            tracebacks = Seq(map(get, group))
-        except Exception:
-            tracebacks = Seq()
-            for obj in group:
-                try:
-                    tracebacks.append(get(obj))
-                except Exception:
-                    tracebacks.append(None)
-        per_tb = Map()
         const = census.const.get(t)
-        if const is not None:
-            for tb in tracebacks:
-                if tb:
-                    hit = per_tb.get(tb)
-                    if hit is None:
-                        per_tb[tb] = Seq((const,))
-                    else:
-                        hit.append(const)
-        else:
-            for tb, size in zip(tracebacks, sizes_of(t, group)):
-                if tb:
-                    hit = per_tb.get(tb)
-                    if hit is None:
-                        per_tb[tb] = Seq((size,))
-                    else:
-                        hit.append(size)
-        del tracebacks
-        for tb, sizes in per_tb.items():
-            out[(t, tb)] = (len(sizes), sum(sizes))
+        sizes = repeat(const) if const is not None else sizes_of(t, group)
+        per_tb = Map()
+        # Each traceback is dropped right after use, so the tuples of the
+        # next lookup come from the interpreter's free lists.
+        for obj, size in zip(group, sizes):
+            try:
+                tb = get(obj)
+            except Exception:
+                continue
+            if tb:
+                hit = per_tb.get(tb)
+                if hit is None:
+                    per_tb[tb] = Seq((size,))
+                else:
+                    hit.append(size)
+        m = len(group)
+        del group, sizes
+        for tb, found in per_tb.items():
+            count, total = len(found), sum(found)
+            if m < n:
+                count = max(1, (count * n + m // 2) // m)
+                total = count * const if const is not None else (total * n + m // 2) // m
+            out[(t, tb)] = (count, total)
         del per_tb
     return out
 
@@ -637,7 +738,7 @@ def roots(namespaces):
 def container_hints(namespaces, names):
     hints = Seq()
     for prefix, key, value, is_user in roots(namespaces):
-        if type(value) in _ATOMS:
+        if _atom_type(type(value)):
             continue
         hit = container_length(value)
         if hit is None:
@@ -695,7 +796,7 @@ def _plain_instance(t):
 
 def _children(obj, skip):
     t = type(obj)
-    if t in _ATOMS or id(obj) in skip:
+    if _atom_type(t) or id(obj) in skip:
         return ()
     if type_module(t).startswith("leakdiff"):
         return ()
@@ -721,58 +822,87 @@ def _children(obj, skip):
 def retention_paths(namespaces, targets, skip, names, deadline):
     """Breadth-first search from roots to one instance of each target type.
 
-    ``targets`` maps id(type) -> type; returns {id(type): [path strings]}.
-    Roots of the program's modules are searched first, then the standard
-    library's, within PATH_NODES visited objects and ``deadline``.
+    ``targets`` is a set of types; returns {type: [path strings]}.  Roots of
+    the program's modules are searched first, then the standard library's.
+    At most PATH_NODES objects are queued for expansion and the search stops
+    at ``deadline``; the children of an expanded object are always checked
+    for targets (a cheap type test), so a big container near a root does
+    not hide the instances right behind it.
     """
     found = Map()
-    want = Map(targets)
+    # A tuple, not a set: "in" compares identity first and hashes nothing.
+    want = tuple(targets)
     visited = set()
     for user_pass in (True, False):
-        if not want or time.perf_counter() > deadline or len(visited) > PATH_NODES:
+        if not want or time.perf_counter() > deadline:
             break
-        parent = Map()   # id(obj) -> (parent id or None, root name, obj, shown)
+        parent = Map()   # id(obj) -> (parent id or None, root, obj, shown)
         level = Seq()
         for prefix, key, value, is_user in roots(namespaces):
-            if is_user != user_pass or type(value) in _ATOMS:
+            if is_user != user_pass or _atom_type(type(value)):
                 continue
-            if id(value) in visited or id(value) in skip:
+            k = id(value)
+            if k in visited or k in skip:
                 continue
-            visited.add(id(value))
-            parent[id(value)] = (None, (prefix, key), value, True)
-            tid = id(type(value))
-            if tid in want:
-                found[tid] = _path_of(parent, id(value), names)
-                del want[tid]
+            visited.add(k)
+            parent[k] = (None, (prefix, key), value, True)
+            t = type(value)
+            if t in want:
+                found[t] = _path_of(parent, k, names)
+                want = _without(want, t)
             level.append(value)
         depth = 0
-        steps = 0
+        room = len(visited) < PATH_NODES
         while level and want and depth < PATH_DEPTH:
             nxt = Seq()
             for obj in level:
-                steps += 1
-                if steps & 63 == 0 and time.perf_counter() > deadline:
-                    nxt = Seq()
+                if time.perf_counter() > deadline:
+                    want = ()
                     break
                 try:
                     kids = _children(obj, skip)
                 except Exception:
                     continue
                 look_through = _plain_instance(type(obj))
-                for kid in kids:
-                    k = id(kid)
-                    if k in visited or k in skip:
+                pid = id(obj)
+                # No counters in here: under tracemalloc every int above
+                # 256 is a traced allocation.  Time and room are checked
+                # once per chunk of children.
+                for start in range(0, len(kids), PATH_FANOUT):
+                    if start and time.perf_counter() > deadline:
+                        want = ()
+                        break
+                    if start:
+                        # Past the first PATH_FANOUT children only look for
+                        # targets: a sample path needs no more of them.
+                        for kid in kids[start:start + PATH_FANOUT]:
+                            t = type(kid)
+                            if t in want:
+                                k = id(kid)
+                                parent[k] = (pid, None, kid, True)
+                                found[t] = _path_of(parent, k, names)
+                                want = _without(want, t)
+                        if not want:
+                            break
                         continue
-                    visited.add(k)
-                    shown = not (look_through and type(kid) is dict)
-                    parent[k] = (id(obj), None, kid, shown)
-                    tid = id(type(kid))
-                    if tid in want:
-                        found[tid] = _path_of(parent, k, names)
-                        del want[tid]
-                    nxt.append(kid)
-                if not want or len(visited) > PATH_NODES:
-                    nxt = Seq()
+                    for kid in kids[:PATH_FANOUT]:
+                        t = type(kid)
+                        if t in want:
+                            k = id(kid)
+                            parent[k] = (pid, None, kid, True)
+                            found[t] = _path_of(parent, k, names)
+                            want = _without(want, t)
+                            continue
+                        if not room or _atom_type(t):
+                            continue
+                        k = id(kid)
+                        if k in visited or k in skip:
+                            continue
+                        visited.add(k)
+                        parent[k] = (pid, None, kid, not (look_through and t is dict))
+                        nxt.append(kid)
+                    room = len(visited) < PATH_NODES
+                if not want:
                     break
             level = nxt
             depth += 1
@@ -780,14 +910,19 @@ def retention_paths(namespaces, targets, skip, names, deadline):
     return found
 
 
+def _without(items, item):
+    return tuple(x for x in items if x is not item)
+
+
 def _path_of(parent, key, names):
-    chain = []
+    """The path strings from the root down to the object ``key``."""
+    steps = []
     while key is not None:
         up, root, obj, shown = parent[key]
         if shown:
-            chain.append(names(type(obj)))
+            steps.append(names(type(obj)))
         if root is not None:
-            chain.append(root[0] + "." + root[1])
+            steps.append(root[0] + "." + root[1])
         key = up
-    chain.reverse()
-    return chain
+    steps.reverse()
+    return steps

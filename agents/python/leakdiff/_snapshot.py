@@ -4,13 +4,14 @@ Order of work, chosen so the agent's own temporaries do not show up:
 
 1. a full collection (gc.collect, run by the caller in the requesting
    thread);
-2. the census, type x site lookups and the hints, all while the objects
-   are held in one list that the census itself excludes; then every
-   temporary is dropped;
-3. the raw tracemalloc traces, leaving out allocations made by the agent
-   (the census work is already freed, and whatever the agent keeps was
-   allocated under its own frames);
-4. names for the frames (enclosing function, its first line, the text).
+2. the census, the type x site lookups and the hints, while the objects
+   are held in lists of the agent's own list type, which the census leaves
+   out; then all of that is dropped;
+3. the raw tracemalloc traces, leaving out allocations made under the
+   agent's frames (what the census used is freed by then, and whatever the
+   agent keeps was allocated under its own frames);
+4. names for the frames (enclosing function, its first line, the text),
+   then the document.
 """
 
 import gc
@@ -76,13 +77,35 @@ def uncollectable_total():
         return 0
 
 
+class _Laps:
+    """Phase timings of one snapshot (kept on the builder, for tests)."""
+
+    __slots__ = ("last", "phases")
+
+    def __init__(self, start):
+        self.last = start
+        self.phases = _heap.Seq()
+
+    def __call__(self, name):
+        now = time.perf_counter()
+        self.phases.append((name, now - self.last))
+        self.last = now
+
+
 class Builder:
     """Takes one snapshot for the agent; see take()."""
 
-    __slots__ = ("agent",)
+    __slots__ = ("agent", "phases", "notes")
 
     def __init__(self, agent):
         self.agent = agent
+        self.phases = ()    # (name, seconds) of the last snapshot, for tests
+        self.notes = _heap.Seq()   # warnings for the user; see note()
+
+    def note(self, message):
+        """Queue a warning: take() may run on the worker thread, and only
+        the thread that asked for the snapshot writes to the pipe."""
+        self.notes.append(message)
 
     def take(self, seq, label, trigger, collected, uncollectable):
         """Build the document.  The caller ran gc.collect() just before."""
@@ -90,15 +113,22 @@ class Builder:
         started = time.perf_counter()
         wall = time.time()
 
-        kinds = _heap.ModuleKinds(agent.stdlib_dirs, agent.agent_modules)
+        # Everything alive during the census is of the agent's own types.
+        kinds = _heap.ModuleKinds(agent.stdlib_prefixes, agent.agent_modules)
         census = _heap.Census()
+        lap = _Laps(started)
         try:
-            census.run(agent.agent_files, kinds.is_agent_type)
+            census.run(agent.agent_files, kinds.is_agent_type, lap)
+            lap("census.sizes")
+            if census.skipped:
+                self.note("%d objects left out of the census: their type "
+                          "cannot be hashed" % census.skipped)
             types = census.by_name()
             tracing = agent.tm.is_tracing()
             names = _heap.Namer()
-            ts_groups = self._type_sites(census, kinds, names) if tracing else {}
-            hints = self._hints(census, kinds, names, collected)
+            ts_groups, sampled = self._type_sites(census, kinds, names) if tracing else ({}, {})
+            lap("type_sites")
+            hints = self._hints(census, kinds, names, collected, lap)
         finally:
             census.release()
             census = None
@@ -106,6 +136,7 @@ class Builder:
 
         traces = self._sites() if tracing else []
         depth = agent.tm.get_traceback_limit() if tracing else agent.depth
+        lap("sites")
 
         wanted = set()
         for frames, _count, _size in traces:
@@ -116,6 +147,7 @@ class Builder:
             (f[0], f[1]) for f in wanted if len(f) >= 2)
         del wanted
 
+        lap("resolve")
         tables = Tables(resolved)
         type_rows = []
         type_ix = {}
@@ -181,6 +213,8 @@ class Builder:
             meta["executable"] = clean_text(agent.executable)
         if agent.host:
             meta["host"] = clean_text(agent.host)
+        if sampled:
+            meta["type_sites_sampled"] = {clean_text(k): v for k, v in sampled.items()}
 
         doc = {
             "format": FORMAT,
@@ -204,6 +238,8 @@ class Builder:
             },
             "hints": hints,
         }
+        lap("document")
+        self.phases = lap.phases
         meta["elapsed_ms"] = round((time.perf_counter() - started) * 1000.0, 3)
         return doc
 
@@ -212,35 +248,49 @@ class Builder:
     def _type_sites(self, census, kinds, names):
         """Pick the types to trace back and group their instances by site.
 
-        All types of the program (by count, up to TYPE_SITE_LIMIT instances
-        in all), then the TOP_TYPES most numerous of the others, each only
-        if all its instances fit in BUILTIN_SITE_LIMIT lookups: a type is
-        traced back completely or not at all.
+        Looking up where one object was allocated costs 5-50 us (tracemalloc
+        traces the tuples the lookup returns), so the work is budgeted:
+        the program's own types first, most numerous first, up to
+        USER_TYPE_LOOKUPS instances each, then the TOP_TYPES most numerous
+        other types, up to OTHER_TYPE_LOOKUPS each, LOOKUP_BUDGET in all.
+        A type with more instances than its share is sampled evenly and
+        its counts scaled; such types are listed in meta.type_sites_sampled
+        as [instances looked up, instances].
         """
         agent = self.agent
         ranked = sorted(census.totals.items(), key=lambda kv: -kv[1][0])
-        chosen = []
-        left = _heap.TYPE_SITE_LIMIT
+        plan = []
+        left = _heap.LOOKUP_BUDGET
+        user = set()
         for t, (count, _size) in ranked:
-            if kinds.is_user(_heap.type_module(t)) and count <= left:
-                chosen.append(t)
-                left -= count
-        left = _heap.BUILTIN_SITE_LIMIT
-        user = set(chosen)
+            if left > 0 and kinds.is_user(_heap.type_module(t)):
+                take = min(count, _heap.USER_TYPE_LOOKUPS, left)
+                plan.append((t, take))
+                user.add(t)
+                left -= take
         for t, (count, _size) in ranked[:_heap.TOP_TYPES]:
-            if t not in user and count <= left:
-                chosen.append(t)
-                left -= count
+            if left > 0 and t not in user:
+                take = min(count, _heap.OTHER_TYPE_LOOKUPS, left)
+                plan.append((t, take))
+                left -= take
+        sampled = {}
+        for t, take in plan:
+            count = census.totals[t][0]
+            if take < count:
+                sampled[names(t)] = [take, count]
         del ranked, user
         by_address = agent.by_address()
-        plain = agent.tm.get_object_traceback
+        plain = agent.tm.mod._get_object_traceback
 
         def getter_for(t):
             return _heap.tracebacks_getter(t, plain, by_address)
 
-        raw = _heap.type_sites(census, chosen, getter_for)
+        raw = _heap.type_sites(census, plan, getter_for)
         groups = {}
+        dropped = agent.is_agent_traceback
         for (t, frames), pair in raw.items():
+            if dropped(frames):
+                continue
             key = (names(t), frames)
             prev = groups.get(key)
             if prev is None:
@@ -248,16 +298,15 @@ class Builder:
             else:
                 prev[0] += pair[0]
                 prev[1] += pair[1]
-        return groups
+        return groups, sampled
 
-    def _hints(self, census, kinds, names, collected):
-        agent = self.agent
+    def _hints(self, census, kinds, names, collected, lap):
         hints = []
         namespaces = _heap.module_namespaces(kinds)
         try:
             hints.extend(_heap.container_hints(namespaces, names))
         except Exception as exc:
-            agent.note("container hints skipped: %r" % (exc,))
+            self.note("container hints skipped: %r" % (exc,))
         try:
             functools = sys.modules.get("functools")
             lru_type = getattr(functools, "_lru_cache_wrapper", None)
@@ -266,20 +315,21 @@ class Builder:
                 hints.extend(_heap.lru_hints(wrappers))
             del wrappers
         except Exception as exc:
-            agent.note("lru_cache hints skipped: %r" % (exc,))
+            self.note("lru_cache hints skipped: %r" % (exc,))
         try:
             hints.extend(_heap.garbage_hints(names))
         except Exception:
             pass
         if collected > 0:
             hints.append({"kind": "cycles", "collected": collected})
+        lap("hints")
         try:
             user = [
                 (count, t) for t, (count, _size) in census.totals.items()
                 if kinds.is_user(_heap.type_module(t))
             ]
             user.sort(key=lambda e: -e[0])
-            targets = {id(t): t for _count, t in user[:_heap.PATH_TYPES]}
+            targets = [t for _count, t in user[:_heap.PATH_TYPES]]
             del user
             if targets:
                 skip = {id(sys.modules)}
@@ -287,11 +337,14 @@ class Builder:
                     skip.add(id(ns))
                 deadline = time.perf_counter() + _heap.PATH_SECONDS
                 paths = _heap.retention_paths(namespaces, targets, skip, names, deadline)
-                for tid, path in paths.items():
-                    hints.append({"kind": "path", "type": names(targets[tid]),
-                                  "path": [clean_text(p) for p in path]})
+                for t in targets:
+                    path = paths.get(t)
+                    if path:
+                        hints.append({"kind": "path", "type": names(t),
+                                      "path": [clean_text(p) for p in path]})
         except Exception as exc:
-            agent.note("path hints skipped: %r" % (exc,))
+            self.note("path hints skipped: %r" % (exc,))
+        lap("paths")
         for hint in hints:
             for key in ("name", "type"):
                 if key in hint:

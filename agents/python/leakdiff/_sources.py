@@ -80,34 +80,132 @@ def _decode_source(data):
         return data.decode("utf-8", "replace")
 
 
-def _code_lines(code):
-    """The set of line numbers that instructions of ``code`` map to."""
+def _lines_from_lnotab(code):
+    """Python 3.8-3.9: co_lnotab is (byte increment, line increment) pairs.
+
+    A line counts when an instruction starts on it, that is when a
+    non-zero byte increment follows it.
+    """
     lines = set()
-    if _HAS_CO_LINES:
-        for _start, _end, line in code.co_lines():
-            if line is not None and line > 0:
-                lines.add(line)
-        return lines
-    # Python < 3.10: decode co_lnotab (pairs of byte and line increments).
-    # A line counts only when at least one instruction starts on it, that
-    # is when a non-zero byte increment follows it.
-    table = code.co_lnotab
     line = code.co_firstlineno
-    size = len(code.co_code)
-    addr = 0
-    for i in range(0, len(table) - 1, 2):
-        byte_step = table[i]
-        line_step = table[i + 1]
+    it = iter(code.co_lnotab)
+    for byte_step, line_step in zip(it, it):
         if byte_step:
-            if addr < size:
-                lines.add(line)
-            addr += byte_step
+            lines.add(line)
         if line_step >= 0x80:
             line_step -= 0x100
-        line += line_step
-    if addr < size:
+        if line_step:
+            line += line_step
+    lines.add(line)
+    return lines
+
+
+def _lines_from_linetable_310(code):
+    """Python 3.10: co_linetable is (byte length, line delta) pairs; a line
+    delta of -128 means "no line"; zero-length entries only carry deltas."""
+    lines = set()
+    line = code.co_firstlineno
+    it = iter(code.co_linetable)
+    for length, delta in zip(it, it):
+        if delta == 0x80:
+            continue
+        if delta > 0x80:
+            delta -= 0x100
+        if delta:
+            line += delta
+        if length:
+            lines.add(line)
+    return lines
+
+
+def _varint(it):
+    byte = next(it)
+    value = byte & 63
+    shift = 0
+    while byte & 64:
+        byte = next(it)
+        shift += 6
+        value |= (byte & 63) << shift
+    return value
+
+
+def _svarint(it):
+    value = _varint(it)
+    return -(value >> 1) if value & 1 else value >> 1
+
+
+def _lines_from_locations(code):
+    """Python 3.11+: the location table (see CPython's locations.md).
+
+    Each entry starts with a byte 1CCCCLLL (C: form, L: length - 1); the
+    start line is relative to the previous entry's.  Iterating the bytes
+    yields cached small ints, so unlike co_lines() this allocates almost
+    nothing (tracemalloc traces every allocation the agent makes).
+    """
+    lines = set()
+    line = code.co_firstlineno
+    it = iter(code.co_linetable)
+    for first in it:
+        form = (first >> 3) & 15
+        if form == 15:              # no location
+            continue
+        if form == 14:              # long form
+            delta = _svarint(it)
+            _varint(it)
+            _varint(it)
+            _varint(it)
+        elif form == 13:            # no column
+            delta = _svarint(it)
+        elif form >= 10:            # one-line forms
+            delta = form - 10
+            next(it)
+            next(it)
+        else:                       # short forms
+            delta = 0
+            next(it)
+        if delta:
+            line += delta
         lines.add(line)
     return lines
+
+
+def _lines_from_co_lines(code):
+    lines = set()
+    for _start, _end, line in code.co_lines():
+        if line is not None:
+            lines.add(line)
+    return lines
+
+
+def _pick_decoder():
+    version = sys.version_info[:2]
+    if version < (3, 10):
+        return _lines_from_lnotab
+    if version == (3, 10):
+        candidate = _lines_from_linetable_310
+    else:
+        candidate = _lines_from_locations
+    # Check the hand-written decoder against co_lines() on real code; use
+    # co_lines() (correct, but allocation-heavy) if they ever disagree.
+    try:
+        samples = [_pick_decoder.__code__, _walk_code.__code__, _line_runs.__code__,
+                   _decode_source.__code__]
+        for code in samples:
+            if candidate(code) != _lines_from_co_lines(code):
+                return _lines_from_co_lines
+    except Exception:
+        return _lines_from_co_lines
+    return candidate
+
+
+def _code_lines(code):
+    """The set of line numbers that instructions of ``code`` map to."""
+    try:
+        return _DECODE(code)
+    except Exception:
+        if _HAS_CO_LINES:
+            return _lines_from_co_lines(code)
+        return set()
 
 
 def _walk_code(top):
@@ -143,7 +241,8 @@ def _line_runs(top):
     qualname and first line are funcs[2 * owners[i]] and the item after.
     """
     funcs = []
-    best = {}  # line -> (depth, index into funcs)
+    depth_of = {}   # line -> depth of the code object that has it so far
+    owner_of = {}   # line -> index of that code object
     for code, depth, name, first in _walk_code(top):
         index = len(funcs) // 2
         funcs.append(name)
@@ -152,24 +251,28 @@ def _line_runs(top):
         header = code.co_firstlineno if depth else None
         multi = len(lines) > 1
         for line in lines:
-            seen = best.get(line)
+            seen = depth_of.get(line)
             if line == header and multi and seen is not None:
                 # The "def"/"class"/decorator line of a multi-line body: the
                 # statement that builds the function or class runs in the
                 # enclosing code, so keep the line there.
                 continue
-            if seen is None or seen[0] <= depth:
-                best[line] = (depth, index)
+            if seen is None or seen <= depth:
+                depth_of[line] = depth
+                owner_of[line] = index
     starts = []
     owners = []
     last = None
-    for line in sorted(best):
-        owner = best[line][1]
+    for line in sorted(owner_of):
+        owner = owner_of[line]
         if owner != last:
             starts.append(line)
             owners.append(owner)
             last = owner
     return tuple(starts), tuple(owners), tuple(funcs)
+
+
+_DECODE = _pick_decoder()
 
 
 class _FileInfo:
@@ -270,16 +373,25 @@ class Resolver:
         """compile() with compile-time warnings silenced.
 
         Compiling a module again would repeat its SyntaxWarnings on the
-        program's stderr, so an "ignore" filter is put in front of the
-        warning filters for the duration of the call.  The filter version
-        is deliberately not bumped, so no "already warned" registry of the
-        program is reset.
+        program's stderr.  For the duration of the call the warning filters
+        become a single "ignore" entry: the warnings module's list is
+        swapped for a new one (the program's own list is not touched), or,
+        before that module is imported, the C module's list gets an entry in
+        front that is removed right after.  The filters version is not
+        bumped, so no "already warned" registry of the program is reset.
         """
-        wmod = sys.modules.get("warnings")
-        filters = getattr(wmod, "filters", None) if wmod is not None else None
-        if not isinstance(filters, list):
-            filters = _warnings.filters
         entry = ("ignore", None, Warning, None, 0)
+        wmod = sys.modules.get("warnings")
+        saved = getattr(wmod, "filters", None) if wmod is not None else None
+        if isinstance(saved, list):
+            wmod.filters = [entry]
+            try:
+                return compile(source, filename, "exec", 0, True)
+            except Exception:
+                return None
+            finally:
+                wmod.filters = saved
+        filters = _warnings.filters
         filters.insert(0, entry)
         try:
             return compile(source, filename, "exec", 0, True)

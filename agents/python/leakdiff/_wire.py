@@ -55,6 +55,8 @@ def clean_text(value):
 class Wire:
     """One-way frame writer on an inherited pipe descriptor."""
 
+    __slots__ = ("fd", "dev", "ino", "pid", "alive")
+
     def __init__(self, fd, dev, ino):
         self.fd = fd
         self.dev = dev

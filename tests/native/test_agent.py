@@ -1,0 +1,367 @@
+"""End-to-end tests of the native agent (libleakdiff-preload.so).
+
+Each test runs one of the programs built next to this file under the agent
+through native-record, which stands in for `leakdiff record`: it reads the
+pipe with formats/wire.c, symbolises with formats/native.c and writes each
+snapshot as plain JSON. The tests check exact counts at the allocating
+line, names, files, the pipe protocol itself and that the program behaves
+as it would without the agent. Meson passes the paths in NATIVE_*.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import unittest
+import zlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+import harness  # noqa: E402  (the TAP runner shared with the e2e tests)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RECORD = os.environ.get("NATIVE_RECORD")
+PRELOAD = os.environ.get("NATIVE_PRELOAD")
+PROG_STATIC = os.environ.get("NATIVE_PROG_STATIC")
+PROG_THREADS = os.environ.get("NATIVE_PROG_THREADS")
+PROG_CXX = os.environ.get("NATIVE_PROG_CXX")
+PROG_SEMANTICS = os.environ.get("NATIVE_PROG_SEMANTICS")
+
+
+def record(tmp, args, env=None, depth=32, timeout=120, stdin=None, extra=()):
+    """Runs args under the agent; returns (returncode, events, raw bytes)."""
+    out = os.path.join(tmp, "snap")
+    raw = os.path.join(tmp, "stream.raw")
+    cmd = [RECORD, "--preload", PRELOAD, "--out", out, "--raw", raw, "--depth", str(depth)]
+    cmd += list(extra) + ["--"] + list(args)
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    p = subprocess.run(cmd, env=full_env, timeout=timeout, input=stdin, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True)
+    with open(raw, "rb") as f:
+        stream = f.read()
+    return p.returncode, parse_events(p.stdout), stream, p.stderr
+
+
+def parse_events(text):
+    events = []
+    for line in text.splitlines():
+        kind, _, rest = line.partition(" ")
+        ev = {"kind": kind, "text": rest}
+        for m in re.finditer(r"(\w+)=(\S*)", rest):
+            ev.setdefault(m.group(1), m.group(2))
+        events.append(ev)
+    return events
+
+
+def frames_of(snap):
+    """Sites as (count, bytes, [(file, line, function, function_line), ...])."""
+    strings = snap["strings"]
+    frames = [(strings[f[0]], f[1], strings[f[2]], f[3] if len(f) > 3 else -1) for f in snap["frames"]]
+    return [(s[0], s[1], [frames[i] for i in s[2]]) for s in snap["sites"]]
+
+
+def load(ev):
+    with open(ev["path"]) as f:
+        return json.load(f)
+
+
+def split_frames(stream):
+    """The frames of a raw pipe stream as (tag, payload bytes)."""
+    out, i = [], 0
+    while i < len(stream):
+        nl = stream.index(b"\n", i)
+        tag, n = stream[i:nl].split(b" ")
+        n = int(n)
+        payload = stream[nl + 1:nl + 1 + n]
+        assert stream[nl + 1 + n:nl + 2 + n] == b"\n", "frame not followed by a newline"
+        out.append((tag.decode(), payload))
+        i = nl + 2 + n
+    return out
+
+
+def marker_line(name, marker):
+    return harness.source_line(os.path.join(HERE, name), marker)
+
+
+class NativeCase(harness.TempDirCase):
+    def snapshots(self, events, trigger=None):
+        snaps = [e for e in events if e["kind"] == "snapshot"]
+        return [e for e in snaps if trigger is None or e["trigger"] == trigger]
+
+    def site_at(self, snap, file_suffix, line):
+        """The sites whose innermost frame is file:line."""
+        return [s for s in frames_of(snap) if s[2] and s[2][0][0].endswith(file_suffix) and s[2][0][1] == line]
+
+
+class StaticFunction(NativeCase):
+    """(a) every tenth record kept by a static function."""
+
+    def run_n(self, n):
+        rc, events, stream, err = record(self.tmp, [PROG_STATIC, str(n)])
+        self.assertEqual(rc, 0, err)
+        exits = self.snapshots(events, "exit")
+        self.assertEqual(len(exits), 1, events)
+        return load(exits[0]), events, stream
+
+    def test_exact_counts(self):
+        line = marker_line("prog_static.c", "RECORD-SITE")
+        for n in (10000, 30000):
+            with self.subTest(n=n):
+                snap, _, _ = self.run_n(n)
+                sites = self.site_at(snap, "tests/native/prog_static.c", line)
+                self.assertEqual(len(sites), 1, frames_of(snap)[:5])
+                count, size, frames = sites[0]
+                self.assertEqual(count, n // 10)
+                self.assertEqual(size, n // 10 * 32)
+                self.assertEqual(frames[0][2], "new_record")
+                names = [f[2] for f in frames]
+                self.assertIn("keep_every_tenth", names)
+                self.assertIn("main", names)
+                # No allocation of the agent, and nothing else of the program's.
+                self.assertEqual(snap["totals"]["heap_blocks"], n // 10)
+
+    def test_paths_relative_to_comp_dir(self):
+        snap, _, _ = self.run_n(100)
+        files = {f[0] for s in frames_of(snap) for f in s[2]}
+        ours = [f for f in files if f.endswith("prog_static.c")]
+        self.assertTrue(ours)
+        for f in ours:
+            self.assertFalse(f.startswith("/"), f)
+        # The program's compilation directory (the build tree) is a root.
+        build = os.path.realpath(os.path.join(os.path.dirname(PROG_STATIC), "..", ".."))
+        roots = [os.path.realpath(r) for r in snap["meta"]["roots"] if os.path.isabs(r)]
+        self.assertIn(build, roots, snap["meta"]["roots"])
+
+    def test_meta_and_protocol(self):
+        snap, events, stream = self.run_n(1000)
+        meta = snap["meta"]
+        self.assertEqual(meta["runtime"], "native")
+        self.assertEqual(meta["trigger"], "exit")
+        self.assertEqual(meta["label"], "exit")
+        self.assertEqual(meta["seq"], 1)
+        self.assertEqual(meta["depth"], 32)
+        self.assertEqual(os.path.realpath(meta["executable"]), os.path.realpath(PROG_STATIC))
+        self.assertTrue(meta["agent"].startswith("leakdiff-native "))
+        self.assertRegex(meta["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        self.assertEqual(snap["types"], [])
+        frames = split_frames(stream)
+        self.assertEqual(frames[0][0], "hello")
+        hello = json.loads(frames[0][1])
+        self.assertEqual(hello["protocol"], "leakdiff-pipe")
+        self.assertEqual(hello["version"], 1)
+        self.assertEqual(hello["runtime"], "native")
+        self.assertIs(hello["signal"], True)
+        self.assertEqual(hello["depth"], 32)
+        self.assertGreater(hello["pid"], 0)
+        tags = [t for t, _ in frames]
+        self.assertEqual(tags[1], "begin")
+        self.assertEqual(tags[-1], "end")
+        doc = b"".join(p for t, p in frames if t == "data")
+        end = json.loads(frames[-1][1])
+        self.assertEqual(end["bytes"], len(doc))
+        self.assertEqual(end["crc32"], zlib.crc32(doc))
+        raw = json.loads(doc)
+        self.assertEqual(raw["format"], "leakdiff-native-raw")
+        self.assertTrue(all(len(m["build_id"]) in (0, 40) for m in raw["modules"]))
+        self.assertEqual(len(raw["modules"][0]["build_id"]), 40)
+        self.assertTrue(raw["modules"][0]["path"].endswith("prog_static"))
+
+    def test_depth_is_honoured(self):
+        rc, events, _, err = record(self.tmp, [PROG_STATIC, "100"], depth=2)
+        self.assertEqual(rc, 0, err)
+        snap = load(self.snapshots(events, "exit")[0])
+        line = marker_line("prog_static.c", "RECORD-SITE")
+        sites = self.site_at(snap, "prog_static.c", line)
+        self.assertEqual(sum(s[0] for s in sites), 10)
+        # Two return addresses; inlining may turn them into more frames.
+        self.assertEqual(snap["meta"]["depth"], 2)
+
+    def test_signal_snapshot(self):
+        """kill -USR2 while the program waits: a snapshot with trigger signal."""
+        out = os.path.join(self.tmp, "snap")
+        cmd = [RECORD, "--preload", PRELOAD, "--out", out, "--", PROG_STATIC, "5000", "--wait"]
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True)
+        try:
+            # The recorder's "hello" and the program's "ready" share stdout
+            # in either order.
+            first = [p.stdout.readline().strip(), p.stdout.readline().strip()]
+            self.assertIn("ready", first)
+            hello = parse_events([x for x in first if x != "ready"][0])[0]
+            self.assertEqual(hello["kind"], "hello")
+            os.kill(int(hello["pid"]), signal.SIGUSR2)
+            ev = parse_events(p.stdout.readline())[0]
+            self.assertEqual((ev["kind"], ev["trigger"], ev["seq"]), ("snapshot", "signal", "1"))
+            line = marker_line("prog_static.c", "RECORD-SITE")
+            sites = self.site_at(load(ev), "prog_static.c", line)
+            self.assertEqual([s[0] for s in sites], [500])
+            p.stdin.write("go\n")
+            p.stdin.close()
+            rest = parse_events(p.stdout.read())
+            self.assertEqual(p.wait(timeout=60), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        exits = self.snapshots(rest, "exit")
+        self.assertEqual([e["seq"] for e in exits], ["2"])
+
+    def test_sampling_estimates(self):
+        """LEAKDIFF_SAMPLE: Poisson sampling by bytes with unbiased estimates."""
+        rc, events, stream, err = record(self.tmp, [PROG_STATIC, "30000"], env={"LEAKDIFF_SAMPLE": "64"})
+        self.assertEqual(rc, 0, err)
+        hello = json.loads(split_frames(stream)[0][1])
+        self.assertEqual(hello["sample"], 64)
+        snap = load(self.snapshots(events, "exit")[0])
+        line = marker_line("prog_static.c", "RECORD-SITE")
+        sites = self.site_at(snap, "prog_static.c", line)
+        self.assertEqual(len(sites), 1)
+        # 32-byte blocks are sampled with p = 1 - exp(-1/2) = 0.39: the
+        # estimate of 3000 has a standard deviation of about 2.6%.
+        self.assertLess(abs(sites[0][0] - 3000), 300, sites[0][:2])
+        self.assertLess(abs(sites[0][1] - 96000), 9600, sites[0][:2])
+
+    def test_not_active_without_pipe(self):
+        """Preloaded without a recorder the agent stays out of the way."""
+        env = dict(os.environ, LD_PRELOAD=PRELOAD)
+        env.pop("LEAKDIFF_FD", None)
+        p = subprocess.run([PROG_STATIC, "1000"], env=env, timeout=60)
+        self.assertEqual(p.returncode, 0)
+
+    def test_wrong_pipe_is_not_written(self):
+        """LEAKDIFF_PIPE naming another file: the descriptor is left alone."""
+        path = os.path.join(self.tmp, "victim")
+        with open(path, "w") as f:
+            env = dict(os.environ, LD_PRELOAD=PRELOAD, LEAKDIFF_FD=str(f.fileno()), LEAKDIFF_PIPE="1:1")
+            p = subprocess.run([PROG_STATIC, "1000"], env=env, timeout=60, pass_fds=(f.fileno(),))
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(os.path.getsize(path), 0)
+
+    def test_dead_recorder_does_not_kill_target(self):
+        """The pipe's reader is gone before the program exits: no SIGPIPE death."""
+        r, w = os.pipe()
+        st = os.fstat(w)
+        env = dict(os.environ, LD_PRELOAD=PRELOAD, LEAKDIFF_FD=str(w),
+                   LEAKDIFF_PIPE="%d:%d" % (st.st_dev, st.st_ino))
+        p = subprocess.Popen([PROG_STATIC, "2000", "--wait"], env=env, pass_fds=(w,),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True)
+        os.close(w)
+        self.assertEqual(p.stdout.readline().strip(), "ready")
+        os.close(r)
+        p.stdin.write("go\n")
+        p.stdin.close()
+        self.assertEqual(p.wait(timeout=60), 0)
+
+
+class Semantics(NativeCase):
+    """Every interposed function behaves as glibc's and is counted."""
+
+    def test_same_results_and_every_block_counted(self):
+        plain = subprocess.run([PROG_SEMANTICS, "print"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        rc, events, _, err = record(self.tmp, [PROG_SEMANTICS, "print"])
+        self.assertEqual(rc, 0, err)
+        snap = load(self.snapshots(events, "exit")[0])
+        ours = [s for s in frames_of(snap) if s[2][0][0].endswith("prog_semantics.c")]
+        sizes = sorted(s[1] for s in ours if s[0] == 1)
+        # malloc, calloc, realloc, reallocarray, posix_memalign,
+        # aligned_alloc, memalign, valloc, pvalloc: one block each.
+        self.assertEqual([z for z in sizes if z < 2000], list(range(1001, 1010)))
+        # The program prints 1 when the kernel let it keep a 5 GiB block.
+        kept_big = any(e["kind"] == "1" for e in events)
+        big = [z for z in sizes if z > (4 << 30)]
+        self.assertEqual(big, [(5 << 30) + 11] if kept_big else [])
+        self.assertEqual(sum(s[0] for s in ours), 9 + len(big))
+        dup = [s for s in frames_of(snap) if s[1] == 11]
+        self.assertEqual(len(dup), 1)
+        self.assertIn("main", [f[2] for f in dup[0][2]])
+
+
+class Exec(NativeCase):
+    """Programs the target execs are not traced, unless LEAKDIFF_FOLLOW_EXEC=1."""
+
+    def test_exec_is_not_followed(self):
+        rc, events, stream, err = record(self.tmp, ["/bin/sh", "-c", 'exec "$0" 100', PROG_STATIC])
+        self.assertEqual(rc, 0, err)
+        # The shell said hello and was replaced before any snapshot; the
+        # program it became never saw the agent.
+        self.assertEqual([e["kind"] for e in events if e["kind"] != "exit"], ["hello"], events)
+        self.assertEqual([t for t, _ in split_frames(stream)], ["hello"])
+
+    def test_follow_exec(self):
+        rc, events, stream, err = record(self.tmp, ["/bin/sh", "-c", 'exec "$0" 100', PROG_STATIC],
+                                         env={"LEAKDIFF_FOLLOW_EXEC": "1"})
+        self.assertEqual(rc, 0, err)
+        hellos = [json.loads(p) for t, p in split_frames(stream) if t == "hello"]
+        self.assertEqual(len(hellos), 2)
+        self.assertNotEqual(os.path.basename(hellos[0]["executable"]), "prog_static")
+        self.assertEqual(os.path.basename(hellos[1]["executable"]), "prog_static")
+        exits = self.snapshots(events, "exit")
+        self.assertEqual(len(exits), 1, events)
+        line = marker_line("prog_static.c", "RECORD-SITE")
+        self.assertEqual([s[0] for s in self.site_at(load(exits[0]), "prog_static.c", line)], [10])
+
+
+@unittest.skipUnless(PROG_CXX, "no C++ compiler")
+class CxxMethod(NativeCase):
+    """(b) a std::map filled by a C++ method."""
+
+    def test_demangled_method_in_top_site(self):
+        rc, events, _, err = record(self.tmp, [PROG_CXX, "5000"])
+        self.assertEqual(rc, 0, err)
+        snap = load(self.snapshots(events, "exit")[0])
+        sites = sorted(frames_of(snap), key=lambda s: -s[1])
+        top = sites[0]
+        names = [f[2] for f in top[2]]
+        self.assertIn("shop::PriceCache::remember", names)
+        self.assertEqual(top[0], 5000)
+        line = marker_line("prog_cxx.cpp", "CACHE-SITE")
+        ours = [f for f in top[2] if f[2] == "shop::PriceCache::remember"]
+        self.assertEqual(ours[0][1], line)
+        self.assertTrue(ours[0][0].endswith("tests/native/prog_cxx.cpp"), ours[0])
+        # The innermost frames are the library's, not the program's.
+        self.assertNotEqual(top[2][0][2], "shop::PriceCache::remember")
+
+
+class ThreadsAndFork(NativeCase):
+    """(c) four threads churning, one function retaining, fork and exec halfway."""
+
+    def test_exact_counts_and_children(self):
+        iterations = 20000
+        rc, events, stream, err = record(self.tmp, [PROG_THREADS, str(iterations)], timeout=300)
+        self.assertEqual(rc, 0, (err, events))
+        self.assertEqual([e["kind"] for e in events if e["kind"] in ("hello", "broken", "dropped", "invalid")],
+                         ["hello"], events)
+        api = self.snapshots(events, "api")
+        self.assertEqual([(e["seq"], e["label"]) for e in api], [("1", "halfway")])
+        exits = self.snapshots(events, "exit")
+        self.assertEqual([e["seq"] for e in exits], ["2"])
+        snap = load(exits[0])
+        line = marker_line("prog_threads.c", "RETAIN-SITE")
+        sites = self.site_at(snap, "tests/native/prog_threads.c", line)
+        want = 4 * ((iterations + 99) // 100)
+        self.assertEqual(sum(s[0] for s in sites), want, frames_of(snap)[:3])
+        self.assertEqual(sum(s[1] for s in sites), want * 24)
+        for s in sites:
+            self.assertEqual(s[2][0][2], "retain")
+            self.assertIn("churn", [f[2] for f in s[2]])
+        # Everything else the threads allocated was freed again; what is left
+        # is main's array of kept pointers, stdio's buffer and the threads'
+        # TLS vectors that glibc keeps for reuse.
+        others = [s for s in frames_of(snap) if s not in sites]
+        for s in others:
+            self.assertNotIn("churn", [f[2] for f in s[2]], s)
+        hellos = [t for t, _ in split_frames(stream) if t == "hello"]
+        self.assertEqual(len(hellos), 1)
+
+    def test_repeated_runs_do_not_deadlock(self):
+        for i in range(3):
+            with self.subTest(run=i):
+                rc, events, _, err = record(self.tmp, [PROG_THREADS, "5000"], timeout=120)
+                self.assertEqual(rc, 0, err)
+                self.assertEqual(len(self.snapshots(events, "exit")), 1)
+
+
+if __name__ == "__main__":
+    harness.main()

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Native programs end to end through the real `leakdiff record` and
+`leakdiff diff`: a static C function keeping every tenth record, a C++
+method filling a std::map cache, four threads with fork and exec, and the
+at-exit live bytes checked against heaptrack's leak figure."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+import harness  # noqa: E402
+from harness import TempDirCase, diff_json, leakdiff, load_snap  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STATIC = os.environ.get("NATIVE_PROG_STATIC")
+CXX = os.environ.get("NATIVE_PROG_CXX")
+THREADS = os.environ.get("NATIVE_PROG_THREADS")
+
+
+def marker(name, text):
+    return harness.source_line(os.path.join(HERE, name), text)
+
+
+class NativeRecord(TempDirCase):
+    def record(self, name, *cmd, code=0):
+        out = self.path(name)
+        r = leakdiff("record", "-o", out, "--", *cmd, cwd=self.tmp)
+        self.assertEqual(r.returncode, code, r.stderr)
+        return r, out
+
+    def test_static_function_exact_counts(self):
+        _, a = self.record("a.snap", STATIC, "10000")
+        _, b = self.record("b.snap", STATIC, "30000")
+        d = diff_json(a, b)
+        top = d["sites"][0]
+        f = top["frames"][0]
+        self.assertEqual((f["function"], f["line"]), ("new_record", marker("prog_static.c", "RECORD-SITE")))
+        self.assertTrue(f["file"].endswith("prog_static.c"), f)
+        self.assertEqual((top["count_before"], top["count_after"], top["count_delta"]), (1000, 3000, 2000))
+        self.assertIn("keep_every_tenth", [x["function"] for x in top["frames"]])
+        self.assertEqual(load_snap(b)["meta"]["runtime"], "native")
+        r = leakdiff("diff", a, b)
+        self.assertIn("prog_static.c:%d in new_record" % marker("prog_static.c", "RECORD-SITE"), r.stdout)
+
+    def test_cxx_method_demangled(self):
+        if not CXX:
+            self.skipTest("no C++ compiler at build time")
+        _, a = self.record("a.snap", CXX, "1000")
+        _, b = self.record("b.snap", CXX, "3000")
+        d = diff_json(a, b)
+        functions = [x["function"] for x in d["sites"][0]["frames"]]
+        self.assertIn("shop::PriceCache::remember", functions)
+
+    def test_threads_fork_exec(self):
+        r, out = self.record("t.snap", THREADS, "20000")
+        sites = load_snap(out)
+        doc = sites
+        line = marker("prog_threads.c", "RETAIN-SITE")
+        kept = 0
+        for count, _bytes, frames in doc["sites"]:
+            fr = doc["frames"][frames[0]]
+            if fr[1] == line and doc["strings"][fr[2]] == "retain":
+                kept += count
+        self.assertEqual(kept, 800)
+        halfway = self.path("t.1.snap")
+        self.assertTrue(os.path.exists(halfway), r.stderr)
+        self.assertEqual(load_snap(halfway)["meta"]["label"], "halfway")
+
+    def test_rebuilt_elsewhere_with_code_above(self):
+        """Release 2 is built in another directory with functions added above
+        the leak and leaks more: one matched growing site, and a limit fails."""
+        src = os.path.join(HERE, "prog_static.c")
+        with open(src) as f:
+            text = f.read()
+        added = "".join("static int added_in_release_2_%d(int x) { return x * %d; }\n" % (i, i)
+                        for i in range(3))
+        builds = []
+        for name, body in (("build-1.0", text), ("build-1.1", text.replace("#include <stdlib.h>",
+                           "#include <stdlib.h>\n" + added, 1))):
+            root = self.path(name)
+            os.mkdir(root)
+            with open(os.path.join(root, "prog.c"), "w") as f:
+                f.write(body)
+            cc = os.environ.get("CC", "cc")
+            subprocess.run([cc, "-g", "-O1", "-w", "-I" + os.path.join(HERE, "..", "..", "agents", "native"),
+                            "-o", "prog", "prog.c"], cwd=root, check=True)
+            builds.append(root)
+        a, b = self.path("r1.snap"), self.path("r2.snap")
+        for root, out, n in ((builds[0], a, "10000"), (builds[1], b, "20000")):
+            r = leakdiff("record", "-q", "-o", out, "--", "./prog", n, cwd=root)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        d = diff_json(a, b)
+        rows = [x for x in d["sites"] if x["frames"][0]["function"] == "new_record"]
+        self.assertEqual(len(rows), 1, rows)
+        self.assertEqual((rows[0]["state"], rows[0]["count_before"], rows[0]["count_after"]),
+                         ("kept", 1000, 2000))
+        self.assertNotEqual(rows[0]["match"], "exact")
+        self.assertEqual(rows[0]["frames"][0]["file"], "prog.c")
+        r = leakdiff("diff", "--max-total-growth=10%", "--format=markdown", a, b)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("exceeds --max-total-growth=10%", r.stdout)
+
+    def test_matches_heaptrack_leak_total(self):
+        if not shutil.which("heaptrack") or not shutil.which("heaptrack_print"):
+            self.skipTest("heaptrack is not installed (apt-get install heaptrack)")
+        _, out = self.record("h.snap", STATIC, "30000")
+        ours = load_snap(out)["totals"]["heap_bytes"]
+        base = self.path("ht")
+        subprocess.run(["heaptrack", "-o", base, STATIC, "30000"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, check=True, timeout=300)
+        data = [p for p in os.listdir(self.tmp) if p.startswith("ht")][0]
+        text = subprocess.run(["heaptrack_print", self.path(data)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True, timeout=300).stdout
+        m = re.search(r"total memory leaked: ([\d.]+)([KMG]?)", text)
+        self.assertIsNotNone(m, text[-2000:])
+        unit = {"": 1, "K": 1000, "M": 1000 ** 2, "G": 1000 ** 3}[m.group(2)]
+        theirs = float(m.group(1)) * unit
+        # heaptrack prints two decimals: agree to within its rounding
+        self.assertLessEqual(abs(ours - theirs), unit * 0.005 + 0.5, (ours, m.group(0)))
+
+
+if __name__ == "__main__":
+    harness.main()
