@@ -379,7 +379,8 @@ int ld_symbolizer_add(struct ld_symbolizer *s, const struct ld_module *mods, siz
 	for (size_t k = first_new; k < s->nmods; k++)
 		if (s->mods[k].dm && !build_id_matches(s->mods[k].dm, s->mods[k].build_id))
 			s->mods[k].dm = NULL;
-	qsort(s->mods, s->nmods, sizeof(*s->mods), cmp_mod);
+	if (s->nmods)
+		qsort(s->mods, s->nmods, sizeof(*s->mods), cmp_mod);
 	return 0;
 }
 
@@ -498,7 +499,8 @@ static void index_symbols(struct mod *m)
 			.lo = addr, .hi = addr + sym.st_size, .name = name,
 			.rank = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2 };
 	}
-	qsort(m->syms, m->nsyms, sizeof(*m->syms), cmp_sym);
+	if (m->nsyms)
+		qsort(m->syms, m->nsyms, sizeof(*m->syms), cmp_sym);
 	/* A symbol without a size reaches to the next one. */
 	for (size_t i = 0; i < m->nsyms; i++) {
 		if (m->syms[i].hi > m->syms[i].lo)
@@ -618,7 +620,8 @@ static void index_units(struct mod *m)
 		}
 	}
 done:
-	qsort(m->cus, m->ncus, sizeof(*m->cus), cmp_cu);
+	if (m->ncus) /* qsort(NULL, 0, ...) is undefined */
+		qsort(m->cus, m->ncus, sizeof(*m->cus), cmp_cu);
 }
 
 /*

@@ -27,7 +27,7 @@ def run(args, env=None, cwd=None, timeout=120, input=None):
     """Runs a command, returning the CompletedProcess with text output."""
     full_env = dict(os.environ)
     # The harness's own settings are not the programs' business.
-    for name in ("NO_COLOR", "LEAKDIFF", "LEAKDIFF_SOURCE", "LEAKDIFF_TEST_PYTHON"):
+    for name in ("NO_COLOR", "LEAKDIFF", "LEAKDIFF_SOURCE", "LEAKDIFF_TEST_PYTHON", "LEAKDIFF_SANITIZED"):
         full_env.pop(name, None)
     if env:
         full_env.update(env)
