@@ -85,8 +85,9 @@ bool ld_report_hint_shown(const struct ld_diff_hint *h)
 	case LD_HINT_PATH:
 		return h->state != LD_DIFF_GONE;
 	case LD_HINT_GARBAGE:
-	case LD_HINT_CYCLES:
 		return h->after > 0 || h->before != h->after;
+	case LD_HINT_CYCLES:
+		return h->before != h->after;
 	default:
 		return h->after > h->before;
 	}
