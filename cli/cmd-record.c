@@ -31,7 +31,7 @@
 
 enum runtime { RT_AUTO, RT_PYTHON, RT_NATIVE };
 
-enum { OPT_RUNTIME = 0x300, OPT_DEPTH, OPT_EVERY, OPT_SIGNAL };
+enum { OPT_RUNTIME = 0x300, OPT_DEPTH, OPT_EVERY, OPT_SIGNAL, OPT_SAMPLE };
 
 struct args {
 	const char *output;
@@ -39,6 +39,7 @@ struct args {
 	unsigned depth;
 	uint64_t every_ms;
 	int signal;
+	uint64_t sample; /* native: mean bytes between samples; 0 = exact */
 	bool quiet;
 	char **cmd;
 	int ncmd;
@@ -53,6 +54,9 @@ static const struct argp_option options[] = {
 	{ "depth", OPT_DEPTH, "N", 0, "Record up to N frames per allocation traceback (default 16)", 0 },
 	{ "every", OPT_EVERY, "DURATION", 0, "Also take a snapshot every DURATION (e.g. 500ms, 10s, 5m)", 0 },
 	{ "signal", OPT_SIGNAL, "SIGNAL", 0, "Signal that asks the target for a snapshot (default USR2)", 0 },
+	{ "sample", OPT_SAMPLE, "BYTES", 0, "Native programs: sample allocations, on average one per BYTES "
+	  "allocated (e.g. 512KiB), and estimate counts and bytes, for low overhead on busy programs "
+	  "(default: exact tracking)", 0 },
 	{ "quiet", 'q', 0, 0, "Do not print the name of each snapshot written", 0 },
 	{ 0 }
 };
@@ -111,6 +115,10 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 	case OPT_SIGNAL:
 		if ((a->signal = parse_signal(arg)) < 0)
 			argp_error(state, "--signal takes USR1, USR2 or RTMIN+N, not '%s'", arg);
+		return 0;
+	case OPT_SAMPLE:
+		if (ld_size_parse(arg, &a->sample) < 0 || a->sample == 0 || a->sample > (UINT64_C(1) << 40))
+			argp_error(state, "--sample takes a size from 1 byte to 1TiB such as 512KiB, not '%s'", arg);
 		return 0;
 	case 'q':
 		a->quiet = true;
@@ -421,6 +429,8 @@ static int prepare_env(const struct args *a, bool native, const char *agent, int
 		r |= setenv("PYTHONMALLOC", "malloc", 0);
 		/* Symbolisation reads local files only; never fetch debug info. */
 		unsetenv("DEBUGINFOD_URLS");
+		if (a->sample)
+			r |= setenv_num("LEAKDIFF_SAMPLE", (long long)a->sample);
 	}
 	r |= setenv(var, pp, 1) | setenv_num("LEAKDIFF_FD", wfd) |
 		setenv("LEAKDIFF_PIPE", pipe_id, 1) | setenv_num("LEAKDIFF_DEPTH", a->depth) |
@@ -496,6 +506,11 @@ static int run(int argc, char **argv)
 		return LD_EXIT_NOT_FOUND;
 	}
 	bool native = a.runtime == RT_NATIVE || (a.runtime == RT_AUTO && !is_python(path));
+	if (a.sample && !native) {
+		ld_cli_error(a.cmd[0], "--sample is for native programs; the Python agent tracks exactly");
+		free(path);
+		return LD_EXIT_RECORDER;
+	}
 	char agent[PATH_MAX];
 	if (native ? native_agent_path(agent, sizeof(agent)) < 0 : python_agent_dir(agent, sizeof(agent)) < 0) {
 		ld_cli_error(NULL, "cannot find the %s agent at %s (set LEAKDIFF_AGENT_DIR)",

@@ -30,7 +30,7 @@ struct ld_snapshot *ld_snapshot_create(void)
 	if (!s)
 		return NULL;
 	ld_strtab_init(&s->strings);
-	s->meta.pid = s->meta.seq = s->meta.depth = -1;
+	s->meta.pid = s->meta.seq = s->meta.depth = s->meta.sample = -1;
 	s->meta.tracing = -1;
 	s->meta.elapsed_ms = -1;
 	s->gc.enabled = -1;

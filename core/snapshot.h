@@ -70,6 +70,7 @@ struct ld_meta {
 	char **stdlib;
 	size_t nstdlib;
 	int64_t pid, seq, depth; /* -1 when unknown */
+	int64_t sample;          /* native sampling: mean bytes per sample; -1 exact */
 	int tracing;             /* -1 unknown, 0, 1 */
 	double elapsed_ms;       /* negative when unknown */
 };

@@ -335,7 +335,8 @@ static int read_meta(struct builder *b, const cJSON *root)
 	    (r = meta_str(meta, "host", &m->host, err)) < 0 ||
 	    (r = meta_int(meta, "pid", &m->pid, err)) < 0 ||
 	    (r = meta_int(meta, "seq", &m->seq, err)) < 0 ||
-	    (r = meta_int(meta, "depth", &m->depth, err)) < 0)
+	    (r = meta_int(meta, "depth", &m->depth, err)) < 0 ||
+	    (r = meta_int(meta, "sample", &m->sample, err)) < 0)
 		return r;
 	const cJSON *v = member(meta, "elapsed_ms");
 	if (cJSON_IsNumber(v) && v->valuedouble >= 0 && isfinite(v->valuedouble))

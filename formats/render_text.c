@@ -116,6 +116,12 @@ static void meta_line(struct out *w, const char *which, const char *path, const 
 	if (m->time) {
 		ld_buf_puts(&w->b, sep ? ", " : "");
 		text(w, m->time);
+		sep = true;
+	}
+	if (m->sample > 0) {
+		char sz[32];
+		ld_size_format(sz, sizeof(sz), m->sample, false);
+		ld_buf_printf(&w->b, "%ssampled every %s: estimates", sep ? ", " : "", sz);
 	}
 	ld_buf_puts(&w->b, ")\n");
 }

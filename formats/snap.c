@@ -538,7 +538,8 @@ static int read_meta(struct reader *rd, const cJSON *root)
 	    (r = meta_list(rd, meta, "stdlib", &m->stdlib, &m->nstdlib)) < 0 ||
 	    (r = meta_int(rd, meta, "pid", &m->pid)) < 0 ||
 	    (r = meta_int(rd, meta, "seq", &m->seq)) < 0 ||
-	    (r = meta_int(rd, meta, "depth", &m->depth)) < 0)
+	    (r = meta_int(rd, meta, "depth", &m->depth)) < 0 ||
+	    (r = meta_int(rd, meta, "sample", &m->sample)) < 0)
 		return r;
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, "tracing");
 	if (cJSON_IsBool(v))
@@ -844,6 +845,7 @@ void ld_snap_put_meta(struct ld_buf *b, const struct ld_meta *m)
 	put_meta_str(b, &first, "host", m->host);
 	put_meta_str(b, &first, "python", m->python);
 	put_meta_int(b, &first, "depth", m->depth);
+	put_meta_int(b, &first, "sample", m->sample);
 	if (m->tracing >= 0) {
 		ld_buf_printf(b, "%s\"tracing\":%s", first ? "" : ",", m->tracing ? "true" : "false");
 		first = false;

@@ -44,6 +44,22 @@ class NativeRecord(TempDirCase):
         r = leakdiff("diff", a, b)
         self.assertIn("prog_static.c:%d in new_record" % marker("prog_static.c", "RECORD-SITE"), r.stdout)
 
+    def test_sampling_estimates(self):
+        out = self.path("s.snap")
+        r = leakdiff("record", "--sample=256", "-o", out, "--", STATIC, "30000", cwd=self.tmp)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        doc = load_snap(out)
+        self.assertEqual(doc["meta"]["sample"], 256)
+        line = marker("prog_static.c", "RECORD-SITE")
+        est = sum(c for c, _b, fr in doc["sites"] if doc["frames"][fr[0]][1] == line)
+        # 3,000 records really live; a Poisson sample by bytes estimates them
+        self.assertGreater(est, 2400)
+        self.assertLess(est, 3600)
+        self.assertIn("sampled every 256 B", leakdiff("show", out).stdout)
+        r = leakdiff("record", "--sample=256", "-o", self.path("p.snap"), "--", sys.executable, "-c", "1")
+        self.assertEqual(r.returncode, 125)
+        self.assertIn("--sample is for native programs", r.stderr)
+
     def test_cxx_method_demangled(self):
         if not CXX:
             self.skipTest("no C++ compiler at build time")
