@@ -54,17 +54,17 @@ _leakdiff()
 	--by | -b) COMPREPLY=($(compgen -W "type site all" -- "$cur")); return ;;
 	--color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
 	--match) COMPREPLY=($(compgen -W "graded exact function" -- "$cur")); return ;;
-	--runtime) COMPREPLY=($(compgen -W "auto python" -- "$cur")); return ;;
+	--runtime) COMPREPLY=($(compgen -W "auto python native" -- "$cur")); return ;;
 	--signal) COMPREPLY=($(compgen -W "USR1 USR2" -- "$cur")); return ;;
 	--output | -o | --suppress) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	--strip-prefix) COMPREPLY=($(compgen -d -- "$cur")); return ;;
-	--top | -n | --min-bytes | --type-sites | --depth | --every | --max-total-growth | \
+	--top | -n | --min-bytes | --type-sites | --depth | --every | --sample | --max-total-growth | \
 	--max-site-growth | --max-type-growth) return ;;
 	esac
 
 	if [[ $cur == -* ]]; then
 		case $cmd in
-		record) COMPREPLY=($(compgen -W "--output --runtime --depth --every --signal --quiet --help --usage" -- "$cur")) ;;
+		record) COMPREPLY=($(compgen -W "--output --runtime --depth --every --signal --sample --quiet --help --usage" -- "$cur")) ;;
 		diff) COMPREPLY=($(compgen -W "$report --depth --match --strip-prefix --suppress --max-total-growth --max-site-growth --max-type-growth" -- "$cur")) ;;
 		show) COMPREPLY=($(compgen -W "$report" -- "$cur")) ;;
 		esac
