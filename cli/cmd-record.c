@@ -505,7 +505,20 @@ static int run(int argc, char **argv)
 		ld_cli_error(a.cmd[0], "command not found");
 		return LD_EXIT_NOT_FOUND;
 	}
-	bool native = a.runtime == RT_NATIVE || (a.runtime == RT_AUTO && !is_python(path));
+	bool python = is_python(path);
+	/* "env [VAR=x] python3 app.py": decide by the program env runs. */
+	const char *base = strrchr(path, '/');
+	if (!python && strcmp(base ? base + 1 : path, "env") == 0) {
+		for (int i = 1; i < a.ncmd; i++) {
+			if (a.cmd[i][0] == '-' || strchr(a.cmd[i], '='))
+				continue;
+			char *inner = resolve(a.cmd[i]);
+			python = inner && is_python(inner);
+			free(inner);
+			break;
+		}
+	}
+	bool native = a.runtime == RT_NATIVE || (a.runtime == RT_AUTO && !python);
 	if (a.sample && !native) {
 		ld_cli_error(a.cmd[0], "--sample is for native programs; the Python agent tracks exactly");
 		free(path);
@@ -648,13 +661,15 @@ static int run(int argc, char **argv)
 		status = WEXITSTATUS(wstatus);
 		if (!rec.connected) {
 			ld_cli_error(a.cmd[0], native ? "the leakdiff agent never started in the target "
-				     "(statically linked or setuid programs ignore LD_PRELOAD); nothing was recorded"
+				     "(statically linked, setuid and AddressSanitizer programs cannot take it); "
+				     "nothing was recorded"
 				     : "the leakdiff agent never started in the target (was Python run with "
 				     "-I, -S or -E?); nothing was recorded");
 			if (status == 0)
 				status = LD_EXIT_RECORDER;
 		} else if (!rec.got_exit && !rec.exit_failed) {
-			ld_cli_error(a.cmd[0], "exited without an at-exit snapshot (os._exit or a crash?)");
+			ld_cli_error(a.cmd[0], native ? "exited without an at-exit snapshot (_exit, a crash, or an "
+				     "exec into another program?)" : "exited without an at-exit snapshot (os._exit or a crash?)");
 			if (status == 0)
 				status = LD_EXIT_RECORDER;
 		}
