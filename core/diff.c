@@ -41,7 +41,7 @@ const char *ld_diff_match_name(enum ld_match m)
 	}
 }
 
-static size_t root_len(const char *file, const char *root)
+size_t ld_path_root_len(const char *file, const char *root)
 {
 	size_t n = strlen(root);
 	while (n > 1 && root[n - 1] == '/')
@@ -56,15 +56,15 @@ const char *ld_diff_normal_path(const struct ld_snapshot *s, const struct ld_dif
 {
 	size_t best = 0;
 	for (size_t i = 0; i < s->meta.nroots; i++) {
-		size_t l = root_len(file, s->meta.roots[i]);
+		size_t l = ld_path_root_len(file, s->meta.roots[i]);
 		best = l > best ? l : best;
 	}
 	for (size_t i = 0; i < s->meta.nstdlib; i++) {
-		size_t l = root_len(file, s->meta.stdlib[i]);
+		size_t l = ld_path_root_len(file, s->meta.stdlib[i]);
 		best = l > best ? l : best;
 	}
 	for (size_t i = 0; opts && i < opts->nstrip; i++) {
-		size_t l = root_len(file, opts->strip[i]);
+		size_t l = ld_path_root_len(file, opts->strip[i]);
 		best = l > best ? l : best;
 	}
 	if (file[best])

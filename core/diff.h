@@ -187,6 +187,12 @@ const struct ld_diff_type *ld_diff_suspect(const struct ld_diff *d, uint64_t min
 const char *ld_diff_match_name(enum ld_match m);
 
 /*
+ * Length of root plus its slash when root is a directory prefix of file
+ * ("/srv/app" of "/srv/app/x.py" gives 9), else 0.
+ */
+size_t ld_path_root_len(const char *file, const char *root);
+
+/*
  * The name of a frame's file as the diff compares it: without the longest
  * root of s (or of opts->strip) that prefixes it, and without the version
  * suffix of a shared library ("libfoo.so.1.2" becomes "libfoo.so"). Returns

@@ -77,30 +77,6 @@ static const cJSON *member(const cJSON *o, const char *name)
 	return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
-/* Rejects nesting deeper than LD_SNAP_MAX_NESTING before cJSON recurses. */
-static int check_nesting(const char *p, size_t len, struct ld_error *err)
-{
-	int depth = 0;
-	bool in_str = false;
-	for (size_t i = 0; i < len; i++) {
-		char c = p[i];
-		if (in_str) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_str = false;
-		} else if (c == '"') {
-			in_str = true;
-		} else if (c == '[' || c == '{') {
-			if (++depth > LD_SNAP_MAX_NESTING)
-				return bad(err, "JSON nested deeper than %d levels at byte %zu", LD_SNAP_MAX_NESTING, i);
-		} else if (c == ']' || c == '}') {
-			depth--;
-		}
-	}
-	return 0;
-}
-
 static int read_modules(const cJSON *root, struct ld_module **out, size_t *nout, struct ld_error *err)
 {
 	const cJSON *a = member(root, "modules"), *m;
@@ -402,7 +378,7 @@ bool ld_native_is_raw(const char *json, size_t len)
 /* Parses and checks the top level; *root is the document on success. */
 static int open_document(const char *json, size_t len, cJSON **root, struct ld_error *err)
 {
-	int r = check_nesting(json, len, err);
+	int r = ld_json_check_nesting(json, len, NULL, err);
 	if (r < 0)
 		return r;
 	const char *end = NULL;

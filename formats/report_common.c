@@ -5,26 +5,16 @@
 
 #include "units.h"
 
-static size_t prefix_len(const char *file, const char *root)
-{
-	size_t n = strlen(root);
-	while (n > 1 && root[n - 1] == '/')
-		n--;
-	if (n == 0 || strncmp(file, root, n) != 0 || file[n] != '/')
-		return 0;
-	return n + 1;
-}
-
 const char *ld_report_short_path(const struct ld_snapshot *s, const char *file)
 {
 	size_t best = 0;
 	for (size_t i = 0; i < s->meta.nroots; i++) {
-		size_t n = prefix_len(file, s->meta.roots[i]);
+		size_t n = ld_path_root_len(file, s->meta.roots[i]);
 		if (n > best)
 			best = n;
 	}
 	for (size_t i = 0; i < s->meta.nstdlib; i++) {
-		size_t n = prefix_len(file, s->meta.stdlib[i]);
+		size_t n = ld_path_root_len(file, s->meta.stdlib[i]);
 		if (n > best)
 			best = n;
 	}
@@ -37,7 +27,7 @@ bool ld_report_library_frame(const struct ld_snapshot *s, const struct ld_frame 
 	if (strncmp(file, "<frozen ", 8) == 0)
 		return true;
 	for (size_t i = 0; i < s->meta.nstdlib; i++) {
-		if (prefix_len(file, s->meta.stdlib[i])) {
+		if (ld_path_root_len(file, s->meta.stdlib[i])) {
 			/* Third-party packages live below the stdlib in some layouts. */
 			return !strstr(file, "/site-packages/") && !strstr(file, "/dist-packages/");
 		}

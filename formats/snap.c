@@ -613,12 +613,7 @@ static int read_gc(struct reader *rd, const cJSON *root)
 	return 0;
 }
 
-/*
- * Rejects nesting deeper than LD_SNAP_MAX_NESTING before cJSON recurses,
- * and tells (*open) whether the text ends inside a string or a container,
- * which cJSON does not report well.
- */
-static int check_nesting(struct reader *rd, const char *p, size_t len, bool *open)
+int ld_json_check_nesting(const char *p, size_t len, bool *open, struct ld_error *err)
 {
 	int depth = 0;
 	bool in_str = false;
@@ -633,12 +628,14 @@ static int check_nesting(struct reader *rd, const char *p, size_t len, bool *ope
 			in_str = true;
 		} else if (c == '[' || c == '{') {
 			if (++depth > LD_SNAP_MAX_NESTING)
-				return bad(rd, "JSON nested deeper than %d levels at byte %zu", LD_SNAP_MAX_NESTING, i);
+				return ld_error_set(err, EINVAL, "JSON nested deeper than %d levels at byte %zu",
+						    LD_SNAP_MAX_NESTING, i);
 		} else if (c == ']' || c == '}') {
 			depth--;
 		}
 	}
-	*open = in_str || depth > 0;
+	if (open)
+		*open = in_str || depth > 0;
 	return 0;
 }
 
@@ -646,7 +643,7 @@ int ld_snap_parse(const char *json, size_t len, struct ld_snapshot **out, struct
 {
 	struct reader rd = { .err = err };
 	bool open = false;
-	int r = check_nesting(&rd, json, len, &open);
+	int r = ld_json_check_nesting(json, len, &open, err);
 	if (r < 0)
 		return r;
 	const char *end = NULL;

@@ -6,6 +6,7 @@
 #ifndef LD_FORMATS_SNAP_H
 #define LD_FORMATS_SNAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,6 +63,14 @@ int ld_snap_serialize(const struct ld_snapshot *s, char **json, size_t *len);
  * temporary file is left behind on failure.
  */
 int ld_snap_save(const char *path, const struct ld_snapshot *s, struct ld_error *err);
+
+/*
+ * Checks untrusted JSON text before cJSON (which recurses) sees it: returns
+ * -EINVAL with a reason in err when containers nest deeper than
+ * LD_SNAP_MAX_NESTING, else 0. *open (when not NULL) says whether the text
+ * ends inside a string or a container, which cJSON reports poorly.
+ */
+int ld_json_check_nesting(const char *p, size_t len, bool *open, struct ld_error *err);
 
 /* Appends the metadata m as a JSON object, as the snapshot format has it. */
 void ld_snap_put_meta(struct ld_buf *b, const struct ld_meta *m);
