@@ -136,7 +136,8 @@ int ld_snapshot_add_hint(struct ld_snapshot *s, const struct ld_hint *h,
 /* The frame indices of a site or type site's traceback. */
 static inline const uint32_t *ld_snapshot_stack(const struct ld_snapshot *s, uint32_t stack)
 {
-	return s->pool + stack;
+	/* A snapshot whose stacks are all empty has no pool at all. */
+	return s->pool ? s->pool + stack : NULL;
 }
 
 /* Shorthand for the string table. */

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "buf.h"
 #include "escape.h"
@@ -20,15 +21,14 @@ static void md(struct ld_buf *b, const char *s)
 
 static void md_path(struct ld_buf *b, const char *path)
 {
+	/* Escaped as for a terminal (controls, bidi overrides), then made safe
+	 * for a code span, where only backticks and table pipes matter. */
+	char *safe = ld_escape_dup(path ? path : "", LD_ESCAPE_TEXT);
 	ld_buf_putc(b, '`');
-	/* Inside a code span only backticks and table pipes matter. */
-	for (const char *p = path; p && *p; p++) {
-		if (*p == '`' || *p == '|' || (unsigned char)*p < 0x20)
-			ld_buf_putc(b, '?');
-		else
-			ld_buf_putc(b, *p);
-	}
+	for (const char *p = safe ? safe : "?"; *p; p++)
+		ld_buf_putc(b, *p == '`' || *p == '|' ? '?' : *p);
 	ld_buf_putc(b, '`');
+	free(safe);
 }
 
 static void total_row(struct ld_buf *b, const char *name, const struct ld_diff_row *r, bool bytes)
