@@ -13,7 +13,9 @@ import harness
 from harness import EXAMPLES, PYTHON, TempDirCase, diff_json, find, leakdiff, load_snap, source_line
 
 APP = os.path.join(EXAMPLES, "leakyapp")
-ENV = {"PYTHONPATH": EXAMPLES}
+# Retention paths are searched within a time budget; give them room on a
+# loaded CI machine so the path assertions test the search, not the clock.
+ENV = {"PYTHONPATH": EXAMPLES, "LEAKDIFF_PATH_SECONDS": "10"}
 
 
 def module_file(name):

@@ -40,7 +40,7 @@ from . import _heap, _snapshot, _sources, _wire
 VERSION = "0.1.0"
 AGENT_NAME = "leakdiff-python " + VERSION
 ENV_VARS = ("LEAKDIFF_FD", "LEAKDIFF_PIPE", "LEAKDIFF_DEPTH",
-            "LEAKDIFF_SIGNAL", "LEAKDIFF_EVERY")
+            "LEAKDIFF_SIGNAL", "LEAKDIFF_EVERY", "LEAKDIFF_PATH_SECONDS")
 DEFAULT_DEPTH = 16
 MAX_DEPTH = 1024
 LABEL_MAX = 4096
@@ -144,6 +144,16 @@ def read_environment(environ=None, scrub=True):
         except ValueError:
             out["problems"].append("LEAKDIFF_DEPTH=%r is not a number; using %d"
                                    % (raw["LEAKDIFF_DEPTH"], DEFAULT_DEPTH))
+    # The retention-path search is bounded in time; a loaded machine (or a
+    # test that needs the path) may allow it longer.
+    if raw["LEAKDIFF_PATH_SECONDS"] not in (None, ""):
+        try:
+            seconds = float(raw["LEAKDIFF_PATH_SECONDS"])
+            if 0 <= seconds <= 60:
+                _heap.PATH_SECONDS = seconds
+        except ValueError:
+            out["problems"].append("LEAKDIFF_PATH_SECONDS=%r is not a number of seconds"
+                                   % (raw["LEAKDIFF_PATH_SECONDS"],))
     default_signal = getattr(_signal, "SIGUSR2", None)
     if raw["LEAKDIFF_SIGNAL"] in (None, ""):
         out["signal"] = default_signal
