@@ -441,6 +441,10 @@ static int prepare_env(const struct args *a, bool native, const char *agent, int
 
 static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 
+/* Dispositions the recorder found and changed; the target gets them back. */
+static void (*saved_pipe)(int) = SIG_DFL;
+static void (*saved_xfsz)(int) = SIG_DFL;
+
 /*
  * Starts the command. Exec failures come back through a close-on-exec pipe
  * so that "not found" and "cannot execute" get their own exit codes.
@@ -458,6 +462,8 @@ static int spawn(const char *path, char **argv, int wfd, const sigset_t *oldmask
 		return -e;
 	}
 	if (p == 0) {
+		signal(SIGPIPE, saved_pipe == SIG_ERR ? SIG_DFL : saved_pipe);
+		signal(SIGXFSZ, saved_xfsz == SIG_ERR ? SIG_DFL : saved_xfsz);
 		sigprocmask(SIG_SETMASK, oldmask, NULL);
 		/* The write end is the one descriptor the target inherits from us. */
 		fcntl(wfd, F_SETFD, 0);
@@ -543,8 +549,13 @@ static int run(int argc, char **argv)
 		sigaddset(&mask, forwarded[i]);
 	/* kill -USR2 on the recorder asks for a snapshot too: pass it to the agent. */
 	sigaddset(&mask, a.signal);
-	/* A recorder writing into a closed stderr pipe should fail, not die. */
-	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * A recorder writing into a closed stderr pipe, or past RLIMIT_FSIZE,
+	 * must fail with a message, not die. The target gets back the
+	 * dispositions we were started with (see spawn()).
+	 */
+	saved_pipe = signal(SIGPIPE, SIG_IGN);
+	saved_xfsz = signal(SIGXFSZ, SIG_IGN);
 	if (sigprocmask(SIG_BLOCK, &mask, &oldmask) < 0 ||
 	    (sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
 	    pipe2(pfd, O_CLOEXEC) < 0 || prepare_env(&a, native, agent, pfd[1]) < 0) {
