@@ -37,6 +37,9 @@ except ImportError:  # pragma: no cover - every CPython 3.x has it
 
 from . import _heap, _snapshot, _sources, _wire
 
+# atexit handlers run in the thread that imported us at start-up: the main one.
+_main_thread = _thread.get_ident()
+
 VERSION = "0.1.0"
 AGENT_NAME = "leakdiff-python " + VERSION
 ENV_VARS = ("LEAKDIFF_FD", "LEAKDIFF_PIPE", "LEAKDIFF_DEPTH",
@@ -517,6 +520,15 @@ def _at_exit():
     agent = _agent
     if agent is None:
         return
+    # The program is already on its way out: a second Ctrl-C (or the
+    # recorder forwarding a SIGINT the process group already got) must not
+    # cut the at-exit snapshot short. SIGINT is held off for its duration.
+    held = None
+    if _signal is not None and _thread.get_ident() == _main_thread:
+        try:
+            held = _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+        except (ValueError, OSError, TypeError):
+            held = None
     try:
         if agent.live():
             agent.request("exit", "exit")
@@ -524,6 +536,11 @@ def _at_exit():
         pass
     finally:
         agent.finished = True
+        if held is not None:
+            try:
+                _signal.signal(_signal.SIGINT, held)
+            except (ValueError, OSError, TypeError):
+                pass
 
 
 def _after_fork_child():
