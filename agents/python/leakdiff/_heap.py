@@ -443,9 +443,9 @@ class Census:
         self.totals = Map()    # type -> (count, bytes)
         self.skipped = 0       # objects whose type cannot be hashed
 
-    def run(self, agent_files, is_agent_type, lap=None):
+    def _group(self, objs):
+        """Files each object under its type; one loop for a whole batch."""
         groups = self.groups
-        objs = gc.get_objects()
         for obj in objs:
             t = type(obj)
             try:
@@ -458,6 +458,11 @@ class Census:
                 self.skipped += 1
                 continue
             group.append(obj)
+
+    def run(self, agent_files, is_agent_type, lap=None):
+        groups = self.groups
+        objs = gc.get_objects()
+        self._group(objs)
         lists = groups.get(list)
         if lists:
             for i, item in enumerate(lists):
@@ -519,16 +524,7 @@ class Census:
                         by_id.add(key)
                         found.append(obj)
                 del multi, is_value, values, stored
-            for obj in found:
-                t = type(obj)
-                try:
-                    group = groups.get(t)
-                    if group is None:
-                        group = groups[t] = Seq()
-                except Exception:
-                    self.skipped += 1
-                    continue
-                group.append(obj)
+            self._group(found)
             level = Seq(filterfalse(_is_atom, found))
             del found
         del level, by_value, by_id
