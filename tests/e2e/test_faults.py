@@ -17,13 +17,11 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 import textwrap
 import time
-import unittest
 
 import harness
-from harness import PYTHON, TempDirCase, leakdiff, load_snap
+from harness import PYTHON, TempDirCase, load_snap
 
 SANITIZED = bool(os.environ.get("LEAKDIFF_SANITIZED"))
 # Generous: a sanitized recorder, a loaded CI machine.
@@ -63,8 +61,9 @@ _WRITE_SYSCALL = {"x86_64": 1, "aarch64": 64, "riscv64": 64, "ppc64le": 4, "s390
 
 
 def blocked_in_pipe_write(pid):
-    """True when pid sleeps in write(2) on a pipe other than its stdout or
-    stderr: the agent's pipe, while the recorder does not read it."""
+    """True when pid sleeps in write(2) on a pipe. The programs here write
+    nothing else big enough to block, so that is the agent's pipe, full
+    because the recorder does not read it."""
     try:
         with open("/proc/%d/wchan" % pid) as f:
             wchan = f.read().strip()
@@ -97,27 +96,38 @@ class FaultCase(TempDirCase):
         return sorted(p for p in os.listdir(directory or self.tmp) if p.endswith(".snap"))
 
     def spawn(self, out, *cmd, opts=(), env=None, **kw):
-        """Starts `leakdiff record` with pipes on all three streams."""
+        """Starts `leakdiff record` in a session of its own (so that all it
+        started can be killed at the end), pipes on all three streams."""
         args = [harness.LEAKDIFF, "record", "-o", out] + list(opts) + ["--"] + [str(c) for c in cmd]
         p = subprocess.Popen(args, env=clean_env(env), cwd=self.tmp, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                              universal_newlines=True, errors="surrogateescape", **kw)
         self.addCleanup(self._reap, p)
         return p
 
     @staticmethod
     def _reap(p):
-        if p.poll() is None:
-            p.kill()
+        """Kills what is left of a run: the recorder and whatever it started."""
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
         try:
             p.communicate(timeout=30)
         except Exception:
             pass
 
-    def record(self, out, *cmd, opts=(), env=None, timeout=TIMEOUT, **kw):
-        r = harness.run([harness.LEAKDIFF, "record", "-o", out] + list(opts) + ["--"]
-                        + [str(c) for c in cmd], env=env, cwd=self.tmp, timeout=timeout)
-        return r
+    def record(self, out, *cmd, opts=(), env=None, timeout=TIMEOUT):
+        """Runs `leakdiff record` to the end; on timeout kills it and the
+        target (a hung target must not outlive the test) and raises
+        subprocess.TimeoutExpired."""
+        p = self.spawn(out, *cmd, opts=opts, env=env)
+        try:
+            stdout, stderr = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._reap(p)
+            raise
+        return subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
 
     def type_count(self, doc, name):
         return sum(t[1] for t in doc["types"] if doc["strings"][t[0]] == name)
@@ -330,7 +340,7 @@ WAIT_PROGRAM = textwrap.dedent("""\
 class Interrupted(FaultCase):
     def interrupt(self, mode, sig, group=False):
         prog = self.write("wait.py", WAIT_PROGRAM)
-        p = self.spawn("run.snap", PYTHON, prog, mode, start_new_session=True)
+        p = self.spawn("run.snap", PYTHON, prog, mode)
         self.assertEqual(p.stdout.readline(), "ready\n")
         wait_for(lambda: os.path.exists(self.path("run.1.snap")), 60, "run.1.snap")
         if group:
@@ -417,7 +427,7 @@ class Interrupted(FaultCase):
                 with self.subTest(signal=sig, attempt=attempt):
                     for name in self.snaps():
                         os.unlink(self.path(name))
-                    p = self.spawn("run.snap", PYTHON, prog, int(sig), start_new_session=True)
+                    p = self.spawn("run.snap", PYTHON, prog, int(sig))
                     self.assertEqual(p.stdout.readline(), "ready\n")
                     wait_for(lambda: os.path.exists(self.path("run.1.snap")), 60, "run.1.snap")
                     os.killpg(p.pid, sig)
@@ -603,9 +613,9 @@ class Concurrency(FaultCase):
             print("finished", flush=True)
             """))
         try:
-            r = self.record(self.path("run.snap"), PYTHON, prog, opts=["--every=50ms"], timeout=60)
+            r = self.record(self.path("run.snap"), PYTHON, prog, opts=["--every=50ms"], timeout=45)
         except subprocess.TimeoutExpired:
-            self.fail("a 2-second program did not finish in 60 s under --every=50ms: %d snapshots "
+            self.fail("a 2-second program did not finish in 45 s under --every=50ms: %d snapshots "
                       "written meanwhile" % len(self.snaps()))
         self.assertEqual((r.returncode, r.stdout), (0, "finished\n"), r.stderr)
 
@@ -616,9 +626,9 @@ class Concurrency(FaultCase):
         opts = ["--every=%s" % every] if every else []
         try:
             r = self.record(self.path("run.snap"), PYTHON, prog, "api" if api else "-", opts=opts,
-                            timeout=150)
+                            timeout=100)
         except subprocess.TimeoutExpired:
-            self.fail("deadlock or livelock: no exit in 150 s, %d snapshots written meanwhile"
+            self.fail("deadlock or livelock: no exit in 100 s, %d snapshots written meanwhile"
                       % len(self.snaps()))
         self.assertEqual(r.returncode, 5, r.stderr)
         self.assertEqual(r.stdout, "12000 True True\n")
