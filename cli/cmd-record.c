@@ -260,7 +260,9 @@ static int on_event(void *ctx, const struct ld_wire_event *ev)
 		return 0;
 	case LD_WIRE_SNAPSHOT:
 		r = on_snapshot(rec, ev);
-		rec->requested = false;
+		/* Only a signal snapshot answers the timer's request, not an API one. */
+		if (strcmp(ev->trigger, "signal") == 0)
+			rec->requested = false;
 		return r;
 	case LD_WIRE_LOG:
 		ld_cli_error("agent", "%s", ev->message);

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "array.h"
 #include "hashmap.h"
@@ -373,6 +374,10 @@ int ld_symbolizer_add(struct ld_symbolizer *s, const struct ld_module *mods, siz
 		struct mod *m = &s->mods[k];
 		if (m->path[0] != '/')
 			continue; /* [vdso] and the like: no file to read */
+		/* Only regular files: a FIFO named in the document would block open(). */
+		struct stat st;
+		if (stat(m->path, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
 		m->dm = dwfl_report_elf(s->dwfl, m->path, m->path, -1, m->bias, false);
 	}
 	dwfl_report_end(s->dwfl, NULL, NULL);

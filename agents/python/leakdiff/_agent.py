@@ -321,7 +321,10 @@ class Agent:
         self.lock.acquire()
         try:
             if self.busy:
-                if (label, trigger) not in self.pending:
+                # A signal that lands during a snapshot asks for what is
+                # being taken already: queueing it could keep the program
+                # in its handler forever when snapshots outlast --every.
+                if trigger != "signal" and (label, trigger) not in self.pending:
                     self.pending.append((label, trigger))
                 return None
             self.busy = True
@@ -520,15 +523,19 @@ def _at_exit():
     agent = _agent
     if agent is None:
         return
-    # The program is already on its way out: a second Ctrl-C (or the
-    # recorder forwarding a SIGINT the process group already got) must not
-    # cut the at-exit snapshot short. SIGINT is held off for its duration.
-    held = None
+    # The program is already on its way out: a second Ctrl-C or kill (or the
+    # recorder forwarding a signal the process group already got) must not
+    # cut the at-exit snapshot short. Those signals are held off meanwhile.
+    held = []
     if _signal is not None and _thread.get_ident() == _main_thread:
-        try:
-            held = _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
-        except (ValueError, OSError, TypeError):
-            held = None
+        for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"):
+            num = getattr(_signal, name, None)
+            if num is None:
+                continue
+            try:
+                held.append((num, _signal.signal(num, _signal.SIG_IGN)))
+            except (ValueError, OSError, TypeError):
+                pass
     try:
         if agent.live():
             agent.request("exit", "exit")
@@ -536,9 +543,9 @@ def _at_exit():
         pass
     finally:
         agent.finished = True
-        if held is not None:
+        for num, handler in held:
             try:
-                _signal.signal(_signal.SIGINT, held)
+                _signal.signal(num, handler)
             except (ValueError, OSError, TypeError):
                 pass
 
