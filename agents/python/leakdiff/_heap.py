@@ -547,12 +547,7 @@ class Census:
         merged = Map()
         for t, (count, size) in self.totals.items():
             name = type_name(t)
-            prev = merged.get(name)
-            if prev is None:
-                merged[name] = [count, size]
-            else:
-                prev[0] += count
-                prev[1] += size
+            add_counts(merged, name, count, size)
         return [(n, c, b) for n, (c, b) in merged.items()]
 
 
@@ -874,20 +869,14 @@ def retention_paths(namespaces, targets, skip, names, deadline):
                         for kid in kids[start:start + PATH_FANOUT]:
                             t = type(kid)
                             if t in want:
-                                k = id(kid)
-                                parent[k] = (pid, None, kid, True)
-                                found[t] = _path_of(parent, k, names)
-                                want = _without(want, t)
+                                want = _reached(parent, found, want, pid, kid, t, names)
                         if not want:
                             break
                         continue
                     for kid in kids[:PATH_FANOUT]:
                         t = type(kid)
                         if t in want:
-                            k = id(kid)
-                            parent[k] = (pid, None, kid, True)
-                            found[t] = _path_of(parent, k, names)
-                            want = _without(want, t)
+                            want = _reached(parent, found, want, pid, kid, t, names)
                             continue
                         if not room or _atom_type(t):
                             continue
@@ -904,6 +893,25 @@ def retention_paths(namespaces, targets, skip, names, deadline):
             depth += 1
         del parent, level
     return found
+
+
+def add_counts(merged, key, count, size):
+    """Adds count and size to merged[key], a [count, size] pair."""
+    prev = merged.get(key)
+    if prev is None:
+        merged[key] = [count, size]
+    else:
+        prev[0] += count
+        prev[1] += size
+
+
+def _reached(parent, found, want, pid, kid, t, names):
+    """Records the path to kid, an instance of a wanted type t; returns what
+    is still wanted."""
+    k = id(kid)
+    parent[k] = (pid, None, kid, True)
+    found[t] = _path_of(parent, k, names)
+    return _without(want, t)
 
 
 def _without(items, item):

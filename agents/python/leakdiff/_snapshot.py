@@ -173,13 +173,7 @@ class Builder:
             ix = type_ix.get(tname)
             if ix is None:
                 continue
-            key = (ix, tuple(tables.traceback(frames)))
-            prev = merged.get(key)
-            if prev is None:
-                merged[key] = [count, size]
-            else:
-                prev[0] += count
-                prev[1] += size
+            _heap.add_counts(merged, (ix, tuple(tables.traceback(frames))), count, size)
         for (ix, tb), (count, size) in merged.items():
             ts_rows.append([ix, count, size, list(tb)])
         ts_rows.sort(key=lambda row: (row[0], -row[1]))
@@ -374,12 +368,6 @@ class Builder:
             if not frames or dropped(frames):
                 continue
             key = frames if len(frames) <= MAX_FRAMES else frames[:MAX_FRAMES]
-            count, size = len(sizes), sum(sizes)
-            prev = merged.get(key)
-            if prev is None:
-                merged[key] = [count, size]
-            else:
-                prev[0] += count
-                prev[1] += size
+            _heap.add_counts(merged, key, len(sizes), sum(sizes))
         by_tb.clear()
         return [(frames, c, b) for frames, (c, b) in merged.items()]
