@@ -54,7 +54,7 @@ static const struct argp_option options[] = {
 	{ "depth", OPT_DEPTH, "N", 0, "Record up to N frames per allocation traceback (default 16)", 0 },
 	{ "every", OPT_EVERY, "DURATION", 0, "Also take a snapshot every DURATION (e.g. 500ms, 10s, 5m)", 0 },
 	{ "signal", OPT_SIGNAL, "SIGNAL", 0, "Signal that asks the target for a snapshot (default USR2)", 0 },
-	{ "sample", OPT_SAMPLE, "BYTES", 0, "Native programs: sample allocations, on average one per BYTES "
+	{ "sample", OPT_SAMPLE, "BYTES", 0, "Sample allocations, on average one per BYTES "
 	  "allocated (e.g. 512KiB), and estimate counts and bytes, for low overhead on busy programs "
 	  "(default: exact tracking)", 0 },
 	{ "quiet", 'q', 0, 0, "Do not print the name of each snapshot written", 0 },
@@ -384,6 +384,18 @@ static int python_agent_dir(char *out, size_t n)
 	return dir_has(out, "leakdiff/_agent.py") && dir_has(out, "boot/sitecustomize.py") ? 0 : -1;
 }
 
+/* The Python agent's optional C accelerators; a missing directory is fine. */
+static void python_ext_dir(char *out, size_t n)
+{
+	const char *env = getenv("LEAKDIFF_AGENT_DIR");
+	if (env && *env)
+		snprintf(out, n, "%s/python/ext", env);
+	else if (from_build_tree())
+		snprintf(out, n, "%s/agents/python/ext", LD_BUILD_DIR);
+	else
+		snprintf(out, n, "%s/python/ext", LD_AGENT_DIR);
+}
+
 static int native_agent_path(char *out, size_t n)
 {
 	const char *env = getenv("LEAKDIFF_AGENT_DIR");
@@ -431,9 +443,13 @@ static int prepare_env(const struct args *a, bool native, const char *agent, int
 		r |= setenv("PYTHONMALLOC", "malloc", 0);
 		/* Symbolisation reads local files only; never fetch debug info. */
 		unsetenv("DEBUGINFOD_URLS");
-		if (a->sample)
-			r |= setenv_num("LEAKDIFF_SAMPLE", (long long)a->sample);
+	} else {
+		char ext[PATH_MAX];
+		python_ext_dir(ext, sizeof(ext));
+		r |= setenv("LEAKDIFF_EXT_DIR", ext, 1);
 	}
+	if (a->sample)
+		r |= setenv_num("LEAKDIFF_SAMPLE", (long long)a->sample);
 	r |= setenv(var, pp, 1) | setenv_num("LEAKDIFF_FD", wfd) |
 		setenv("LEAKDIFF_PIPE", pipe_id, 1) | setenv_num("LEAKDIFF_DEPTH", a->depth) |
 		setenv_num("LEAKDIFF_SIGNAL", a->signal);
@@ -527,11 +543,6 @@ static int run(int argc, char **argv)
 		}
 	}
 	bool native = a.runtime == RT_NATIVE || (a.runtime == RT_AUTO && !python);
-	if (a.sample && !native) {
-		ld_cli_error(a.cmd[0], "--sample is for native programs; the Python agent tracks exactly");
-		free(path);
-		return LD_EXIT_RECORDER;
-	}
 	char agent[PATH_MAX];
 	if (native ? native_agent_path(agent, sizeof(agent)) < 0 : python_agent_dir(agent, sizeof(agent)) < 0) {
 		ld_cli_error(NULL, "cannot find the %s agent at %s (set LEAKDIFF_AGENT_DIR)",

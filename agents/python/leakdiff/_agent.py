@@ -43,7 +43,8 @@ _main_thread = _thread.get_ident()
 VERSION = "0.1.0"
 AGENT_NAME = "leakdiff-python " + VERSION
 ENV_VARS = ("LEAKDIFF_FD", "LEAKDIFF_PIPE", "LEAKDIFF_DEPTH",
-            "LEAKDIFF_SIGNAL", "LEAKDIFF_EVERY", "LEAKDIFF_PATH_SECONDS")
+            "LEAKDIFF_SIGNAL", "LEAKDIFF_EVERY", "LEAKDIFF_PATH_SECONDS",
+            "LEAKDIFF_EXT_DIR", "LEAKDIFF_SAMPLE", "LEAKDIFF_PURE")
 DEFAULT_DEPTH = 16
 MAX_DEPTH = 1024
 LABEL_MAX = 4096
@@ -65,6 +66,31 @@ if sys.version_info[:2] == (3, 11) and sys.implementation.name == "cpython":
         del _lookup
     except Exception:
         _BY_ADDRESS = None
+
+
+def load_extension(directory, name):
+    """Load the C accelerator ``name`` (``_census``, ``_sampler``) built for
+    this interpreter from ``directory``; None when there is none or it does
+    not load.  Loaded by path so that nothing is added to sys.path."""
+    if not directory:
+        return None
+    try:
+        # importlib.util would import contextlib and more into the program.
+        from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader, ModuleSpec
+        for suffix in EXTENSION_SUFFIXES:
+            path = os.path.join(directory, name + suffix)
+            if not os.path.isfile(path):
+                continue
+            fullname = "leakdiff." + name
+            loader = ExtensionFileLoader(fullname, path)
+            spec = ModuleSpec(fullname, loader, origin=path)
+            module = loader.create_module(spec)
+            loader.exec_module(module)
+            sys.modules[fullname] = module
+            return module
+    except Exception:
+        return None
+    return None
 
 
 def _not_json(obj):
@@ -157,6 +183,16 @@ def read_environment(environ=None, scrub=True):
         except ValueError:
             out["problems"].append("LEAKDIFF_PATH_SECONDS=%r is not a number of seconds"
                                    % (raw["LEAKDIFF_PATH_SECONDS"],))
+    # C accelerators: where the recorder says they are, unless a test asks
+    # for the pure-Python agent.
+    out["ext_dir"] = None if raw["LEAKDIFF_PURE"] else (raw["LEAKDIFF_EXT_DIR"] or None)
+    out["sample"] = 0
+    if raw["LEAKDIFF_SAMPLE"] not in (None, ""):
+        try:
+            out["sample"] = max(int(raw["LEAKDIFF_SAMPLE"]), 0)
+        except ValueError:
+            out["problems"].append("LEAKDIFF_SAMPLE=%r is not a number of bytes; tracking exactly"
+                                   % (raw["LEAKDIFF_SAMPLE"],))
     default_signal = getattr(_signal, "SIGUSR2", None)
     if raw["LEAKDIFF_SIGNAL"] in (None, ""):
         out["signal"] = default_signal
