@@ -1,16 +1,536 @@
 /*
- * _sampler: sampled allocation tracking on the PEP 445 hooks (placeholder module; the
- * agent falls back to its exact tracemalloc mode while it defines nothing).
+ * _sampler: a Poisson sample of a Python program's heap, taken on the PEP 445
+ * allocator hooks, for `leakdiff record --sample` (see _sampled.py).
+ *
+ * start() wraps the allocators of the MEM and OBJ domains. Both are only
+ * called with the GIL held, so the GIL is the lock of everything here. RAW is
+ * left alone: it runs without the GIL, and the interpreter keeps little of
+ * the program's data there.
+ *
+ * Picking: the gaps between picked bytes are exponential with mean MEAN, so
+ * a block of n bytes is picked with probability p = 1 - exp(-n / MEAN)
+ * whatever came before it (the countdown to the next pick is memoryless).
+ * A block that is not picked costs one compare and one subtraction. A
+ * picked one costs a walk of at most DEPTH Python frames, done on the
+ * interpreter's own frame records so that nothing is allocated (creating
+ * frame objects there could even start a collection inside malloc), the
+ * interning of that stack, and an entry in the live table, keyed by
+ * address, so that its free or realloc is seen. Stacks keep (code object,
+ * instruction offset) pairs with a reference to each code object; line
+ * numbers are worked out only when a snapshot asks for them.
+ *
+ * sites() sums the live picked blocks by stack: each stands for 1/p blocks
+ * and n/p bytes, so the sums are unbiased estimates of what is live.
+ *
+ * The tables live in memory from the C library's malloc, which does not go
+ * through the hooks, and are never freed. Frame walking needs the
+ * interpreter's internal frame layout, known here for CPython 3.9 to 3.13
+ * with the GIL; on anything else the module refuses to load and the agent
+ * tracks exactly.
  */
+#include <patchlevel.h>
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000
+#define Py_BUILD_CORE_MODULE 1
+#endif
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-static struct PyModuleDef census_module = {
-	PyModuleDef_HEAD_INIT, "_sampler", NULL, -1, NULL,
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#if defined(Py_GIL_DISABLED) || PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x030E0000
+#define LD_SUPPORTED 0
+#else
+#define LD_SUPPORTED 1
+#endif
+
+#if LD_SUPPORTED && PY_VERSION_HEX >= 0x030B0000
+#include <internal/pycore_frame.h>
+#elif LD_SUPPORTED
+#include <frameobject.h>
+#endif
+
+#if LD_SUPPORTED
+#define MAX_DEPTH 1024
+
+struct frame_ref {
+	PyCodeObject *code; /* one reference held per stack */
+	int offset;         /* in bytes, as PyCode_Addr2Line wants it */
 };
+
+struct stack {
+	uint64_t hash;
+	uint32_t depth;
+	struct frame_ref frames[];
+};
+
+struct slot {
+	uintptr_t ptr; /* 0: empty */
+	size_t size;
+	uint32_t stack;
+};
+
+struct domain {
+	PyMemAllocatorEx orig;
+};
+
+static struct {
+	int installed;
+	int on;           /* 0 after stop(): the hooks only pass calls on */
+	int depth;
+	double mean;
+	int64_t left;     /* bytes to go before the next pick */
+	uint64_t rng;
+	/* live picked blocks: open addressing, linear probing, backward-shift deletion */
+	struct slot *slots;
+	size_t mask, live;
+	/* interned stacks: ids index `stacks`; `index` maps hashes to ids (0 empty) */
+	struct stack **stacks;
+	uint32_t nstacks, cap_stacks;
+	uint32_t *index;
+	size_t index_mask;
+	uint64_t picked;  /* blocks ever picked */
+	uint64_t dropped; /* picks not recorded for want of memory */
+	struct domain mem, obj;
+} S;
+
+static struct frame_ref scratch[MAX_DEPTH];
+
+/* The finaliser of MurmurHash3. */
+static inline uint64_t mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64_C(0xc4ceb9fe1a85ec53);
+	h ^= h >> 33;
+	return h;
+}
+
+/* ------------------------------------------------------------ picking */
+
+/*
+ * The next gap, rounded up: a block of n bytes is then picked exactly when
+ * the exponential gap is at most n, so p is 1 - exp(-n / mean) on the dot.
+ */
+static int64_t next_gap(void)
+{
+	uint64_t x = S.rng;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	S.rng = x;
+	double u = ((double)(x >> 11) + 0.5) * 0x1.0p-53; /* (0, 1) */
+	double gap = ceil(-log(u) * S.mean);
+	return gap < 1 ? 1 : gap > 0x1.0p62 ? INT64_C(1) << 62 : (int64_t)gap;
+}
+
+static inline int pick(size_t size)
+{
+	if ((uint64_t)size < (uint64_t)S.left) {
+		S.left -= (int64_t)size;
+		return 0;
+	}
+	S.left = next_gap();
+	return 1;
+}
+
+/* ------------------------------------------------------------ stacks */
+
+/* Fills scratch with the innermost frames of this thread; allocates nothing. */
+static uint32_t walk(void)
+{
+	PyThreadState *ts = _PyThreadState_UncheckedGet();
+	uint32_t n = 0, depth = (uint32_t)S.depth;
+	if (!ts)
+		return 0;
+#if PY_VERSION_HEX >= 0x030D0000
+	for (_PyInterpreterFrame *f = ts->current_frame; f && n < depth; f = f->previous) {
+		if (_PyFrame_IsIncomplete(f) || !PyCode_Check(f->f_executable))
+			continue;
+		scratch[n].code = _PyFrame_GetCode(f);
+		scratch[n].offset = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+		n++;
+	}
+#elif PY_VERSION_HEX >= 0x030B0000
+	for (_PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL; f && n < depth;
+	     f = f->previous) {
+#if PY_VERSION_HEX >= 0x030C0000
+		if (f->owner == FRAME_OWNED_BY_CSTACK)
+			continue;
+#endif
+		if (_PyFrame_IsIncomplete(f))
+			continue;
+		scratch[n].code = f->f_code;
+		scratch[n].offset = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+		n++;
+	}
+#else
+	for (PyFrameObject *f = ts->frame; f && n < depth; f = f->f_back) {
+		scratch[n].code = f->f_code;
+#if PY_VERSION_HEX >= 0x030A0000
+		scratch[n].offset = f->f_lasti * (int)sizeof(_Py_CODEUNIT);
+#else
+		scratch[n].offset = f->f_lasti;
+#endif
+		n++;
+	}
+#endif
+	return n;
+}
+
+static uint64_t stack_hash(uint32_t n)
+{
+	uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ n;
+	for (uint32_t i = 0; i < n; i++)
+		h = mix64(h ^ (uint64_t)(uintptr_t)scratch[i].code ^ ((uint64_t)(uint32_t)scratch[i].offset << 48)) + i;
+	return h ? h : 1;
+}
+
+static int index_grow(void)
+{
+	size_t ncap = S.index ? (S.index_mask + 1) * 2 : 1024;
+	uint32_t *ix = calloc(ncap, sizeof(*ix));
+	if (!ix)
+		return -1;
+	for (size_t i = 0; S.index && i <= S.index_mask; i++) {
+		uint32_t id = S.index[i];
+		if (!id)
+			continue;
+		size_t j = (size_t)S.stacks[id]->hash & (ncap - 1);
+		while (ix[j])
+			j = (j + 1) & (ncap - 1);
+		ix[j] = id;
+	}
+	free(S.index);
+	S.index = ix;
+	S.index_mask = ncap - 1;
+	return 0;
+}
+
+/* The id of the stack in scratch[0..n), interned on first sight; 0 on failure. */
+static uint32_t intern(uint32_t n)
+{
+	uint64_t h = stack_hash(n);
+	if (S.index) {
+		for (size_t j = (size_t)h & S.index_mask; S.index[j]; j = (j + 1) & S.index_mask) {
+			struct stack *s = S.stacks[S.index[j]];
+			if (s->hash == h && s->depth == n && !memcmp(s->frames, scratch, n * sizeof(*scratch)))
+				return S.index[j];
+		}
+	}
+	if (!S.index || (size_t)(S.nstacks + 1) * 2 > S.index_mask + 1) {
+		if (index_grow() < 0)
+			return 0;
+	}
+	if (S.nstacks + 1 >= S.cap_stacks) {
+		uint32_t ncap = S.cap_stacks ? S.cap_stacks * 2 : 256;
+		struct stack **v = realloc(S.stacks, ncap * sizeof(*v));
+		if (!v)
+			return 0;
+		S.stacks = v;
+		S.cap_stacks = ncap;
+	}
+	struct stack *s = malloc(sizeof(*s) + n * sizeof(*scratch));
+	if (!s)
+		return 0;
+	s->hash = h;
+	s->depth = n;
+	memcpy(s->frames, scratch, n * sizeof(*scratch));
+	for (uint32_t i = 0; i < n; i++)
+		Py_INCREF((PyObject *)s->frames[i].code);
+	uint32_t id = ++S.nstacks;
+	S.stacks[id] = s;
+	size_t j = (size_t)h & S.index_mask;
+	while (S.index[j])
+		j = (j + 1) & S.index_mask;
+	S.index[j] = id;
+	return id;
+}
+
+/* ------------------------------------------------------------ live table */
+
+static inline size_t slot_of(uintptr_t p, size_t mask)
+{
+	return (size_t)(((uint64_t)p >> 4) * UINT64_C(0x9e3779b97f4a7c15) >> 20) & mask;
+}
+
+static int live_resize(size_t ncap)
+{
+	struct slot *v = calloc(ncap, sizeof(*v));
+	if (!v)
+		return -1;
+	for (size_t i = 0; S.slots && i <= S.mask; i++) {
+		if (!S.slots[i].ptr)
+			continue;
+		size_t j = slot_of(S.slots[i].ptr, ncap - 1);
+		while (v[j].ptr)
+			j = (j + 1) & (ncap - 1);
+		v[j] = S.slots[i];
+	}
+	free(S.slots);
+	S.slots = v;
+	S.mask = ncap - 1;
+	return 0;
+}
+
+static void live_put(void *ptr, size_t size, uint32_t stack)
+{
+	if (!S.slots || (S.live + 1) * 2 > S.mask + 1) {
+		if (live_resize(S.slots ? (S.mask + 1) * 2 : 256) < 0) {
+			S.dropped++;
+			return;
+		}
+	}
+	size_t j = slot_of((uintptr_t)ptr, S.mask);
+	while (S.slots[j].ptr && S.slots[j].ptr != (uintptr_t)ptr)
+		j = (j + 1) & S.mask;
+	if (!S.slots[j].ptr)
+		S.live++;
+	S.slots[j].ptr = (uintptr_t)ptr;
+	S.slots[j].size = size;
+	S.slots[j].stack = stack;
+}
+
+/* Forgets ptr if it was picked: the check every free pays while blocks are live. */
+static inline void live_drop(void *ptr)
+{
+	if (!S.live || !ptr)
+		return;
+	size_t mask = S.mask, i = slot_of((uintptr_t)ptr, mask);
+	while (S.slots[i].ptr != (uintptr_t)ptr) {
+		if (!S.slots[i].ptr)
+			return;
+		i = (i + 1) & mask;
+	}
+	/* Backward-shift deletion: pull later entries of the run into the hole. */
+	size_t hole = i;
+	for (size_t j = (i + 1) & mask; S.slots[j].ptr; j = (j + 1) & mask) {
+		size_t home = slot_of(S.slots[j].ptr, mask);
+		if (((j - home) & mask) >= ((j - hole) & mask)) {
+			S.slots[hole] = S.slots[j];
+			hole = j;
+		}
+	}
+	S.slots[hole].ptr = 0;
+	S.live--;
+}
+
+/* ------------------------------------------------------------ hooks */
+
+static void record(void *ptr, size_t size)
+{
+	S.picked++;
+	uint32_t id = intern(walk());
+	if (!id) {
+		S.dropped++;
+		return;
+	}
+	live_put(ptr, size, id);
+}
+
+static void *hook_malloc(void *ctx, size_t size)
+{
+	struct domain *d = ctx;
+	void *p = d->orig.malloc(d->orig.ctx, size);
+	if (S.on && p && pick(size))
+		record(p, size);
+	return p;
+}
+
+static void *hook_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+	struct domain *d = ctx;
+	void *p = d->orig.calloc(d->orig.ctx, nelem, elsize);
+	size_t size;
+	if (S.on && p && !__builtin_mul_overflow(nelem, elsize, &size) && pick(size))
+		record(p, size);
+	return p;
+}
+
+/*
+ * The resized block is a new block of its new size: picked afresh, so a
+ * live block of n bytes was always picked with probability p(n).
+ */
+static void *hook_realloc(void *ctx, void *ptr, size_t size)
+{
+	struct domain *d = ctx;
+	void *p = d->orig.realloc(d->orig.ctx, ptr, size);
+	if (!S.on || !p)
+		return p;
+	live_drop(ptr);
+	if (pick(size))
+		record(p, size);
+	return p;
+}
+
+static void hook_free(void *ctx, void *ptr)
+{
+	struct domain *d = ctx;
+	if (S.on)
+		live_drop(ptr);
+	d->orig.free(d->orig.ctx, ptr);
+}
+
+static void install(PyMemAllocatorDomain which, struct domain *d)
+{
+	PyMemAllocatorEx hook = { d, hook_malloc, hook_calloc, hook_realloc, hook_free };
+	PyMem_GetAllocator(which, &d->orig);
+	PyMem_SetAllocator(which, &hook);
+}
+
+/* ------------------------------------------------------------ module */
+
+static PyObject *sampler_start(PyObject *self, PyObject *args)
+{
+	(void)self;
+	double mean;
+	int depth;
+	if (!PyArg_ParseTuple(args, "di:start", &mean, &depth))
+		return NULL;
+	if (!(mean >= 1) || depth < 1 || depth > MAX_DEPTH) {
+		PyErr_SetString(PyExc_ValueError, "start() wants a mean of at least 1 byte and a depth from 1 to 1024");
+		return NULL;
+	}
+	if (S.installed) {
+		PyErr_SetString(PyExc_RuntimeError, "the sampler is already installed");
+		return NULL;
+	}
+	S.mean = mean;
+	S.depth = depth;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	S.rng = mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&ts) | 1;
+	S.left = next_gap();
+	S.installed = 1;
+	S.on = 1;
+	install(PYMEM_DOMAIN_MEM, &S.mem);
+	install(PYMEM_DOMAIN_OBJ, &S.obj);
+	Py_RETURN_NONE;
+}
+
+/*
+ * The hooks stay in place (another hook may have wrapped them since) but
+ * only pass calls on from now.
+ */
+static PyObject *sampler_stop(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	S.on = 0;
+	Py_RETURN_NONE;
+}
+
+static PyObject *sampler_is_on(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	return PyBool_FromLong(S.on);
+}
+
+struct acc {
+	double count, bytes;
+	uint64_t seen;
+};
+
+/* A tuple ((filename, line), ...) for stack id, innermost frame first. */
+static PyObject *frames_of(uint32_t id)
+{
+	struct stack *s = S.stacks[id];
+	PyObject *t = PyTuple_New(s->depth);
+	if (!t)
+		return NULL;
+	for (uint32_t i = 0; i < s->depth; i++) {
+		PyCodeObject *code = s->frames[i].code;
+		int line = PyCode_Addr2Line(code, s->frames[i].offset);
+		PyObject *f = Py_BuildValue("(Oi)", code->co_filename, line < 0 ? 0 : line);
+		if (!f) {
+			Py_DECREF(t);
+			return NULL;
+		}
+		PyTuple_SET_ITEM(t, i, f);
+	}
+	return t;
+}
+
+/*
+ * [(frames, est_count, est_bytes, picked)] for every stack with live picked
+ * blocks. The live table is summed into memory of our own first, so that
+ * the Python objects built afterwards (which go through the hooks) cannot
+ * change it under the walk.
+ */
+static PyObject *sampler_sites(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	uint32_t n = S.nstacks;
+	struct acc *acc = calloc((size_t)n + 1, sizeof(*acc));
+	if (!acc)
+		return PyErr_NoMemory();
+	for (size_t i = 0; S.slots && i <= S.mask; i++) {
+		const struct slot *sl = &S.slots[i];
+		if (!sl->ptr || sl->stack > n || !sl->size)
+			continue;
+		double w = -1.0 / expm1(-(double)sl->size / S.mean);
+		acc[sl->stack].count += w;
+		acc[sl->stack].bytes += w * (double)sl->size;
+		acc[sl->stack].seen++;
+	}
+	PyObject *out = PyList_New(0);
+	for (uint32_t id = 1; out && id <= n; id++) {
+		if (!acc[id].seen)
+			continue;
+		PyObject *frames = frames_of(id);
+		PyObject *row = frames ? Py_BuildValue("(NddK)", frames, acc[id].count, acc[id].bytes,
+						       (unsigned long long)acc[id].seen)
+				       : NULL;
+		if (!row || PyList_Append(out, row) < 0)
+			Py_CLEAR(out);
+		Py_XDECREF(row);
+	}
+	free(acc);
+	return out;
+}
+
+static PyObject *sampler_stats(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	return Py_BuildValue("{sdsisKsKsKsK}", "mean", S.mean, "depth", S.depth,
+			     "live", (unsigned long long)S.live, "stacks", (unsigned long long)S.nstacks,
+			     "picked", (unsigned long long)S.picked, "dropped", (unsigned long long)S.dropped);
+}
+
+static PyMethodDef sampler_methods[] = {
+	{ "start", sampler_start, METH_VARARGS,
+	  "start(mean_bytes, depth): wrap the MEM and OBJ allocators and pick blocks, on average one "
+	  "byte in mean_bytes, keeping up to depth frames each." },
+	{ "stop", sampler_stop, METH_NOARGS, "stop(): pick nothing more; the hooks only pass calls on." },
+	{ "is_on", sampler_is_on, METH_NOARGS, "is_on(): True between start() and stop()." },
+	{ "sites", sampler_sites, METH_NOARGS,
+	  "sites(): [(frames, est_count, est_bytes, picked)] of the live picked blocks by stack; "
+	  "frames are (filename, line) pairs, innermost first." },
+	{ "stats", sampler_stats, METH_NOARGS, "stats(): counters of the sampler, for tests." },
+	{ NULL, NULL, 0, NULL },
+};
+
+static struct PyModuleDef sampler_module = {
+	PyModuleDef_HEAD_INIT, "_sampler",
+	"Sampled allocation sites on the PEP 445 allocator hooks (leakdiff record --sample).", -1,
+	sampler_methods,
+};
+#endif /* LD_SUPPORTED */
 
 PyMODINIT_FUNC PyInit__sampler(void);
 PyMODINIT_FUNC PyInit__sampler(void)
 {
-	return PyModule_Create(&census_module);
+#if !LD_SUPPORTED
+	PyErr_SetString(PyExc_ImportError, "_sampler does not know the frames of this interpreter");
+	return NULL;
+#else
+	return PyModule_Create(&sampler_module);
+#endif
 }
