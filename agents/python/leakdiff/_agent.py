@@ -35,7 +35,7 @@ try:
 except ImportError:  # pragma: no cover - every CPython 3.x has it
     _tm_module = None
 
-from . import _heap, _snapshot, _sources, _wire
+from . import _heap, _sampled, _snapshot, _sources, _wire
 
 # atexit handlers run in the thread that imported us at start-up: the main one.
 _main_thread = _thread.get_ident()
@@ -675,7 +675,9 @@ def start(config=None, boot_file=None):
         agent.note(problem)
 
     tm = agent.tm
-    if tm.mod is None:
+    if _sampled.start(agent, config, load_extension, agent.python_version):
+        pass    # sites from the sampler (--sample); tracemalloc stays off
+    elif tm.mod is None:
         agent.note("tracemalloc is not available; allocation sites are not recorded")
     elif tm.is_tracing():
         agent.depth = tm.get_traceback_limit()
