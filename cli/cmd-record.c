@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -158,6 +159,8 @@ struct recorder {
 	struct ld_symbolizer *sym; /* native: reused across snapshots */
 	bool requested;   /* a timed snapshot was asked for and has not arrived */
 	bool exit_failed; /* the at-exit snapshot came but could not be written */
+	bool own_group;   /* the command runs in a process group of its own */
+	bool pipe_closed; /* every write end was closed while the command ran */
 	int written, failed_writes;
 	const char *exit_path;
 };
@@ -467,8 +470,30 @@ static void (*saved_xfsz)(int) = SIG_DFL;
  * Starts the command. Exec failures come back through a close-on-exec pipe
  * so that "not found" and "cannot execute" get their own exit codes.
  */
-static int spawn(const char *path, char **argv, int wfd, const sigset_t *oldmask, pid_t *pid)
+/*
+ * Whether this process has a controlling terminal. At a terminal the
+ * command stays in the recorder's process group, the shell's job, so that
+ * the keyboard's signals and job control (Ctrl-Z, fg, reading the tty) work
+ * on it as they would without leakdiff. Without one (CI jobs, services,
+ * scripts run under setsid) nothing needs that group, and giving the
+ * command one of its own is what makes "kill -TERM -PGID" reach it exactly
+ * once: the kernel delivers it to the recorder only, which forwards it;
+ * with a shared group the command would get the kernel's copy and the
+ * recorder's, and the recorder cannot tell a group kill from a direct one.
+ */
+static bool has_controlling_tty(void)
 {
+	int fd = open("/dev/tty", O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+static int spawn(const char *path, char **argv, int wfd, const sigset_t *oldmask, bool own_group,
+		 pid_t *pid)
+{
+	pid_t parent = getpid();
 	int ep[2];
 	if (pipe2(ep, O_CLOEXEC) < 0)
 		return -errno;
@@ -480,6 +505,17 @@ static int spawn(const char *path, char **argv, int wfd, const sigset_t *oldmask
 		return -e;
 	}
 	if (p == 0) {
+		if (own_group) {
+			setpgid(0, 0);
+			/*
+			 * Out of the recorder's group, a kill -9 of that group would
+			 * no longer reach the command: let the recorder's death do it,
+			 * so a cancelled CI job leaves nothing running.
+			 */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent)
+				_exit(LD_EXIT_RECORDER);
+		}
 		signal(SIGPIPE, saved_pipe == SIG_ERR ? SIG_DFL : saved_pipe);
 		signal(SIGXFSZ, saved_xfsz == SIG_ERR ? SIG_DFL : saved_xfsz);
 		sigprocmask(SIG_SETMASK, oldmask, NULL);
@@ -491,6 +527,8 @@ static int spawn(const char *path, char **argv, int wfd, const sigset_t *oldmask
 		(void)ignored;
 		_exit(127);
 	}
+	if (own_group)
+		setpgid(p, p); /* also here: whichever of the two runs first */
 	close(ep[1]);
 	int e = 0;
 	ssize_t n;
@@ -504,6 +542,38 @@ static int spawn(const char *path, char **argv, int wfd, const sigset_t *oldmask
 	}
 	*pid = p;
 	return 0;
+}
+
+/*
+ * Called when the agent's pipe reaches end of file before the command has
+ * been reaped: did the command close the pipe while running (a daemon that
+ * closes descriptors, an exec), or is it just exiting? An exiting process
+ * releases its descriptors before its parent can reap it, so "not reaped
+ * yet" proves nothing; the kernel's PF_EXITING flag, in field 9 of
+ * /proc/PID/stat, is set before the descriptors go.
+ */
+static bool closed_while_running(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* The command name in parentheses may hold anything; skip past it. */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return false;
+	char state = 0;
+	unsigned long flags = 0;
+	if (sscanf(p + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &flags) != 2)
+		return false;
+	const unsigned long pf_exiting = 0x4;
+	return state != 'Z' && state != 'X' && !(flags & pf_exiting);
 }
 
 static uint64_t now_ms(void)
@@ -580,7 +650,8 @@ static int run(int argc, char **argv)
 		ld_cli_error(NULL, "out of memory");
 		goto out;
 	}
-	int r = spawn(path, a.cmd, pfd[1], &oldmask, &rec.child);
+	rec.own_group = !has_controlling_tty();
+	int r = spawn(path, a.cmd, pfd[1], &oldmask, rec.own_group, &rec.child);
 	if (r < 0) {
 		ld_cli_error(a.cmd[0], "%s", strerror(-r));
 		status = r == -ENOENT ? LD_EXIT_NOT_FOUND : LD_EXIT_CANNOT_RUN;
@@ -618,8 +689,9 @@ static int run(int argc, char **argv)
 						kill(rec.agent_pid > 0 ? rec.agent_pid : rec.child, a.signal);
 					continue;
 				}
-				/* Keyboard signals already reached the whole process group. */
-				if (si.ssi_code == SI_KERNEL && (si.ssi_signo == SIGINT || si.ssi_signo == SIGQUIT))
+				/* Keyboard signals already reached the whole shared group. */
+				if (!rec.own_group && si.ssi_code == SI_KERNEL &&
+				    (si.ssi_signo == SIGINT || si.ssi_signo == SIGQUIT))
 					continue;
 				if (!exited)
 					kill(rec.child, (int)si.ssi_signo);
@@ -652,6 +724,7 @@ static int run(int argc, char **argv)
 		(void)got_data;
 		if (!exited && eof) {
 			/* The pipe closed before the target ended; wait for it. */
+			rec.pipe_closed = closed_while_running(rec.child);
 			while (waitpid(rec.child, &wstatus, 0) < 0 && errno == EINTR)
 				;
 			exited = true;
@@ -689,6 +762,13 @@ static int run(int argc, char **argv)
 				     "nothing was recorded"
 				     : "the leakdiff agent never started in the target (was Python run with "
 				     "-I, -S or -E?); nothing was recorded");
+			if (status == 0)
+				status = LD_EXIT_RECORDER;
+		} else if (!rec.got_exit && !rec.exit_failed && rec.pipe_closed) {
+			ld_cli_error(a.cmd[0], "exited without an at-exit snapshot: the agent's pipe was "
+				     "closed while the program ran (it closed descriptors it did not open, "
+				     "as daemons do, or ran another program with exec); earlier snapshots "
+				     "are kept");
 			if (status == 0)
 				status = LD_EXIT_RECORDER;
 		} else if (!rec.got_exit && !rec.exit_failed) {

@@ -63,6 +63,17 @@ int ld_size_parse(const char *s, uint64_t *out)
 	return -EINVAL;
 }
 
+int ld_percent_parse(const char *s, double *out)
+{
+	double v;
+	if (!s || parse_number(&s, &v) < 0 || strcmp(s, "%") != 0)
+		return -EINVAL;
+	if (v > 1e9)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
 int ld_duration_parse(const char *s, uint64_t *ms)
 {
 	double v;

@@ -19,6 +19,14 @@
 int ld_size_parse(const char *s, uint64_t *out);
 
 /*
+ * Parses a percentage: digits with an optional decimal fraction and a
+ * final '%' (such as 5% or 0.5%), nothing else: no sign, exponent, hex or
+ * spaces. Returns 0 and sets *out to the number before the '%', -EINVAL
+ * when s is not written that way, or -ERANGE above 1e9 percent.
+ */
+int ld_percent_parse(const char *s, double *out);
+
+/*
  * Parses a duration: a positive number with unit ms, s, m or h (s when none
  * is given). Returns 0 and sets *ms, or -EINVAL / -ERANGE.
  */

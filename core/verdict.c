@@ -2,7 +2,6 @@
 #include "verdict.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "array.h"
@@ -11,11 +10,9 @@
 int ld_limits_parse_total(struct ld_limits *lim, const char *arg)
 {
 	size_t n = strlen(arg);
-	if (n > 1 && arg[n - 1] == '%') {
-		char *end;
-		double v = strtod(arg, &end);
-		if (end != arg + n - 1 || !(v >= 0) || v > 1e9 || arg[0] == '-' || arg[0] == '+' ||
-		    arg[0] == ' ')
+	if (n > 0 && arg[n - 1] == '%') {
+		double v;
+		if (ld_percent_parse(arg, &v) < 0)
 			return -EINVAL;
 		lim->total = true;
 		lim->total_is_percent = true;

@@ -11,6 +11,7 @@ Every run is bounded by a timeout: a deadlock fails the test instead of
 hanging the suite. Programs are written into the test's directory; the
 native ones are compiled with the cc on PATH (skipped without one).
 """
+import fcntl
 import os
 import platform
 import resource
@@ -107,11 +108,14 @@ class FaultCase(TempDirCase):
 
     @staticmethod
     def _reap(p):
-        """Kills what is left of a run: the recorder and whatever it started."""
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except OSError:
-            pass
+        """Kills what is left of a run: the recorder and whatever it started.
+        The command has a process group of its own (no controlling terminal
+        here), so everything in the session is killed, not one group."""
+        for pid in session_members(p.pid) + [p.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         try:
             p.communicate(timeout=30)
         except Exception:
@@ -337,6 +341,40 @@ WAIT_PROGRAM = textwrap.dedent("""\
     """)
 
 
+def session_members(sid):
+    """Pids of the processes whose session is `sid` (from /proc)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp session ...; comm may hold spaces
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 3 and int(fields[3]) == sid:
+            found.append(int(name))
+    return found
+
+
+def alive(pid):
+    """True while `pid` exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:].split()[0] != "Z"
+
+
+def process_group(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    return int(stat[stat.rfind(")") + 2:].split()[2])
+
+
 class Interrupted(FaultCase):
     def interrupt(self, mode, sig, group=False):
         prog = self.write("wait.py", WAIT_PROGRAM)
@@ -405,9 +443,11 @@ class Interrupted(FaultCase):
 
     def test_group_signals_arrive_once(self):
         """The same, seen from the target: it blocks the signal and collects
-        every instance with sigtimedwait(), noting who sent it. One from the
-        test (the group kill), none forwarded by the recorder. The two may
-        merge into one pending signal, so three tries each."""
+        every instance with sigtimedwait(), noting who sent it. Without a
+        controlling terminal the target has a process group of its own, so
+        the group kill reaches the recorder alone and the target gets
+        exactly one copy, the recorder's. Two copies could merge into one
+        pending signal, so three tries each."""
         prog = self.write("senders.py", textwrap.dedent("""\
             import leakdiff, os, signal, sys
             sig = int(sys.argv[1])
@@ -434,10 +474,56 @@ class Interrupted(FaultCase):
                     out, err = p.communicate(timeout=TIMEOUT)
                     self.assertEqual(p.returncode, 0, err)
                     senders = [int(x) for x in out.split()]
-                    self.assertNotIn(p.pid, senders, "the recorder forwarded a signal the target "
-                                     "had already received from the kernel")
-                    self.assertEqual(senders, [os.getpid()])
+                    self.assertEqual(senders, [p.pid], "the target must get the signal once, "
+                                     "forwarded by the recorder")
                     self.assert_exit_snapshot_written(err)
+
+    def test_own_group_without_terminal_dies_with_recorder(self):
+        """No controlling terminal: the command leads a process group of its
+        own, and a recorder killed with SIGKILL takes it along (nothing is
+        left running after a cancelled CI job)."""
+        prog = self.write("wait.py", WAIT_PROGRAM)
+        p = self.spawn("run.snap", PYTHON, prog, "plain")
+        self.assertEqual(p.stdout.readline(), "ready\n")
+        wait_for(lambda: os.path.exists(self.path("run.1.snap")), 60, "run.1.snap")
+        target = load_snap(self.path("run.1.snap"))["meta"]["pid"]
+        self.assertEqual(process_group(target), target)
+        self.assertEqual(process_group(p.pid), p.pid)
+        os.kill(p.pid, signal.SIGKILL)
+        p.communicate(timeout=TIMEOUT)
+        wait_for(lambda: not alive(target), 60, "the target to die with the recorder")
+
+    def test_terminal_keeps_the_shared_group(self):
+        """At a terminal the command stays in the shell's job (the recorder's
+        group) so that Ctrl-C and job control reach it from the kernel; the
+        recorder does not forward the keyboard's SIGINT a second time."""
+        import pty
+        import termios
+        master, slave = pty.openpty()
+        self.addCleanup(os.close, master)
+
+        def take_terminal():
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        prog = self.write("wait.py", WAIT_PROGRAM)
+        args = [harness.LEAKDIFF, "record", "-o", "run.snap", "--", PYTHON, prog, "int-caught"]
+        p = subprocess.Popen(args, env=clean_env(), cwd=self.tmp, stdin=slave, stdout=slave,
+                             stderr=subprocess.PIPE, start_new_session=True,
+                             preexec_fn=take_terminal, universal_newlines=True)
+        os.close(slave)
+        self.addCleanup(self._reap, p)
+        seen = b""
+        while b"ready" not in seen:
+            chunk = os.read(master, 4096)
+            self.assertTrue(chunk, "the program never said ready")
+            seen += chunk
+        wait_for(lambda: os.path.exists(self.path("run.1.snap")), 60, "run.1.snap")
+        target = load_snap(self.path("run.1.snap"))["meta"]["pid"]
+        self.assertEqual(process_group(target), p.pid)
+        os.write(master, b"\x03")            # Ctrl-C at the terminal
+        err = p.communicate(timeout=TIMEOUT)[1]
+        self.assertEqual(p.returncode, 3, err)  # caught once: sys.exit(3)
+        self.assert_exit_snapshot_written(err)
 
     def assert_exit_snapshot_written(self, err):
         self.assertTrue(os.path.exists(self.path("run.snap")), err)
@@ -505,7 +591,8 @@ class ClosedDescriptors(FaultCase):
         self.assertEqual(self.tmp_files(), [])
         # No at-exit snapshot: the recorder says so and fails the run.
         self.assertEqual(r.returncode, 125, r.stderr)
-        self.assertIn("without an at-exit snapshot", r.stderr)
+        self.assertIn("without an at-exit snapshot: the agent's pipe was closed while the program ran",
+                      r.stderr)
         print("# recorder said: %s" % r.stderr.strip().splitlines()[-1])
 
     def test_files_reuse_the_number(self):

@@ -277,3 +277,22 @@ Test(count_format, truncates_to_buffer)
 	ld_count_format(buf, sizeof(buf), 123456, false);
 	cr_assert_str_eq(buf, "123");
 }
+
+Test(percent_parse, decimal_percentages_only)
+{
+	double v = -1;
+	cr_assert_eq(ld_percent_parse("5%", &v), 0);
+	cr_assert_float_eq(v, 5.0, 1e-12);
+	cr_assert_eq(ld_percent_parse("0.25%", &v), 0);
+	cr_assert_float_eq(v, 0.25, 1e-12);
+	cr_assert_eq(ld_percent_parse("1000000000%", &v), 0);
+	/* What strtod would have taken: hex, exponents, signs, spaces, inf. */
+	static const char *bad[] = { "%", "0x10%", "1e1%", "+5%", "-5%", " 5%", "\t5%", "5 %",
+				     "inf%", "nan%", "5%%", "5", "", "5%x" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 777;
+		cr_assert_eq(ld_percent_parse(bad[i], &v), -EINVAL, "accepted \"%s\"", bad[i]);
+		cr_assert_float_eq(v, 777, 1e-12, "changed *out for \"%s\"", bad[i]);
+	}
+	cr_assert_eq(ld_percent_parse("1000000001%", &v), -ERANGE);
+}
