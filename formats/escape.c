@@ -54,6 +54,25 @@ static int is_invisible_control(uint32_t cp)
 	       cp == 0xfeff;
 }
 
+void ld_escape_json_text(struct ld_buf *b, const char *json)
+{
+	const unsigned char *p = (const unsigned char *)json, *run = p;
+	while (*p) {
+		size_t n = *p < 0x80 ? 1 : ld_utf8_seq_len(p);
+		if (n == 0) {
+			p++; /* not UTF-8: left for the reader to reject, as before */
+			continue;
+		}
+		uint32_t cp = n > 1 ? decode(p, n) : *p;
+		if (n > 1 && is_invisible_control(cp)) {
+			ld_buf_printf(b, "%.*s\\u%04x", (int)(p - run), (const char *)run, (unsigned)cp);
+			run = p + n;
+		}
+		p += n;
+	}
+	ld_buf_puts(b, (const char *)run);
+}
+
 static int markdown_special(unsigned char c)
 {
 	return strchr("|`*_[]<>#~\\!", c) != NULL;

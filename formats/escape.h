@@ -28,6 +28,16 @@ enum ld_escape_mode {
 void ld_escape_append(struct ld_buf *b, const char *s, enum ld_escape_mode mode);
 
 /*
+ * Appends the JSON text json to b with the invisible controls of the TEXT
+ * mode that JSON allows raw (C1 controls such as the 8-bit CSI, bidi
+ * overrides and isolates, zero-width characters, line separators) written
+ * as \uNNNN escapes instead, so that a report printed on a terminal cannot
+ * drive it. json must be the output of a JSON printer, where such code
+ * points occur only inside strings; the result decodes to the same values.
+ */
+void ld_escape_json_text(struct ld_buf *b, const char *json);
+
+/*
  * Returns a newly allocated escaped copy of s that the caller frees, or NULL
  * when memory runs out.
  */

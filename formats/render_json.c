@@ -219,9 +219,16 @@ static int print(struct jctx *j, cJSON *root, FILE *out)
 	cJSON_Delete(root);
 	if (!text)
 		return -ENOMEM;
-	size_t len = strlen(text);
-	int r = fwrite(text, 1, len, out) == len && fputc('\n', out) != EOF ? 0 : -EIO;
+	struct ld_buf b;
+	ld_buf_init(&b);
+	ld_escape_json_text(&b, text);
 	cJSON_free(text);
+	if (b.oom) {
+		ld_buf_finish(&b);
+		return -ENOMEM;
+	}
+	int r = fwrite(b.data, 1, b.len, out) == b.len && fputc('\n', out) != EOF ? 0 : -EIO;
+	ld_buf_finish(&b);
 	return r;
 }
 

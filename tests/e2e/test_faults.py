@@ -1008,6 +1008,61 @@ int main(void)
 """
 
 
+# ------------------------------------------------------------ hostile names
+
+# A program whose file name, class name, label and arguments carry terminal
+# escapes (colour, title setting, screen clearing), a bell, a C1 CSI and a
+# bidi override. Escapes the program allocates from are real frames of the
+# recorded stack, not made-up fixtures.
+EVIL = "\x1b[31mred\x1b]0;owned\x07\x9b2J\u202eevil"
+HOSTILE_PROGRAM = textwrap.dedent("""\
+    import leakdiff, sys
+    Evil = type(sys.argv[1], (), {})
+    kept = []
+    def grow(n):
+        kept.extend(Evil() for _ in range(n))
+    grow(100)
+    leakdiff.snapshot("before " + sys.argv[1])
+    grow(400)
+    """)
+RAW = ("\x1b", "\x07", "\x9b", "\u202e")
+
+
+class HostileNames(FaultCase):
+    def test_escapes_never_reach_reports_raw(self):
+        prog = self.write("prog" + EVIL + ".py", HOSTILE_PROGRAM)
+        r = self.record("run.snap", PYTHON, prog, EVIL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for ch in RAW:
+            self.assertNotIn(ch, r.stderr, "raw %r in the recorder's messages" % ch)
+        before, after = self.path("run.1.snap"), self.path("run.snap")
+        doc = load_snap(before)
+        # The snapshot keeps the names as they are (escaping is for display).
+        self.assertEqual(doc["meta"]["label"], "before " + EVIL)
+        self.assertEqual(self.type_count(load_snap(after), "__main__." + EVIL), 500)
+        for args in (("diff", before, after), ("diff", "-v", before, after),
+                     ("diff", "--format=markdown", before, after), ("show", before),
+                     ("show", "-v", after)):
+            with self.subTest(args=args[:-1]):
+                out = harness.leakdiff(*args)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                for ch in RAW:
+                    self.assertNotIn(ch, out.stdout, "raw %r in %s" % (ch, " ".join(args[:2])))
+                    self.assertNotIn(ch, out.stderr)
+                # What was an escape shows as its visible spelling.
+                self.assertIn("\\x1b", out.stdout)
+        # JSON carries the exact names, escaped by JSON itself.
+        out = harness.leakdiff("diff", "--format=json", before, after)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        for ch in RAW:
+            self.assertNotIn(ch, out.stdout)
+        import json
+        d = json.loads(out.stdout)
+        self.assertEqual(d["types"][0]["name"], "__main__." + EVIL)
+        self.assertEqual(d["types"][0]["count_delta"], 400)
+        self.assertTrue(any(EVIL in f["file"] for s in d["sites"] for f in s["frames"]))
+
+
 class Dispositions(FaultCase):
     def test_target_starts_with_default_signals(self):
         """The recorder ignores SIGPIPE for itself; the program it runs must

@@ -274,3 +274,20 @@ Test(buf, printf_and_detach)
 	cr_assert_str_eq(s, "");
 	free(s);
 }
+
+Test(escape, json_text_hides_invisible_controls)
+{
+	struct ld_buf b;
+	ld_buf_init(&b);
+	/* 8-bit CSI, RLO, an isolate, a zero-width space; é and 漢 stay as they are. */
+	ld_escape_json_text(&b, "{\"n\": \"a\xc2\x9b" "2J\xe2\x80\xae" "b\xe2\x81\xa6\xe2\x80\x8b"
+				"\xc3\xa9\xe6\xbc\xa2\\u001b\"}");
+	cr_assert_not(b.oom);
+	cr_assert_str_eq(b.data, "{\"n\": \"a\\u009b2J\\u202eb\\u2066\\u200b\xc3\xa9\xe6\xbc\xa2\\u001b\"}");
+	ld_buf_finish(&b);
+	/* Nothing to change: copied as it is. */
+	ld_buf_init(&b);
+	ld_escape_json_text(&b, "[1, \"plain\"]");
+	cr_assert_str_eq(b.data, "[1, \"plain\"]");
+	ld_buf_finish(&b);
+}
