@@ -1,7 +1,10 @@
 /*
  * Reading and writing .snap files (leakdiff-snapshot(5)). Reading is
- * gunzip with a size cap, a nesting pre-scan, cJSON, then a walk that
- * checks every number and index before it enters the model. Writing builds
+ * gunzip with a size cap, then one of two readers. The tree reader is a
+ * nesting pre-scan, cJSON, then a walk that checks every number and index
+ * before it enters the model; it is the reference. The scanner
+ * (snapscan.c) reads the tables of a well-formed file several times faster
+ * and hands anything unusual back to the tree reader. Writing builds
  * the JSON text directly (a cJSON tree of a large snapshot would cost many
  * times its size), compresses it in memory and replaces the file atomically.
  */
@@ -20,6 +23,7 @@
 #include <zlib.h>
 
 #include "buf.h"
+#include "snapscan.h"
 
 /* ---------------------------------------------------------------- gunzip */
 
@@ -670,7 +674,27 @@ int ld_json_check_nesting(const char *p, size_t len, bool *open, struct ld_error
 	return 0;
 }
 
-int ld_snap_parse(const char *json, size_t len, struct ld_snapshot **out, struct ld_error *err)
+/* The format and version members, checked before anything else is read. */
+static int check_header(struct reader *rd, const cJSON *root)
+{
+	const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
+	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
+	if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, LD_SNAP_FORMAT) != 0)
+		return bad(rd, "not a leakdiff snapshot (format is not \"%s\")", LD_SNAP_FORMAT);
+	if (!cJSON_IsNumber(ver))
+		return bad(rd, "snapshot has no version");
+	if (ver->valuedouble != LD_SNAP_VERSION)
+		return bad(rd, "unsupported snapshot version %g (this leakdiff reads version %d)",
+			   ver->valuedouble, LD_SNAP_VERSION);
+	return 0;
+}
+
+/*
+ * The tree reader: cJSON builds the whole document, then each table is
+ * walked and checked. It defines what a .snap file means and every message
+ * for one that is wrong; the scanner below only ever agrees with it.
+ */
+static int parse_tree(const char *json, size_t len, struct ld_snapshot **out, struct ld_error *err)
 {
 	struct reader rd = { .err = err };
 	bool open = false;
@@ -697,20 +721,9 @@ int ld_snap_parse(const char *json, size_t len, struct ld_snapshot **out, struct
 		cJSON_Delete(root);
 		return bad(&rd, "not a leakdiff snapshot (the JSON is not an object)");
 	}
-	const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
-	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
-	if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, LD_SNAP_FORMAT) != 0) {
+	if ((r = check_header(&rd, root)) < 0) {
 		cJSON_Delete(root);
-		return bad(&rd, "not a leakdiff snapshot (format is not \"%s\")", LD_SNAP_FORMAT);
-	}
-	if (!cJSON_IsNumber(ver)) {
-		cJSON_Delete(root);
-		return bad(&rd, "snapshot has no version");
-	}
-	if (ver->valuedouble != LD_SNAP_VERSION) {
-		double v = ver->valuedouble;
-		cJSON_Delete(root);
-		return bad(&rd, "unsupported snapshot version %g (this leakdiff reads version %d)", v, LD_SNAP_VERSION);
+		return r;
 	}
 
 	rd.s = ld_snapshot_create();
@@ -734,8 +747,58 @@ int ld_snap_parse(const char *json, size_t len, struct ld_snapshot **out, struct
 	return 0;
 }
 
-int ld_snap_load(const char *path, const struct ld_snap_limits *lim,
-		 struct ld_snapshot **out, struct ld_error *err)
+/*
+ * The scanner (snapscan.c) reads the tables; the members it hands back go
+ * through the tree reader's own functions, in the tree reader's order
+ * (meta touches nothing the tables do). Anything either declines or
+ * rejects is -EAGAIN with a placeholder in err: the caller asks the tree reader,
+ * which then finds the same problem and words it. Running out of memory
+ * is final.
+ */
+static int parse_scan(const char *json, size_t len, struct ld_snapshot **out, struct ld_error *err)
+{
+	struct ld_snapshot *s = ld_snapshot_create();
+	if (!s)
+		return ld_error_set(err, ENOMEM, "out of memory");
+	cJSON *rest = NULL;
+	int r = ld_snapscan_parse(json, len, s, &rest);
+	if (r == 0) {
+		struct ld_error scratch;
+		struct reader rd = { .s = s, .err = &scratch };
+		if ((r = check_header(&rd, rest)) < 0 || (r = read_meta(&rd, rest)) < 0 ||
+		    (r = read_hints(&rd, rest)) < 0 || (r = read_totals(&rd, rest)) < 0 ||
+		    (r = read_gc(&rd, rest)) < 0)
+			r = r == -ENOMEM ? -ENOMEM : -EAGAIN;
+	}
+	cJSON_Delete(rest);
+	if (r < 0) {
+		ld_snapshot_destroy(s);
+		if (r == -ENOMEM)
+			return ld_error_set(err, ENOMEM, "out of memory");
+		return ld_error_set(err, EAGAIN, "left to the full reader");
+	}
+	*out = s;
+	return 0;
+}
+
+int ld_snap_parse_with(enum ld_snap_reader how, const char *json, size_t len,
+		       struct ld_snapshot **out, struct ld_error *err)
+{
+	if (how == LD_SNAP_READ_TREE)
+		return parse_tree(json, len, out, err);
+	int r = parse_scan(json, len, out, err);
+	if (r != -EAGAIN || how == LD_SNAP_READ_SCAN)
+		return r;
+	return parse_tree(json, len, out, err);
+}
+
+int ld_snap_parse(const char *json, size_t len, struct ld_snapshot **out, struct ld_error *err)
+{
+	return ld_snap_parse_with(LD_SNAP_READ_ANY, json, len, out, err);
+}
+
+int ld_snap_load_with(enum ld_snap_reader how, const char *path, const struct ld_snap_limits *lim,
+		      struct ld_snapshot **out, struct ld_error *err)
 {
 	uint64_t max = lim && lim->max_bytes ? lim->max_bytes : LD_SNAP_MAX_BYTES_DEFAULT;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -795,9 +858,15 @@ int ld_snap_load(const char *path, const struct ld_snap_limits *lim,
 	free(data);
 	if (r < 0)
 		return r;
-	r = ld_snap_parse(json, jlen, out, err);
+	r = ld_snap_parse_with(how, json, jlen, out, err);
 	free(json);
 	return r;
+}
+
+int ld_snap_load(const char *path, const struct ld_snap_limits *lim,
+		 struct ld_snapshot **out, struct ld_error *err)
+{
+	return ld_snap_load_with(LD_SNAP_READ_ANY, path, lim, out, err);
 }
 
 /* ---------------------------------------------------------------- writing */

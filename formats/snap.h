@@ -42,6 +42,32 @@ int ld_snap_load(const char *path, const struct ld_snap_limits *lim,
 int ld_snap_parse(const char *json, size_t len, struct ld_snapshot **out, struct ld_error *err);
 
 /*
+ * The two readers behind ld_snap_parse(). The scanner reads a well-formed
+ * file fast and leaves anything unusual to the tree reader (cJSON), which
+ * defines what is accepted and every message; the default tries the first,
+ * then the second. Both give the same snapshot for any file the scanner
+ * takes (the fuzz_snap target checks this).
+ *
+ * The scanner alone never calls cJSON's parser, whose error position is a
+ * global: it is the one to use from several threads at once, and returns
+ * -EAGAIN (with a placeholder message) for a file it leaves to the tree
+ * reader, which the caller then runs from a single thread.
+ */
+enum ld_snap_reader {
+	LD_SNAP_READ_ANY,  /* scanner, then tree reader */
+	LD_SNAP_READ_SCAN, /* scanner only: -EAGAIN when it declines */
+	LD_SNAP_READ_TREE, /* tree reader only */
+};
+
+/* ld_snap_parse() with the reader chosen; same contract, plus -EAGAIN above. */
+int ld_snap_parse_with(enum ld_snap_reader how, const char *json, size_t len,
+		       struct ld_snapshot **out, struct ld_error *err);
+
+/* ld_snap_load() with the reader chosen; same contract, plus -EAGAIN above. */
+int ld_snap_load_with(enum ld_snap_reader how, const char *path, const struct ld_snap_limits *lim,
+		      struct ld_snapshot **out, struct ld_error *err);
+
+/*
  * Decompresses a gzip stream of len bytes into a new buffer (NUL-terminated,
  * freed by the caller) of at most max bytes. Returns 0, -EINVAL (not gzip,
  * corrupt or truncated), -EFBIG or -ENOMEM, with a reason in err.
