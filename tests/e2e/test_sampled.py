@@ -72,15 +72,37 @@ def worker(k):
         del junk
 
 threads = [threading.Thread(target=worker, args=(k,)) for k in range(T)]
+
+def churn(n):
+    for _ in range(n):
+        tmp = bytearray(500)  # main churn
+        del tmp
+
 for t in threads:
     t.start()
-for i in range(2 * N):
-    tmp = bytearray(500)  # main churn
-    del tmp
+churn(2 * N)
 for t in threads:
     t.join()
 header = sys.getsizeof(bytearray())
 print(json.dumps({"n": N * T, "header": header, "buffer": sys.getsizeof(KEEP[0]) - header}))
+'''
+
+INSTANCES = r'''
+import json, sys
+FIELDS = ["f%d" % k for k in range(20)]
+
+class Record:
+    __slots__ = FIELDS
+
+KEEP = []
+
+def fill(n):
+    for i in range(n):
+        KEEP.append(Record())  # records
+
+fill(int(sys.argv[1]))
+# With __slots__ and no __weakref__, getsizeof is the size of the block.
+print(json.dumps({"n": len(KEEP), "size": sys.getsizeof(KEEP[0])}))
 '''
 
 FORK = r'''
@@ -140,11 +162,11 @@ class Sampled(TempDirCase):
         if not sampler_built():
             self.skipTest("no _sampler extension built for %s" % PYTHON)
 
-    def record(self, source, *args, opts=("--sample=1KiB",), env=None):
+    def record(self, source, *args, opts=("--sample=1KiB",), env=None, name="prog.snap"):
         prog = self.path("prog.py")
         with open(prog, "w") as f:
             f.write(source)
-        out = self.path("prog.snap")
+        out = self.path(name)
         r = leakdiff("record", "-o", out, *opts, "--", PYTHON, prog, *args, env=env, cwd=self.tmp)
         self.assertEqual(r.returncode, 0, r.stderr)
         return prog, load_snap(out), r, out
@@ -185,6 +207,29 @@ class Sampled(TempDirCase):
         diffed = leakdiff("diff", snap, snap)
         self.assertEqual(diffed.returncode, 0, diffed.stderr)
         self.assertIn("sampled every 1.00 KiB: estimates", diffed.stdout)
+
+    def test_type_sites_of_a_known_class(self):
+        prog, doc, r, snap = self.record(INSTANCES, "20000")
+        facts = json.loads(r.stdout)
+        n, size = facts["n"], facts["size"]
+        names = doc["strings"]
+        types = {names[row[0]]: i for i, row in enumerate(doc["types"])}
+        self.assertEqual(doc["types"][types["__main__.Record"]][1], n)   # the census stays exact
+        line = source_line(prog, "# records")
+        rows = [row for row in doc["type_sites"] if row[0] == types["__main__.Record"]]
+        self.assertEqual(len(rows), 1, rows)
+        _t, count, nbytes, tb = rows[0]
+        top = doc["frames"][tb[0]]
+        self.assertEqual((top[1], names[top[2]]), (line, "fill"))
+        tc, tb_ = tolerance([(n, size)])
+        self.assert_close(count, n, tc, "instances")
+        self.assert_close(nbytes, n * size, tb_, "instance bytes")
+        # ... which lets the diff name the line behind the growth.
+        _, _, _, snap2 = self.record(INSTANCES, "60000", name="more.snap")
+        d = leakdiff("diff", snap, snap2)
+        self.assertEqual(d.returncode, 0, d.stderr)
+        self.assertRegex(d.stdout, r"Likely leak: \+[0-9,]+ __main__.Record objects")
+        self.assertIn("prog.py:%d in fill" % line, d.stdout)
 
     def test_threads(self):
         prog, doc, r, _ = self.record(THREADS, "5000")

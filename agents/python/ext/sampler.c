@@ -295,6 +295,16 @@ static void live_put(void *ptr, size_t size, uint32_t stack)
 	S.slots[j].stack = stack;
 }
 
+static const struct slot *live_find(uintptr_t ptr)
+{
+	if (!S.live || !ptr)
+		return NULL;
+	for (size_t i = slot_of(ptr, S.mask); S.slots[i].ptr; i = (i + 1) & S.mask)
+		if (S.slots[i].ptr == ptr)
+			return &S.slots[i];
+	return NULL;
+}
+
 /* Forgets ptr if it was picked: the check every free pays while blocks are live. */
 static inline void live_drop(void *ptr)
 {
@@ -431,6 +441,12 @@ static PyObject *sampler_is_on(PyObject *self, PyObject *unused)
 	return PyBool_FromLong(S.on);
 }
 
+/* What a picked block of size bytes stands for: 1/p blocks. */
+static double weight(size_t size)
+{
+	return -1.0 / expm1(-(double)size / S.mean);
+}
+
 struct acc {
 	double count, bytes;
 	uint64_t seen;
@@ -474,7 +490,7 @@ static PyObject *sampler_sites(PyObject *self, PyObject *unused)
 		const struct slot *sl = &S.slots[i];
 		if (!sl->ptr || sl->stack > n || !sl->size)
 			continue;
-		double w = -1.0 / expm1(-(double)sl->size / S.mean);
+		double w = weight(sl->size);
 		acc[sl->stack].count += w;
 		acc[sl->stack].bytes += w * (double)sl->size;
 		acc[sl->stack].seen++;
@@ -495,6 +511,64 @@ static PyObject *sampler_sites(PyObject *self, PyObject *unused)
 	return out;
 }
 
+/*
+ * Where an object's memory block starts: the collector's header and, from
+ * 3.11, the managed dict (and weak reference) pointers come before it.
+ */
+static uintptr_t block_of(PyObject *o)
+{
+	uintptr_t pre = PyObject_IS_GC(o) ? 2 * sizeof(void *) : 0;
+#if PY_VERSION_HEX >= 0x030C0000
+	if (PyType_HasFeature(Py_TYPE(o), Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF))
+		pre += 2 * sizeof(PyObject *);
+#elif PY_VERSION_HEX >= 0x030B0000
+	if (PyType_HasFeature(Py_TYPE(o), Py_TPFLAGS_MANAGED_DICT))
+		pre += 2 * sizeof(PyObject *);
+#endif
+	return (uintptr_t)o - pre;
+}
+
+/*
+ * [(index, stack, weight)] for the objects of the list whose memory block
+ * was picked; weight is the number of blocks it stands for.
+ */
+static PyObject *sampler_picked(PyObject *self, PyObject *objs)
+{
+	(void)self;
+	if (!PyList_Check(objs)) {
+		PyErr_SetString(PyExc_TypeError, "picked() wants a list");
+		return NULL;
+	}
+	PyObject *out = PyList_New(0);
+	for (Py_ssize_t i = 0; out && i < PyList_GET_SIZE(objs); i++) {
+		const struct slot *sl = live_find(block_of(PyList_GET_ITEM(objs, i)));
+		if (!sl)
+			continue;
+		/* Read the slot before building objects: that may move the table. */
+		unsigned int stack = sl->stack;
+		double w = weight(sl->size);
+		PyObject *row = Py_BuildValue("(nId)", i, stack, w);
+		if (!row || PyList_Append(out, row) < 0)
+			Py_CLEAR(out);
+		Py_XDECREF(row);
+	}
+	return out;
+}
+
+/* frames(stack): the ((filename, line), ...) of a stack id from picked(). */
+static PyObject *sampler_frames(PyObject *self, PyObject *arg)
+{
+	(void)self;
+	unsigned long id = PyLong_AsUnsignedLong(arg);
+	if (id == (unsigned long)-1 && PyErr_Occurred())
+		return NULL;
+	if (id < 1 || id > S.nstacks) {
+		PyErr_SetString(PyExc_ValueError, "no such stack");
+		return NULL;
+	}
+	return frames_of((uint32_t)id);
+}
+
 static PyObject *sampler_stats(PyObject *self, PyObject *unused)
 {
 	(void)self;
@@ -513,6 +587,10 @@ static PyMethodDef sampler_methods[] = {
 	{ "sites", sampler_sites, METH_NOARGS,
 	  "sites(): [(frames, est_count, est_bytes, picked)] of the live picked blocks by stack; "
 	  "frames are (filename, line) pairs, innermost first." },
+	{ "picked", sampler_picked, METH_O,
+	  "picked(objects): [(index, stack, weight)] for the objects in the list whose memory block "
+	  "was picked." },
+	{ "frames", sampler_frames, METH_O, "frames(stack): the (filename, line) pairs of a stack." },
 	{ "stats", sampler_stats, METH_NOARGS, "stats(): counters of the sampler, for tests." },
 	{ NULL, NULL, 0, NULL },
 };

@@ -51,9 +51,56 @@ class Builder(_snapshot.Builder):
         return doc
 
     def _type_sites(self, census, kinds, names):
-        # Where instances of a type were allocated is known only for the
-        # few picked ones; no type-by-site table in this mode.
-        return {}, {}
+        """Type by site from the picked blocks that are objects.
+
+        The types are those the exact mode looks up (the program's own,
+        then the TOP_TYPES most numerous), every instance of them, with no
+        budget: finding an object's block in the sampler's table is cheap.
+        Each picked instance stands for 1/p instances and its shallow size
+        for as many bytes, so the rows are estimates like the sites; types
+        of small objects may have none.
+        """
+        agent = self.agent
+        ext = agent.tm.ext
+        members = getattr(census, "members", None)
+        if members is None:
+            members = census.groups.get
+        ranked = sorted(census.totals.items(), key=lambda kv: -kv[1][0])
+        wanted = [t for t, _ in ranked if kinds.is_user(_heap.type_module(t))]
+        chosen = set(wanted)
+        wanted.extend(t for t, _ in ranked[:_heap.TOP_TYPES] if t not in chosen)
+        del ranked, chosen
+        stacks = _heap.Map()
+        dropped = agent.is_agent_traceback
+        groups = {}
+        for t in wanted:
+            group = members(t)
+            if not group:
+                continue
+            hits = ext.picked(group)
+            if not hits:
+                continue
+            objs = _heap.Seq(group[i] for i, _stack, _w in hits)
+            const = census.const.get(t)
+            sizes = [const] * len(objs) if const is not None else list(_heap.sizes_of(t, objs))
+            del group, objs
+            name = names(t)
+            for (_i, stack, w), size in zip(hits, sizes):
+                frames = stacks.get(stack)
+                if frames is None:
+                    frames = stacks[stack] = ext.frames(stack)
+                if not frames or dropped(frames):
+                    continue
+                key = (name, frames)
+                acc = groups.get(key)
+                if acc is None:
+                    groups[key] = [w, w * size]
+                else:
+                    acc[0] += w
+                    acc[1] += w * size
+            del hits, sizes
+        stacks.clear()
+        return {k: [max(1, int(c + 0.5)), int(b + 0.5)] for k, (c, b) in groups.items()}, {}
 
     def _sites(self):
         """[(frames, count, bytes)] estimated, the agent's own left out.
