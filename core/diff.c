@@ -87,54 +87,160 @@ const char *ld_diff_normal_path(const struct ld_snapshot *s, const struct ld_dif
 	return file;
 }
 
-/* Normalised file names of one snapshot, computed once per string. */
-struct norm {
+/* ---- frames as integer keys ---- */
+
+#define NOID UINT32_MAX
+
+/*
+ * Every name the comparison looks at, from both snapshots, interned by
+ * content: two ids are equal exactly when the strings are. Built once per
+ * diff so that matching a million tracebacks compares integers, not
+ * strings (the two snapshots have separate string tables).
+ */
+struct idstr {
+	const char *s;
+	size_t len;
+};
+
+struct ids {
+	struct idstr *v;
+	size_t n, cap;
+	struct ld_hashmap index;
+};
+
+static int ids_intern(struct ids *t, const char *s, size_t len, uint64_t h, uint32_t *id)
+{
+	struct ld_hashmap_iter it = LD_HASHMAP_ITER(h);
+	uint32_t i;
+	while (ld_hashmap_next(&t->index, &it, &i)) {
+		if (t->v[i].len == len && memcmp(t->v[i].s, s, len) == 0) {
+			*id = i;
+			return 0;
+		}
+	}
+	if (t->n >= UINT32_MAX - 1)
+		return -E2BIG;
+	if (LD_ARRAY_RESERVE(t->v, t->cap, t->n + 1) < 0)
+		return -ENOMEM;
+	int r = ld_hashmap_insert(&t->index, h, (uint32_t)t->n);
+	if (r < 0)
+		return r;
+	t->v[t->n] = (struct idstr){ s, len };
+	*id = (uint32_t)t->n++;
+	return 0;
+}
+
+/* What matching needs of one frame, names as ids. */
+struct fkey {
+	uint32_t function, file; /* file: the normalised name */
+	uint32_t text;           /* NOID when the frame has no source text */
+	int32_t line, function_line;
+	bool text_set;           /* has a source text that is not empty */
+};
+
+/* What sorting needs of one frame: the order of its raw names. */
+struct frank {
+	uint32_t file, function;
+	int32_t line;
+};
+
+/*
+ * Hash slots per frame: the offset rung hashes like the file rung and
+ * leaves the finer test (text or offset) to frame_equal().
+ */
+enum { H_EXACT, H_FILE, H_FUNCTION, H_SLOTS };
+
+/* One snapshot's frames, prepared for matching. */
+struct side {
 	const struct ld_snapshot *s;
-	const char **file;
-	uint64_t *hash;
+	const char **file;  /* per string: the normalised file name, once computed */
+	uint64_t *hash;     /* per string: hash of that name */
 	char **owned;
 	size_t nowned;
+	uint32_t *raw_id;   /* per string: id of the string itself, or NOID */
+	uint32_t *norm_id;  /* per string: id of its normalised file name, or NOID */
+	struct fkey *key;   /* per frame */
+	uint32_t *cls;      /* per frame: exact-rung class (struct classes) */
+	struct frank *rank; /* per frame */
+	uint64_t *fh[H_SLOTS]; /* per frame: frame_hash() at each rung */
+};
+
+/*
+ * Frames of both snapshots grouped by function, normalised file and line:
+ * the exact rung matches two frames when they are in the same class and
+ * their source texts, where both have one, agree. A class whose frames all
+ * carry the same text (or none) needs no text test; only a mixed one does,
+ * since "no text" matches any text and so is not an equivalence.
+ */
+struct classes {
+	uint32_t *function, *file, *text;
+	int32_t *line;
+	bool *mixed;
+	size_t n, cap;
+	struct ld_hashmap index;
 };
 
 struct keyer {
-	struct norm side[2]; /* after, before */
+	struct side side[2]; /* after, before */
+	struct ids ids;
+	struct classes cls;
 	const struct ld_diff_opts *opts;
 	int rung;            /* the enum ld_match keys compare at */
 };
 
-static int norm_init(struct norm *nm, const struct ld_snapshot *s)
+static int side_init(struct side *sd, const struct ld_snapshot *s)
 {
-	memset(nm, 0, sizeof(*nm));
-	nm->s = s;
-	size_t n = s->strings.n ? s->strings.n : 1;
-	nm->file = calloc(n, sizeof(*nm->file));
-	nm->hash = calloc(n, sizeof(*nm->hash));
-	nm->owned = calloc(n, sizeof(*nm->owned));
-	return nm->file && nm->hash && nm->owned ? 0 : -ENOMEM;
+	memset(sd, 0, sizeof(*sd));
+	sd->s = s;
+	size_t n = s->strings.n ? s->strings.n : 1, nf = s->nframes ? s->nframes : 1;
+	sd->file = calloc(n, sizeof(*sd->file));
+	sd->hash = calloc(n, sizeof(*sd->hash));
+	sd->owned = calloc(n, sizeof(*sd->owned));
+	sd->raw_id = malloc(n * sizeof(*sd->raw_id));
+	sd->norm_id = malloc(n * sizeof(*sd->norm_id));
+	sd->key = malloc(nf * sizeof(*sd->key));
+	sd->cls = malloc(nf * sizeof(*sd->cls));
+	sd->rank = malloc(nf * sizeof(*sd->rank));
+	bool ok = sd->file && sd->hash && sd->owned && sd->raw_id && sd->norm_id && sd->key && sd->cls &&
+		  sd->rank;
+	for (int i = 0; i < H_SLOTS; i++)
+		ok = (sd->fh[i] = malloc(nf * sizeof(*sd->fh[i]))) && ok;
+	if (!ok)
+		return -ENOMEM;
+	memset(sd->raw_id, 0xff, n * sizeof(*sd->raw_id));
+	memset(sd->norm_id, 0xff, n * sizeof(*sd->norm_id));
+	return 0;
 }
 
-static void norm_finish(struct norm *nm)
+static void side_finish(struct side *sd)
 {
-	for (size_t i = 0; i < nm->nowned; i++)
-		free(nm->owned[i]);
-	free(nm->owned);
-	free(nm->file);
-	free(nm->hash);
+	for (size_t i = 0; i < sd->nowned; i++)
+		free(sd->owned[i]);
+	free(sd->owned);
+	free(sd->file);
+	free(sd->hash);
+	free(sd->raw_id);
+	free(sd->norm_id);
+	free(sd->key);
+	free(sd->cls);
+	free(sd->rank);
+	for (int i = 0; i < H_SLOTS; i++)
+		free(sd->fh[i]);
 }
 
-static const struct norm *norm_of(const struct keyer *k, const struct ld_snapshot *s)
+static const struct side *side_of(const struct keyer *k, const struct ld_snapshot *s)
 {
 	return s == k->side[0].s ? &k->side[0] : &k->side[1];
 }
 
 /* Fills the normalised names of every file a snapshot's frames use. */
-static int norm_fill(struct norm *nm, const struct ld_diff_opts *opts)
+static int norm_fill(struct side *sd, const struct ld_diff_opts *opts)
 {
 	char buf[4096];
-	const struct ld_snapshot *s = nm->s;
+	const struct ld_snapshot *s = sd->s;
 	for (size_t i = 0; i < s->nframes; i++) {
 		uint32_t fi = s->frames[i].file;
-		if (fi >= s->strings.n || nm->file[fi])
+		if (fi >= s->strings.n || sd->file[fi])
 			continue;
 		const char *raw = ld_snapshot_str(s, fi);
 		const char *p = ld_diff_normal_path(s, opts, raw, buf, sizeof(buf));
@@ -142,86 +248,273 @@ static int norm_fill(struct norm *nm, const struct ld_diff_opts *opts)
 			char *copy = strdup(buf);
 			if (!copy)
 				return -ENOMEM;
-			nm->owned[nm->nowned++] = copy;
+			sd->owned[sd->nowned++] = copy;
 			p = copy;
 		}
-		nm->file[fi] = p;
-		nm->hash[fi] = ld_hash_bytes(p, strlen(p));
+		sd->file[fi] = p;
+		sd->hash[fi] = ld_hash_bytes(p, strlen(p));
 	}
 	return 0;
 }
 
-static const char *norm_file(const struct keyer *k, const struct ld_snapshot *s, uint32_t fi, uint64_t *h)
+/* The id of string idx of a snapshot; "" for one out of range, as ld_snapshot_str() gives. */
+static int raw_id(struct keyer *k, struct side *sd, uint32_t idx, uint32_t *id)
 {
-	const struct norm *nm = norm_of(k, s);
-	if (fi >= s->strings.n || !nm->file[fi]) {
-		*h = ld_hash_bytes("", 0);
-		return "";
+	const struct ld_strtab *t = &sd->s->strings;
+	if (idx >= t->n)
+		return ids_intern(&k->ids, "", 0, ld_hash_bytes("", 0), id);
+	if (sd->raw_id[idx] == NOID) {
+		int r = ids_intern(&k->ids, t->strs[idx], t->lens[idx], t->hashes[idx], &sd->raw_id[idx]);
+		if (r < 0)
+			return r;
 	}
-	*h = nm->hash[fi];
-	return nm->file[fi];
+	*id = sd->raw_id[idx];
+	return 0;
+}
+
+/* The id and hash of a file's normalised name (see norm_fill()). */
+static int norm_id(struct keyer *k, struct side *sd, uint32_t idx, uint32_t *id, uint64_t *h)
+{
+	if (idx >= sd->s->strings.n || !sd->file[idx]) {
+		*h = ld_hash_bytes("", 0);
+		return ids_intern(&k->ids, "", 0, *h, id);
+	}
+	*h = sd->hash[idx];
+	if (sd->norm_id[idx] == NOID) {
+		int r = ids_intern(&k->ids, sd->file[idx], strlen(sd->file[idx]), *h, &sd->norm_id[idx]);
+		if (r < 0)
+			return r;
+	}
+	*id = sd->norm_id[idx];
+	return 0;
+}
+
+static int class_of(struct classes *c, const struct fkey *key, uint32_t *out)
+{
+	uint64_t h = ld_hash_mix(ld_hash_mix(key->function, key->file), (uint64_t)(uint32_t)key->line);
+	struct ld_hashmap_iter it = LD_HASHMAP_ITER(h);
+	uint32_t i;
+	while (ld_hashmap_next(&c->index, &it, &i)) {
+		if (c->function[i] == key->function && c->file[i] == key->file && c->line[i] == key->line) {
+			if (c->text[i] != key->text)
+				c->mixed[i] = true;
+			*out = i;
+			return 0;
+		}
+	}
+	if (c->n >= UINT32_MAX - 1)
+		return -E2BIG;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 1024;
+		uint32_t *f = realloc(c->function, cap * sizeof(*f));
+		if (f)
+			c->function = f;
+		uint32_t *fi = realloc(c->file, cap * sizeof(*fi));
+		if (fi)
+			c->file = fi;
+		uint32_t *t = realloc(c->text, cap * sizeof(*t));
+		if (t)
+			c->text = t;
+		int32_t *l = realloc(c->line, cap * sizeof(*l));
+		if (l)
+			c->line = l;
+		bool *m = realloc(c->mixed, cap * sizeof(*m));
+		if (m)
+			c->mixed = m;
+		if (!f || !fi || !t || !l || !m)
+			return -ENOMEM;
+		c->cap = cap;
+	}
+	int r = ld_hashmap_insert(&c->index, h, (uint32_t)c->n);
+	if (r < 0)
+		return r;
+	c->function[c->n] = key->function;
+	c->file[c->n] = key->file;
+	c->text[c->n] = key->text;
+	c->line[c->n] = key->line;
+	c->mixed[c->n] = false;
+	*out = (uint32_t)c->n++;
+	return 0;
+}
+
+static void classes_finish(struct classes *c)
+{
+	free(c->function);
+	free(c->file);
+	free(c->text);
+	free(c->line);
+	free(c->mixed);
+	ld_hashmap_finish(&c->index);
+}
+
+/*
+ * Keys, classes and hashes of every frame of one snapshot. The hashes are
+ * the ones the string-based keys had, so rows meet in the same order.
+ */
+static int key_fill(struct keyer *k, struct side *sd, uint32_t *raw_file)
+{
+	const struct ld_snapshot *s = sd->s;
+	for (size_t i = 0; i < s->nframes; i++) {
+		const struct ld_frame *f = &s->frames[i];
+		struct fkey *key = &sd->key[i];
+		uint64_t fh;
+		int r;
+		if ((r = raw_id(k, sd, f->function, &key->function)) < 0 ||
+		    (r = norm_id(k, sd, f->file, &key->file, &fh)) < 0 ||
+		    (r = raw_id(k, sd, f->file, &raw_file[i])) < 0)
+			return r;
+		key->text = NOID;
+		key->text_set = false;
+		if (f->text != LD_NOSTR) {
+			if ((r = raw_id(k, sd, f->text, &key->text)) < 0)
+				return r;
+			key->text_set = *ld_snapshot_str(s, f->text) != '\0';
+		}
+		key->line = f->line;
+		key->function_line = f->function_line;
+		if ((r = class_of(&k->cls, key, &sd->cls[i])) < 0)
+			return r;
+		uint64_t h = ld_strtab_hash(&s->strings, f->function);
+		sd->fh[H_FUNCTION][i] = h;
+		h = ld_hash_mix(h, fh);
+		sd->fh[H_FILE][i] = h;
+		sd->fh[H_EXACT][i] = ld_hash_mix(h, (uint64_t)(uint32_t)f->line);
+	}
+	return 0;
+}
+
+static int idstr_cmp(const void *a, const void *b)
+{
+	const struct idstr *x = *(const struct idstr *const *)a, *y = *(const struct idstr *const *)b;
+	/* Names hold no NUL, so this is strcmp's order. */
+	int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/*
+ * Ranks the raw file and function names of every frame in strcmp order,
+ * so that sorting tracebacks compares integers.
+ */
+static int rank_fill(struct keyer *k, uint32_t *const raw_file[2])
+{
+	size_t n = k->ids.n;
+	uint32_t *rank = malloc((n ? n : 1) * sizeof(*rank));
+	const struct idstr **used = malloc((n ? n : 1) * sizeof(*used));
+	if (!rank || !used) {
+		free(rank);
+		free(used);
+		return -ENOMEM;
+	}
+	memset(rank, 0xff, (n ? n : 1) * sizeof(*rank));
+	size_t m = 0;
+	for (int j = 0; j < 2; j++) {
+		const struct side *sd = &k->side[j];
+		for (size_t i = 0; i < sd->s->nframes; i++) {
+			uint32_t ids[2] = { raw_file[j][i], sd->key[i].function };
+			for (int t = 0; t < 2; t++) {
+				if (rank[ids[t]] == NOID) {
+					rank[ids[t]] = 0;
+					used[m++] = &k->ids.v[ids[t]];
+				}
+			}
+		}
+	}
+	if (m)
+		qsort(used, m, sizeof(*used), idstr_cmp);
+	for (size_t i = 0; i < m; i++)
+		rank[used[i] - k->ids.v] = (uint32_t)i;
+	for (int j = 0; j < 2; j++) {
+		struct side *sd = &k->side[j];
+		for (size_t i = 0; i < sd->s->nframes; i++)
+			sd->rank[i] = (struct frank){ rank[raw_file[j][i]], rank[sd->key[i].function],
+						      sd->s->frames[i].line };
+	}
+	free(rank);
+	free(used);
+	return 0;
+}
+
+static int keyer_init(struct keyer *k, const struct ld_snapshot *after, const struct ld_snapshot *before,
+		      const struct ld_diff_opts *opts)
+{
+	memset(k, 0, sizeof(*k));
+	k->opts = opts;
+	k->rung = opts->match == LD_MATCH_BY_FUNCTION ? LD_MATCH_FUNCTION : LD_MATCH_EXACT;
+	ld_hashmap_init(&k->ids.index);
+	ld_hashmap_init(&k->cls.index);
+	uint32_t *raw_file[2] = { NULL, NULL };
+	int r = side_init(&k->side[0], after);
+	if (r == 0)
+		r = side_init(&k->side[1], before);
+	for (int j = 0; j < 2 && r == 0; j++) {
+		const struct ld_snapshot *s = k->side[j].s;
+		raw_file[j] = malloc((s->nframes ? s->nframes : 1) * sizeof(*raw_file[j]));
+		if (!raw_file[j])
+			r = -ENOMEM;
+		if (r == 0)
+			r = norm_fill(&k->side[j], opts);
+		if (r == 0)
+			r = key_fill(k, &k->side[j], raw_file[j]);
+	}
+	if (r == 0)
+		r = rank_fill(k, raw_file);
+	free(raw_file[0]);
+	free(raw_file[1]);
+	return r;
+}
+
+static void keyer_finish(struct keyer *k)
+{
+	side_finish(&k->side[0]);
+	side_finish(&k->side[1]);
+	free(k->ids.v);
+	ld_hashmap_finish(&k->ids.index);
+	classes_finish(&k->cls);
 }
 
 /* ---- tracebacks as keys ---- */
 
-/*
- * Hash of a frame at the keyer's rung. The offset rung hashes like the file
- * rung and leaves the finer test (text or offset) to frame_equal().
- */
-static uint64_t frame_hash(const struct keyer *k, const struct ld_snapshot *s, uint32_t fi)
+static uint64_t frame_hash(const struct keyer *k, const struct side *sd, uint32_t fi)
 {
-	const struct ld_frame *f = &s->frames[fi];
-	uint64_t h = ld_strtab_hash(&s->strings, f->function), fh;
-	if (k->rung == LD_MATCH_FUNCTION)
-		return h;
-	norm_file(k, s, f->file, &fh);
-	h = ld_hash_mix(h, fh);
-	if (k->rung == LD_MATCH_EXACT)
-		h = ld_hash_mix(h, (uint64_t)(uint32_t)f->line);
-	return h;
+	int slot = k->rung == LD_MATCH_EXACT ? H_EXACT : k->rung == LD_MATCH_FUNCTION ? H_FUNCTION : H_FILE;
+	return sd->fh[slot][fi];
 }
 
-static bool same_line(const struct ld_snapshot *a, const struct ld_frame *fa,
-		      const struct ld_snapshot *b, const struct ld_frame *fb)
+static bool same_line(const struct fkey *fa, const struct fkey *fb)
 {
-	if (fa->text != LD_NOSTR && fb->text != LD_NOSTR && *ld_snapshot_str(a, fa->text))
-		return strcmp(ld_snapshot_str(a, fa->text), ld_snapshot_str(b, fb->text)) == 0;
+	if (fa->text != NOID && fb->text != NOID && fa->text_set)
+		return fa->text == fb->text;
 	if (fa->function_line >= 0 && fb->function_line >= 0)
 		return fa->line - fa->function_line == fb->line - fb->function_line;
 	return fa->line == fb->line;
 }
 
-static bool frame_equal(const struct keyer *k, const struct ld_snapshot *a, uint32_t ai,
-			const struct ld_snapshot *b, uint32_t bi)
+static bool frame_equal(const struct keyer *k, const struct side *a, uint32_t ai, const struct side *b, uint32_t bi)
 {
-	if (a == b && ai == bi)
-		return true;
-	const struct ld_frame *fa = &a->frames[ai], *fb = &b->frames[bi];
-	if (strcmp(ld_snapshot_str(a, fa->function), ld_snapshot_str(b, fb->function)) != 0)
+	const struct fkey *fa = &a->key[ai], *fb = &b->key[bi];
+	if (fa->function != fb->function)
 		return false;
 	if (k->rung == LD_MATCH_FUNCTION)
 		return true;
-	uint64_t ha, hb;
-	const char *na = norm_file(k, a, fa->file, &ha), *nb = norm_file(k, b, fb->file, &hb);
-	if (ha != hb || strcmp(na, nb) != 0)
+	if (fa->file != fb->file)
 		return false;
 	if (k->rung == LD_MATCH_EXACT) {
 		/* Same number, different code (lines moved under it): not the same line. */
-		if (fa->text != LD_NOSTR && fb->text != LD_NOSTR &&
-		    strcmp(ld_snapshot_str(a, fa->text), ld_snapshot_str(b, fb->text)) != 0)
+		if (fa->text != NOID && fb->text != NOID && fa->text != fb->text)
 			return false;
 		return fa->line == fb->line;
 	}
 	if (k->rung == LD_MATCH_OFFSET)
-		return same_line(a, fa, b, fb);
+		return same_line(fa, fb);
 	return true;
 }
 
 static uint64_t stack_hash(const struct keyer *k, const struct ld_diff_stack *st)
 {
+	const struct side *sd = side_of(k, st->snap);
 	uint64_t h = st->depth;
 	for (uint32_t i = 0; i < st->depth; i++)
-		h = ld_hash_mix(h, frame_hash(k, st->snap, st->frames[i]));
+		h = ld_hash_mix(h, frame_hash(k, sd, st->frames[i]));
 	return h;
 }
 
@@ -229,26 +522,40 @@ static bool stack_equal(const struct keyer *k, const struct ld_diff_stack *x, co
 {
 	if (x->depth != y->depth)
 		return false;
+	const struct side *a = side_of(k, x->snap), *b = side_of(k, y->snap);
+	if (k->rung == LD_MATCH_EXACT) {
+		/* The common case, and the hot loop of a large diff: class ids first. */
+		for (uint32_t i = 0; i < x->depth; i++) {
+			uint32_t ca = a->cls[x->frames[i]];
+			if (ca != b->cls[y->frames[i]])
+				return false;
+			if (k->cls.mixed[ca] && !frame_equal(k, a, x->frames[i], b, y->frames[i]))
+				return false;
+		}
+		return true;
+	}
 	for (uint32_t i = 0; i < x->depth; i++)
-		if (!frame_equal(k, x->snap, x->frames[i], y->snap, y->frames[i]))
+		if (!frame_equal(k, a, x->frames[i], b, y->frames[i]))
 			return false;
 	return true;
 }
 
-/* Orders tracebacks by file, line and function, innermost frame first. */
-static int stack_compare(const struct ld_diff_stack *x, const struct ld_diff_stack *y)
+/*
+ * Orders tracebacks by file, line and function, innermost frame first,
+ * comparing names in strcmp order through their ranks.
+ */
+static int stack_compare(const struct keyer *k, const struct ld_diff_stack *x, const struct ld_diff_stack *y)
 {
+	const struct side *a = side_of(k, x->snap), *b = side_of(k, y->snap);
 	uint32_t n = x->depth < y->depth ? x->depth : y->depth;
 	for (uint32_t i = 0; i < n; i++) {
-		const struct ld_frame *fa = ld_diff_frame(x, i), *fb = ld_diff_frame(y, i);
-		int c = strcmp(ld_snapshot_str(x->snap, fa->file), ld_snapshot_str(y->snap, fb->file));
-		if (c)
-			return c;
+		const struct frank *fa = &a->rank[x->frames[i]], *fb = &b->rank[y->frames[i]];
+		if (fa->file != fb->file)
+			return fa->file < fb->file ? -1 : 1;
 		if (fa->line != fb->line)
 			return fa->line < fb->line ? -1 : 1;
-		c = strcmp(ld_snapshot_str(x->snap, fa->function), ld_snapshot_str(y->snap, fb->function));
-		if (c)
-			return c;
+		if (fa->function != fb->function)
+			return fa->function < fb->function ? -1 : 1;
 	}
 	return x->depth < y->depth ? -1 : x->depth > y->depth;
 }
@@ -329,11 +636,17 @@ static int site_fold(struct site_table *t, const struct keyer *k, const struct l
 	return 0;
 }
 
+/*
+ * qsort() passes no context, and the tracebacks' ranks live in the keyer:
+ * the sorting thread leaves it here first.
+ */
+static _Thread_local const struct keyer *sort_keyer;
+
 static int site_cmp(const void *a, const void *b)
 {
 	const struct ld_diff_site *x = a, *y = b;
 	int c = growth_compare(&x->row, &y->row);
-	return c ? c : stack_compare(&x->stack, &y->stack);
+	return c ? c : stack_compare(sort_keyer, &x->stack, &y->stack);
 }
 
 /*
@@ -456,6 +769,7 @@ static int diff_sites(struct ld_diff *d, struct keyer *k, uint32_t max_depth)
 		free(t.rows);
 		return r;
 	}
+	sort_keyer = k;
 	if (t.n)
 		qsort(t.rows, t.n, sizeof(*t.rows), site_cmp);
 	d->sites = t.rows;
@@ -577,6 +891,7 @@ static int diff_type_sites(struct ld_diff *d, struct keyer *kr, struct type_tabl
 	}
 	if (!t.n)
 		return 0;
+	sort_keyer = kr;
 	qsort(tagged, t.n, sizeof(*tagged), tagged_cmp);
 	d->type_sites = malloc(t.n * sizeof(*d->type_sites));
 	if (!d->type_sites) {
@@ -717,23 +1032,15 @@ int ld_diff_create(const struct ld_snapshot *before, const struct ld_snapshot *a
 	static const struct ld_diff_opts defaults = { 0 };
 	if (!opts)
 		opts = &defaults;
-	struct keyer k = { .opts = opts,
-			   .rung = opts->match == LD_MATCH_BY_FUNCTION ? LD_MATCH_FUNCTION : LD_MATCH_EXACT };
-	int r = norm_init(&k.side[0], after);
-	if (r == 0)
-		r = norm_init(&k.side[1], before);
-	if (r == 0)
-		r = norm_fill(&k.side[0], opts);
-	if (r == 0)
-		r = norm_fill(&k.side[1], opts);
+	struct keyer k;
+	int r = keyer_init(&k, after, before, opts);
 	if (r == 0)
 		r = diff_sites(d, &k, opts->depth);
 	if (r == 0)
 		r = diff_types(d, &k, opts->depth);
 	if (r == 0)
 		r = diff_hints(d);
-	norm_finish(&k.side[0]);
-	norm_finish(&k.side[1]);
+	keyer_finish(&k);
 	if (r < 0) {
 		ld_diff_destroy(d);
 		return r;
