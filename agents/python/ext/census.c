@@ -1,16 +1,1062 @@
 /*
- * _census: the Python agent's type census in C (placeholder module; the
- * agent falls back to its pure-Python census while it defines nothing).
+ * _census: the heavy loops of the Python agent's snapshot, in C.
+ *
+ * run() is the object census of _heap.Census done without a Python object
+ * per visited object: the tracked objects (the list gc.get_objects() gave)
+ * are filed by type in a table keyed by type pointer, then the objects the
+ * collector does not track (str, int, untracked tuples, code objects...)
+ * that tracked ones refer to are found with tp_traverse, level by level,
+ * exactly as _heap.Census finds them with gc.get_referents(): in batches of
+ * BATCH, singly referenced ones first, then the others in order of first
+ * sight, code objects' parts last. The order matters: the agent samples the
+ * instances of a type with a stride, and both paths must sample the same
+ * ones.
+ *
+ * An untracked object with a reference count of one has one referrer, so it
+ * can be reached once only; the others are de-duplicated by address in a
+ * hash set. The census keeps one strong reference to every object it
+ * counts, in a C array per type, until release(): sizes, type x site
+ * lookups and hints need them after run() has returned, while other threads
+ * of the program may run. Nothing here allocates Python objects per visited
+ * object, and all tables come from the C library's malloc, which tracemalloc
+ * does not see.
+ *
+ * group_traces() sums the raw tracemalloc traces by traceback identity
+ * (_tracemalloc._get_traces() hands out one tuple per distinct traceback),
+ * and lookups() asks for allocation tracebacks from a thread with an empty
+ * Python stack, where tracing the lookups' own allocations costs little.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <frameobject.h>
+#include <pythread.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH 4096
+
+/* Kinds of facts(): what is summed over a type's instances. */
+enum { FACT_VAR = 1, FACT_LIST = 2, FACT_STR = 3, FACT_INT = 4 };
+
+/* -- growable arrays and a set of addresses ---------------------------- */
+
+struct vec {
+	PyObject **items;
+	size_t n, cap;
+};
+
+static int vec_push(struct vec *v, PyObject *o)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? 2 * v->cap : 64;
+		PyObject **items = realloc(v->items, cap * sizeof(*items));
+		if (!items)
+			return -1;
+		v->items = items;
+		v->cap = cap;
+	}
+	v->items[v->n++] = o;
+	return 0;
+}
+
+static void vec_finish(struct vec *v)
+{
+	free(v->items);
+	v->items = NULL;
+	v->n = v->cap = 0;
+}
+
+static size_t hash_ptr(const void *p)
+{
+	uint64_t x = (uint64_t)(uintptr_t)p;
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return (size_t)x;
+}
+
+struct ptrset {
+	const void **slots;
+	size_t mask, used;
+};
+
+/* Adds p; 1 when it was new, 0 when already there, -1 without memory. */
+static int ptrset_add(struct ptrset *s, const void *p)
+{
+	if (2 * (s->used + 1) > s->mask + 1 || !s->slots) {
+		size_t size = s->slots ? 2 * (s->mask + 1) : 1024;
+		const void **slots = calloc(size, sizeof(*slots));
+		if (!slots)
+			return -1;
+		for (size_t i = 0; s->slots && i <= s->mask; i++) {
+			if (!s->slots[i])
+				continue;
+			size_t j = hash_ptr(s->slots[i]) & (size - 1);
+			while (slots[j])
+				j = (j + 1) & (size - 1);
+			slots[j] = s->slots[i];
+		}
+		free(s->slots);
+		s->slots = slots;
+		s->mask = size - 1;
+	}
+	size_t i = hash_ptr(p) & s->mask;
+	while (s->slots[i]) {
+		if (s->slots[i] == p)
+			return 0;
+		i = (i + 1) & s->mask;
+	}
+	s->slots[i] = p;
+	s->used++;
+	return 1;
+}
+
+static int ptrset_has(const struct ptrset *s, const void *p)
+{
+	if (!s->slots)
+		return 0;
+	for (size_t i = hash_ptr(p) & s->mask; s->slots[i]; i = (i + 1) & s->mask)
+		if (s->slots[i] == p)
+			return 1;
+	return 0;
+}
+
+static void ptrset_finish(struct ptrset *s)
+{
+	free(s->slots);
+	s->slots = NULL;
+	s->mask = s->used = 0;
+}
+
+/* -- the census object ------------------------------------------------- */
+
+struct tentry {
+	PyTypeObject *type; /* strong reference */
+	struct vec objs;    /* strong references, in the order found */
+	size_t tracked;     /* how many of objs were tracked ones */
+	int excluded;       /* the agent's type, or its hash fails */
+	int checked;        /* hash of a metaclass instance tried */
+};
+
+typedef struct {
+	PyObject_HEAD
+	struct tentry *entries;
+	size_t n, cap;
+	size_t *index; /* open addressing: entry number + 1, or 0 */
+	size_t imask;
+	Py_ssize_t skipped;
+} CensusObject;
+
+/* State of one run(), kept on the C stack. */
+struct walk {
+	CensusObject *c;
+	struct ptrset seen;   /* untracked objects with several referrers */
+	struct ptrset frames; /* frames among the tracked objects */
+	struct vec singles;   /* found in the current batch, one referrer */
+	struct vec multis;    /* found in the current batch, several: str, int... */
+	struct vec others;    /* the same, of other types */
+	struct vec found;     /* found in the current level */
+	struct vec codes;     /* code objects of the current level */
+	Py_ssize_t single;    /* reference count meaning "one referrer" */
+	int nomem;
+};
+
+static void census_clear(CensusObject *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		struct tentry *e = &c->entries[i];
+		for (size_t k = 0; k < e->objs.n; k++)
+			Py_DECREF(e->objs.items[k]);
+		vec_finish(&e->objs);
+		Py_CLEAR(e->type);
+	}
+	free(c->entries);
+	free(c->index);
+	c->entries = NULL;
+	c->index = NULL;
+	c->n = c->cap = 0;
+	c->imask = 0;
+}
+
+static void census_dealloc(PyObject *self)
+{
+	census_clear((CensusObject *)self);
+	Py_TYPE(self)->tp_free(self);
+}
+
+static struct tentry *find_entry(CensusObject *c, PyTypeObject *t)
+{
+	if (!c->index)
+		return NULL;
+	size_t i = hash_ptr(t) & c->imask;
+	while (c->index[i]) {
+		struct tentry *e = &c->entries[c->index[i] - 1];
+		if (e->type == t)
+			return e;
+		i = (i + 1) & c->imask;
+	}
+	return NULL;
+}
+
+/* The entry of t, made when missing; NULL without memory. */
+static struct tentry *get_entry(CensusObject *c, PyTypeObject *t, int *made)
+{
+	struct tentry *e = find_entry(c, t);
+	*made = 0;
+	if (e)
+		return e;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 256;
+		struct tentry *entries = realloc(c->entries, cap * sizeof(*entries));
+		if (!entries)
+			return NULL;
+		c->entries = entries;
+		c->cap = cap;
+	}
+	if (!c->index || 2 * (c->n + 1) > c->imask + 1) {
+		size_t size = c->index ? 2 * (c->imask + 1) : 1024;
+		size_t *index = calloc(size, sizeof(*index));
+		if (!index)
+			return NULL;
+		for (size_t k = 0; k < c->n; k++) {
+			size_t j = hash_ptr(c->entries[k].type) & (size - 1);
+			while (index[j])
+				j = (j + 1) & (size - 1);
+			index[j] = k + 1;
+		}
+		free(c->index);
+		c->index = index;
+		c->imask = size - 1;
+	}
+	e = &c->entries[c->n];
+	memset(e, 0, sizeof(*e));
+	Py_INCREF(t);
+	e->type = t;
+	size_t j = hash_ptr(t) & c->imask;
+	while (c->index[j])
+		j = (j + 1) & c->imask;
+	c->index[j] = ++c->n;
+	*made = 1;
+	return e;
+}
+
+static int is_tracked(PyObject *o)
+{
+	if (!PyObject_IS_GC(o))
+		return 0;
+#if PY_VERSION_HEX >= 0x03090000
+	return PyObject_GC_IsTracked(o);
+#else
+	return _PyObject_GC_IS_TRACKED(o);
+#endif
+}
+
+/* str, bytes, int, float, bool, complex and None: nothing to look into. */
+static int is_atom(PyObject *o)
+{
+	PyTypeObject *t = Py_TYPE(o);
+	return t == &PyUnicode_Type || t == &PyBytes_Type || t == &PyLong_Type ||
+	       t == &PyFloat_Type || t == &PyBool_Type || t == &PyComplex_Type ||
+	       o == Py_None;
+}
+
+/* Called by tp_traverse: nothing in here may run Python code. */
+static int visit(PyObject *o, void *arg)
+{
+	struct walk *w = arg;
+	if (!o || is_tracked(o))
+		return 0;
+	if (Py_REFCNT(o) == w->single) {
+		if (vec_push(&w->singles, o) < 0)
+			goto nomem;
+		return 0;
+	}
+	switch (ptrset_add(&w->seen, o)) {
+	case 1:
+		if (vec_push(is_atom(o) ? &w->multis : &w->others, o) < 0)
+			goto nomem;
+		return 0;
+	case 0:
+		return 0;
+	default:
+		goto nomem;
+	}
+nomem:
+	w->nomem = 1;
+	return -1;
+}
+
+static void visit_referents(struct walk *w, PyObject *o)
+{
+	if (!PyObject_IS_GC(o))
+		return;
+	traverseproc traverse = Py_TYPE(o)->tp_traverse;
+	if (traverse)
+		traverse(o, visit, w);
+}
+
+/* Moves the batch's finds to the level's: singly referenced ones first,
+ * then the atoms, then the rest (the order of _heap.Census). */
+static int end_batch(struct walk *w)
+{
+	struct vec *parts[] = {&w->singles, &w->multis, &w->others};
+	for (size_t p = 0; p < sizeof(parts) / sizeof(parts[0]); p++) {
+		for (size_t i = 0; i < parts[p]->n; i++)
+			if (vec_push(&w->found, parts[p]->items[i]) < 0)
+				return -1;
+		parts[p]->n = 0;
+	}
+	return 0;
+}
+
+/* Looks into one batch of a level; code objects are kept for later. */
+static int walk_batch(struct walk *w, PyObject **objs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		PyObject *o = objs[i];
+		if (Py_TYPE(o) == &PyCode_Type && vec_push(&w->codes, o) < 0)
+			return -1;
+		visit_referents(w, o);
+		if (w->nomem)
+			return -1;
+	}
+	return end_batch(w);
+}
+
+/* The parts of code objects (they have no tp_traverse), read as the
+ * attributes named in attrs. */
+static int walk_codes(struct walk *w, PyObject *attrs)
+{
+	Py_ssize_t nattrs = PyTuple_GET_SIZE(attrs);
+	Py_ssize_t saved = w->single;
+	/* The attribute read holds one more reference while it is visited. */
+	w->single = saved + 1;
+	for (size_t start = 0; start < w->codes.n; start += BATCH) {
+		size_t end = start + BATCH < w->codes.n ? start + BATCH : w->codes.n;
+		for (size_t i = start; i < end; i++) {
+			for (Py_ssize_t k = 0; k < nattrs; k++) {
+				PyObject *part = PyObject_GetAttr(w->codes.items[i],
+								  PyTuple_GET_ITEM(attrs, k));
+				if (!part) {
+					PyErr_Clear();
+					continue;
+				}
+				visit(part, w);
+				Py_DECREF(part);
+				if (w->nomem)
+					goto fail;
+			}
+		}
+		if (end_batch(w) < 0)
+			goto fail;
+	}
+	w->single = saved;
+	w->codes.n = 0;
+	return 0;
+fail:
+	w->single = saved;
+	return -1;
+}
+
+/* Files the level's finds under their types. */
+static int file_found(struct walk *w)
+{
+	CensusObject *c = w->c;
+	for (size_t i = 0; i < w->found.n; i++) {
+		PyObject *o = w->found.items[i];
+		int made;
+		struct tentry *e = get_entry(c, Py_TYPE(o), &made);
+		if (!e)
+			return -1;
+		if (e->excluded)
+			continue;
+		if (vec_push(&e->objs, o) < 0)
+			return -1;
+		Py_INCREF(o);
+	}
+	return 0;
+}
+
+/* Whether a tracked object is left out: its type is the agent's (asked of
+ * is_agent_type once per type), its type cannot be hashed (as in the
+ * pure-Python census), or it is a frame of the agent's code. */
+static int left_out(CensusObject *c, struct tentry *e, int made, PyObject *o,
+		    PyObject *is_agent_type, PyObject *agent_files)
+{
+	if (made) {
+		PyObject *r = PyObject_CallFunctionObjArgs(is_agent_type, (PyObject *)e->type, NULL);
+		if (!r) {
+			PyErr_Clear();
+		} else {
+			int yes = PyObject_IsTrue(r);
+			Py_DECREF(r);
+			if (yes < 0)
+				PyErr_Clear();
+			else if (yes)
+				e->excluded = 1;
+		}
+		if (!e->excluded && Py_TYPE(e->type) != &PyType_Type) {
+			e->checked = 1;
+			if (PyObject_Hash((PyObject *)e->type) == -1) {
+				PyErr_Clear();
+				e->excluded = 2;
+			}
+		}
+	}
+	if (e->excluded == 2)
+		c->skipped++;
+	if (e->excluded)
+		return 1;
+	if (Py_TYPE(o) == &PyFrame_Type) {
+#if PY_VERSION_HEX >= 0x03090000
+		PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)o);
+#else
+		PyCodeObject *code = ((PyFrameObject *)o)->f_code;
+		Py_XINCREF(code);
+#endif
+		int mine = 0;
+		if (code) {
+			mine = PySet_Contains(agent_files, code->co_filename);
+			if (mine < 0) {
+				PyErr_Clear();
+				mine = 0;
+			}
+			Py_DECREF(code);
+		}
+		return mine;
+	}
+	return 0;
+}
+
+/* Types first met among untracked objects whose metaclass may refuse to
+ * hash: checked after the walk, when Python code may run again. */
+static void check_late_types(CensusObject *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		struct tentry *e = &c->entries[i];
+		if (e->checked || e->excluded || Py_TYPE(e->type) == &PyType_Type)
+			continue;
+		e->checked = 1;
+		if (PyObject_Hash((PyObject *)e->type) != -1)
+			continue;
+		PyErr_Clear();
+		e->excluded = 2;
+		c->skipped += (Py_ssize_t)e->objs.n;
+		for (size_t k = 0; k < e->objs.n; k++)
+			Py_DECREF(e->objs.items[k]);
+		e->objs.n = 0;
+	}
+}
+
+static PyTypeObject CensusType;
+
+static void walk_finish(struct walk *w)
+{
+	ptrset_finish(&w->seen);
+	ptrset_finish(&w->frames);
+	vec_finish(&w->singles);
+	vec_finish(&w->multis);
+	vec_finish(&w->others);
+	vec_finish(&w->found);
+	vec_finish(&w->codes);
+}
+
+/* The untracked objects reachable from the tracked ones and the roots. */
+static int walk_untracked(struct walk *w, PyObject *roots, PyObject *code_attrs)
+{
+	CensusObject *c = w->c;
+	PyObject *batch[BATCH];
+	size_t nb = 0;
+	struct vec level = {0};
+	int rc = -1;
+
+	/* Level 0: the tracked objects type by type, then the roots. */
+	size_t ntypes = c->n;
+	for (size_t i = 0; i < ntypes; i++) {
+		struct tentry *e = &c->entries[i];
+		size_t tracked = e->tracked;
+		for (size_t k = 0; k < tracked; k++) {
+			batch[nb++] = c->entries[i].objs.items[k];
+			if (nb == BATCH) {
+				if (walk_batch(w, batch, nb) < 0)
+					goto out;
+				nb = 0;
+			}
+		}
+	}
+	for (Py_ssize_t k = 0; k < PyList_GET_SIZE(roots); k++) {
+		/* A frame that is also a tracked object was looked into. */
+		if (ptrset_has(&w->frames, PyList_GET_ITEM(roots, k)))
+			continue;
+		batch[nb++] = PyList_GET_ITEM(roots, k);
+		if (nb == BATCH) {
+			if (walk_batch(w, batch, nb) < 0)
+				goto out;
+			nb = 0;
+		}
+	}
+	if (nb && walk_batch(w, batch, nb) < 0)
+		goto out;
+	for (;;) {
+		if (walk_codes(w, code_attrs) < 0)
+			goto out;
+		if (file_found(w) < 0)
+			goto out;
+		level.n = 0;
+		for (size_t i = 0; i < w->found.n; i++)
+			if (!is_atom(w->found.items[i]) && vec_push(&level, w->found.items[i]) < 0)
+				goto out;
+		w->found.n = 0;
+		if (!level.n)
+			break;
+		/* Held by the census since file_found(), so borrowed here. */
+		for (size_t start = 0; start < level.n; start += BATCH) {
+			size_t n = level.n - start < BATCH ? level.n - start : BATCH;
+			if (walk_batch(w, level.items + start, n) < 0)
+				goto out;
+		}
+	}
+	rc = 0;
+out:
+	vec_finish(&level);
+	return rc;
+}
+
+PyDoc_STRVAR(run_doc,
+"run(objects, roots, agent_files, is_agent_type, code_attrs) -> Census\n\n"
+"The census of the tracked objects in the list objects (the list itself\n"
+"left out) and of the untracked objects reachable from them and from the\n"
+"frames in roots. is_agent_type(t) is asked once per type; frames of code\n"
+"in the set agent_files are left out; code_attrs names the attributes of\n"
+"code objects that hold their parts.");
+
+static PyObject *census_run(PyObject *module, PyObject *args)
+{
+	PyObject *objs, *roots, *agent_files, *is_agent_type, *code_attrs;
+	(void)module;
+	if (!PyArg_ParseTuple(args, "O!O!OOO!:run", &PyList_Type, &objs, &PyList_Type, &roots,
+			      &agent_files, &is_agent_type, &PyTuple_Type, &code_attrs))
+		return NULL;
+	if (!PyAnySet_Check(agent_files)) {
+		PyErr_SetString(PyExc_TypeError, "agent_files must be a set");
+		return NULL;
+	}
+	CensusObject *c = PyObject_New(CensusObject, &CensusType);
+	if (!c)
+		return NULL;
+	c->entries = NULL;
+	c->index = NULL;
+	c->n = c->cap = 0;
+	c->imask = 0;
+	c->skipped = 0;
+
+	/* The callbacks below may let other threads run: hold the list. */
+	Py_INCREF(objs);
+	struct walk w = {0};
+	w.c = c;
+	w.single = 1;
+	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(objs); i++) {
+		PyObject *o = PyList_GET_ITEM(objs, i);
+		if (o == objs)
+			continue;
+		int made;
+		struct tentry *e = get_entry(c, Py_TYPE(o), &made);
+		if (!e)
+			goto nomem;
+		if (left_out(c, e, made, o, is_agent_type, agent_files))
+			continue;
+		if (vec_push(&e->objs, o) < 0)
+			goto nomem;
+		Py_INCREF(o);
+		if (Py_TYPE(o) == &PyFrame_Type && ptrset_add(&w.frames, o) < 0)
+			goto nomem;
+	}
+	for (size_t i = 0; i < c->n; i++)
+		c->entries[i].tracked = c->entries[i].objs.n;
+	Py_DECREF(objs);
+	objs = NULL;
+	if (walk_untracked(&w, roots, code_attrs) < 0)
+		goto nomem;
+	walk_finish(&w);
+	check_late_types(c);
+	return (PyObject *)c;
+nomem:
+	Py_XDECREF(objs);
+	walk_finish(&w);
+	Py_DECREF(c);
+	return PyErr_NoMemory();
+}
+
+/* -- reading a census --------------------------------------------------- */
+
+static struct tentry *entry_of(CensusObject *c, PyObject *t)
+{
+	if (!PyType_Check(t)) {
+		PyErr_SetString(PyExc_TypeError, "a type is needed");
+		return NULL;
+	}
+	struct tentry *e = find_entry(c, (PyTypeObject *)t);
+	if (!e || e->excluded) {
+		PyErr_SetObject(PyExc_KeyError, t);
+		return NULL;
+	}
+	return e;
+}
+
+PyDoc_STRVAR(types_doc, "types() -> [(type, count)], in the order first met");
+
+static PyObject *census_types(PyObject *self, PyObject *unused)
+{
+	CensusObject *c = (CensusObject *)self;
+	(void)unused;
+	PyObject *out = PyList_New(0);
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < c->n; i++) {
+		struct tentry *e = &c->entries[i];
+		if (e->excluded || !e->objs.n)
+			continue;
+		PyObject *row = Py_BuildValue("(On)", (PyObject *)e->type, (Py_ssize_t)e->objs.n);
+		if (!row || PyList_Append(out, row) < 0) {
+			Py_XDECREF(row);
+			Py_DECREF(out);
+			return NULL;
+		}
+		Py_DECREF(row);
+	}
+	return out;
+}
+
+PyDoc_STRVAR(sample_doc,
+"sample(type, limit) -> list\n\n"
+"The instances of type, or when there are more than limit (> 0), every\n"
+"k-th one from the first, k = ceil(count / limit).");
+
+static PyObject *census_sample(PyObject *self, PyObject *args)
+{
+	PyObject *t;
+	Py_ssize_t limit;
+	if (!PyArg_ParseTuple(args, "On:sample", &t, &limit))
+		return NULL;
+	struct tentry *e = entry_of((CensusObject *)self, t);
+	if (!e)
+		return NULL;
+	size_t n = e->objs.n, stride = 1;
+	if (limit > 0 && (size_t)limit < n)
+		stride = (n + (size_t)limit - 1) / (size_t)limit;
+	PyObject *out = PyList_New((Py_ssize_t)((n + stride - 1) / stride));
+	if (!out)
+		return NULL;
+	for (size_t i = 0, k = 0; i < n; i += stride, k++) {
+		PyObject *o = e->objs.items[i];
+		Py_INCREF(o);
+		PyList_SET_ITEM(out, (Py_ssize_t)k, o);
+	}
+	return out;
+}
+
+PyDoc_STRVAR(samples_doc, "samples(type) -> (first, middle, last) instances");
+
+static PyObject *census_samples(PyObject *self, PyObject *t)
+{
+	struct tentry *e = entry_of((CensusObject *)self, t);
+	if (!e)
+		return NULL;
+	size_t n = e->objs.n;
+	if (!n)
+		return PyTuple_New(0);
+	return PyTuple_Pack(3, e->objs.items[0], e->objs.items[n / 2], e->objs.items[n - 1]);
+}
+
+/* A compact ASCII str whose size is header + length + 1, or -1. */
+static Py_ssize_t plain_ascii_len(PyObject *o)
+{
+	if (Py_TYPE(o) != &PyUnicode_Type)
+		return -1;
+#if PY_VERSION_HEX < 0x030C0000
+	if (!PyUnicode_IS_READY(o) || ((PyASCIIObject *)o)->wstr)
+		return -1;
+#endif
+	if (!PyUnicode_IS_COMPACT_ASCII(o))
+		return -1;
+	return PyUnicode_GET_LENGTH(o);
+}
+
+/* Digits of an exact int, as int.__sizeof__ counts them (0 for zero). */
+static Py_ssize_t int_digits(PyObject *o)
+{
+	size_t bits = (size_t)_PyLong_NumBits(o);
+	if (bits == (size_t)-1) {
+		PyErr_Clear();
+		return -1;
+	}
+	return (Py_ssize_t)((bits + PyLong_SHIFT - 1) / PyLong_SHIFT);
+}
+
+/* The raw measure of one object for kind; -1 when it has none. */
+static Py_ssize_t measure_of(PyObject *o, int kind)
+{
+	switch (kind) {
+	case FACT_VAR:
+		return Py_TYPE(o)->tp_itemsize > 0 ? Py_SIZE(o) : -1;
+	case FACT_LIST:
+		return PyList_Check(o) ? ((PyListObject *)o)->allocated : -1;
+	case FACT_STR:
+		return plain_ascii_len(o);
+	case FACT_INT:
+		return PyLong_CheckExact(o) ? int_digits(o) : -1;
+	default:
+		return -1;
+	}
+}
+
+PyDoc_STRVAR(measure_doc,
+"measure(obj, kind) -> int\n\n"
+"What facts() sums for one object: 1 ob_size, 2 a list's allocated slots,\n"
+"3 the length of a compact ASCII str, 4 an int's digits; -1 for none.");
+
+static PyObject *census_measure(PyObject *module, PyObject *args)
+{
+	PyObject *o;
+	int kind;
+	(void)module;
+	if (!PyArg_ParseTuple(args, "Oi:measure", &o, &kind))
+		return NULL;
+	return PyLong_FromSsize_t(measure_of(o, kind));
+}
+
+PyDoc_STRVAR(facts_doc,
+"facts(type, kind) -> sum, (count, sum, rest) or {digits: count}\n\n"
+"Kinds 1 and 2: the sum of measure() over the instances (None if one has\n"
+"none). Kind 3: the compact ASCII instances' count and total length, and\n"
+"a list of the other instances. Kind 4: instances by number of digits\n"
+"(None if one is not an exact int).");
+
+static PyObject *census_facts(PyObject *self, PyObject *args)
+{
+	PyObject *t;
+	int kind;
+	if (!PyArg_ParseTuple(args, "Oi:facts", &t, &kind))
+		return NULL;
+	struct tentry *e = entry_of((CensusObject *)self, t);
+	if (!e)
+		return NULL;
+	if (kind == FACT_VAR || kind == FACT_LIST) {
+		long long sum = 0;
+		for (size_t i = 0; i < e->objs.n; i++) {
+			Py_ssize_t m = measure_of(e->objs.items[i], kind);
+			if (m < 0)
+				Py_RETURN_NONE;
+			sum += m;
+		}
+		return PyLong_FromLongLong(sum);
+	}
+	if (kind == FACT_STR) {
+		long long count = 0, sum = 0;
+		PyObject *rest = PyList_New(0);
+		if (!rest)
+			return NULL;
+		for (size_t i = 0; i < e->objs.n; i++) {
+			PyObject *o = e->objs.items[i];
+			Py_ssize_t m = plain_ascii_len(o);
+			if (m >= 0) {
+				count++;
+				sum += m;
+			} else if (PyList_Append(rest, o) < 0) {
+				Py_DECREF(rest);
+				return NULL;
+			}
+		}
+		return Py_BuildValue("(LLN)", count, sum, rest);
+	}
+	if (kind == FACT_INT) {
+		/* Few distinct digit counts: a small table, then a dict. */
+		enum { SMALL = 64 };
+		long long small[SMALL] = {0};
+		PyObject *out = PyDict_New();
+		if (!out)
+			return NULL;
+		for (size_t i = 0; i < e->objs.n; i++) {
+			Py_ssize_t d = measure_of(e->objs.items[i], FACT_INT);
+			if (d < 0) {
+				Py_DECREF(out);
+				Py_RETURN_NONE;
+			}
+			if (d < SMALL) {
+				small[d]++;
+				continue;
+			}
+			PyObject *key = PyLong_FromSsize_t(d);
+			PyObject *prev = key ? PyDict_GetItemWithError(out, key) : NULL;
+			long long was = prev ? PyLong_AsLongLong(prev) : 0;
+			PyObject *now = (key && !PyErr_Occurred()) ? PyLong_FromLongLong(was + 1) : NULL;
+			if (!now || PyDict_SetItem(out, key, now) < 0) {
+				Py_XDECREF(key);
+				Py_XDECREF(now);
+				Py_DECREF(out);
+				return NULL;
+			}
+			Py_DECREF(key);
+			Py_DECREF(now);
+		}
+		for (int d = 0; d < SMALL; d++) {
+			if (!small[d])
+				continue;
+			PyObject *key = PyLong_FromLong(d);
+			PyObject *val = PyLong_FromLongLong(small[d]);
+			if (!key || !val || PyDict_SetItem(out, key, val) < 0) {
+				Py_XDECREF(key);
+				Py_XDECREF(val);
+				Py_DECREF(out);
+				return NULL;
+			}
+			Py_DECREF(key);
+			Py_DECREF(val);
+		}
+		return out;
+	}
+	PyErr_SetString(PyExc_ValueError, "unknown kind");
+	return NULL;
+}
+
+PyDoc_STRVAR(skipped_doc, "skipped() -> objects left out because their type cannot be hashed");
+
+static PyObject *census_skipped(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	return PyLong_FromSsize_t(((CensusObject *)self)->skipped);
+}
+
+PyDoc_STRVAR(release_doc, "release(): drop every reference the census holds");
+
+static PyObject *census_release(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	census_clear((CensusObject *)self);
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef census_methods[] = {
+	{"types", census_types, METH_NOARGS, types_doc},
+	{"sample", census_sample, METH_VARARGS, sample_doc},
+	{"samples", census_samples, METH_O, samples_doc},
+	{"facts", census_facts, METH_VARARGS, facts_doc},
+	{"skipped", census_skipped, METH_NOARGS, skipped_doc},
+	{"release", census_release, METH_NOARGS, release_doc},
+	{NULL, NULL, 0, NULL},
+};
+
+/* Not a GC type: the census never sees itself. */
+static PyTypeObject CensusType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "leakdiff._census.Census",
+	.tp_basicsize = sizeof(CensusObject),
+	.tp_dealloc = census_dealloc,
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "One census; see run().",
+	.tp_methods = census_methods,
+};
+
+/* -- traces -------------------------------------------------------------- */
+
+struct tbsum {
+	PyObject *tb; /* borrowed from the traces list */
+	long long count, size;
+};
+
+PyDoc_STRVAR(group_traces_doc,
+"group_traces(traces) -> [(traceback, count, bytes)]\n\n"
+"Sums the (domain, size, traceback) tuples of _tracemalloc._get_traces()\n"
+"by traceback identity, in the order first met.");
+
+static PyObject *group_traces(PyObject *module, PyObject *traces)
+{
+	(void)module;
+	if (!PyList_Check(traces)) {
+		PyErr_SetString(PyExc_TypeError, "a list is needed");
+		return NULL;
+	}
+	struct tbsum *sums = NULL;
+	size_t n = 0, cap = 0, mask = 0;
+	size_t *index = NULL;
+	PyObject *out = NULL;
+	Py_ssize_t total = PyList_GET_SIZE(traces);
+	for (Py_ssize_t i = 0; i < total; i++) {
+		PyObject *tr = PyList_GET_ITEM(traces, i);
+		if (!PyTuple_Check(tr) || PyTuple_GET_SIZE(tr) < 3) {
+			PyErr_SetString(PyExc_ValueError, "unexpected trace");
+			goto out;
+		}
+		PyObject *tb = PyTuple_GET_ITEM(tr, 2);
+		long long size = PyLong_AsLongLong(PyTuple_GET_ITEM(tr, 1));
+		if (size == -1 && PyErr_Occurred())
+			goto out;
+		if (!index || 2 * (n + 1) > mask + 1) {
+			size_t sz = index ? 2 * (mask + 1) : 4096;
+			size_t *ix = calloc(sz, sizeof(*ix));
+			if (!ix) {
+				PyErr_NoMemory();
+				goto out;
+			}
+			for (size_t k = 0; k < n; k++) {
+				size_t j = hash_ptr(sums[k].tb) & (sz - 1);
+				while (ix[j])
+					j = (j + 1) & (sz - 1);
+				ix[j] = k + 1;
+			}
+			free(index);
+			index = ix;
+			mask = sz - 1;
+		}
+		size_t j = hash_ptr(tb) & mask;
+		while (index[j] && sums[index[j] - 1].tb != tb)
+			j = (j + 1) & mask;
+		if (!index[j]) {
+			if (n == cap) {
+				size_t c2 = cap ? 2 * cap : 1024;
+				struct tbsum *s2 = realloc(sums, c2 * sizeof(*s2));
+				if (!s2) {
+					PyErr_NoMemory();
+					goto out;
+				}
+				sums = s2;
+				cap = c2;
+			}
+			sums[n].tb = tb;
+			sums[n].count = 0;
+			sums[n].size = 0;
+			index[j] = ++n;
+		}
+		sums[index[j] - 1].count++;
+		sums[index[j] - 1].size += size;
+	}
+	out = PyList_New((Py_ssize_t)n);
+	if (!out)
+		goto out;
+	for (size_t k = 0; k < n; k++) {
+		PyObject *row = Py_BuildValue("(OLL)", sums[k].tb, sums[k].count, sums[k].size);
+		if (!row) {
+			Py_CLEAR(out);
+			goto out;
+		}
+		PyList_SET_ITEM(out, (Py_ssize_t)k, row);
+	}
+out:
+	free(sums);
+	free(index);
+	return out;
+}
+
+/* -- allocation lookups ----------------------------------------------- */
+
+struct lookup_job {
+	PyObject *getter, *objs, *out;
+	PyThread_type_lock done;
+};
+
+/* getter(obj) for every obj, results (None for errors) into job->out. */
+static void lookup_all(struct lookup_job *job)
+{
+	Py_ssize_t n = PyList_GET_SIZE(job->objs);
+	PyObject *out = PyList_New(n);
+	if (!out) {
+		PyErr_Clear();
+		return;
+	}
+	for (Py_ssize_t i = 0; i < n && i < PyList_GET_SIZE(job->objs); i++) {
+		PyObject *r = PyObject_CallFunctionObjArgs(job->getter,
+							   PyList_GET_ITEM(job->objs, i), NULL);
+		if (!r) {
+			PyErr_Clear();
+			Py_INCREF(Py_None);
+			r = Py_None;
+		}
+		PyList_SET_ITEM(out, i, r);
+	}
+	for (Py_ssize_t i = PyList_GET_SIZE(job->objs); i < n; i++) {
+		Py_INCREF(Py_None);
+		PyList_SET_ITEM(out, i, Py_None);
+	}
+	job->out = out;
+}
+
+static void lookup_thread(void *arg)
+{
+	struct lookup_job *job = arg;
+	PyGILState_STATE state = PyGILState_Ensure();
+	lookup_all(job);
+	PyGILState_Release(state);
+	PyThread_release_lock(job->done);
+}
+
+PyDoc_STRVAR(lookups_doc,
+"lookups(getter, objects) -> [getter(obj) or None for obj in objects]\n\n"
+"Made on a thread of its own with no Python frame: tracemalloc traces the\n"
+"tuples each lookup returns, and capturing an empty stack costs next to\n"
+"nothing. Falls back to this thread when no thread can be started.");
+
+static PyObject *lookups(PyObject *module, PyObject *args)
+{
+	struct lookup_job job = {0};
+	(void)module;
+	if (!PyArg_ParseTuple(args, "OO!:lookups", &job.getter, &PyList_Type, &job.objs))
+		return NULL;
+	Py_INCREF(job.getter);
+	Py_INCREF(job.objs);
+	job.done = PyThread_allocate_lock();
+	int started = 0;
+	if (job.done && PyThread_acquire_lock(job.done, WAIT_LOCK)) {
+		if (PyThread_start_new_thread(lookup_thread, &job) != PYTHREAD_INVALID_THREAD_ID) {
+			started = 1;
+			Py_BEGIN_ALLOW_THREADS
+			PyThread_acquire_lock(job.done, WAIT_LOCK);
+			Py_END_ALLOW_THREADS
+		}
+	}
+	if (job.done)
+		PyThread_free_lock(job.done);
+	if (!started)
+		lookup_all(&job);
+	Py_DECREF(job.getter);
+	Py_DECREF(job.objs);
+	if (!job.out && !PyErr_Occurred())
+		PyErr_NoMemory();
+	return job.out;
+}
+
+static PyMethodDef module_methods[] = {
+	{"lookups", lookups, METH_VARARGS, lookups_doc},
+	{"run", census_run, METH_VARARGS, run_doc},
+	{"measure", census_measure, METH_VARARGS, measure_doc},
+	{"group_traces", group_traces, METH_O, group_traces_doc},
+	{NULL, NULL, 0, NULL},
+};
 
 static struct PyModuleDef census_module = {
-	PyModuleDef_HEAD_INIT, "_census", NULL, -1, NULL,
+	PyModuleDef_HEAD_INIT,
+	.m_name = "_census",
+	.m_doc = "The Python agent's census and trace grouping in C.",
+	.m_size = -1,
+	.m_methods = module_methods,
 };
 
 PyMODINIT_FUNC PyInit__census(void);
 PyMODINIT_FUNC PyInit__census(void)
 {
-	return PyModule_Create(&census_module);
+	if (PyType_Ready(&CensusType) < 0)
+		return NULL;
+	PyObject *m = PyModule_Create(&census_module);
+	if (!m)
+		return NULL;
+	if (PyModule_AddIntConstant(m, "VAR", FACT_VAR) < 0 ||
+	    PyModule_AddIntConstant(m, "LIST", FACT_LIST) < 0 ||
+	    PyModule_AddIntConstant(m, "STR", FACT_STR) < 0 ||
+	    PyModule_AddIntConstant(m, "INT", FACT_INT) < 0 ||
+	    PyModule_AddIntConstant(m, "BATCH", BATCH) < 0) {
+		Py_DECREF(m);
+		return NULL;
+	}
+	return m;
 }

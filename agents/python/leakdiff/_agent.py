@@ -218,7 +218,7 @@ class Agent:
         "python_version", "executable", "host", "agent_dirs", "agent_prefixes",
         "boot_file", "agent_files", "agent_modules",
         "stdlib_dirs", "stdlib_prefixes", "resolver", "builder", "_tb_verdicts",
-        "use_worker",
+        "use_worker", "census_ext",
     )
 
     def __init__(self, wire, depth, signum, boot_file):
@@ -253,7 +253,8 @@ class Agent:
         self.stdlib_prefixes = tuple(d.rstrip(os.sep) + os.sep for d in self.stdlib_dirs)
         self.resolver = _sources.Resolver(self.stdlib_dirs[0] if self.stdlib_dirs else None)
         self.builder = _snapshot.Builder(self)
-        self._tb_verdicts = _heap.Map()
+        self._tb_verdicts = _heap.Seq((_heap.Map(), _heap.Map()))
+        self.census_ext = None         # the _census module, when it loads
 
     # -- identity of the agent's own code --------------------------------
 
@@ -302,14 +303,20 @@ class Agent:
         frame: what the chained sitecustomize allocates belongs to the
         program.
         """
-        verdicts = self._tb_verdicts
-        for i, frame in enumerate(frames):
-            key = (frame[0], i == 0)
-            hit = verdicts.get(key)
+        # Verdicts are cached per file name, one table for the innermost
+        # frame and one for the others: a key tuple per frame would be an
+        # allocation, traced, for each of thousands of tracebacks.
+        inner, outer = self._tb_verdicts
+        innermost = True
+        for frame in frames:
+            name = frame[0]
+            verdicts = inner if innermost else outer
+            hit = verdicts.get(name)
             if hit is None:
-                hit = verdicts[key] = self._is_agent_file(frame[0], i == 0)
+                hit = verdicts[name] = self._is_agent_file(name, innermost)
             if hit:
                 return True
+            innermost = False
         return False
 
     def import_roots(self):
@@ -658,6 +665,9 @@ def start(config=None, boot_file=None):
 
     agent = Agent(wire, config.get("depth") or DEFAULT_DEPTH, config.get("signal"), boot_file)
     _agent = agent
+    # The census and trace grouping in C, when built for this interpreter
+    # (loaded before tracemalloc starts, like the rest of the agent).
+    agent.census_ext = load_extension(config.get("ext_dir"), "_census")
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_child)
 

@@ -369,6 +369,15 @@ def thread_frames(agent_files):
     return out
 
 
+def _program_frames(frames, agent_files):
+    return [f for f in frames if f.f_code.co_filename not in agent_files]
+
+
+def _new_frames(roots, known):
+    ids = set(map(id, known))
+    return Seq([f for f in roots if id(f) not in ids])
+
+
 def _probe_value():
     return float("0.5")
 
@@ -470,9 +479,11 @@ class Census:
                     del lists[i]
                     break
         del objs
+        # No comprehensions in here: their closures would put cells of
+        # this frame among the objects counted.
         frames = groups.get(FrameType)
         if frames:
-            frames[:] = [f for f in frames if f.f_code.co_filename not in agent_files]
+            frames[:] = _program_frames(frames, agent_files)
         for t in Seq(groups):
             if is_agent_type(t):
                 del groups[t]
@@ -483,6 +494,9 @@ class Census:
         # stopped tracking) reachable from tracked ones, level by level.
         base = _single_ref_count()
         roots = thread_frames(agent_files)
+        if frames and roots:
+            # A frame that is a tracked object already is looked into once.
+            roots = _new_frames(roots, frames)
         level = Seq(chain.from_iterable(groups.values()))
         level.extend(roots)
         del roots
@@ -536,6 +550,20 @@ class Census:
             self.const[t] = const
             self.totals[t] = (len(group), total)
 
+    def sample(self, t, limit):
+        """The instances of t, or every k-th one from the first when there
+        are more than ``limit`` (k = ceil(count / limit)); None if none."""
+        group = self.groups.get(t)
+        if not group:
+            return None
+        n = len(group)
+        if 0 < limit < n:
+            return group[::-(-n // limit)]
+        return group
+
+    def members(self, t):
+        return self.sample(t, 0)
+
     def release(self):
         self.groups.clear()
         self.const.clear()
@@ -543,12 +571,142 @@ class Census:
         self.skipped = 0
 
     def by_name(self):
-        """[(name, count, bytes)], types of equal name merged."""
-        merged = Map()
-        for t, (count, size) in self.totals.items():
-            name = type_name(t)
-            add_counts(merged, name, count, size)
-        return [(n, c, b) for n, (c, b) in merged.items()]
+        return _by_name(self.totals)
+
+
+def _by_name(totals):
+    """[(name, count, bytes)], types of equal name merged."""
+    merged = Map()
+    for t, (count, size) in totals.items():
+        name = type_name(t)
+        add_counts(merged, name, count, size)
+    return [(n, c, b) for n, (c, b) in merged.items()]
+
+
+class CCensus:
+    """Census's twin on the _census extension: the same objects, counts
+    and sizes (and the same instances sampled), with the walk done in C.
+
+    The C census holds the objects until release(). Sizes are summed from
+    per-type facts the extension gathers (lengths, allocated slots, digit
+    counts), each formula checked first against sys.getsizeof() on the same
+    three instances the pure-Python census checks; a type no shortcut fits
+    goes through _group_bytes() on all its instances, as in Census.
+    """
+
+    __slots__ = ("mod", "c", "const", "totals", "skipped")
+
+    def __init__(self, mod):
+        self.mod = mod
+        self.c = None
+        self.const = Map()
+        self.totals = Map()
+        self.skipped = 0
+
+    def run(self, agent_files, is_agent_type, lap=None):
+        objs = gc.get_objects()
+        if lap is not None:
+            lap("census.group")
+        roots = thread_frames(agent_files)
+        try:
+            self.c = c = self.mod.run(objs, roots, agent_files, is_agent_type, _CODE_ATTRS)
+        finally:
+            del objs, roots[:]
+        self.skipped = c.skipped()
+        if lap is not None:
+            lap("census.untracked")
+        for t, n in c.types():
+            total, const = _c_group_bytes(c, self.mod, t, n)
+            self.const[t] = const
+            self.totals[t] = (n, total)
+
+    def sample(self, t, limit):
+        try:
+            return self.c.sample(t, limit)
+        except (KeyError, TypeError, AttributeError):
+            return None
+
+    def members(self, t):
+        return self.sample(t, 0)
+
+    def release(self):
+        c, self.c = self.c, None
+        if c is not None:
+            c.release()
+        self.const.clear()
+        self.totals.clear()
+        self.skipped = 0
+
+    def by_name(self):
+        return _by_name(self.totals)
+
+
+_LIST_SIZEOF = list.__dict__["__sizeof__"]
+_get_itemsize = type.__dict__["__itemsize__"].__get__
+_PTR = _getsizeof([None]) - _getsizeof([])
+
+
+def _c_group_bytes(c, mod, t, n):
+    """What _group_bytes(t, instances) returns, from the C census c."""
+    owner = _sizeof_owner(t)
+    if type(owner) in _C_METHODS:
+        try:
+            hit = _c_shortcut(c, mod, t, n, owner)
+        except Exception:
+            hit = None
+        if hit is not None:
+            return hit
+    return _group_bytes(t, c.sample(t, 0))
+
+
+def _c_linear(c, mod, t, n, samples, kind, unit):
+    """Sizes that are a constant plus ``unit`` times the measure ``kind``."""
+    total = c.facts(t, kind)
+    if total is None or not samples:
+        return None
+    measure = mod.measure
+    base = _getsizeof(samples[0]) - unit * measure(samples[0], kind)
+    if all(_getsizeof(x) == base + unit * measure(x, kind) for x in samples):
+        return base * n + unit * total, None
+    return None
+
+
+def _c_shortcut(c, mod, t, n, owner):
+    samples = c.samples(t)
+    if owner is _OBJECT_SIZEOF:
+        itemsize = _get_itemsize(t)
+        if itemsize == 0:
+            size = _getsizeof(samples[0])
+            if all(_getsizeof(x) == size for x in samples):
+                return size * n, size
+            return None
+        if itemsize > 0:
+            return _c_linear(c, mod, t, n, samples, mod.VAR, itemsize)
+        return None
+    if owner is _LIST_SIZEOF:
+        return _c_linear(c, mod, t, n, samples, mod.LIST, _PTR)
+    if t is str:
+        count, length, rest = c.facts(t, mod.STR)
+        plain = [x for x in samples if mod.measure(x, mod.STR) >= 0]
+        if count and not plain:
+            return None
+        empty = _getsizeof("")
+        if all(_getsizeof(x) == empty + len(x) for x in plain):
+            return empty * count + length + _mapped_bytes(owner, rest), None
+        return None
+    if t is int:
+        by_digits = c.facts(t, mod.INT)
+        if by_digits is None:
+            return None
+        per = sys.int_info.bits_per_digit
+        sizes = Map()
+        for d in by_digits:
+            sizes[d] = _getsizeof(1 << (d * per - 1)) if d else _getsizeof(0)
+        for x in samples:
+            if _getsizeof(x) != sizes.get(mod.measure(x, mod.INT)):
+                return None
+        return sum(count * sizes[d] for d, count in by_digits.items()), None
+    return None
 
 
 def _atom_type(t):
@@ -583,35 +741,43 @@ def tracebacks_getter(t, plain_getter, by_address):
     return plain_getter
 
 
-def type_sites(census, plan, getter_for):
+def type_sites(census, plan, getter_for, lookups=None):
     """Group instances by allocation traceback.
 
     ``plan`` is a list of (type, lookups): when lookups is smaller than the
     number of instances, an evenly strided sample of that many instances
     is looked up and every count is scaled to the whole type (see
     Builder._type_sites for why).  Returns a dict (type, frames) ->
-    (count, bytes).
+    (count, bytes).  ``lookups(getter, objects)``, when given, makes all
+    the lookups of one type (the _census extension's, on a thread with
+    no Python stack to capture).
     """
     out = Map()
     for t, lookups in plan:
-        group = census.groups.get(t)
-        if not group or lookups <= 0:
+        group = census.sample(t, lookups) if lookups > 0 else None
+        if not group:
             continue
-        n = len(group)
-        if lookups < n:
-            stride = -(-n // lookups)
-            group = group[::stride]
+        n = census.totals[t][0]
         get = getter_for(t)
         const = census.const.get(t)
         sizes = repeat(const) if const is not None else sizes_of(t, group)
         per_tb = Map()
+        tbs = None
+        if lookups is not None:
+            try:
+                tbs = lookups(get, group)
+            except Exception:
+                tbs = None
         # Each traceback is dropped right after use, so the tuples of the
         # next lookup come from the interpreter's free lists.
-        for obj, size in zip(group, sizes):
-            try:
-                tb = get(obj)
-            except Exception:
-                continue
+        for obj, size in zip(group if tbs is None else tbs, sizes):
+            if tbs is not None:
+                tb = obj
+            else:
+                try:
+                    tb = get(obj)
+                except Exception:
+                    continue
             if tb:
                 hit = per_tb.get(tb)
                 if hit is None:
@@ -619,7 +785,7 @@ def type_sites(census, plan, getter_for):
                 else:
                     hit.append(size)
         m = len(group)
-        del group, sizes
+        del group, sizes, tbs
         for tb, found in per_tb.items():
             count, total = len(found), sum(found)
             if m < n:

@@ -61,7 +61,14 @@ class Tables:
         return ix
 
     def traceback(self, frames):
-        return [self.frame(f[0], f[1]) for f in frames[:MAX_FRAMES]]
+        # tracemalloc's frames are (filename, line) tuples already: used as
+        # keys as they are, they spare a key tuple per frame.
+        known = self.frame_ix.get
+        out = []
+        for f in frames[:MAX_FRAMES]:
+            ix = known(f)
+            out.append(self.frame(f[0], f[1]) if ix is None else ix)
+        return out
 
 
 def _iso_utc(stamp):
@@ -115,8 +122,10 @@ class Builder:
 
         # Everything alive during the census is of the agent's own types.
         kinds = _heap.ModuleKinds(agent.stdlib_prefixes, agent.agent_modules)
-        census = _heap.Census()
+        ext = getattr(agent, "census_ext", None)
+        census = _heap.Census() if ext is None else _heap.CCensus(ext)
         lap = _Laps(started)
+        traces = None
         try:
             census.run(agent.agent_files, kinds.is_agent_type, lap)
             lap("census.sizes")
@@ -125,18 +134,28 @@ class Builder:
                           "cannot be hashed" % census.skipped)
             types = census.by_name()
             tracing = agent.tm.is_tracing()
+            depth = agent.tm.get_traceback_limit() if tracing else agent.depth
             names = _heap.Namer()
             ts_groups, sampled = self._type_sites(census, kinds, names) if tracing else ({}, {})
             lap("type_sites")
+            if tracing and trigger == "exit" and agent.started_tracing:
+                # No snapshot follows the one at exit: once the traces are
+                # read, tracing the agent's own work is pure cost.
+                traces = self._sites()
+                lap("sites")
+                try:
+                    agent.tm.stop()
+                except Exception:
+                    pass
             hints = self._hints(census, kinds, names, collected, lap)
         finally:
             census.release()
             census = None
         names = None
 
-        traces = self._sites() if tracing else []
-        depth = agent.tm.get_traceback_limit() if tracing else agent.depth
-        lap("sites")
+        if traces is None:
+            traces = self._sites() if tracing else []
+            lap("sites")
 
         wanted = set()
         for frames, _count, _size in traces:
@@ -279,7 +298,9 @@ class Builder:
         def getter_for(t):
             return _heap.tracebacks_getter(t, plain, by_address)
 
-        raw = _heap.type_sites(census, plan, getter_for)
+        ext = getattr(agent, "census_ext", None)
+        raw = _heap.type_sites(census, plan, getter_for,
+                               ext.lookups if ext is not None else None)
         groups = {}
         dropped = agent.is_agent_traceback
         for (t, frames), pair in raw.items():
@@ -304,7 +325,7 @@ class Builder:
         try:
             functools = sys.modules.get("functools")
             lru_type = getattr(functools, "_lru_cache_wrapper", None)
-            wrappers = census.groups.get(lru_type) if isinstance(lru_type, type) else None
+            wrappers = census.members(lru_type) if isinstance(lru_type, type) else None
             if wrappers:
                 hints.extend(_heap.lru_hints(wrappers))
             del wrappers
@@ -354,20 +375,37 @@ class Builder:
         """
         agent = self.agent
         traces = agent.tm.get_traces()
-        by_tb = _heap.Map()
-        for trace in traces:
-            frames = trace[2]
-            sizes = by_tb.get(frames)
-            if sizes is None:
-                by_tb[frames] = sizes = _heap.Seq()
-            sizes.append(trace[1])
+        ext = getattr(agent, "census_ext", None)
+        rows = None
+        if ext is not None:
+            try:
+                rows = ext.group_traces(traces)
+            except Exception:
+                rows = None
+        if rows is None:
+            rows = _group_traces(traces)
         del traces
         dropped = agent.is_agent_traceback
         merged = {}
-        for frames, sizes in by_tb.items():
+        for frames, count, size in rows:
             if not frames or dropped(frames):
                 continue
             key = frames if len(frames) <= MAX_FRAMES else frames[:MAX_FRAMES]
-            _heap.add_counts(merged, key, len(sizes), sum(sizes))
-        by_tb.clear()
+            _heap.add_counts(merged, key, count, size)
+        del rows
         return [(frames, c, b) for frames, (c, b) in merged.items()]
+
+
+def _group_traces(traces):
+    """[(traceback, count, bytes)] of raw traces, by traceback identity
+    (what _census.group_traces does in C)."""
+    by_tb = _heap.Map()
+    for trace in traces:
+        frames = trace[2]
+        sizes = by_tb.get(frames)
+        if sizes is None:
+            by_tb[frames] = sizes = _heap.Seq()
+        sizes.append(trace[1])
+    out = [(frames, len(sizes), sum(sizes)) for frames, sizes in by_tb.items()]
+    by_tb.clear()
+    return out

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""End to end: the census in C (the _census extension) and the pure-Python
+one give the same exact counts.
+
+A program keeps N instances of a class, N untracked ints and N strings;
+recorded at two sizes, the growth is known exactly. The same pair is
+recorded with the extension, with LEAKDIFF_PURE=1, and under another
+interpreter for which no extension is built (pure Python without asking),
+and the program reports which census its agent loaded.
+"""
+import glob
+import os
+import subprocess
+import unittest
+
+import harness
+from harness import PYTHON, TempDirCase, diff_json, find, leakdiff
+
+PROGRAM = '''\
+import sys
+import leakdiff
+
+
+class Item:
+    def __init__(self, i):
+        self.i = i                      # a new int from 256 on
+        self.tag = "item-%d" % i        # one new str each
+
+
+N = int(sys.argv[1])
+KEEP = [Item(i) for i in range(N)]          # census: Item
+BIG = [10 ** 15 + i for i in range(N)]      # census: untracked ints
+print("census:", "c" if "leakdiff._census" in sys.modules else "python")
+'''
+
+OTHER = "/root/.pyenv/versions/3.8.18/bin/python3"
+
+
+def ext_built_for(python):
+    """Whether the build tree holds a _census extension this python loads."""
+    ext_dir = os.path.join(os.path.dirname(os.path.dirname(harness.LEAKDIFF)),
+                           "agents", "python", "ext")
+    r = subprocess.run([python, "-c", "import importlib.machinery as m; "
+                        "print('\\n'.join(m.EXTENSION_SUFFIXES))"],
+                       stdout=subprocess.PIPE, universal_newlines=True)
+    suffixes = r.stdout.split()
+    return any(os.path.exists(os.path.join(ext_dir, "_census" + s)) for s in suffixes) \
+        if glob.glob(os.path.join(ext_dir, "_census*")) else False
+
+
+class CensusPaths(TempDirCase):
+    def record(self, name, n, python, env):
+        out = self.path(name)
+        prog = self.path("keep.py")
+        if not os.path.exists(prog):
+            with open(prog, "w") as f:
+                f.write(PROGRAM)
+        r = leakdiff("record", "-o", out, "--", python, prog, str(n), env=env, cwd=self.tmp)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return out, r.stdout.strip()
+
+    def pair(self, python, env, expect):
+        a, said_a = self.record("a-%s.snap" % expect, 500, python, env)
+        b, said_b = self.record("b-%s.snap" % expect, 1500, python, env)
+        self.assertEqual((said_a, said_b), ("census: " + expect,) * 2)
+        d = diff_json(a, b)
+        item = find(d["types"], name="__main__.Item")
+        self.assertIsNotNone(item, [t["name"] for t in d["types"]])
+        self.assertEqual((item["count_before"], item["count_after"]), (500, 1500))
+        # 1,000 more BIG ints and 1,000 more Item.i (all >= 500, none cached).
+        self.assertEqual(find(d["types"], name="int")["count_delta"], 2000)
+        self.assertEqual(find(d["types"], name="str")["count_delta"], 1000)
+        site = item["sites"][0]
+        self.assertEqual(site["count_delta"], 1000)
+        top = site["frames"][0]
+        self.assertEqual(os.path.basename(top["file"]), "keep.py")
+        self.assertEqual(top["line"], harness.source_line(self.path("keep.py"), "# census: Item"))
+        return d
+
+    def test_c_and_python_census_agree(self):
+        if not ext_built_for(PYTHON):
+            self.skipTest("no _census extension built for %s" % PYTHON)
+        c = self.pair(PYTHON, {}, "c")
+        py = self.pair(PYTHON, {"LEAKDIFF_PURE": "1"}, "python")
+        for name in ("__main__.Item", "int", "str", "list"):
+            with self.subTest(type=name):
+                row_c, row_py = find(c["types"], name=name), find(py["types"], name=name)
+                self.assertEqual((row_c["count_delta"], row_c["bytes_delta"]),
+                                 (row_py["count_delta"], row_py["bytes_delta"]))
+
+    def test_interpreter_without_extension(self):
+        if not os.access(OTHER, os.X_OK):
+            self.skipTest("no %s here" % OTHER)
+        if ext_built_for(OTHER):
+            self.skipTest("an extension is built for %s" % OTHER)
+        self.pair(OTHER, {}, "python")
+
+
+if __name__ == "__main__":
+    harness.main()
