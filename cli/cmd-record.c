@@ -160,6 +160,8 @@ struct recorder {
 	bool requested;   /* a timed snapshot was asked for and has not arrived */
 	bool exit_failed; /* the at-exit snapshot came but could not be written */
 	bool own_group;   /* the command runs in a process group of its own */
+	int hellos;       /* agents that said hello: more than one with LEAKDIFF_FOLLOW_EXEC */
+	long long top;    /* highest file number written so far */
 	bool pipe_closed; /* every write end was closed while the command ran */
 	int written, failed_writes;
 	const char *exit_path;
@@ -208,7 +210,20 @@ static int on_snapshot(struct recorder *rec, const struct ld_wire_event *ev)
 	}
 	const char *trigger = s->meta.trigger ? s->meta.trigger : ev->trigger;
 	bool at_exit = strcmp(ev->trigger, "exit") == 0;
-	char *numbered = at_exit ? NULL : numbered_path(rec->a->output, (long long)ev->seq);
+	/*
+	 * One agent numbers its snapshots from 1, and FILE.N.snap takes that
+	 * number. Once several agents share the pipe (LEAKDIFF_FOLLOW_EXEC),
+	 * each counting from 1, files are numbered on from the highest so far
+	 * instead, and only the command's own process (exec keeps its pid)
+	 * writes its at-exit snapshot to FILE: nothing overwrites anything.
+	 */
+	long long number = (long long)ev->seq;
+	if (rec->hellos > 1) {
+		number = rec->top + 1;
+		if (at_exit && s->meta.pid != (int64_t)rec->child)
+			at_exit = false;
+	}
+	char *numbered = at_exit ? NULL : numbered_path(rec->a->output, number);
 	const char *path = at_exit ? rec->a->output : numbered;
 	if (!path) {
 		ld_snapshot_destroy(s);
@@ -225,6 +240,8 @@ static int on_snapshot(struct recorder *rec, const struct ld_wire_event *ev)
 		rec->written++;
 		if (at_exit)
 			rec->got_exit = true;
+		else if (number > rec->top)
+			rec->top = number;
 		if (!rec->a->quiet) {
 			char objs[48], bytes[32];
 			if (rec->native) {
@@ -257,6 +274,7 @@ static int on_event(void *ctx, const struct ld_wire_event *ev)
 	switch (ev->kind) {
 	case LD_WIRE_HELLO:
 		rec->connected = true;
+		rec->hellos++;
 		rec->native = strcmp(ev->runtime, "native") == 0;
 		if (ev->pid > 0)
 			rec->agent_pid = (pid_t)ev->pid;

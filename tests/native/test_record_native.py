@@ -57,6 +57,27 @@ class NativeRecord(TempDirCase):
         self.assertLess(est, 3600)
         self.assertIn("sampled every 256 B", leakdiff("show", out).stdout)
 
+    def test_follow_exec_keeps_every_snapshot(self):
+        """With LEAKDIFF_FOLLOW_EXEC several agents share the pipe, each
+        counting its snapshots from 1: a forked child that runs the program
+        and the shell that execs it last. Neither at-exit snapshot may
+        overwrite the other: the child's gets a number, the command's own
+        (same pid after exec) is FILE."""
+        out = self.path("run.snap")
+        env = {"LEAKDIFF_FOLLOW_EXEC": "1"}
+        r = harness.run([harness.LEAKDIFF, "record", "-o", out, "--", "/bin/sh", "-c",
+                         '"$0" 100; exec "$0" 200', STATIC], env=env, cwd=self.tmp)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(n for n in os.listdir(self.tmp) if n.endswith(".snap")),
+                         ["run.1.snap", "run.snap"])
+        line = marker("prog_static.c", "RECORD-SITE")
+
+        def records(path):
+            doc = load_snap(path)
+            return sum(c for c, _b, fr in doc["sites"] if doc["frames"][fr[0]][1] == line)
+        self.assertEqual(records(self.path("run.1.snap")), 10)   # keeps every tenth of 100
+        self.assertEqual(records(out), 20)
+
     def test_cxx_method_demangled(self):
         if not CXX:
             self.skipTest("no C++ compiler at build time")
