@@ -53,7 +53,9 @@ def build():
         "rows": [(i + 100000, "key-%d" % i, i * 0.5, [], b"x" * (i % 9), "\u00e9-%d" % i,
                   10 ** (i % 45), -(2 ** (i % 70)), Slotted(i), frozenset((i, -i)))
                  for i in range(1500)],
+        # Untracked containers (tuples and a dict of atoms) two levels deep.
         "nested": tuple((j, "n%d" % j) for j in range(300)),
+        "atoms": [{k: "v%d-%d" % (j, k) for k in range(j % 5)} for j in range(400)],
     }
     return heap
 
