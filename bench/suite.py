@@ -714,8 +714,15 @@ def section_native():
                 progress("cannot read %s: %r" % (ns, exc))
             return r
 
+        def sampled_col(c=cmd):
+            r = measure([ld, "record", "-q", "--sample=512KiB", "-o", ns + ".sampled", "--"] + c)
+            if failed(r):
+                return {"skip": describe_failure(r, "leakdiff record --sample")}
+            return r
+
         if native_note is None:
             cols.append(("leakdiff record", leakdiff_col))
+            cols.append(("leakdiff record --sample=512KiB", sampled_col))
         res, broken = round_robin(cols, nrep, lambda name, rep, r: progress(
             "native %s rep %d %s: %.1f s wall, %.1f s CPU" % (title, rep + 1, name, r["wall"], r["cpu"])))
         base = res["uninstrumented"]
