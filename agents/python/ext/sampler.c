@@ -327,6 +327,9 @@ static inline void live_drop(void *ptr)
 	}
 	S.slots[hole].ptr = 0;
 	S.live--;
+	/* A table left sparse by a burst of picks would make every free miss the cache. */
+	if (S.mask >= 1023 && S.live * 8 < S.mask + 1)
+		(void)live_resize((S.mask + 1) / 2);
 }
 
 /* ------------------------------------------------------------ hooks */
