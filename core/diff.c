@@ -138,18 +138,6 @@ struct fkey {
 	bool text_set;           /* has a source text that is not empty */
 };
 
-/* What sorting needs of one frame: the order of its raw names. */
-struct frank {
-	uint32_t file, function;
-	int32_t line;
-};
-
-/*
- * Hash slots per frame: the offset rung hashes like the file rung and
- * leaves the finer test (text or offset) to frame_equal().
- */
-enum { H_EXACT, H_FILE, H_FUNCTION, H_SLOTS };
-
 /* One snapshot's frames, prepared for matching. */
 struct side {
 	const struct ld_snapshot *s;
@@ -161,8 +149,7 @@ struct side {
 	uint32_t *norm_id;  /* per string: id of its normalised file name, or NOID */
 	struct fkey *key;   /* per frame */
 	uint32_t *cls;      /* per frame: exact-rung class (struct classes) */
-	struct frank *rank; /* per frame */
-	uint64_t *fh[H_SLOTS]; /* per frame: frame_hash() at each rung */
+	uint32_t *rank;     /* per frame: place in the order of (raw file, line, function) */
 };
 
 /*
@@ -201,11 +188,8 @@ static int side_init(struct side *sd, const struct ld_snapshot *s)
 	sd->key = malloc(nf * sizeof(*sd->key));
 	sd->cls = malloc(nf * sizeof(*sd->cls));
 	sd->rank = malloc(nf * sizeof(*sd->rank));
-	bool ok = sd->file && sd->hash && sd->owned && sd->raw_id && sd->norm_id && sd->key && sd->cls &&
-		  sd->rank;
-	for (int i = 0; i < H_SLOTS; i++)
-		ok = (sd->fh[i] = malloc(nf * sizeof(*sd->fh[i]))) && ok;
-	if (!ok)
+	if (!sd->file || !sd->hash || !sd->owned || !sd->raw_id || !sd->norm_id || !sd->key || !sd->cls ||
+	    !sd->rank)
 		return -ENOMEM;
 	memset(sd->raw_id, 0xff, n * sizeof(*sd->raw_id));
 	memset(sd->norm_id, 0xff, n * sizeof(*sd->norm_id));
@@ -224,8 +208,6 @@ static void side_finish(struct side *sd)
 	free(sd->key);
 	free(sd->cls);
 	free(sd->rank);
-	for (int i = 0; i < H_SLOTS; i++)
-		free(sd->fh[i]);
 }
 
 static const struct side *side_of(const struct keyer *k, const struct ld_snapshot *s)
@@ -272,16 +254,14 @@ static int raw_id(struct keyer *k, struct side *sd, uint32_t idx, uint32_t *id)
 	return 0;
 }
 
-/* The id and hash of a file's normalised name (see norm_fill()). */
-static int norm_id(struct keyer *k, struct side *sd, uint32_t idx, uint32_t *id, uint64_t *h)
+/* The id of a file's normalised name (see norm_fill()). */
+static int norm_id(struct keyer *k, struct side *sd, uint32_t idx, uint32_t *id)
 {
-	if (idx >= sd->s->strings.n || !sd->file[idx]) {
-		*h = ld_hash_bytes("", 0);
-		return ids_intern(&k->ids, "", 0, *h, id);
-	}
-	*h = sd->hash[idx];
+	if (idx >= sd->s->strings.n || !sd->file[idx])
+		return ids_intern(&k->ids, "", 0, ld_hash_bytes("", 0), id);
 	if (sd->norm_id[idx] == NOID) {
-		int r = ids_intern(&k->ids, sd->file[idx], strlen(sd->file[idx]), *h, &sd->norm_id[idx]);
+		int r = ids_intern(&k->ids, sd->file[idx], strlen(sd->file[idx]), sd->hash[idx],
+				   &sd->norm_id[idx]);
 		if (r < 0)
 			return r;
 	}
@@ -347,20 +327,16 @@ static void classes_finish(struct classes *c)
 	ld_hashmap_finish(&c->index);
 }
 
-/*
- * Keys, classes and hashes of every frame of one snapshot. The hashes are
- * the ones the string-based keys had, so rows meet in the same order.
- */
+/* Keys and classes of every frame of one snapshot. */
 static int key_fill(struct keyer *k, struct side *sd, uint32_t *raw_file)
 {
 	const struct ld_snapshot *s = sd->s;
 	for (size_t i = 0; i < s->nframes; i++) {
 		const struct ld_frame *f = &s->frames[i];
 		struct fkey *key = &sd->key[i];
-		uint64_t fh;
 		int r;
 		if ((r = raw_id(k, sd, f->function, &key->function)) < 0 ||
-		    (r = norm_id(k, sd, f->file, &key->file, &fh)) < 0 ||
+		    (r = norm_id(k, sd, f->file, &key->file)) < 0 ||
 		    (r = raw_id(k, sd, f->file, &raw_file[i])) < 0)
 			return r;
 		key->text = NOID;
@@ -374,11 +350,6 @@ static int key_fill(struct keyer *k, struct side *sd, uint32_t *raw_file)
 		key->function_line = f->function_line;
 		if ((r = class_of(&k->cls, key, &sd->cls[i])) < 0)
 			return r;
-		uint64_t h = ld_strtab_hash(&s->strings, f->function);
-		sd->fh[H_FUNCTION][i] = h;
-		h = ld_hash_mix(h, fh);
-		sd->fh[H_FILE][i] = h;
-		sd->fh[H_EXACT][i] = ld_hash_mix(h, (uint64_t)(uint32_t)f->line);
 	}
 	return 0;
 }
@@ -391,21 +362,43 @@ static int idstr_cmp(const void *a, const void *b)
 	return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
+/* A frame in the order tracebacks sort by: raw file name, line, function name. */
+struct frame_order {
+	uint32_t file, function; /* ranks of the names in strcmp order */
+	int32_t line;
+	uint32_t side, frame;
+};
+
+static int frame_order_cmp(const void *a, const void *b)
+{
+	const struct frame_order *x = a, *y = b;
+	if (x->file != y->file)
+		return x->file < y->file ? -1 : 1;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	if (x->function != y->function)
+		return x->function < y->function ? -1 : 1;
+	return 0;
+}
+
 /*
- * Ranks the raw file and function names of every frame in strcmp order,
- * so that sorting tracebacks compares integers.
+ * Ranks every frame of both snapshots by raw file name, line and function
+ * name (names in strcmp order), equal frames alike, so that sorting
+ * tracebacks compares one integer per frame.
  */
 static int rank_fill(struct keyer *k, uint32_t *const raw_file[2])
 {
-	size_t n = k->ids.n;
-	uint32_t *rank = malloc((n ? n : 1) * sizeof(*rank));
-	const struct idstr **used = malloc((n ? n : 1) * sizeof(*used));
-	if (!rank || !used) {
+	size_t n = k->ids.n ? k->ids.n : 1, nf = k->side[0].s->nframes + k->side[1].s->nframes;
+	uint32_t *rank = malloc(n * sizeof(*rank));
+	const struct idstr **used = malloc(n * sizeof(*used));
+	struct frame_order *fo = malloc((nf ? nf : 1) * sizeof(*fo));
+	if (!rank || !used || !fo) {
 		free(rank);
 		free(used);
+		free(fo);
 		return -ENOMEM;
 	}
-	memset(rank, 0xff, (n ? n : 1) * sizeof(*rank));
+	memset(rank, 0xff, n * sizeof(*rank));
 	size_t m = 0;
 	for (int j = 0; j < 2; j++) {
 		const struct side *sd = &k->side[j];
@@ -423,14 +416,24 @@ static int rank_fill(struct keyer *k, uint32_t *const raw_file[2])
 		qsort(used, m, sizeof(*used), idstr_cmp);
 	for (size_t i = 0; i < m; i++)
 		rank[used[i] - k->ids.v] = (uint32_t)i;
-	for (int j = 0; j < 2; j++) {
-		struct side *sd = &k->side[j];
+	size_t w = 0;
+	for (uint32_t j = 0; j < 2; j++) {
+		const struct side *sd = &k->side[j];
 		for (size_t i = 0; i < sd->s->nframes; i++)
-			sd->rank[i] = (struct frank){ rank[raw_file[j][i]], rank[sd->key[i].function],
-						      sd->s->frames[i].line };
+			fo[w++] = (struct frame_order){ rank[raw_file[j][i]], rank[sd->key[i].function],
+							sd->s->frames[i].line, j, (uint32_t)i };
+	}
+	if (nf)
+		qsort(fo, nf, sizeof(*fo), frame_order_cmp);
+	uint32_t r = 0;
+	for (size_t i = 0; i < nf; i++) {
+		if (i && frame_order_cmp(&fo[i - 1], &fo[i]) != 0)
+			r++;
+		k->side[fo[i].side].rank[fo[i].frame] = r;
 	}
 	free(rank);
 	free(used);
+	free(fo);
 	return 0;
 }
 
@@ -474,10 +477,20 @@ static void keyer_finish(struct keyer *k)
 
 /* ---- tracebacks as keys ---- */
 
+/*
+ * The hash of a frame at the keyer's rung: of its class at the exact rung,
+ * of its function and file at the offset and file rungs (the offset rung
+ * leaves the finer test, text or offset, to frame_equal()), of its
+ * function at the last. Frames equal at a rung hash alike.
+ */
 static uint64_t frame_hash(const struct keyer *k, const struct side *sd, uint32_t fi)
 {
-	int slot = k->rung == LD_MATCH_EXACT ? H_EXACT : k->rung == LD_MATCH_FUNCTION ? H_FUNCTION : H_FILE;
-	return sd->fh[slot][fi];
+	if (k->rung == LD_MATCH_EXACT)
+		return sd->cls[fi];
+	const struct fkey *f = &sd->key[fi];
+	if (k->rung == LD_MATCH_FUNCTION)
+		return f->function;
+	return (uint64_t)f->function << 32 | f->file;
 }
 
 static bool same_line(const struct fkey *fa, const struct fkey *fb)
@@ -541,23 +554,25 @@ static bool stack_equal(const struct keyer *k, const struct ld_diff_stack *x, co
 }
 
 /*
- * Orders tracebacks by file, line and function, innermost frame first,
- * comparing names in strcmp order through their ranks.
+ * Orders tracebacks by file, line and function (names in strcmp order),
+ * innermost frame first, from frame `from` on: the frames' ranks say it.
  */
-static int stack_compare(const struct keyer *k, const struct ld_diff_stack *x, const struct ld_diff_stack *y)
+static int stack_compare_from(const struct keyer *k, const struct ld_diff_stack *x, const struct ld_diff_stack *y,
+			      uint32_t from)
 {
 	const struct side *a = side_of(k, x->snap), *b = side_of(k, y->snap);
 	uint32_t n = x->depth < y->depth ? x->depth : y->depth;
-	for (uint32_t i = 0; i < n; i++) {
-		const struct frank *fa = &a->rank[x->frames[i]], *fb = &b->rank[y->frames[i]];
-		if (fa->file != fb->file)
-			return fa->file < fb->file ? -1 : 1;
-		if (fa->line != fb->line)
-			return fa->line < fb->line ? -1 : 1;
-		if (fa->function != fb->function)
-			return fa->function < fb->function ? -1 : 1;
+	for (uint32_t i = from; i < n; i++) {
+		uint32_t ra = a->rank[x->frames[i]], rb = b->rank[y->frames[i]];
+		if (ra != rb)
+			return ra < rb ? -1 : 1;
 	}
 	return x->depth < y->depth ? -1 : x->depth > y->depth;
+}
+
+static int stack_compare(const struct keyer *k, const struct ld_diff_stack *x, const struct ld_diff_stack *y)
+{
+	return stack_compare_from(k, x, y, 0);
 }
 
 /* ---- rows ---- */
@@ -610,14 +625,21 @@ static int site_fold(struct site_table *t, const struct keyer *k, const struct l
 	struct ld_diff_stack st = { s, frames, max_depth && depth > max_depth ? max_depth : depth };
 	uint64_t h = ld_hash_mix(stack_hash(k, &st), extra_hash);
 	struct ld_hashmap_iter it = LD_HASHMAP_ITER(h);
-	uint32_t i;
+	uint32_t i, found = NOID;
+	/*
+	 * Where "no source text" meets two texts, a traceback can equal two
+	 * rows: it joins the older, whatever order the index holds them in.
+	 */
 	while (ld_hashmap_next(&t->index, &it, &i)) {
-		if ((!row_keys || strcmp(row_keys[i], extra_key) == 0) && stack_equal(k, &t->rows[i].stack, &st)) {
-			row_add(&t->rows[i].row, after, count, bytes);
-			t->rows[i].state = merge_state(t->rows[i].state, false, after);
-			*row = i;
-			return 0;
-		}
+		if (i < found && (!row_keys || strcmp(row_keys[i], extra_key) == 0) &&
+		    stack_equal(k, &t->rows[i].stack, &st))
+			found = i;
+	}
+	if (found != NOID) {
+		row_add(&t->rows[found].row, after, count, bytes);
+		t->rows[found].state = merge_state(t->rows[found].state, false, after);
+		*row = found;
+		return 0;
 	}
 	if (t->n >= UINT32_MAX - 1)
 		return -E2BIG;
@@ -647,6 +669,87 @@ static int site_cmp(const void *a, const void *b)
 	const struct ld_diff_site *x = a, *y = b;
 	int c = growth_compare(&x->row, &y->row);
 	return c ? c : stack_compare(sort_keyer, &x->stack, &y->stack);
+}
+
+/*
+ * What sorting a site row looks at first, packed small: the rows of a large
+ * diff are mostly unchanged, so most comparisons get past the growth and
+ * are settled by the innermost frames.
+ */
+#define KEY_FRAMES 2
+
+struct site_key {
+	int64_t bytes, count; /* growth */
+	uint32_t rank[KEY_FRAMES]; /* of the innermost frames, as far as the traceback goes */
+	uint32_t depth, row;
+};
+
+static _Thread_local const struct ld_diff_site *sort_rows;
+
+static int site_key_cmp(const void *a, const void *b)
+{
+	const struct site_key *x = a, *y = b;
+	if (x->bytes != y->bytes)
+		return x->bytes > y->bytes ? -1 : 1;
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	uint32_t n = x->depth < y->depth ? x->depth : y->depth;
+	for (uint32_t i = 0; i < n && i < KEY_FRAMES; i++)
+		if (x->rank[i] != y->rank[i])
+			return x->rank[i] < y->rank[i] ? -1 : 1;
+	if (n <= KEY_FRAMES)
+		return x->depth < y->depth ? -1 : x->depth > y->depth;
+	return stack_compare_from(sort_keyer, &sort_rows[x->row].stack, &sort_rows[y->row].stack, KEY_FRAMES);
+}
+
+/*
+ * Sorts site rows as qsort() with site_cmp() does, through an array of
+ * small keys rather than the rows themselves. The keys compare exactly as
+ * the rows do and start in the same order, so qsort() makes the same
+ * moves and the rows end in the same order, ties included. Without memory
+ * for the keys, the rows are sorted directly.
+ */
+static void sort_sites(const struct keyer *k, struct ld_diff_site *rows, size_t n)
+{
+	sort_keyer = k;
+	if (n < 2)
+		return;
+	struct site_key *keys = malloc(n * sizeof(*keys));
+	if (!keys) {
+		qsort(rows, n, sizeof(*rows), site_cmp);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct ld_diff_site *r = &rows[i];
+		keys[i] = (struct site_key){ .bytes = ld_diff_bytes_delta(&r->row),
+					     .count = ld_diff_count_delta(&r->row),
+					     .depth = r->stack.depth, .row = (uint32_t)i };
+		const uint32_t *rank = side_of(k, r->stack.snap)->rank;
+		for (uint32_t j = 0; j < r->stack.depth && j < KEY_FRAMES; j++)
+			keys[i].rank[j] = rank[r->stack.frames[j]];
+	}
+	sort_rows = rows;
+	qsort(keys, n, sizeof(*keys), site_key_cmp);
+	sort_rows = NULL;
+	/*
+	 * Row keys[j].row belongs at j: follow each cycle of the permutation,
+	 * marking placed rows with their own index.
+	 */
+	for (size_t i = 0; i < n; i++) {
+		if (keys[i].row == i)
+			continue;
+		struct ld_diff_site tmp = rows[i];
+		size_t j = i;
+		while (keys[j].row != i) {
+			size_t from = keys[j].row;
+			rows[j] = rows[from];
+			keys[j].row = (uint32_t)j;
+			j = from;
+		}
+		rows[j] = tmp;
+		keys[j].row = (uint32_t)j;
+	}
+	free(keys);
 }
 
 /*
@@ -716,17 +819,20 @@ static int graded_pass(struct keyer *k, struct ld_diff_site *rows, size_t *n, co
 			if (keys)
 				h = ld_hash_mix(h, ld_hash_bytes(keys[order[o]], strlen(keys[order[o]])));
 			struct ld_hashmap_iter it = LD_HASHMAP_ITER(h);
-			uint32_t g;
+			uint32_t g, found = NOID;
+			/* The earliest gone row that fits, whatever order the index holds them in. */
 			while (ld_hashmap_next(&gone, &it, &g)) {
-				if (dead[g] || (keys && strcmp(keys[g], keys[order[o]]) != 0) ||
-				    !stack_equal(k, &nw->stack, &rows[g].stack))
-					continue;
+				if (g < found && !dead[g] && (!keys || strcmp(keys[g], keys[order[o]]) == 0) &&
+				    stack_equal(k, &nw->stack, &rows[g].stack))
+					found = g;
+			}
+			if (found != NOID) {
+				g = found;
 				nw->row.bytes_before += rows[g].row.bytes_before;
 				nw->row.count_before += rows[g].row.count_before;
 				nw->state = LD_DIFF_KEPT;
 				nw->match = (enum ld_match)rung;
 				dead[g] = true;
-				break;
 			}
 		}
 		ld_hashmap_finish(&gone);
@@ -769,9 +875,7 @@ static int diff_sites(struct ld_diff *d, struct keyer *k, uint32_t max_depth)
 		free(t.rows);
 		return r;
 	}
-	sort_keyer = k;
-	if (t.n)
-		qsort(t.rows, t.n, sizeof(*t.rows), site_cmp);
+	sort_sites(k, t.rows, t.n);
 	d->sites = t.rows;
 	d->nsites = t.n;
 	return 0;

@@ -16,40 +16,34 @@ void ld_hashmap_finish(struct ld_hashmap *m)
 {
 	if (!m)
 		return;
-	free(m->hashes);
-	free(m->vals);
+	free(m->slots);
 	memset(m, 0, sizeof(*m));
 }
 
-static void place(uint64_t *hashes, uint32_t *vals, size_t cap, uint64_t hash, uint32_t val)
+static void place(struct ld_hashmap_slot *slots, size_t cap, uint64_t hash, uint32_t val)
 {
 	size_t pos = (size_t)hash & (cap - 1);
-	while (vals[pos] != EMPTY)
+	while (slots[pos].val != EMPTY)
 		pos = (pos + 1) & (cap - 1);
-	hashes[pos] = hash;
-	vals[pos] = val;
+	slots[pos].hash = hash;
+	slots[pos].val = val;
 }
 
 static int grow(struct ld_hashmap *m)
 {
 	size_t cap = m->cap ? m->cap * 2 : 64;
-	if (cap > SIZE_MAX / sizeof(uint64_t))
+	if (cap > SIZE_MAX / sizeof(struct ld_hashmap_slot))
 		return -ENOMEM;
-	uint64_t *hashes = malloc(cap * sizeof(*hashes));
-	uint32_t *vals = malloc(cap * sizeof(*vals));
-	if (!hashes || !vals) {
-		free(hashes);
-		free(vals);
+	struct ld_hashmap_slot *slots = malloc(cap * sizeof(*slots));
+	if (!slots)
 		return -ENOMEM;
-	}
-	memset(vals, 0xff, cap * sizeof(*vals));
+	for (size_t i = 0; i < cap; i++)
+		slots[i].val = EMPTY;
 	for (size_t i = 0; i < m->cap; i++)
-		if (m->vals[i] != EMPTY)
-			place(hashes, vals, cap, m->hashes[i], m->vals[i]);
-	free(m->hashes);
-	free(m->vals);
-	m->hashes = hashes;
-	m->vals = vals;
+		if (m->slots[i].val != EMPTY)
+			place(slots, cap, m->slots[i].hash, m->slots[i].val);
+	free(m->slots);
+	m->slots = slots;
 	m->cap = cap;
 	return 0;
 }
@@ -62,7 +56,7 @@ int ld_hashmap_insert(struct ld_hashmap *m, uint64_t hash, uint32_t val)
 		if (r < 0)
 			return r;
 	}
-	place(m->hashes, m->vals, m->cap, hash, val);
+	place(m->slots, m->cap, hash, val);
 	m->len++;
 	return 0;
 }
@@ -73,10 +67,10 @@ bool ld_hashmap_next(const struct ld_hashmap *m, struct ld_hashmap_iter *it, uin
 		return false;
 	size_t pos = it->started ? (it->pos + 1) & (m->cap - 1) : (size_t)it->hash & (m->cap - 1);
 	it->started = true;
-	for (; m->vals[pos] != EMPTY; pos = (pos + 1) & (m->cap - 1)) {
-		if (m->hashes[pos] == it->hash) {
+	for (; m->slots[pos].val != EMPTY; pos = (pos + 1) & (m->cap - 1)) {
+		if (m->slots[pos].hash == it->hash) {
 			it->pos = pos;
-			*val = m->vals[pos];
+			*val = m->slots[pos].val;
 			return true;
 		}
 	}

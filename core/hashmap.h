@@ -11,10 +11,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A hash and its row side by side, so that a probe touches one cache line. */
+struct ld_hashmap_slot {
+	uint64_t hash;
+	uint32_t val; /* UINT32_MAX marks an empty slot */
+};
+
 struct ld_hashmap {
-	uint64_t *hashes;
-	uint32_t *vals; /* UINT32_MAX marks an empty slot */
-	size_t cap;     /* a power of two, or 0 */
+	struct ld_hashmap_slot *slots;
+	size_t cap; /* a power of two, or 0 */
 	size_t len;
 };
 

@@ -2,6 +2,7 @@
 #include "strtab.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,7 +81,11 @@ static int reserve(struct ld_strtab *t)
 	return 0;
 }
 
-static int add(struct ld_strtab *t, const char *s, size_t len, uint64_t h, uint32_t *idx)
+/*
+ * Adds a string; indexed says whether the index learns it (a copy of a
+ * string already indexed stays out, see ld_strtab_append()).
+ */
+static int add(struct ld_strtab *t, const char *s, size_t len, uint64_t h, bool indexed, uint32_t *idx)
 {
 	if (len > UINT32_MAX)
 		return -E2BIG;
@@ -91,7 +96,7 @@ static int add(struct ld_strtab *t, const char *s, size_t len, uint64_t h, uint3
 	if (!copy)
 		return -ENOMEM;
 	uint32_t i = (uint32_t)t->n;
-	r = ld_hashmap_insert(&t->index, h, i);
+	r = indexed ? ld_hashmap_insert(&t->index, h, i) : 0;
 	if (r < 0)
 		return r; /* the arena copy is simply unused */
 	t->strs[i] = copy;
@@ -102,23 +107,39 @@ static int add(struct ld_strtab *t, const char *s, size_t len, uint64_t h, uint3
 	return 0;
 }
 
-int ld_strtab_intern(struct ld_strtab *t, const char *s, size_t len, uint32_t *idx)
+/* The indexed string equal to the len bytes at s, if any. */
+static bool find(const struct ld_strtab *t, const char *s, size_t len, uint64_t h, uint32_t *idx)
 {
-	uint64_t h = ld_hash_bytes(s, len);
 	struct ld_hashmap_iter it = LD_HASHMAP_ITER(h);
 	uint32_t i;
 	while (ld_hashmap_next(&t->index, &it, &i)) {
 		if (t->lens[i] == len && memcmp(t->strs[i], s, len) == 0) {
 			*idx = i;
-			return 0;
+			return true;
 		}
 	}
-	return add(t, s, len, h, idx);
+	return false;
+}
+
+int ld_strtab_intern(struct ld_strtab *t, const char *s, size_t len, uint32_t *idx)
+{
+	uint64_t h = ld_hash_bytes(s, len);
+	if (find(t, s, len, h, idx))
+		return 0;
+	return add(t, s, len, h, true, idx);
 }
 
 int ld_strtab_append(struct ld_strtab *t, const char *s, size_t len, uint32_t *idx)
 {
-	return add(t, s, len, ld_hash_bytes(s, len), idx);
+	/*
+	 * Only the first of equal strings goes into the index: interning
+	 * finds that one anyway, and a file repeating one string a hundred
+	 * thousand times would otherwise make one probe run that long, and
+	 * reading it quadratic.
+	 */
+	uint64_t h = ld_hash_bytes(s, len);
+	uint32_t first;
+	return add(t, s, len, h, !find(t, s, len, h, &first), idx);
 }
 
 const char *ld_strtab_get(const struct ld_strtab *t, uint32_t idx)
