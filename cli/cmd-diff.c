@@ -5,14 +5,19 @@
 #include <argp.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "diff.h"
 #include "report_args.h"
+#include "snap.h"
 #include "suppress.h"
 #include "units.h"
 #include "verdict.h"
@@ -170,6 +175,81 @@ static int load_suppressions(const char *path, struct ld_suppressions *sup)
 	return 0;
 }
 
+/* Snapshots read side by side: each worker takes the next file not yet taken. */
+struct loader {
+	const char *const *paths;
+	struct ld_snapshot **snaps;
+	int *rc;
+	struct ld_error *errs;
+	struct ld_snap_limits lim;
+	int n;
+	atomic_int next;
+};
+
+static void *load_worker(void *arg)
+{
+	struct loader *l = arg;
+	for (int i; (i = atomic_fetch_add(&l->next, 1)) < l->n;)
+		l->rc[i] = ld_snap_load_with(LD_SNAP_READ_SCAN, l->paths[i], &l->lim, &l->snaps[i], &l->errs[i]);
+	return NULL;
+}
+
+/*
+ * Loads the n snapshots into snaps, printing "leakdiff: FILE: reason" for
+ * the first (in command-line order) that cannot be read, as loading them
+ * one after the other would. Big files are most of a diff's time, so
+ * regular files are read by a few threads at once with the scanner alone
+ * (it shares nothing between threads); a file it leaves to the cJSON tree
+ * reader, whose error position is global, is read again here, alone.
+ * Anything but regular files (a pipe named twice would be read by two
+ * threads) goes the plain way. Returns 0 or -1.
+ */
+static int load_all(const char *const *paths, int n, struct ld_snapshot **snaps)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int nthreads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu;
+	if (nthreads > n)
+		nthreads = n;
+	for (int i = 0; i < n && nthreads > 1; i++) {
+		struct stat st;
+		if (stat(paths[i], &st) < 0 || !S_ISREG(st.st_mode))
+			nthreads = 1;
+	}
+	struct loader l = { .paths = paths, .snaps = snaps, .n = n };
+	const char *env = getenv("LEAKDIFF_MAX_SNAPSHOT");
+	if (env && *env && ld_size_parse(env, &l.lim.max_bytes) < 0)
+		nthreads = 1; /* ld_cli_load() below says what is wrong */
+	l.rc = calloc((size_t)n, sizeof(*l.rc));
+	l.errs = calloc((size_t)n, sizeof(*l.errs));
+	bool scanned = false;
+	if (nthreads > 1 && l.rc && l.errs) {
+		pthread_t tids[8];
+		int started = 0;
+		atomic_init(&l.next, 0);
+		for (; started < nthreads - 1; started++)
+			if (pthread_create(&tids[started], NULL, load_worker, &l) != 0)
+				break;
+		load_worker(&l); /* this thread works too, alone if no thread started */
+		for (int i = 0; i < started; i++)
+			pthread_join(tids[i], NULL);
+		scanned = true;
+	}
+	int status = 0;
+	for (int i = 0; i < n && status == 0; i++) {
+		if (scanned && l.rc[i] == 0)
+			continue;
+		if (scanned && l.rc[i] != -EAGAIN) {
+			ld_cli_error(paths[i], "%s", l.errs[i].msg[0] ? l.errs[i].msg : strerror(-l.rc[i]));
+			status = -1;
+		} else if (ld_cli_load(paths[i], &snaps[i]) < 0) {
+			status = -1;
+		}
+	}
+	free(l.rc);
+	free(l.errs);
+	return status;
+}
+
 static int run(int argc, char **argv)
 {
 	struct args a = { 0 };
@@ -191,9 +271,8 @@ static int run(int argc, char **argv)
 	for (size_t i = 0; i < a.nsuppress; i++)
 		if (load_suppressions(a.suppress[i], &sup) < 0)
 			goto out;
-	for (int i = 0; i < a.npaths; i++)
-		if (ld_cli_load(a.paths[i], &snaps[i]) < 0)
-			goto out;
+	if (load_all(a.paths, a.npaths, snaps) < 0)
+		goto out;
 	int r = ld_diff_create(snaps[0], snaps[a.npaths - 1], &a.diff, &d);
 	if (r == 0 && a.npaths > 2)
 		r = ld_diff_trend(d, (const struct ld_snapshot *const *)snaps, (size_t)a.npaths, &a.diff);
