@@ -10,6 +10,8 @@ need it are skipped and the pure-Python ones still run).
 import gc
 import os
 import sys
+import threading
+import tracemalloc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
@@ -185,6 +187,60 @@ class CensusInC(unittest.TestCase):
         self.assertEqual(EXT.measure(0, EXT.INT), 0)
         self.assertEqual(EXT.measure(2 ** 100, EXT.INT), -(-101 // sys.int_info.bits_per_digit))
         self.assertEqual(EXT.measure((1, 2, 3), EXT.VAR), 3)
+
+
+@unittest.skipIf(EXT is None, "the _census extension is not built for this interpreter")
+class QuietAllocations(unittest.TestCase):
+    def setUp(self):
+        if tracemalloc.is_tracing():
+            self.skipTest("tracemalloc already started")
+        EXT.arm(False)
+        tracemalloc.start(4)
+        self.addCleanup(tracemalloc.stop)
+        self.assertTrue(EXT.arm(True))
+
+    # Slotted, not Thing: on 3.11 tracemalloc cannot find objects whose
+    # class keeps a managed dict (python/cpython#101430).
+
+    def test_only_the_quiet_thread_skips_tracing(self):
+        from_other = []
+
+        def other():
+            from_other.extend(Slotted(i) for i in range(50))
+
+        self.assertTrue(EXT.quiet(True))
+        try:
+            self.assertFalse(EXT.quiet(True))      # not twice
+            quiet = [Slotted(i) for i in range(50)]
+            worker = threading.Thread(target=other)
+            worker.start()
+            worker.join()
+        finally:
+            EXT.quiet(False)
+        loud = [Slotted(i) for i in range(50)]
+        get = tracemalloc.get_object_traceback
+        self.assertEqual([get(x) for x in quiet], [None] * 50)
+        self.assertNotIn(None, [get(x) for x in from_other])
+        self.assertNotIn(None, [get(x) for x in loud])
+        # Blocks allocated quietly are freed through tracemalloc as usual.
+        del quiet
+        gc.collect()
+
+    def test_not_after_tracemalloc_restarts_elsewhere(self):
+        tracemalloc.stop()
+        self.assertFalse(EXT.quiet(True))
+        tracemalloc.start(4)
+        # Same hooks on top again: quiet mode works again.
+        self.assertTrue(EXT.quiet(True))
+        EXT.quiet(False)
+
+    def test_stop_while_quiet(self):
+        self.assertTrue(EXT.quiet(True))
+        tracemalloc.stop()                       # takes our hooks away too
+        EXT.quiet(False)
+        tracemalloc.start(4)
+        x = Slotted(1)
+        self.assertIsNotNone(tracemalloc.get_object_traceback(x))
 
 
 class PureCensus(unittest.TestCase):

@@ -31,6 +31,8 @@
 #include <frameobject.h>
 #include <pythread.h>
 
+#include <pthread.h>
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1047,7 +1049,158 @@ static PyObject *lookups(PyObject *module, PyObject *args)
 	return job.out;
 }
 
+/* -- the agent's own allocations, untraced --------------------------------
+ *
+ * While a snapshot is built, tracemalloc traces every allocation the agent
+ * makes: each one pays for a walk of the agent's stack and is dropped from
+ * the snapshot anyway. quiet(True) puts hooks above tracemalloc's for the
+ * MEM and OBJ domains that send malloc and calloc from the calling thread
+ * straight to the allocator tracemalloc wraps; everything else, other
+ * threads' allocations included, goes through tracemalloc as before.
+ * realloc and free always do: tracemalloc forgets a freed block it never
+ * traced, and traces a reallocated one afresh, so its table never holds a
+ * block that is gone.
+ *
+ * The allocator tracemalloc wraps is found through the context of its
+ * hooks, which is its copy of the allocator it replaced. That is checked,
+ * not assumed: arm(False) records the allocators just before the agent
+ * starts tracemalloc, arm(True) just after, and quiet mode is only offered
+ * when the new hooks' context holds exactly what was recorded before.
+ */
+
+enum { NDOM = 2 };
+static const PyMemAllocatorDomain quiet_domains[NDOM] = {PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
+static PyMemAllocatorEx below[NDOM];   /* before tracemalloc started */
+static PyMemAllocatorEx tracer[NDOM];  /* tracemalloc's hooks */
+static PyMemAllocatorEx hooks[NDOM];   /* ours */
+static int dom_ix[NDOM] = {0, 1};
+static int armed;
+static volatile int quiet_on;
+static unsigned long quiet_ident;
+
+static int quiet_here(void)
+{
+	return quiet_on && PyThread_get_thread_ident() == quiet_ident;
+}
+
+static void *q_malloc(void *ctx, size_t size)
+{
+	int d = *(int *)ctx;
+	if (quiet_here()) {
+		PyMemAllocatorEx *in = tracer[d].ctx;
+		return in->malloc(in->ctx, size);
+	}
+	return tracer[d].malloc(tracer[d].ctx, size);
+}
+
+static void *q_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+	int d = *(int *)ctx;
+	if (quiet_here()) {
+		PyMemAllocatorEx *in = tracer[d].ctx;
+		return in->calloc(in->ctx, nelem, elsize);
+	}
+	return tracer[d].calloc(tracer[d].ctx, nelem, elsize);
+}
+
+static void *q_realloc(void *ctx, void *ptr, size_t size)
+{
+	int d = *(int *)ctx;
+	return tracer[d].realloc(tracer[d].ctx, ptr, size);
+}
+
+static void q_free(void *ctx, void *ptr)
+{
+	int d = *(int *)ctx;
+	tracer[d].free(tracer[d].ctx, ptr);
+}
+
+static int same_allocator(const PyMemAllocatorEx *a, const PyMemAllocatorEx *b)
+{
+	return a->ctx == b->ctx && a->malloc == b->malloc && a->calloc == b->calloc &&
+	       a->realloc == b->realloc && a->free == b->free;
+}
+
+PyDoc_STRVAR(arm_doc,
+"arm(started) -> bool\n\n"
+"Call with False right before the agent starts tracemalloc, with True right\n"
+"after; True when quiet mode can be used from then on.");
+
+static PyObject *arm(PyObject *module, PyObject *arg)
+{
+	(void)module;
+	int after = PyObject_IsTrue(arg);
+	if (after < 0)
+		return NULL;
+	if (!after) {
+		armed = 0;
+		for (int d = 0; d < NDOM; d++)
+			PyMem_GetAllocator(quiet_domains[d], &below[d]);
+		Py_RETURN_FALSE;
+	}
+	for (int d = 0; d < NDOM; d++) {
+		PyMemAllocatorEx now;
+		PyMem_GetAllocator(quiet_domains[d], &now);
+		if (!now.ctx || same_allocator(&now, &below[d]) ||
+		    !same_allocator((const PyMemAllocatorEx *)now.ctx, &below[d]))
+			Py_RETURN_FALSE;
+		tracer[d] = now;
+		hooks[d].ctx = &dom_ix[d];
+		hooks[d].malloc = q_malloc;
+		hooks[d].calloc = q_calloc;
+		hooks[d].realloc = q_realloc;
+		hooks[d].free = q_free;
+	}
+	armed = 1;
+	Py_RETURN_TRUE;
+}
+
+PyDoc_STRVAR(quiet_doc,
+"quiet(on) -> bool\n\n"
+"on: the calling thread's allocations skip tracemalloc until quiet(False);\n"
+"False when that cannot be done (not armed, or tracemalloc's hooks are not\n"
+"the ones on top). Off: removes the hooks if they are still on top.");
+
+static PyObject *quiet(PyObject *module, PyObject *arg)
+{
+	(void)module;
+	int on = PyObject_IsTrue(arg);
+	if (on < 0)
+		return NULL;
+	if (!on) {
+		for (int d = 0; d < NDOM; d++) {
+			PyMemAllocatorEx now;
+			PyMem_GetAllocator(quiet_domains[d], &now);
+			if (same_allocator(&now, &hooks[d]))
+				PyMem_SetAllocator(quiet_domains[d], &tracer[d]);
+		}
+		quiet_on = 0;
+		Py_RETURN_FALSE;
+	}
+	if (!armed || quiet_on)
+		Py_RETURN_FALSE;
+	for (int d = 0; d < NDOM; d++) {
+		PyMemAllocatorEx now;
+		PyMem_GetAllocator(quiet_domains[d], &now);
+		if (!same_allocator(&now, &tracer[d]))
+			Py_RETURN_FALSE;
+	}
+	quiet_ident = PyThread_get_thread_ident();
+	quiet_on = 1;
+	for (int d = 0; d < NDOM; d++)
+		PyMem_SetAllocator(quiet_domains[d], &hooks[d]);
+	Py_RETURN_TRUE;
+}
+
+/* A forked child has no quiet thread (another one could get its id). */
+static void quiet_after_fork(void)
+{
+	quiet_on = 0;
+}
+
 static PyMethodDef module_methods[] = {
+	{"arm", arm, METH_O, arm_doc},
+	{"quiet", quiet, METH_O, quiet_doc},
 	{"lookups", lookups, METH_VARARGS, lookups_doc},
 	{"run", census_run, METH_VARARGS, run_doc},
 	{"measure", census_measure, METH_VARARGS, measure_doc},
@@ -1068,6 +1221,8 @@ PyMODINIT_FUNC PyInit__census(void)
 {
 	if (PyType_Ready(&CensusType) < 0)
 		return NULL;
+	if (pthread_atfork(NULL, NULL, quiet_after_fork) != 0)
+		return PyErr_NoMemory();
 	PyObject *m = PyModule_Create(&census_module);
 	if (!m)
 		return NULL;

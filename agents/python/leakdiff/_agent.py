@@ -472,12 +472,24 @@ class _Job:
         self.done = None
 
     def run(self):
+        # The document is built with the agent's own allocations untraced
+        # when the _census extension can do that (see its quiet()).
+        ext = getattr(getattr(self.builder, "agent", None), "census_ext", None)
+        quiet = False
         try:
+            quiet = ext is not None and ext.quiet(True)
+            self.builder.quiet = quiet
             doc = self.builder.take(self.seq, self.label, self.trigger,
                                     self.collected, self.uncollectable)
             self.blob = _encode_json(doc)
         except BaseException as exc:
             self.error = exc
+        finally:
+            if quiet:
+                try:
+                    ext.quiet(False)
+                except BaseException:
+                    pass
 
     def outcome(self):
         error = self.error
@@ -692,9 +704,14 @@ def start(config=None, boot_file=None):
     elif tm.is_tracing():
         agent.depth = tm.get_traceback_limit()
     else:
+        ext = agent.census_ext
         try:
+            if ext is not None:
+                ext.arm(False)      # the allocators tracemalloc is to wrap
             tm.start(agent.depth)
             agent.started_tracing = True
+            if ext is not None:
+                ext.arm(True)       # quiet snapshots possible from now on
         except Exception as exc:
             agent.note("could not start tracemalloc: %s" % (exc,))
 

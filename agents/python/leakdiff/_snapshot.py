@@ -102,10 +102,11 @@ class _Laps:
 class Builder:
     """Takes one snapshot for the agent; see take()."""
 
-    __slots__ = ("agent", "phases", "notes")
+    __slots__ = ("agent", "phases", "notes", "quiet")
 
     def __init__(self, agent):
         self.agent = agent
+        self.quiet = False  # the agent's allocations skip tracemalloc
         self.phases = ()    # (name, seconds) of the last snapshot, for tests
         self.notes = _heap.Seq()   # warnings for the user; see note()
 
@@ -138,9 +139,10 @@ class Builder:
             names = _heap.Namer()
             ts_groups, sampled = self._type_sites(census, kinds, names) if tracing else ({}, {})
             lap("type_sites")
-            if tracing and trigger == "exit" and agent.started_tracing:
+            if tracing and trigger == "exit" and agent.started_tracing and not self.quiet:
                 # No snapshot follows the one at exit: once the traces are
-                # read, tracing the agent's own work is pure cost.
+                # read, tracing the agent's own work is pure cost (unless
+                # the extension keeps it from being traced already).
                 traces = self._sites()
                 lap("sites")
                 try:
