@@ -105,6 +105,21 @@ fill(int(sys.argv[1]))
 print(json.dumps({"n": len(KEEP), "size": sys.getsizeof(KEEP[0])}))
 '''
 
+PINNED = r'''
+import gc, json, weakref, leakdiff
+src = "def work():\n    junk = [bytearray(100) for _ in range(1000)]\n    return len(junk)\n"
+ns = {}
+exec(compile(src, "<generated>", "exec"), ns)
+ns["work"]()
+ref = weakref.ref(ns["work"].__code__)
+del ns
+gc.collect()
+before = ref() is not None
+leakdiff.snapshot("forget")
+gc.collect()
+print(json.dumps({"before": before, "after": ref() is not None}))
+'''
+
 FORK = r'''
 import os, sys
 KEEP = [bytearray(1000) for _ in range(5000)]  # parent keeps
@@ -256,6 +271,12 @@ class Sampled(TempDirCase):
         self.assertEqual(r.stdout.strip(), "0", r.stderr)
         self.assertEqual(doc["meta"].get("sample"), MEAN)
         self.assertTrue(site_rows(doc, prog, source_line(prog, "# parent keeps")))
+
+    def test_code_objects_released_at_snapshot(self):
+        """Stacks hold their code objects until a snapshot finds no live
+        picked block under them; code compiled on the fly is then freed."""
+        _, doc, r, _ = self.record(PINNED, opts=("--sample=1",))
+        self.assertEqual(json.loads(r.stdout), {"before": True, "after": False})
 
     def test_cheap_in_a_busy_loop(self):
         """Not a benchmark (bench/run is): a guard against a sampler that

@@ -87,9 +87,9 @@ static struct {
 	/* live picked blocks: open addressing, linear probing, backward-shift deletion */
 	struct slot *slots;
 	size_t mask, live;
-	/* interned stacks: ids index `stacks`; `index` maps hashes to ids (0 empty) */
+	/* interned stacks: ids index `stacks` (NULL once forgotten); `index` maps hashes to ids (0 empty) */
 	struct stack **stacks;
-	uint32_t nstacks, cap_stacks;
+	uint32_t nstacks, cap_stacks, kept;
 	uint32_t *index;
 	size_t index_mask;
 	uint64_t picked;  /* blocks ever picked */
@@ -222,7 +222,7 @@ static uint32_t intern(uint32_t n)
 				return S.index[j];
 		}
 	}
-	if (!S.index || (size_t)(S.nstacks + 1) * 2 > S.index_mask + 1) {
+	if (!S.index || (size_t)(S.kept + 1) * 2 > S.index_mask + 1) {
 		if (index_grow() < 0)
 			return 0;
 	}
@@ -244,6 +244,7 @@ static uint32_t intern(uint32_t n)
 		Py_INCREF((PyObject *)s->frames[i].code);
 	uint32_t id = ++S.nstacks;
 	S.stacks[id] = s;
+	S.kept++;
 	size_t j = (size_t)h & S.index_mask;
 	while (S.index[j])
 		j = (j + 1) & S.index_mask;
@@ -476,6 +477,51 @@ static PyObject *frames_of(uint32_t id)
 }
 
 /*
+ * Forgets the stacks that no live picked block uses any more, and drops
+ * their references to code objects, so that code compiled on the fly is
+ * not kept alive by the sampler beyond the next snapshot. Called with
+ * nothing allocated since acc was summed; on failure everything is kept.
+ */
+static void forget_unused(const struct acc *acc, uint32_t n)
+{
+	size_t ncodes = 0, k = 0;
+	for (uint32_t id = 1; id <= n; id++)
+		if (S.stacks[id] && !acc[id].seen)
+			ncodes += S.stacks[id]->depth;
+	PyCodeObject **codes = malloc((ncodes ? ncodes : 1) * sizeof(*codes));
+	uint32_t *ix = calloc(S.index_mask + 1, sizeof(*ix));
+	if (!codes || !ix || !S.index) {
+		free(codes);
+		free(ix);
+		return;
+	}
+	for (uint32_t id = 1; id <= n; id++) {
+		struct stack *st = S.stacks[id];
+		if (!st || acc[id].seen)
+			continue;
+		for (uint32_t i = 0; i < st->depth; i++)
+			codes[k++] = st->frames[i].code;
+		free(st);
+		S.stacks[id] = NULL;
+		S.kept--;
+	}
+	for (uint32_t id = 1; id <= S.nstacks; id++) {
+		if (!S.stacks[id])
+			continue;
+		size_t j = (size_t)S.stacks[id]->hash & S.index_mask;
+		while (ix[j])
+			j = (j + 1) & S.index_mask;
+		ix[j] = id;
+	}
+	free(S.index);
+	S.index = ix;
+	/* Last: freeing a code object may run code that allocates. */
+	for (size_t i = 0; i < k; i++)
+		Py_DECREF((PyObject *)codes[i]);
+	free(codes);
+}
+
+/*
  * [(frames, est_count, est_bytes, picked)] for every stack with live picked
  * blocks. The live table is summed into memory of our own first, so that
  * the Python objects built afterwards (which go through the hooks) cannot
@@ -491,13 +537,16 @@ static PyObject *sampler_sites(PyObject *self, PyObject *unused)
 		return PyErr_NoMemory();
 	for (size_t i = 0; S.slots && i <= S.mask; i++) {
 		const struct slot *sl = &S.slots[i];
-		if (!sl->ptr || sl->stack > n || !sl->size)
+		if (!sl->ptr || sl->stack > n)
+			continue;
+		acc[sl->stack].seen++;
+		if (!sl->size)
 			continue;
 		double w = weight(sl->size);
 		acc[sl->stack].count += w;
 		acc[sl->stack].bytes += w * (double)sl->size;
-		acc[sl->stack].seen++;
 	}
+	forget_unused(acc, n);
 	PyObject *out = PyList_New(0);
 	for (uint32_t id = 1; out && id <= n; id++) {
 		if (!acc[id].seen)
@@ -565,7 +614,7 @@ static PyObject *sampler_frames(PyObject *self, PyObject *arg)
 	unsigned long id = PyLong_AsUnsignedLong(arg);
 	if (id == (unsigned long)-1 && PyErr_Occurred())
 		return NULL;
-	if (id < 1 || id > S.nstacks) {
+	if (id < 1 || id > S.nstacks || !S.stacks[id]) {
 		PyErr_SetString(PyExc_ValueError, "no such stack");
 		return NULL;
 	}
@@ -577,7 +626,7 @@ static PyObject *sampler_stats(PyObject *self, PyObject *unused)
 	(void)self;
 	(void)unused;
 	return Py_BuildValue("{sdsisKsKsKsK}", "mean", S.mean, "depth", S.depth,
-			     "live", (unsigned long long)S.live, "stacks", (unsigned long long)S.nstacks,
+			     "live", (unsigned long long)S.live, "stacks", (unsigned long long)S.kept,
 			     "picked", (unsigned long long)S.picked, "dropped", (unsigned long long)S.dropped);
 }
 
