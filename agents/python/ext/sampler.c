@@ -20,13 +20,17 @@
  * numbers are worked out only when a snapshot asks for them.
  *
  * sites() sums the live picked blocks by stack: each stands for 1/p blocks
- * and n/p bytes, so the sums are unbiased estimates of what is live.
+ * and n/p bytes, so the sums are unbiased estimates of what is live. It
+ * also forgets the stacks no live picked block uses, releasing their code
+ * objects.
  *
  * The tables live in memory from the C library's malloc, which does not go
- * through the hooks, and are never freed. Frame walking needs the
- * interpreter's internal frame layout, known here for CPython 3.9 to 3.13
- * with the GIL; on anything else the module refuses to load and the agent
- * tracks exactly.
+ * through the hooks. Frame walking needs the interpreter's internal frame
+ * layout, known here for CPython 3.9 to 3.13 with the GIL; on anything else
+ * the module refuses to load and the agent tracks exactly. Not covered:
+ * subinterpreters with a GIL of their own (3.12+), which would race on the
+ * tables, and memory that extensions report to tracemalloc themselves
+ * (PyTraceMalloc_Track, as NumPy does for array data).
  */
 #include <patchlevel.h>
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000
