@@ -585,19 +585,29 @@ static int read_meta(struct reader *rd, const cJSON *root)
 	return 0;
 }
 
+/* a + b for two counts of at most LD_COUNT_MAX, saturating there. */
+static uint64_t add_count(uint64_t a, uint64_t b)
+{
+	return a + b > LD_COUNT_MAX ? LD_COUNT_MAX : a + b;
+}
+
 static int read_totals(struct reader *rd, const cJSON *root)
 {
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "totals");
 	struct ld_totals *tt = &rd->s->totals;
 	if (!t || cJSON_IsNull(t)) {
-		/* Older or hand-written files: derive what the tables say. */
+		/*
+		 * Older or hand-written files: derive what the tables say,
+		 * stopping at the largest count a file may hold, which the
+		 * writer can put back exactly (and which cannot wrap).
+		 */
 		for (size_t i = 0; i < rd->s->nsites; i++) {
-			tt->heap_bytes += rd->s->sites[i].bytes;
-			tt->heap_blocks += rd->s->sites[i].count;
+			tt->heap_bytes = add_count(tt->heap_bytes, rd->s->sites[i].bytes);
+			tt->heap_blocks = add_count(tt->heap_blocks, rd->s->sites[i].count);
 		}
 		for (size_t i = 0; i < rd->s->ntypes; i++) {
-			tt->object_bytes += rd->s->types[i].bytes;
-			tt->objects += rd->s->types[i].count;
+			tt->object_bytes = add_count(tt->object_bytes, rd->s->types[i].bytes);
+			tt->objects = add_count(tt->objects, rd->s->types[i].count);
 		}
 		return 0;
 	}

@@ -1483,3 +1483,65 @@ Test(diff, verdict_uses_the_census_without_a_traced_heap)
 	cr_assert_lt(v.hits[0].percent, 0);
 	ld_verdict_finish(&v);
 }
+
+Test(diff, untexted_frame_joins_the_older_of_two_texted_rows)
+{
+	/*
+	 * "No source text" matches any text, so a frame without one equals
+	 * two rows that differ only in their texts: it joins the one made
+	 * first, whatever order a hash index keeps them in.
+	 */
+	uint32_t a1 = frame_text(after, "m.py", "f", 3, "x = 1");
+	uint32_t a2 = frame_text(after, "m.py", "f", 3, "x = 2");
+	SITE(after, 1, 10, a1);
+	SITE(after, 2, 20, a2);
+	uint32_t b = frame(before, "m.py", "f", 3);
+	SITE(before, 5, 50, b);
+	cr_assert_eq(ld_diff_create(before, after, NULL, &diff), 0);
+	cr_assert_eq(diff->nsites, 2);
+	for (size_t i = 0; i < diff->nsites; i++) {
+		const struct ld_diff_site *s = &diff->sites[i];
+		bool first = s->row.bytes_after == 10;
+		cr_assert_eq(s->row.bytes_before, first ? 50u : 0u, "row with %llu bytes after",
+			     (unsigned long long)s->row.bytes_after);
+		cr_assert_eq(s->state, first ? LD_DIFF_KEPT : LD_DIFF_NEW);
+	}
+}
+
+Test(diff, rows_sort_by_growth_then_file_line_function_at_every_depth)
+{
+	/*
+	 * Equal growth falls back to the tracebacks, compared frame by frame
+	 * by file name, line and function name in strcmp order, the shorter
+	 * first when one is a prefix of the other. Names come from two string
+	 * tables, and several rows share their innermost frames.
+	 */
+	uint32_t x = frame(after, "b.py", "g", 1), y = frame(after, "b.py", "f", 1);
+	uint32_t z = frame(after, "a.py", "h", 9), w = frame(after, "b.py", "g", 0);
+	SITE(after, 1, 8, x, y, z);
+	SITE(after, 1, 8, x, y);
+	SITE(after, 1, 8, x, y, w);
+	SITE(after, 1, 8, x, z);
+	SITE(after, 1, 8, w);
+	uint32_t bz = frame(before, "a.py", "h", 9), bx = frame(before, "b.py", "g", 1);
+	SITE(before, 1, 8, bz);
+	SITE(before, 1, 8, bx, bz, bz);
+	cr_assert_eq(ld_diff_create(before, after, NULL, &diff), 0);
+	cr_assert_eq(diff->nsites, 7);
+	/* Growth +8 (new rows) first, in traceback order; then the two gone rows. */
+	static const char *const want[] = {
+		"b.py:0", "b.py:1 a.py:9", "b.py:1 b.py:1", "b.py:1 b.py:1 a.py:9", "b.py:1 b.py:1 b.py:0",
+		"a.py:9", "b.py:1 a.py:9 a.py:9",
+	};
+	for (size_t i = 0; i < 7; i++) {
+		char got[128] = "";
+		const struct ld_diff_stack *st = &diff->sites[i].stack;
+		for (uint32_t j = 0; j < st->depth; j++) {
+			const struct ld_frame *f = ld_diff_frame(st, j);
+			char part[32];
+			snprintf(part, sizeof(part), "%s%s:%d", j ? " " : "", ld_snapshot_str(st->snap, f->file), f->line);
+			strcat(got, part);
+		}
+		cr_assert_str_eq(got, want[i], "row %zu", i);
+	}
+}

@@ -1123,3 +1123,123 @@ Test(snap_accept, gunzip_directly)
 	free(out);
 	free(gz);
 }
+
+/* ================================================================ the two readers */
+
+TestSuite(snap_scan, .init = setup, .fini = teardown);
+
+/*
+ * Reads text with the scanner alone, the tree reader alone and the default,
+ * and checks that they agree: the default gives the tree reader's result
+ * and message, and whatever the scanner takes the tree reader reads the
+ * same. Returns what the scanner did (0, or -EAGAIN when it declined).
+ */
+static int readers(const char *text)
+{
+	size_t len = strlen(text);
+	struct ld_snapshot *any = NULL, *tree = NULL, *scan = NULL;
+	struct ld_error ea, et, es;
+	ld_error_clear(&ea);
+	ld_error_clear(&et);
+	ld_error_clear(&es);
+	int ra = ld_snap_parse_with(LD_SNAP_READ_ANY, text, len, &any, &ea);
+	int rt = ld_snap_parse_with(LD_SNAP_READ_TREE, text, len, &tree, &et);
+	int rs = ld_snap_parse_with(LD_SNAP_READ_SCAN, text, len, &scan, &es);
+	cr_assert_eq(ra, rt, "%s\ndefault reader %d (%s), tree reader %d (%s)", text, ra, ea.msg, rt, et.msg);
+	if (rt < 0)
+		cr_assert_str_eq(ea.msg, et.msg, "%s", text);
+	else
+		assert_same_snapshot(any, tree);
+	if (rs == 0) {
+		cr_assert_eq(rt, 0, "the scanner took what the tree reader rejects: %s\n%s", et.msg, text);
+		assert_same_snapshot(scan, tree);
+	} else {
+		cr_assert_eq(rs, -EAGAIN, "scanner %d (%s) on %s", rs, es.msg, text);
+		cr_assert_null(scan);
+	}
+	ld_snapshot_destroy(any);
+	ld_snapshot_destroy(tree);
+	ld_snapshot_destroy(scan);
+	return rs;
+}
+
+#define TABLES ",\"strings\":[\"a.py\",\"f\"],\"frames\":[[0,1,1],[0,2,1,-1,-1],[0,3,1,1,1]]"
+
+Test(snap_scan, takes_what_the_writer_writes)
+{
+	struct ld_snapshot *full = build_full();
+	char *json;
+	size_t len;
+	cr_assert_eq(ld_snap_serialize(full, &json, &len), 0);
+	char *text = th_memdup(json, len + 1);
+	cr_assert_eq(readers(text), 0);
+	free(text);
+	free(json);
+	ld_snapshot_destroy(full);
+}
+
+Test(snap_scan, takes_ordinary_json_spellings)
+{
+	static const char *const texts[] = {
+		HDR "}",
+		"\n {\"format\" : \"leakdiff-snapshot\" ,\t\"version\"\r: 1 }\n",
+		HDR TABLES ",\"sites\":[[1,2,[0,1,2]],[0,0,[]],[9007199254740992,5,[2]]]}",
+		HDR TABLES ",\"types\":[[1,3,24]],\"type_sites\":[[0,1,8,[1,0]]]}",
+		HDR ",\"strings\":[\"q\\\"\\\\\\/\\b\\f\\n\\r\\t\",\"\\u00e9\\u4e2d\\ud83d\\ude00\",\"\xc3\xa9 raw\"]}",
+		HDR ",\"meta\":{\"elapsed_ms\":12.345,\"pid\":7,\"tracing\":false,\"command\":[\"a\",\"b\"],"
+		    "\"x\":[1.5e3,-0.25,0E+0,null,true,{}]}}",
+		HDR ",\"sit\\u0065s\":[],\"future\":{\"a\":[[[]]]},\"hints\":[{\"kind\":\"garbage\",\"type\":\"T\",\"count\":2}]}",
+		"{\"version\":1.0,\"format\":\"leakdiff-snapshot\"}",
+	};
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		cr_assert_eq(readers(texts[i]), 0, "text %zu declined", i);
+}
+
+Test(snap_scan, leaves_the_unusual_to_the_tree_reader)
+{
+	/* Each is read (or rejected) by the tree reader, exactly as before the scanner. */
+	static const char *const texts[] = {
+		HDR TABLES ",\"sites\":[[01,2,[0]]]}",                  /* cJSON reads 1 */
+		HDR TABLES ",\"sites\":[[1.0,2,[0]]]}",
+		HDR TABLES ",\"sites\":[[1e0,2,[0]]]}",
+		HDR TABLES ",\"sites\":[[1,2,[-0]]]}",                  /* index 0 to cJSON */
+		HDR TABLES ",\"sites\":[[9007199254740993,2,[0]]]}",    /* rounds to 2^53 */
+		HDR TABLES ",\"sites\":[[1,2,[0],\"extra\"]]}",
+		HDR ",\"strings\":[\"a.py\",\"f\"],\"frames\":[[0,1,1,-1,-1,\"extra\"]]}",
+		HDR ",\"strings\":[\"a\\u0000b\"]}",                    /* a NUL ends the C string */
+		HDR ",\"strings\":[\"a\x01" "b\"]}",                     /* raw control character */
+		HDR ",\"strings\":[\"\\ud800\"]}",                       /* lone surrogate */
+		HDR ",\"strings\":[\"\\uZZZZ\"]}",
+		HDR ",\f\"strings\":[]}",                                /* white space to cJSON only */
+		"\xef\xbb\xbf" HDR "}",                                  /* byte order mark */
+		HDR ",\"sites\":[],\"strings\":[]}",                     /* tables out of order */
+		HDR ",\"strings\":[],\"strings\":[\"x\"]}",              /* the first one counts */
+		HDR ",\"sites\":null}",
+		HDR ",\"strings\":[\"a\"],\"frames\":[[0,1,0]],\"sites\":[[1,2,[0,1]]]}", /* bad index */
+		HDR ",\"sites\":[[-1,2,[]]]}",
+		HDR "}x",
+		HDR ",\"meta\":{\"x\":0.000000000000000000000000000000000000000000000000000000000000000001}}",
+		HDR ",\"meta\":{\"x\":1e400}}",
+		"{\"format\":\"leakdiff-snapshot\",\"version\":2}",
+		"{\"format\":\"other\",\"version\":1}",
+		HDR ",\"strings\":[\"a\"",
+		"",
+	};
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		cr_assert_eq(readers(texts[i]), -EAGAIN, "text %zu taken", i);
+}
+
+Test(snap_scan, nesting_limit_is_the_tree_readers)
+{
+	/* Containers inside meta, counted with the document object: 64 is the most. */
+	for (int depth = 62; depth <= 66; depth++) {
+		char text[512];
+		int n = snprintf(text, sizeof(text), HDR ",\"meta\":{\"x\":");
+		for (int i = 0; i < depth - 2; i++)
+			text[n++] = '[';
+		for (int i = 0; i < depth - 2; i++)
+			text[n++] = ']';
+		snprintf(text + n, sizeof(text) - (size_t)n, "}}");
+		cr_assert_eq(readers(text), depth <= LD_SNAP_MAX_NESTING ? 0 : -EAGAIN, "depth %d", depth);
+	}
+}

@@ -340,3 +340,19 @@ Test(hash, bytes_and_mix)
 	cr_assert_neq(ld_hash_mix(1, 2), ld_hash_mix(2, 1), "mix should depend on order");
 	cr_assert_neq(ld_hash_mix(0, 0), ld_hash_mix(0, 1));
 }
+
+Test(strtab, many_copies_of_one_string_append_fast)
+{
+	/*
+	 * A reader appends every string of a file, copies included: each copy
+	 * must not lengthen the index's probe runs, or this takes minutes.
+	 */
+	for (uint32_t i = 0; i < 200000; i++) {
+		uint32_t idx;
+		cr_assert_eq(ld_strtab_append(&tab, "return result", 13, &idx), 0);
+		cr_assert_eq(idx, i);
+	}
+	cr_assert_eq(intern("return result"), 0, "interning finds the first copy");
+	cr_assert_eq(intern("other"), 200000);
+	cr_assert_str_eq(ld_strtab_get(&tab, 199999), "return result");
+}
