@@ -45,8 +45,8 @@ class Builder(_snapshot.Builder):
 
     __slots__ = ()
 
-    def take(self, seq, label, trigger, collected, uncollectable):
-        doc = _snapshot.Builder.take(self, seq, label, trigger, collected, uncollectable)
+    def take(self, *args, **kwargs):
+        doc = _snapshot.Builder.take(self, *args, **kwargs)
         doc["meta"]["sample"] = int(self.agent.tm.mean)
         return doc
 
