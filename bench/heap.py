@@ -23,6 +23,9 @@
   agent        leakdiff.snapshot() under `leakdiff record`: the agent's
                whole snapshot (collection, census, sites, encoding, pipe);
                the phase timings of its builder are copied into the result
+  traces       _tracemalloc._get_traces() and dropping its list: the one
+               call every tracemalloc-based snapshot must make, so the floor
+               of the agent's snapshot (run with -X tracemalloc=16)
 
 Every method but none and objgraph is preceded by a timed gc.collect(), as
 the agent runs one before its census.  The process leaves with os._exit()
@@ -122,7 +125,8 @@ def main():
     ap.add_argument("--build", choices=("blocks", "objects"), required=True)
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--measure", required=True,
-                    choices=("none", "tracemalloc", "gccount", "census", "objgraph", "agent"))
+                    choices=("none", "tracemalloc", "gccount", "census", "objgraph", "agent",
+                             "traces"))
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
@@ -139,7 +143,7 @@ def main():
         if not leakdiff.recording():
             sys.stderr.write("heap.py: --measure agent needs `leakdiff record`\n")
             os._exit(3)
-    if args.measure == "tracemalloc":
+    if args.measure in ("tracemalloc", "traces"):
         import tracemalloc
         if not tracemalloc.is_tracing():
             sys.stderr.write("heap.py: --measure tracemalloc needs -X tracemalloc=N\n")
@@ -167,6 +171,12 @@ def main():
         res["sites"] = len(stats)
         res["traces"] = len(snap.traces)
         del stats, snap
+    elif m == "traces":
+        import _tracemalloc
+        traces = _tracemalloc._get_traces()
+        res["take_s"] = time.perf_counter() - t0
+        res["traces"] = len(traces)
+        del traces
     elif m == "gccount":
         res["types"] = len(count_tracked())
     elif m == "census":

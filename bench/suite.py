@@ -392,6 +392,8 @@ def section_snapshot():
         cols = [("uninstrumented (build only)", inproc("none")),
                 ("tracemalloc take_snapshot + statistics('traceback')",
                  inproc("tracemalloc", ["-X", "tracemalloc=16"]), tm_cap),
+                ("floor: _tracemalloc._get_traces() + dropping its list",
+                 inproc("traces", ["-X", "tracemalloc=16"])),
                 ("gc.get_objects() type count", inproc("gccount")),
                 ("gc.get_objects() + untracked referents", inproc("census"))]
         if og:
@@ -417,6 +419,10 @@ def section_snapshot():
                     spread([r["res"].get("take_s") for r in rs], fs),
                     spread([r["res"].get("stats_s") for r in rs], fs),
                     fint(rs[0]["res"].get("traces", 0)), fint(rs[0]["res"].get("sites", 0)))
+            elif name.startswith("floor"):
+                extra = "_get_traces() %s; %s traces" % (
+                    spread([r["res"].get("take_s") for r in rs], fs),
+                    fint(rs[0]["res"].get("traces", 0)))
             elif name.startswith("leakdiff"):
                 extra = "meta.elapsed_ms %s; %s sites, %s objects, %s blocks in the .snap" % (
                     spread([r["elapsed"] for r in rs], fs), fint(rs[0]["sites"]),

@@ -181,6 +181,24 @@ class CensusInC(unittest.TestCase):
         with self.assertRaises(ValueError):
             EXT.group_traces([(0, 1)])
 
+    def test_frame_rows(self):
+        index = {("a.py", 1): 0}
+        added = []
+
+        def add(frame):
+            added.append(frame)
+            index[frame] = len(index)
+            return index[frame]
+
+        tbs = [(("a.py", 1), ("b.py", 2)), (("b.py", 2), ("a.py", 1), ("c.py", 3))]
+        self.assertEqual(EXT.frame_rows(tbs, index, add, 2), [[0, 1], [1, 0]])
+        self.assertEqual(added, [("b.py", 2)])
+        # The document's tables come out the same with and without it.
+        tbs.append(tuple(("d.py", n) for n in range(40)))
+        fast, pure = _snapshot.Tables({}, EXT), _snapshot.Tables({}, None)
+        self.assertEqual(fast.tracebacks(tbs), pure.tracebacks(tbs))
+        self.assertEqual((fast.frames, fast.strings), (pure.frames, pure.strings))
+
     def test_measures(self):
         self.assertEqual(EXT.measure("abc", EXT.STR), 3)
         self.assertEqual(EXT.measure("\u00e9", EXT.STR), -1)

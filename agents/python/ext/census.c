@@ -972,6 +972,57 @@ out:
 	return out;
 }
 
+/* -- frame numbers of tracebacks ------------------------------------------- */
+
+PyDoc_STRVAR(frame_rows_doc,
+"frame_rows(tracebacks, index, add, limit) -> [[int]]\n\n"
+"For each traceback (a tuple of frames), the numbers of its first limit\n"
+"frames: index[frame], or add(frame) for a frame not in the dict index.");
+
+static PyObject *frame_rows(PyObject *module, PyObject *args)
+{
+	PyObject *tbs, *index, *add;
+	Py_ssize_t limit;
+	(void)module;
+	if (!PyArg_ParseTuple(args, "O!O!On:frame_rows", &PyList_Type, &tbs, &PyDict_Type, &index,
+			      &add, &limit))
+		return NULL;
+	Py_ssize_t n = PyList_GET_SIZE(tbs);
+	PyObject *out = PyList_New(n);
+	if (!out)
+		return NULL;
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *tb = PyList_GET_ITEM(tbs, i);
+		if (!PyTuple_Check(tb)) {
+			PyErr_SetString(PyExc_TypeError, "a traceback must be a tuple");
+			goto fail;
+		}
+		Py_ssize_t k = PyTuple_GET_SIZE(tb) < limit ? PyTuple_GET_SIZE(tb) : limit;
+		PyObject *row = PyList_New(k);
+		if (!row)
+			goto fail;
+		PyList_SET_ITEM(out, i, row);
+		for (Py_ssize_t j = 0; j < k; j++) {
+			PyObject *frame = PyTuple_GET_ITEM(tb, j);
+			PyObject *ix = PyDict_GetItemWithError(index, frame);
+			if (ix) {
+				Py_INCREF(ix);
+			} else if (PyErr_Occurred()) {
+				goto fail;
+			} else {
+				ix = PyObject_CallFunctionObjArgs(add, frame, NULL);
+				if (!ix)
+					goto fail;
+			}
+			PyList_SET_ITEM(row, j, ix);
+		}
+	}
+	return out;
+fail:
+	Py_DECREF(out);
+	return NULL;
+}
+
 /* -- allocation lookups ----------------------------------------------- */
 
 struct lookup_job {
@@ -1202,6 +1253,7 @@ static PyMethodDef module_methods[] = {
 	{"arm", arm, METH_O, arm_doc},
 	{"quiet", quiet, METH_O, quiet_doc},
 	{"lookups", lookups, METH_VARARGS, lookups_doc},
+	{"frame_rows", frame_rows, METH_VARARGS, frame_rows_doc},
 	{"run", census_run, METH_VARARGS, run_doc},
 	{"measure", census_measure, METH_VARARGS, measure_doc},
 	{"group_traces", group_traces, METH_O, group_traces_doc},

@@ -30,7 +30,8 @@ MAX_FRAMES = 1024      # longest traceback a reader accepts
 class Tables:
     """The string and frame tables of one document."""
 
-    def __init__(self, resolved):
+    def __init__(self, resolved, ext=None):
+        self.ext = ext          # the _census extension, or None
         self.strings = []
         self.string_ix = {}
         self.frames = []
@@ -59,6 +60,18 @@ class Tables:
             ix = self.frame_ix[key] = len(self.frames)
             self.frames.append(row)
         return ix
+
+    def tracebacks(self, tbs):
+        """[[frame number]] of a list of tracebacks."""
+        if self.ext is not None:
+            try:
+                return self.ext.frame_rows(tbs, self.frame_ix, self._add, MAX_FRAMES)
+            except Exception:
+                pass
+        return [self.traceback(frames) for frames in tbs]
+
+    def _add(self, f):
+        return self.frame(f[0], f[1])
 
     def traceback(self, frames):
         # tracemalloc's frames are (filename, line) tuples already: used as
@@ -169,7 +182,7 @@ class Builder:
         del wanted
 
         lap("resolve")
-        tables = Tables(resolved)
+        tables = Tables(resolved, ext)
         type_rows = []
         type_ix = {}
         objects = object_bytes = 0
@@ -182,11 +195,12 @@ class Builder:
 
         site_rows = []
         heap_bytes = heap_blocks = 0
-        for frames, count, size in traces:
-            site_rows.append([count, size, tables.traceback(frames)])
+        numbered = tables.tracebacks([frames for frames, _count, _size in traces])
+        for (_frames, count, size), row in zip(traces, numbered):
+            site_rows.append([count, size, row])
             heap_blocks += count
             heap_bytes += size
-        del traces
+        del traces, numbered
 
         ts_rows = []
         merged = {}
