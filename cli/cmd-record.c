@@ -40,7 +40,7 @@ struct args {
 	unsigned depth;
 	uint64_t every_ms;
 	int signal;
-	uint64_t sample; /* native: mean bytes between samples; 0 = exact */
+	uint64_t sample; /* mean bytes between samples; 0 = exact */
 	bool quiet;
 	char **cmd;
 	int ncmd;
