@@ -617,13 +617,21 @@ struct site_table {
 	struct ld_hashmap index;
 };
 
-static int site_fold(struct site_table *t, const struct keyer *k, const struct ld_snapshot *s, bool after,
-		     const uint32_t *frames, uint32_t depth, uint32_t max_depth,
-		     uint64_t count, uint64_t bytes, uint64_t extra_hash,
-		     const char *extra_key, const char **row_keys, size_t *row)
+/* The traceback of a site as the diff compares it: at most max_depth frames (0: all). */
+static struct ld_diff_stack site_stack(const struct ld_snapshot *s, const uint32_t *frames, uint32_t depth,
+				       uint32_t max_depth)
 {
-	struct ld_diff_stack st = { s, frames, max_depth && depth > max_depth ? max_depth : depth };
-	uint64_t h = ld_hash_mix(stack_hash(k, &st), extra_hash);
+	return (struct ld_diff_stack){ s, frames, max_depth && depth > max_depth ? max_depth : depth };
+}
+
+/*
+ * Adds a site (traceback st, whose stack_hash() mixed with extra_hash is h)
+ * to the row it equals, or to a new row.
+ */
+static int site_fold_hashed(struct site_table *t, const struct keyer *k, bool after, struct ld_diff_stack st,
+			    uint64_t h, uint64_t count, uint64_t bytes, const char *extra_key,
+			    const char **row_keys, size_t *row)
+{
 	struct ld_hashmap_iter it = LD_HASHMAP_ITER(h);
 	uint32_t i, found = NOID;
 	/*
@@ -656,6 +664,16 @@ static int site_fold(struct site_table *t, const struct keyer *k, const struct l
 	row_add(&d->row, after, count, bytes);
 	*row = t->n++;
 	return 0;
+}
+
+static int site_fold(struct site_table *t, const struct keyer *k, const struct ld_snapshot *s, bool after,
+		     const uint32_t *frames, uint32_t depth, uint32_t max_depth,
+		     uint64_t count, uint64_t bytes, uint64_t extra_hash,
+		     const char *extra_key, const char **row_keys, size_t *row)
+{
+	struct ld_diff_stack st = site_stack(s, frames, depth, max_depth);
+	uint64_t h = ld_hash_mix(stack_hash(k, &st), extra_hash);
+	return site_fold_hashed(t, k, after, st, h, count, bytes, extra_key, row_keys, row);
 }
 
 /*
@@ -859,13 +877,52 @@ static int diff_sites(struct ld_diff *d, struct keyer *k, uint32_t max_depth)
 	ld_hashmap_init(&t.index);
 	int r = 0;
 	const struct ld_snapshot *snaps[2] = { d->after, d->before };
+	/*
+	 * A large diff spends its time waiting for memory: each site probes
+	 * a big index at a random place, then reads the row it finds and
+	 * that row's traceback. The loop works on sites some way ahead in
+	 * stages so that each of those reads is under way before it is
+	 * needed: hash and fetch the slot, then fetch the row in it, then
+	 * the row's frames, then fold.
+	 */
+	enum { AHEAD = 16, ROW_AT = 8, FRAMES_AT = 4 };
+	struct {
+		uint64_t hash;
+		uint32_t row;
+	} ahead[AHEAD];
 	for (int j = 0; j < 2 && r == 0; j++) {
 		const struct ld_snapshot *s = snaps[j];
-		for (size_t i = 0; i < s->nsites && r == 0; i++) {
-			const struct ld_site *site = &s->sites[i];
-			size_t row;
-			r = site_fold(&t, k, s, j == 0, ld_snapshot_stack(s, site->stack), site->depth,
-				      max_depth, site->count, site->bytes, 0, NULL, NULL, &row);
+		for (size_t i = 0; i < s->nsites + AHEAD && r == 0; i++) {
+			if (i >= AHEAD) {
+				size_t at = i - AHEAD, row;
+				const struct ld_site *site = &s->sites[at];
+				struct ld_diff_stack st = site_stack(s, ld_snapshot_stack(s, site->stack), site->depth,
+								     max_depth);
+				r = site_fold_hashed(&t, k, j == 0, st, ahead[at % AHEAD].hash, site->count,
+						     site->bytes, NULL, NULL, &row);
+			}
+#if defined(__GNUC__)
+			if (i >= FRAMES_AT && i - FRAMES_AT < s->nsites) {
+				uint32_t row = ahead[(i - FRAMES_AT) % AHEAD].row;
+				if (row < t.n)
+					__builtin_prefetch(t.rows[row].stack.frames);
+			}
+			if (i >= ROW_AT && i - ROW_AT < s->nsites) {
+				uint32_t row = ld_hashmap_peek(&t.index, ahead[(i - ROW_AT) % AHEAD].hash);
+				ahead[(i - ROW_AT) % AHEAD].row = row;
+				if (row < t.n)
+					__builtin_prefetch(&t.rows[row]);
+			}
+#endif
+			if (i < s->nsites) {
+				const struct ld_site *site = &s->sites[i];
+				struct ld_diff_stack st = site_stack(s, ld_snapshot_stack(s, site->stack), site->depth,
+								     max_depth);
+				uint64_t h = ld_hash_mix(stack_hash(k, &st), 0);
+				ld_hashmap_prefetch(&t.index, h);
+				ahead[i % AHEAD].hash = h;
+				ahead[i % AHEAD].row = UINT32_MAX;
+			}
 		}
 	}
 	ld_hashmap_finish(&t.index);

@@ -50,6 +50,35 @@ int ld_hashmap_insert(struct ld_hashmap *m, uint64_t hash, uint32_t val);
  */
 bool ld_hashmap_next(const struct ld_hashmap *m, struct ld_hashmap_iter *it, uint32_t *val);
 
+/*
+ * Asks the processor to start fetching the slot where a lookup of hash
+ * would begin: a caller that knows its next keys ahead of time can hide
+ * the cache miss of a large map. Only a hint; never fails.
+ */
+static inline void ld_hashmap_prefetch(const struct ld_hashmap *m, uint64_t hash)
+{
+#if defined(__GNUC__)
+	if (m->cap)
+		__builtin_prefetch(&m->slots[(size_t)hash & (m->cap - 1)]);
+#else
+	(void)m;
+	(void)hash;
+#endif
+}
+
+/*
+ * The row in the slot where a lookup of hash begins, if that slot holds
+ * hash, else UINT32_MAX: a cheap guess at a lookup's first candidate, for
+ * prefetching what the caller will compare it with.
+ */
+static inline uint32_t ld_hashmap_peek(const struct ld_hashmap *m, uint64_t hash)
+{
+	if (!m->cap)
+		return UINT32_MAX;
+	const struct ld_hashmap_slot *s = &m->slots[(size_t)hash & (m->cap - 1)];
+	return s->hash == hash ? s->val : UINT32_MAX;
+}
+
 /* Hashes len bytes, and mixes values into a running hash. */
 uint64_t ld_hash_bytes(const void *data, size_t len);
 uint64_t ld_hash_mix(uint64_t h, uint64_t v);
