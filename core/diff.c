@@ -720,11 +720,122 @@ static int site_key_cmp(const void *a, const void *b)
 	return stack_compare_from(sort_keyer, &sort_rows[x->row].stack, &sort_rows[y->row].stack, KEY_FRAMES);
 }
 
+/* Stable merge sort of n keys by site_key_cmp(); tmp has room for n / 2 + 1. */
+static void merge_keys(struct site_key *v, size_t n, struct site_key *tmp)
+{
+	if (n < 2)
+		return;
+	size_t h = n / 2;
+	merge_keys(v, h, tmp);
+	merge_keys(v + h, n - h, tmp);
+	if (site_key_cmp(&v[h - 1], &v[h]) <= 0)
+		return;
+	memcpy(tmp, v, h * sizeof(*v));
+	size_t i = 0, j = h, o = 0;
+	/* The right half wins only when strictly smaller: equal keys keep their order. */
+	while (i < h && j < n)
+		v[o++] = site_key_cmp(&v[j], &tmp[i]) < 0 ? v[j++] : tmp[i++];
+	while (i < h)
+		v[o++] = tmp[i++];
+}
+
+/* A row that did not change, sorted by its first two frames' ranks (0: no frame). */
+struct flat {
+	uint64_t key;
+	uint32_t at;
+};
+
+/* Stable LSD radix sort of n items by key, 16 bits a pass; tmp holds n, count 2^16. */
+static void radix_flat(struct flat *v, size_t n, struct flat *tmp, size_t *count)
+{
+	for (int shift = 0; shift < 64; shift += 16) {
+		memset(count, 0, ((size_t)1 << 16) * sizeof(*count));
+		for (size_t i = 0; i < n; i++)
+			count[(v[i].key >> shift) & 0xffff]++;
+		if (count[(v[0].key >> shift) & 0xffff] == n)
+			continue; /* every key has this digit: nothing moves */
+		size_t sum = 0;
+		for (size_t d = 0; d < (1 << 16); d++) {
+			size_t c = count[d];
+			count[d] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			tmp[count[(v[i].key >> shift) & 0xffff]++] = v[i];
+		memcpy(v, tmp, n * sizeof(*v));
+	}
+}
+
 /*
- * Sorts site rows as qsort() with site_cmp() does, through an array of
- * small keys rather than the rows themselves. The keys compare exactly as
- * the rows do and start in the same order, so qsort() makes the same
- * moves and the rows end in the same order, ties included. Without memory
+ * Puts keys in the order a stable sort by site_key_cmp() gives (which is
+ * what qsort() gave, glibc's being a stable merge sort): rows that grew or
+ * shrank by a stable merge sort, and the unchanged ones, most of a large
+ * diff, which all sort between the two, by a radix sort on their innermost
+ * two frames, then by merge sort within each run those do not settle.
+ * Returns 0 or -ENOMEM (keys untouched).
+ */
+static int order_keys(struct site_key *keys, size_t n)
+{
+	size_t nflat = 0;
+	for (size_t i = 0; i < n; i++)
+		nflat += keys[i].bytes == 0 && keys[i].count == 0;
+	size_t nmoved = n - nflat;
+	struct site_key *out = malloc(n * sizeof(*out));
+	struct site_key *tmp = malloc((n / 2 + 1) * sizeof(*tmp));
+	struct flat *flat = malloc((nflat ? nflat : 1) * sizeof(*flat));
+	struct flat *ftmp = malloc((nflat ? nflat : 1) * sizeof(*ftmp));
+	size_t *count = malloc(((size_t)1 << 16) * sizeof(*count));
+	if (!out || !tmp || !flat || !ftmp || !count) {
+		free(out);
+		free(tmp);
+		free(flat);
+		free(ftmp);
+		free(count);
+		return -ENOMEM;
+	}
+	/* The moved rows first, at the front of out, in their own order. */
+	size_t m = 0, f = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct site_key *x = &keys[i];
+		if (x->bytes || x->count) {
+			out[m++] = *x;
+		} else {
+			uint64_t r0 = x->depth > 0 ? (uint64_t)x->rank[0] + 1 : 0;
+			uint64_t r1 = x->depth > 1 ? (uint64_t)x->rank[1] + 1 : 0;
+			flat[f++] = (struct flat){ r0 << 32 | r1, (uint32_t)i };
+		}
+	}
+	merge_keys(out, nmoved, tmp);
+	size_t grew = 0; /* moved rows that sort before the unchanged ones */
+	while (grew < nmoved && (out[grew].bytes > 0 || (out[grew].bytes == 0 && out[grew].count > 0)))
+		grew++;
+	memmove(out + grew + nflat, out + grew, (nmoved - grew) * sizeof(*out));
+	if (nflat)
+		radix_flat(flat, nflat, ftmp, count);
+	struct site_key *mid = out + grew;
+	for (size_t i = 0; i < nflat; i++)
+		mid[i] = keys[flat[i].at];
+	/* Equal first frames: the rest of the tracebacks decide. */
+	for (size_t i = 0; i < nflat;) {
+		size_t j = i + 1;
+		while (j < nflat && flat[j].key == flat[i].key)
+			j++;
+		if (j - i > 1)
+			merge_keys(mid + i, j - i, tmp);
+		i = j;
+	}
+	memcpy(keys, out, n * sizeof(*keys));
+	free(out);
+	free(tmp);
+	free(flat);
+	free(ftmp);
+	free(count);
+	return 0;
+}
+
+/*
+ * Sorts site rows into the order qsort() with site_cmp() gives, working on
+ * an array of small keys rather than the rows themselves. Without memory
  * for the keys, the rows are sorted directly.
  */
 static void sort_sites(const struct keyer *k, struct ld_diff_site *rows, size_t n)
@@ -747,7 +858,11 @@ static void sort_sites(const struct keyer *k, struct ld_diff_site *rows, size_t 
 			keys[i].rank[j] = rank[r->stack.frames[j]];
 	}
 	sort_rows = rows;
-	qsort(keys, n, sizeof(*keys), site_key_cmp);
+	if (order_keys(keys, n) < 0) {
+		free(keys);
+		qsort(rows, n, sizeof(*rows), site_cmp);
+		return;
+	}
 	sort_rows = NULL;
 	/*
 	 * Row keys[j].row belongs at j: follow each cycle of the permutation,

@@ -1545,3 +1545,61 @@ Test(diff, rows_sort_by_growth_then_file_line_function_at_every_depth)
 		cr_assert_str_eq(got, want[i], "row %zu", i);
 	}
 }
+
+/* The order rows must come in: growth, then tracebacks by file, line, function. */
+static int expected_order(const struct ld_diff_site *x, const struct ld_diff_site *y)
+{
+	int64_t a = ld_diff_bytes_delta(&x->row), b = ld_diff_bytes_delta(&y->row);
+	if (a != b)
+		return a > b ? -1 : 1;
+	a = ld_diff_count_delta(&x->row);
+	b = ld_diff_count_delta(&y->row);
+	if (a != b)
+		return a > b ? -1 : 1;
+	for (uint32_t i = 0; i < x->stack.depth && i < y->stack.depth; i++) {
+		const struct ld_frame *f = ld_diff_frame(&x->stack, i), *g = ld_diff_frame(&y->stack, i);
+		int c = strcmp(ld_snapshot_str(x->stack.snap, f->file), ld_snapshot_str(y->stack.snap, g->file));
+		if (c)
+			return c;
+		if (f->line != g->line)
+			return f->line < g->line ? -1 : 1;
+		c = strcmp(ld_snapshot_str(x->stack.snap, f->function), ld_snapshot_str(y->stack.snap, g->function));
+		if (c)
+			return c;
+	}
+	return (x->stack.depth > y->stack.depth) - (x->stack.depth < y->stack.depth);
+}
+
+Test(diff, random_tracebacks_come_out_sorted)
+{
+	/*
+	 * Few names and lines, so that many rows share their first frames and
+	 * most did not change: the paths the sort takes for a large diff.
+	 */
+	static const char *const files[] = { "a.py", "b.py", "ab.py" };
+	static const char *const funcs[] = { "f", "g", "F" };
+	uint64_t seed = 42;
+	struct ld_snapshot *snaps[2] = { before, after };
+	uint32_t fr[2][27];
+	for (int s = 0; s < 2; s++)
+		for (int i = 0; i < 27; i++)
+			fr[s][i] = frame(snaps[s], files[i % 3], funcs[i / 9], 1 + (i / 3) % 3);
+	for (int n = 0; n < 3000; n++) {
+		uint32_t depth = (uint32_t)(th_rand(&seed) % 5), st[2][4];
+		for (uint32_t j = 0; j < depth; j++) {
+			uint32_t v = (uint32_t)(th_rand(&seed) % 27);
+			st[0][j] = fr[0][v];
+			st[1][j] = fr[1][v];
+		}
+		uint64_t count = 1 + th_rand(&seed) % 3, roll = th_rand(&seed) % 10;
+		if (roll != 0)
+			cr_assert_eq(ld_snapshot_add_site(before, count, count * 8, st[0], depth), 0);
+		if (roll != 1)
+			cr_assert_eq(ld_snapshot_add_site(after, count + (roll == 2), (count + (roll == 2)) * 8,
+							  st[1], depth), 0);
+	}
+	cr_assert_eq(ld_diff_create(before, after, NULL, &diff), 0);
+	cr_assert_gt(diff->nsites, 100);
+	for (size_t i = 1; i < diff->nsites; i++)
+		cr_assert_leq(expected_order(&diff->sites[i - 1], &diff->sites[i]), 0, "rows %zu and %zu", i - 1, i);
+}
