@@ -329,7 +329,12 @@ static int scan_frames(struct scan *sc)
 	return 0;
 }
 
-/* A traceback: an array of at most LD_DEPTH_MAX frame indices. */
+/*
+ * A traceback: an array of at most LD_DEPTH_MAX frame indices. Most of a
+ * large file is these, written as the writer writes them ("[12,7,0]"), so
+ * that spelling is read by a tight loop here and anything else (white
+ * space, a zero, a bad character) by the general functions.
+ */
 static bool scan_stack(struct scan *sc, uint32_t *depth)
 {
 	size_t nframes = sc->s->nframes;
@@ -338,7 +343,22 @@ static bool scan_stack(struct scan *sc, uint32_t *depth)
 	if (!open_array(sc, &more))
 		return false;
 	while (more) {
-		if (n == LD_DEPTH_MAX || !read_index(sc, nframes, false, &sc->stack[n]) || !next_elem(sc, &more))
+		if (n == LD_DEPTH_MAX)
+			return false;
+		const char *p = sc->p, *end = sc->end;
+		if (end - p > 11 && (unsigned char)(*p - '1') <= 8) {
+			/* At most 10 digits, so no overflow; a longer number is out of range anyway. */
+			uint64_t v = (uint64_t)(*p++ - '0');
+			for (int d = 1; d < 10 && (unsigned char)(*p - '0') <= 9; d++)
+				v = v * 10 + (uint64_t)(*p++ - '0');
+			if ((unsigned char)(*p - '0') > 9 && v < nframes && (*p == ',' || *p == ']')) {
+				sc->stack[n++] = (uint32_t)v;
+				more = *p++ == ',';
+				sc->p = p;
+				continue;
+			}
+		}
+		if (!read_index(sc, nframes, false, &sc->stack[n]) || !next_elem(sc, &more))
 			return false;
 		n++;
 	}
