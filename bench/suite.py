@@ -413,16 +413,16 @@ def section_snapshot():
                 continue
             snap_s = [r["res"].get("snap_s") for r in rs]
             extra = ""
-            if "tracemalloc" in name:
+            if name.startswith("floor"):
+                extra = "_get_traces() %s; %s traces" % (
+                    spread([r["res"].get("take_s") for r in rs], fs),
+                    fint(rs[0]["res"].get("traces", 0)))
+            elif "tracemalloc" in name:
                 extra = "%stake_snapshot %s, statistics %s; %s traces, %s sites" % (
                     "%d run: " % len(rs) if len(rs) < nrep else "",
                     spread([r["res"].get("take_s") for r in rs], fs),
                     spread([r["res"].get("stats_s") for r in rs], fs),
                     fint(rs[0]["res"].get("traces", 0)), fint(rs[0]["res"].get("sites", 0)))
-            elif name.startswith("floor"):
-                extra = "_get_traces() %s; %s traces" % (
-                    spread([r["res"].get("take_s") for r in rs], fs),
-                    fint(rs[0]["res"].get("traces", 0)))
             elif name.startswith("leakdiff"):
                 extra = "meta.elapsed_ms %s; %s sites, %s objects, %s blocks in the .snap" % (
                     spread([r["elapsed"] for r in rs], fs), fint(rs[0]["sites"]),

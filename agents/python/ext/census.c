@@ -23,8 +23,9 @@
  *
  * group_traces() sums the raw tracemalloc traces by traceback identity
  * (_tracemalloc._get_traces() hands out one tuple per distinct traceback),
- * and lookups() asks for allocation tracebacks from a thread with an empty
- * Python stack, where tracing the lookups' own allocations costs little.
+ * frame_rows() numbers the frames of the sites' tracebacks, and quiet()
+ * keeps the agent's own allocations out of tracemalloc while it builds a
+ * snapshot.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1023,83 +1024,6 @@ fail:
 	return NULL;
 }
 
-/* -- allocation lookups ----------------------------------------------- */
-
-struct lookup_job {
-	PyObject *getter, *objs, *out;
-	PyThread_type_lock done;
-};
-
-/* getter(obj) for every obj, results (None for errors) into job->out. */
-static void lookup_all(struct lookup_job *job)
-{
-	Py_ssize_t n = PyList_GET_SIZE(job->objs);
-	PyObject *out = PyList_New(n);
-	if (!out) {
-		PyErr_Clear();
-		return;
-	}
-	for (Py_ssize_t i = 0; i < n && i < PyList_GET_SIZE(job->objs); i++) {
-		PyObject *r = PyObject_CallFunctionObjArgs(job->getter,
-							   PyList_GET_ITEM(job->objs, i), NULL);
-		if (!r) {
-			PyErr_Clear();
-			Py_INCREF(Py_None);
-			r = Py_None;
-		}
-		PyList_SET_ITEM(out, i, r);
-	}
-	for (Py_ssize_t i = PyList_GET_SIZE(job->objs); i < n; i++) {
-		Py_INCREF(Py_None);
-		PyList_SET_ITEM(out, i, Py_None);
-	}
-	job->out = out;
-}
-
-static void lookup_thread(void *arg)
-{
-	struct lookup_job *job = arg;
-	PyGILState_STATE state = PyGILState_Ensure();
-	lookup_all(job);
-	PyGILState_Release(state);
-	PyThread_release_lock(job->done);
-}
-
-PyDoc_STRVAR(lookups_doc,
-"lookups(getter, objects) -> [getter(obj) or None for obj in objects]\n\n"
-"Made on a thread of its own with no Python frame: tracemalloc traces the\n"
-"tuples each lookup returns, and capturing an empty stack costs next to\n"
-"nothing. Falls back to this thread when no thread can be started.");
-
-static PyObject *lookups(PyObject *module, PyObject *args)
-{
-	struct lookup_job job = {0};
-	(void)module;
-	if (!PyArg_ParseTuple(args, "OO!:lookups", &job.getter, &PyList_Type, &job.objs))
-		return NULL;
-	Py_INCREF(job.getter);
-	Py_INCREF(job.objs);
-	job.done = PyThread_allocate_lock();
-	int started = 0;
-	if (job.done && PyThread_acquire_lock(job.done, WAIT_LOCK)) {
-		if (PyThread_start_new_thread(lookup_thread, &job) != PYTHREAD_INVALID_THREAD_ID) {
-			started = 1;
-			Py_BEGIN_ALLOW_THREADS
-			PyThread_acquire_lock(job.done, WAIT_LOCK);
-			Py_END_ALLOW_THREADS
-		}
-	}
-	if (job.done)
-		PyThread_free_lock(job.done);
-	if (!started)
-		lookup_all(&job);
-	Py_DECREF(job.getter);
-	Py_DECREF(job.objs);
-	if (!job.out && !PyErr_Occurred())
-		PyErr_NoMemory();
-	return job.out;
-}
-
 /* -- the agent's own allocations, untraced --------------------------------
  *
  * While a snapshot is built, tracemalloc traces every allocation the agent
@@ -1252,7 +1176,6 @@ static void quiet_after_fork(void)
 static PyMethodDef module_methods[] = {
 	{"arm", arm, METH_O, arm_doc},
 	{"quiet", quiet, METH_O, quiet_doc},
-	{"lookups", lookups, METH_VARARGS, lookups_doc},
 	{"frame_rows", frame_rows, METH_VARARGS, frame_rows_doc},
 	{"run", census_run, METH_VARARGS, run_doc},
 	{"measure", census_measure, METH_VARARGS, measure_doc},

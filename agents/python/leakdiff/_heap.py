@@ -741,16 +741,14 @@ def tracebacks_getter(t, plain_getter, by_address):
     return plain_getter
 
 
-def type_sites(census, plan, getter_for, lookups=None):
+def type_sites(census, plan, getter_for):
     """Group instances by allocation traceback.
 
     ``plan`` is a list of (type, lookups): when lookups is smaller than the
     number of instances, an evenly strided sample of that many instances
     is looked up and every count is scaled to the whole type (see
     Builder._type_sites for why).  Returns a dict (type, frames) ->
-    (count, bytes).  ``lookups(getter, objects)``, when given, makes all
-    the lookups of one type (the _census extension's, on a thread with
-    no Python stack to capture).
+    (count, bytes).
     """
     out = Map()
     for t, lookups in plan:
@@ -762,22 +760,13 @@ def type_sites(census, plan, getter_for, lookups=None):
         const = census.const.get(t)
         sizes = repeat(const) if const is not None else sizes_of(t, group)
         per_tb = Map()
-        tbs = None
-        if lookups is not None:
-            try:
-                tbs = lookups(get, group)
-            except Exception:
-                tbs = None
         # Each traceback is dropped right after use, so the tuples of the
         # next lookup come from the interpreter's free lists.
-        for obj, size in zip(group if tbs is None else tbs, sizes):
-            if tbs is not None:
-                tb = obj
-            else:
-                try:
-                    tb = get(obj)
-                except Exception:
-                    continue
+        for obj, size in zip(group, sizes):
+            try:
+                tb = get(obj)
+            except Exception:
+                continue
             if tb:
                 hit = per_tb.get(tb)
                 if hit is None:
@@ -785,7 +774,7 @@ def type_sites(census, plan, getter_for, lookups=None):
                 else:
                     hit.append(size)
         m = len(group)
-        del group, sizes, tbs
+        del group, sizes
         for tb, found in per_tb.items():
             count, total = len(found), sum(found)
             if m < n:

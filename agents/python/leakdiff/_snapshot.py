@@ -314,9 +314,7 @@ class Builder:
         def getter_for(t):
             return _heap.tracebacks_getter(t, plain, by_address)
 
-        ext = getattr(agent, "census_ext", None)
-        raw = _heap.type_sites(census, plan, getter_for,
-                               ext.lookups if ext is not None else None)
+        raw = _heap.type_sites(census, plan, getter_for)
         groups = {}
         dropped = agent.is_agent_traceback
         for (t, frames), pair in raw.items():
