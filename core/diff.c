@@ -381,6 +381,48 @@ static int frame_order_cmp(const void *a, const void *b)
 	return 0;
 }
 
+/* Digit d (16 bits, least significant first) of a frame's sort key. */
+static uint32_t frame_digit(const struct frame_order *f, int d)
+{
+	uint32_t v = d < 2 ? f->function : d < 4 ? (uint32_t)f->line ^ 0x80000000u : f->file;
+	return (v >> (d % 2 * 16)) & 0xffff;
+}
+
+/*
+ * Sorts frames by frame_order_cmp() with a radix sort, 16 bits a pass
+ * (hundreds of thousands of frames: several times faster than qsort()).
+ * Returns 0, or -ENOMEM with fo untouched.
+ */
+static int sort_frames(struct frame_order *fo, size_t n)
+{
+	struct frame_order *tmp = malloc(n * sizeof(*tmp));
+	size_t *count = malloc(((size_t)1 << 16) * sizeof(*count));
+	if (!tmp || !count) {
+		free(tmp);
+		free(count);
+		return -ENOMEM;
+	}
+	for (int d = 0; d < 6; d++) {
+		memset(count, 0, ((size_t)1 << 16) * sizeof(*count));
+		for (size_t i = 0; i < n; i++)
+			count[frame_digit(&fo[i], d)]++;
+		if (count[frame_digit(&fo[0], d)] == n)
+			continue;
+		size_t sum = 0;
+		for (size_t i = 0; i < ((size_t)1 << 16); i++) {
+			size_t c = count[i];
+			count[i] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			tmp[count[frame_digit(&fo[i], d)]++] = fo[i];
+		memcpy(fo, tmp, n * sizeof(*fo));
+	}
+	free(tmp);
+	free(count);
+	return 0;
+}
+
 /*
  * Ranks every frame of both snapshots by raw file name, line and function
  * name (names in strcmp order), equal frames alike, so that sorting
@@ -423,7 +465,7 @@ static int rank_fill(struct keyer *k, uint32_t *const raw_file[2])
 			fo[w++] = (struct frame_order){ rank[raw_file[j][i]], rank[sd->key[i].function],
 							sd->s->frames[i].line, j, (uint32_t)i };
 	}
-	if (nf)
+	if (nf && sort_frames(fo, nf) < 0)
 		qsort(fo, nf, sizeof(*fo), frame_order_cmp);
 	uint32_t r = 0;
 	for (size_t i = 0; i < nf; i++) {
@@ -835,18 +877,19 @@ static int order_keys(struct site_key *keys, size_t n)
 
 /*
  * Sorts site rows into the order qsort() with site_cmp() gives, working on
- * an array of small keys rather than the rows themselves. Without memory
- * for the keys, the rows are sorted directly.
+ * an array of small keys rather than the rows themselves, and returns them,
+ * in rows or in a new array that replaces it. Without memory for the keys,
+ * the rows are sorted directly.
  */
-static void sort_sites(const struct keyer *k, struct ld_diff_site *rows, size_t n)
+static struct ld_diff_site *sort_sites(const struct keyer *k, struct ld_diff_site *rows, size_t n)
 {
 	sort_keyer = k;
 	if (n < 2)
-		return;
+		return rows;
 	struct site_key *keys = malloc(n * sizeof(*keys));
 	if (!keys) {
 		qsort(rows, n, sizeof(*rows), site_cmp);
-		return;
+		return rows;
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct ld_diff_site *r = &rows[i];
@@ -861,13 +904,28 @@ static void sort_sites(const struct keyer *k, struct ld_diff_site *rows, size_t 
 	if (order_keys(keys, n) < 0) {
 		free(keys);
 		qsort(rows, n, sizeof(*rows), site_cmp);
-		return;
+		return rows;
 	}
 	sort_rows = NULL;
 	/*
-	 * Row keys[j].row belongs at j: follow each cycle of the permutation,
-	 * marking placed rows with their own index.
+	 * Row keys[j].row belongs at j. Gathered into a new array, the reads
+	 * are independent and overlap; without memory for it, each cycle of
+	 * the permutation is followed in place, placed rows marked with their
+	 * own index.
 	 */
+	struct ld_diff_site *sorted = malloc(n * sizeof(*sorted));
+	if (sorted) {
+		for (size_t j = 0; j < n; j++) {
+#if defined(__GNUC__)
+			if (j + 8 < n)
+				__builtin_prefetch(&rows[keys[j + 8].row]);
+#endif
+			sorted[j] = rows[keys[j].row];
+		}
+		free(keys);
+		free(rows);
+		return sorted;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (keys[i].row == i)
 			continue;
@@ -883,6 +941,7 @@ static void sort_sites(const struct keyer *k, struct ld_diff_site *rows, size_t 
 		keys[j].row = (uint32_t)j;
 	}
 	free(keys);
+	return rows;
 }
 
 /*
@@ -1047,8 +1106,7 @@ static int diff_sites(struct ld_diff *d, struct keyer *k, uint32_t max_depth)
 		free(t.rows);
 		return r;
 	}
-	sort_sites(k, t.rows, t.n);
-	d->sites = t.rows;
+	d->sites = sort_sites(k, t.rows, t.n);
 	d->nsites = t.n;
 	return 0;
 }
