@@ -4,7 +4,13 @@
  * hold both snapshots), then free them.  Nothing else: no checking, no
  * model.  bench/run compares `leakdiff diff` against this.
  *
- *   floor FILE.snap...        prints "<files> <sites>" on stderr with -v
+ * With -z, only gunzip: each file is decompressed into memory and freed,
+ * nothing is parsed.  That is the part of reading a snapshot no JSON
+ * reader can avoid, so it stays a meaningful floor once the reader is
+ * faster than cJSON.
+ *
+ *   floor [-v] FILE.snap...   prints "<files> <sites>" on stderr with -v
+ *   floor -z FILE.snap...     gunzip only
  *
  * Build: cc -O2 -o floor floor.c $(pkg-config --cflags --libs libcjson zlib)
  */
@@ -59,14 +65,27 @@ static char *gunzip_file(const char *path, size_t *outlen)
 
 int main(int argc, char **argv)
 {
-	int verbose = 0, first = 1;
+	int verbose = 0, first = 1, gunzip_only = 0;
 	if (argc > 1 && strcmp(argv[1], "-v") == 0) {
 		verbose = 1;
 		first = 2;
+	} else if (argc > 1 && strcmp(argv[1], "-z") == 0) {
+		gunzip_only = 1;
+		first = 2;
 	}
 	if (first >= argc) {
-		fprintf(stderr, "usage: floor [-v] FILE.snap...\n");
+		fprintf(stderr, "usage: floor [-v | -z] FILE.snap...\n");
 		return 2;
+	}
+	if (gunzip_only) {
+		for (int i = first; i < argc; i++) {
+			size_t len = 0;
+			char *text = gunzip_file(argv[i], &len);
+			if (!text)
+				return 1;
+			free(text);
+		}
+		return 0;
 	}
 	int n = argc - first;
 	cJSON **docs = calloc((size_t)n, sizeof(*docs));

@@ -2,7 +2,10 @@
  * Snapshot comparison. Each table of both snapshots is folded into keyed
  * rows through a hash index: the later snapshot first, so rows present in
  * both borrow its names and frames, then the earlier one. Keys compare by
- * string content because the two snapshots have separate string tables.
+ * string content, since the two snapshots have separate string tables;
+ * for tracebacks, which a large diff has millions of, every name is first
+ * interned into ids shared by both snapshots so that content compares as
+ * integers (see struct keyer).
  */
 #include "diff.h"
 
