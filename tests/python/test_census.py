@@ -24,6 +24,7 @@ import unittest  # noqa: E402
 
 EXT = _agent.load_extension(os.environ.get("LEAKDIFF_EXT_DIR"), "_census")
 AGENT_FILES = _heap.Names([_heap.__file__, __file__])
+CODE = type(compile("0", "<test>", "eval"))
 
 
 def is_agent_type(t):
@@ -105,6 +106,8 @@ class SameAsPure(unittest.TestCase):
         names = ("counts", "sizes", "consts", "order")
         for name, p, f in zip(names, pure, fast):
             for t in set(p) | set(f):
+                if name == "sizes" and t is CODE:
+                    continue    # a code object grows as it runs (3.8's opcache)
                 with self.subTest(what=name, type=t):
                     self.assertEqual(p.get(t), f.get(t))
         self.assertEqual(fast[0][Thing], 1200)
@@ -237,9 +240,9 @@ class QuietAllocations(unittest.TestCase):
             EXT.quiet(False)
         loud = [Slotted(i) for i in range(50)]
         get = tracemalloc.get_object_traceback
-        self.assertEqual([get(x) for x in quiet], [None] * 50)
-        self.assertNotIn(None, [get(x) for x in from_other])
-        self.assertNotIn(None, [get(x) for x in loud])
+        self.assertTrue(all(get(x) is None for x in quiet))
+        self.assertFalse(any(get(x) is None for x in from_other))
+        self.assertFalse(any(get(x) is None for x in loud))
         # Blocks allocated quietly are freed through tracemalloc as usual.
         del quiet
         gc.collect()

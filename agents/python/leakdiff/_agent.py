@@ -75,17 +75,19 @@ def load_extension(directory, name):
     if not directory:
         return None
     try:
-        # importlib.util would import contextlib and more into the program.
-        from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader, ModuleSpec
-        for suffix in EXTENSION_SUFFIXES:
+        # Straight through _imp (always loaded): importlib.machinery, or
+        # importlib.util, would be more modules imported into the program,
+        # and more objects in its census than under LEAKDIFF_PURE=1.
+        import _imp
+        bootstrap = sys.modules["_frozen_importlib"]
+        for suffix in _imp.extension_suffixes():
             path = os.path.join(directory, name + suffix)
             if not os.path.isfile(path):
                 continue
             fullname = "leakdiff." + name
-            loader = ExtensionFileLoader(fullname, path)
-            spec = ModuleSpec(fullname, loader, origin=path)
-            module = loader.create_module(spec)
-            loader.exec_module(module)
+            spec = bootstrap.ModuleSpec(fullname, None, origin=path)
+            module = _imp.create_dynamic(spec)
+            _imp.exec_dynamic(module)
             sys.modules[fullname] = module
             return module
     except Exception:
