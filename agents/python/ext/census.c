@@ -167,22 +167,26 @@ struct walk {
 	int nomem;
 };
 
+/* Drops everything; the census is empty before the first reference goes
+ * (a finalizer run by a Py_DECREF must find nothing half-released). */
 static void census_clear(CensusObject *c)
 {
-	for (size_t i = 0; i < c->n; i++) {
-		struct tentry *e = &c->entries[i];
-		for (size_t k = 0; k < e->objs.n; k++)
-			Py_DECREF(e->objs.items[k]);
-		vec_finish(&e->objs);
-		Py_CLEAR(e->type);
-	}
-	free(c->entries);
+	struct tentry *entries = c->entries;
+	size_t n = c->n;
 	free(c->index);
 	c->entries = NULL;
 	c->index = NULL;
 	c->n = c->cap = 0;
 	c->imask = 0;
 	c->last = NULL;
+	for (size_t i = 0; i < n; i++) {
+		struct tentry *e = &entries[i];
+		for (size_t k = 0; k < e->objs.n; k++)
+			Py_DECREF(e->objs.items[k]);
+		vec_finish(&e->objs);
+		Py_CLEAR(e->type);
+	}
+	free(entries);
 }
 
 static void census_dealloc(PyObject *self)
