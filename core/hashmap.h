@@ -76,7 +76,8 @@ static inline uint32_t ld_hashmap_peek(const struct ld_hashmap *m, uint64_t hash
 	if (!m->cap)
 		return UINT32_MAX;
 	const struct ld_hashmap_slot *s = &m->slots[(size_t)hash & (m->cap - 1)];
-	return s->hash == hash ? s->val : UINT32_MAX;
+	/* An empty slot's hash was never written: look at it only in a full one. */
+	return s->val != UINT32_MAX && s->hash == hash ? s->val : UINT32_MAX;
 }
 
 /* Hashes len bytes, and mixes values into a running hash. */
