@@ -1243,3 +1243,18 @@ Test(snap_scan, nesting_limit_is_the_tree_readers)
 		cr_assert_eq(readers(text), depth <= LD_SNAP_MAX_NESTING ? 0 : -EAGAIN, "depth %d", depth);
 	}
 }
+
+Test(snap_scan, traceback_length_limit_is_the_tree_readers)
+{
+	for (int depth = LD_DEPTH_MAX - 1; depth <= LD_DEPTH_MAX + 1; depth++) {
+		size_t cap = 256 + (size_t)depth * 2;
+		char *text = malloc(cap);
+		cr_assert_not_null(text);
+		int n = snprintf(text, cap, HDR ",\"strings\":[\"a\"],\"frames\":[[0,1,0]],\"sites\":[[1,8,[");
+		for (int i = 0; i < depth; i++)
+			n += snprintf(text + n, cap - (size_t)n, i ? ",0" : "0");
+		snprintf(text + n, cap - (size_t)n, "]]]}");
+		cr_assert_eq(readers(text), depth <= LD_DEPTH_MAX ? 0 : -EAGAIN, "depth %d", depth);
+		free(text);
+	}
+}
