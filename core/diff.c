@@ -1062,6 +1062,11 @@ static int diff_sites(struct ld_diff *d, struct keyer *k, uint32_t max_depth)
 	 * needed: hash and fetch the slot, then fetch the row in it, then
 	 * the row's frames, then fold.
 	 */
+	/*
+	 * Every site of the later snapshot may be a row of its own. Only a
+	 * saving: without the memory, the index grows as it goes.
+	 */
+	(void)ld_hashmap_reserve(&t.index, d->after->nsites);
 	enum { AHEAD = 16, ROW_AT = 8, FRAMES_AT = 4 };
 	struct {
 		uint64_t hash;

@@ -29,9 +29,9 @@ static void place(struct ld_hashmap_slot *slots, size_t cap, uint64_t hash, uint
 	slots[pos].val = val;
 }
 
-static int grow(struct ld_hashmap *m)
+/* Rebuilds the map with cap slots (a power of two above twice its rows). */
+static int resize(struct ld_hashmap *m, size_t cap)
 {
-	size_t cap = m->cap ? m->cap * 2 : 64;
 	if (cap > SIZE_MAX / sizeof(struct ld_hashmap_slot))
 		return -ENOMEM;
 	struct ld_hashmap_slot *slots = malloc(cap * sizeof(*slots));
@@ -46,6 +46,22 @@ static int grow(struct ld_hashmap *m)
 	m->slots = slots;
 	m->cap = cap;
 	return 0;
+}
+
+static int grow(struct ld_hashmap *m)
+{
+	return resize(m, m->cap ? m->cap * 2 : 64);
+}
+
+int ld_hashmap_reserve(struct ld_hashmap *m, size_t n)
+{
+	size_t cap = m->cap ? m->cap : 64;
+	while (cap / 2 < n + 1) {
+		if (cap > SIZE_MAX / 2)
+			return -ENOMEM;
+		cap *= 2;
+	}
+	return cap == m->cap ? 0 : resize(m, cap);
 }
 
 int ld_hashmap_insert(struct ld_hashmap *m, uint64_t hash, uint32_t val)

@@ -45,6 +45,13 @@ void ld_hashmap_finish(struct ld_hashmap *m);
 int ld_hashmap_insert(struct ld_hashmap *m, uint64_t hash, uint32_t val);
 
 /*
+ * Makes room for n rows in all, so that inserting them rebuilds nothing (a
+ * large index rebuilt as it grows pays for every row again, at random
+ * places in memory). Returns 0 or -ENOMEM, leaving the map as it was.
+ */
+int ld_hashmap_reserve(struct ld_hashmap *m, size_t n);
+
+/*
  * Stores in *val the next row whose hash equals it->hash and returns true,
  * or returns false when there are no more.
  */

@@ -245,6 +245,25 @@ static size_t collect(uint64_t hash, unsigned char *seen, size_t n)
 	return found;
 }
 
+Test(hashmap, reserve_keeps_rows_and_stops_rebuilds)
+{
+	for (uint32_t i = 0; i < 100; i++)
+		cr_assert_eq(ld_hashmap_insert(&map, ld_hash_mix(0, i), i), 0);
+	cr_assert_eq(ld_hashmap_reserve(&map, 10000), 0);
+	size_t cap = map.cap;
+	cr_assert_geq(cap, 2 * 10000);
+	for (uint32_t i = 100; i < 10000; i++)
+		cr_assert_eq(ld_hashmap_insert(&map, ld_hash_mix(0, i), i), 0);
+	cr_assert_eq(map.cap, cap, "the map was rebuilt after reserving");
+	cr_assert_eq(ld_hashmap_reserve(&map, 50), 0, "reserving less changes nothing");
+	cr_assert_eq(map.cap, cap);
+	for (uint32_t i = 0; i < 10000; i++) {
+		unsigned char seen[10000] = { 0 };
+		cr_assert_eq(collect(ld_hash_mix(0, i), seen, 10000), 1, "row %u", i);
+		cr_assert(seen[i]);
+	}
+}
+
 Test(hashmap, empty_map_finds_nothing)
 {
 	struct ld_hashmap_iter it = LD_HASHMAP_ITER(42);
