@@ -17,10 +17,11 @@
 /*
  * Reads the JSON text json (len bytes, not necessarily NUL-terminated) into
  * s, which must be empty. The five big tables are appended to s, checked as
- * the tree reader checks them; every other top-level member is parsed with
- * cJSON and put, in document order, in a new object stored in *rest, which
- * the caller deletes and reads the small members (format, meta, hints, ...)
- * from.
+ * the tree reader checks them; every other top-level member is built into
+ * the cJSON nodes cJSON would have made of it (without calling cJSON's
+ * parser, so that several threads can scan at once) and put, in document
+ * order, in a new object stored in *rest, which the caller deletes and
+ * reads the small members (format, meta, hints, ...) from.
  *
  * Returns 0; -EAGAIN when the document is anything the scanner does not
  * take: not valid, not in the writer's member order, numbers or strings
