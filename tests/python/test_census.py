@@ -211,6 +211,20 @@ class CensusInC(unittest.TestCase):
 
 
 @unittest.skipIf(EXT is None, "the _census extension is not built for this interpreter")
+@unittest.skipUnless(EXT, "no _census extension for this interpreter")
+class Interface(unittest.TestCase):
+    def test_other_interface_is_not_loaded(self):
+        """An accelerator built for another interface (an old install next
+        to a newer agent) must leave the agent on pure Python."""
+        self.assertEqual(EXT.INTERFACE, _agent.EXTENSION_INTERFACES["_census"])
+        saved = dict(_agent.EXTENSION_INTERFACES)
+        self.addCleanup(_agent.EXTENSION_INTERFACES.update, saved)
+        _agent.EXTENSION_INTERFACES["_census"] = EXT.INTERFACE + 1
+        self.assertIsNone(_agent.load_extension(os.environ.get("LEAKDIFF_EXT_DIR"), "_census"))
+        _agent.EXTENSION_INTERFACES["_census"] = EXT.INTERFACE
+        self.assertIsNotNone(_agent.load_extension(os.environ.get("LEAKDIFF_EXT_DIR"), "_census"))
+
+
 class QuietAllocations(unittest.TestCase):
     def setUp(self):
         if tracemalloc.is_tracing():

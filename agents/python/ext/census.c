@@ -1209,7 +1209,9 @@ PyMODINIT_FUNC PyInit__census(void)
 	    PyModule_AddIntConstant(m, "LIST", FACT_LIST) < 0 ||
 	    PyModule_AddIntConstant(m, "STR", FACT_STR) < 0 ||
 	    PyModule_AddIntConstant(m, "INT", FACT_INT) < 0 ||
-	    PyModule_AddIntConstant(m, "BATCH", BATCH) < 0) {
+	    PyModule_AddIntConstant(m, "BATCH", BATCH) < 0 ||
+	    /* The interface the Python agent expects; see load_extension(). */
+	    PyModule_AddIntConstant(m, "INTERFACE", 1) < 0) {
 		Py_DECREF(m);
 		return NULL;
 	}

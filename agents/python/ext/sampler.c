@@ -665,6 +665,12 @@ PyMODINIT_FUNC PyInit__sampler(void)
 	PyErr_SetString(PyExc_ImportError, "_sampler does not know the frames of this interpreter");
 	return NULL;
 #else
-	return PyModule_Create(&sampler_module);
+	PyObject *m = PyModule_Create(&sampler_module);
+	/* The interface the Python agent expects; see load_extension(). */
+	if (m && PyModule_AddIntConstant(m, "INTERFACE", 1) < 0) {
+		Py_DECREF(m);
+		return NULL;
+	}
+	return m;
 #endif
 }

@@ -68,10 +68,18 @@ if sys.version_info[:2] == (3, 11) and sys.implementation.name == "cpython":
         _BY_ADDRESS = None
 
 
+# The C accelerators' interface numbers this agent was written against.
+# A module built from other sources (an old install beside a new agent)
+# has another number and is not used: the agent falls back to pure Python
+# instead of failing in the middle of a snapshot. Bump both sides together.
+EXTENSION_INTERFACES = {"_census": 1, "_sampler": 1}
+
+
 def load_extension(directory, name):
     """Load the C accelerator ``name`` (``_census``, ``_sampler``) built for
-    this interpreter from ``directory``; None when there is none or it does
-    not load.  Loaded by path so that nothing is added to sys.path."""
+    this interpreter from ``directory``; None when there is none, it does
+    not load or it was built for another interface.  Loaded by path so
+    that nothing is added to sys.path."""
     if not directory:
         return None
     try:
@@ -88,6 +96,8 @@ def load_extension(directory, name):
             spec = bootstrap.ModuleSpec(fullname, None, origin=path)
             module = _imp.create_dynamic(spec)
             _imp.exec_dynamic(module)
+            if getattr(module, "INTERFACE", None) != EXTENSION_INTERFACES.get(name):
+                return None
             sys.modules[fullname] = module
             return module
     except Exception:
