@@ -66,6 +66,14 @@ struct ld_site_live {
  */
 int ld_heap_init(void) LD_HIDDEN;
 
+/*
+ * Sampled mode: keeps a count of recorded blocks per bucket of addresses so
+ * that freeing a block that was never recorded skips the table's locks.
+ * Call once after ld_heap_init() and before tracking starts. Returns false
+ * when its megabyte cannot be mapped (the agent then works without it).
+ */
+bool ld_heap_use_filter(void) LD_HIDDEN;
+
 /* Hash of a stack as ld_heap_site() wants it (never 0). */
 uint64_t ld_heap_hash(const uintptr_t *stack, uint32_t depth) LD_HIDDEN;
 

@@ -349,6 +349,33 @@ static inline uint64_t ptr_hash(uintptr_t ptr)
 	return mix64((uint64_t)ptr);
 }
 
+/*
+ * With sampling, nearly every free is of a block that was never recorded,
+ * and taking its shard's lock just to find nothing cost more than all the
+ * rest of the sampled path. The filter counts, per bucket of addresses, the
+ * blocks in the table: a free whose bucket reads 0 cannot be in it and
+ * skips the lock. A bucket is incremented before its block goes into the
+ * table and decremented after it leaves, so a recorded block's bucket is
+ * never 0 while the block is in the table, and the thread freeing a block
+ * got it from the one that allocated it through the program's own
+ * synchronisation, which orders the increment before the load. Buckets
+ * are picked with hash bits the shard selection does not use. Off (NULL)
+ * in exact mode, where every free finds its block anyway.
+ */
+#define FILTER_BITS 19
+static _Atomic uint16_t *filter;
+
+static inline _Atomic uint16_t *filter_bucket(uint64_t h)
+{
+	return &filter[(h >> 20) & ((1u << FILTER_BITS) - 1)];
+}
+
+bool ld_heap_use_filter(void)
+{
+	filter = ld_pages(sizeof(*filter) << FILTER_BITS);
+	return filter != NULL;
+}
+
 /* Rebuilds a shard's table with ncap slots; called with its lock held. */
 static bool shard_resize(struct shard *sh, size_t ncap)
 {
@@ -413,6 +440,8 @@ static void shard_delete(struct shard *sh, size_t i)
 static bool live_take(uintptr_t ptr, uint32_t *site, size_t *size)
 {
 	uint64_t h = ptr_hash(ptr);
+	if (filter && !atomic_load_explicit(filter_bucket(h), memory_order_relaxed))
+		return false;
 	struct shard *sh = &shards[h >> (64 - SHARD_BITS)];
 	size_t i;
 	ld_lock(&sh->lock);
@@ -424,6 +453,8 @@ static bool live_take(uintptr_t ptr, uint32_t *site, size_t *size)
 	uint32_t sz = sh->slots[i].size;
 	shard_delete(sh, i);
 	*size = sz == HUGE_SIZE ? huge_take(ptr) : sz;
+	if (filter)
+		atomic_fetch_sub_explicit(filter_bucket(h), 1, memory_order_relaxed);
 	ld_unlock(&sh->lock);
 	return true;
 }
@@ -460,6 +491,15 @@ bool ld_heap_add(uintptr_t ptr, size_t size, uint32_t site)
 		return false;
 	}
 	if (slot_size == HUGE_SIZE && !huge_add(ptr, size)) {
+		ld_unlock(&sh->lock);
+		return false;
+	}
+	/* Saturating would break the count; 65,535 blocks in one of 2^19
+	 * buckets means the filter is no use anyway: leave such a block out. */
+	if (filter && atomic_fetch_add_explicit(filter_bucket(h), 1, memory_order_relaxed) == UINT16_MAX) {
+		atomic_fetch_sub_explicit(filter_bucket(h), 1, memory_order_relaxed);
+		if (slot_size == HUGE_SIZE)
+			huge_take(ptr);
 		ld_unlock(&sh->lock);
 		return false;
 	}

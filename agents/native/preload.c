@@ -977,6 +977,8 @@ __attribute__((constructor)) static void agent_start(void)
 		stop_for_good();
 		goto out;
 	}
+	if (cfg.sample)
+		ld_heap_use_filter(); /* before ST_ACTIVE: no block is in the table yet */
 	cfg.signal_on = start_signal();
 	ld_pipe_hold(&cfg.pipe);
 	send_hello();

@@ -221,6 +221,18 @@ class StaticFunction(NativeCase):
         self.assertLess(abs(sites[0][0] - 3000), 300, sites[0][:2])
         self.assertLess(abs(sites[0][1] - 96000), 9600, sites[0][:2])
 
+    def test_sampling_every_block_sees_every_free(self):
+        """LEAKDIFF_SAMPLE=1 picks every block (p = 1 - e^-32), so the site
+        must hold exactly the 3,000 blocks still live: each of the 27,000
+        frees has to find its block, past the sampled mode's free filter."""
+        rc, events, stream, err = record(self.tmp, [PROG_STATIC, "30000"], env={"LEAKDIFF_SAMPLE": "1"})
+        self.assertEqual(rc, 0, err)
+        snap = load(self.snapshots(events, "exit")[0])
+        line = marker_line("prog_static.c", "RECORD-SITE")
+        sites = self.site_at(snap, "prog_static.c", line)
+        self.assertEqual(len(sites), 1)
+        self.assertEqual((round(sites[0][0]), round(sites[0][1])), (3000, 96000), sites[0][:2])
+
     def test_not_active_without_pipe(self):
         """Preloaded without a recorder the agent stays out of the way."""
         env = dict(os.environ, LD_PRELOAD=PRELOAD)
