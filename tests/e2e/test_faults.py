@@ -43,7 +43,8 @@ BIG_HEAP = textwrap.dedent("""\
 def clean_env(extra=None):
     """The environment harness.run() gives programs, for Popen."""
     env = dict(os.environ)
-    for name in ("NO_COLOR", "LEAKDIFF", "LEAKDIFF_SOURCE", "LEAKDIFF_TEST_PYTHON"):
+    for name in ("NO_COLOR", "LEAKDIFF", "LEAKDIFF_SOURCE", "LEAKDIFF_TEST_PYTHON",
+                 "LEAKDIFF_SANITIZED"):
         env.pop(name, None)
     env.update(extra or {})
     return env
