@@ -393,39 +393,39 @@ static bool from_build_tree(void)
 	return strncmp(exe, LD_BUILD_DIR "/", strlen(LD_BUILD_DIR) + 1) == 0;
 }
 
-static int python_agent_dir(char *out, size_t n)
+/*
+ * Where an agent file lives: REL under LEAKDIFF_AGENT_DIR, TREE_REL under
+ * TREE_ROOT (the source or build tree) when this binary runs from its
+ * build tree, or REL in the installed agent directory.
+ */
+static void agent_location(char *out, size_t n, const char *tree_root, const char *tree_rel,
+			   const char *rel)
 {
 	const char *env = getenv("LEAKDIFF_AGENT_DIR");
 	if (env && *env)
-		snprintf(out, n, "%s/python", env);
+		snprintf(out, n, "%s/%s", env, rel);
 	else if (from_build_tree())
-		snprintf(out, n, "%s/agents/python", LD_SOURCE_DIR);
+		snprintf(out, n, "%s/%s", tree_root, tree_rel);
 	else
-		snprintf(out, n, "%s/python", LD_AGENT_DIR);
+		snprintf(out, n, "%s/%s", LD_AGENT_DIR, rel);
+}
+
+static int python_agent_dir(char *out, size_t n)
+{
+	agent_location(out, n, LD_SOURCE_DIR, "agents/python", "python");
 	return dir_has(out, "leakdiff/_agent.py") && dir_has(out, "boot/sitecustomize.py") ? 0 : -1;
 }
 
 /* The Python agent's optional C accelerators; a missing directory is fine. */
 static void python_ext_dir(char *out, size_t n)
 {
-	const char *env = getenv("LEAKDIFF_AGENT_DIR");
-	if (env && *env)
-		snprintf(out, n, "%s/python/ext", env);
-	else if (from_build_tree())
-		snprintf(out, n, "%s/agents/python/ext", LD_BUILD_DIR);
-	else
-		snprintf(out, n, "%s/python/ext", LD_AGENT_DIR);
+	agent_location(out, n, LD_BUILD_DIR, "agents/python/ext", "python/ext");
 }
 
 static int native_agent_path(char *out, size_t n)
 {
-	const char *env = getenv("LEAKDIFF_AGENT_DIR");
-	if (env && *env)
-		snprintf(out, n, "%s/libleakdiff-preload.so", env);
-	else if (from_build_tree())
-		snprintf(out, n, "%s/agents/native/libleakdiff-preload.so", LD_BUILD_DIR);
-	else
-		snprintf(out, n, "%s/libleakdiff-preload.so", LD_AGENT_DIR);
+	agent_location(out, n, LD_BUILD_DIR, "agents/native/libleakdiff-preload.so",
+		       "libleakdiff-preload.so");
 	return access(out, R_OK) == 0 ? 0 : -1;
 }
 

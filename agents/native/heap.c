@@ -30,6 +30,7 @@
 #include <sys/mman.h>
 
 #include "agent.h"
+#include "mix64.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -62,17 +63,6 @@ void *ld_pages(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
-}
-
-/* The finaliser of MurmurHash3: every input bit moves every output bit. */
-static inline uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= UINT64_C(0xff51afd7ed558ccd);
-	h ^= h >> 33;
-	h *= UINT64_C(0xc4ceb9fe1a85ec53);
-	h ^= h >> 33;
-	return h;
 }
 
 static atomic_uint_fast64_t untracked;
@@ -151,7 +141,7 @@ uint64_t ld_heap_hash(const uintptr_t *stack, uint32_t depth)
 {
 	uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ depth;
 	for (uint32_t i = 0; i < depth; i++)
-		h = mix64(h ^ stack[i]) + i;
+		h = ld_mix64(h ^ stack[i]) + i;
 	return h ? h : 1;
 }
 
@@ -346,7 +336,7 @@ static size_t huge_take(uintptr_t ptr)
 
 static inline uint64_t ptr_hash(uintptr_t ptr)
 {
-	return mix64((uint64_t)ptr);
+	return ld_mix64((uint64_t)ptr);
 }
 
 /*

@@ -45,6 +45,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "mix64.h"
+
 #if defined(Py_GIL_DISABLED) || PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x030E0000
 #define LD_SUPPORTED 0
 #else
@@ -102,17 +104,6 @@ static struct {
 } S;
 
 static struct frame_ref scratch[MAX_DEPTH];
-
-/* The finaliser of MurmurHash3. */
-static inline uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= UINT64_C(0xff51afd7ed558ccd);
-	h ^= h >> 33;
-	h *= UINT64_C(0xc4ceb9fe1a85ec53);
-	h ^= h >> 33;
-	return h;
-}
 
 /* ------------------------------------------------------------ picking */
 
@@ -190,7 +181,7 @@ static uint64_t stack_hash(uint32_t n)
 {
 	uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ n;
 	for (uint32_t i = 0; i < n; i++)
-		h = mix64(h ^ (uint64_t)(uintptr_t)scratch[i].code ^ ((uint64_t)(uint32_t)scratch[i].offset << 48)) + i;
+		h = ld_mix64(h ^ (uint64_t)(uintptr_t)scratch[i].code ^ ((uint64_t)(uint32_t)scratch[i].offset << 48)) + i;
 	return h ? h : 1;
 }
 
@@ -421,7 +412,7 @@ static PyObject *sampler_start(PyObject *self, PyObject *args)
 	S.depth = depth;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	S.rng = mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&ts) | 1;
+	S.rng = ld_mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&ts) | 1;
 	S.left = next_gap();
 	S.installed = 1;
 	S.on = 1;
