@@ -70,7 +70,7 @@ int ld_heap_init(void) LD_HIDDEN;
  * Sampled mode: keeps a count of recorded blocks per bucket of addresses so
  * that freeing a block that was never recorded skips the table's locks.
  * Call once after ld_heap_init() and before tracking starts. Returns false
- * when its megabyte cannot be mapped (the agent then works without it).
+ * when its 64 KiB cannot be mapped (the agent then works without it).
  */
 bool ld_heap_use_filter(void) LD_HIDDEN;
 

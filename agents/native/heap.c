@@ -348,16 +348,21 @@ static inline uint64_t ptr_hash(uintptr_t ptr)
  * table and decremented after it leaves, so a recorded block's bucket is
  * never 0 while the block is in the table, and the thread freeing a block
  * got it from the one that allocated it through the program's own
- * synchronisation, which orders the increment before the load. Buckets
- * are picked with hash bits the shard selection does not use. Off (NULL)
+ * synchronisation, which orders the increment before the load. Off (NULL)
  * in exact mode, where every free finds its block anyway.
  */
-#define FILTER_BITS 19
+#define FILTER_BITS 15
 static _Atomic uint16_t *filter;
 
-static inline _Atomic uint16_t *filter_bucket(uint64_t h)
+/*
+ * 64 KiB of counters, so that the check stays in cache: a megabyte of them
+ * made each free a cache miss. Bucketed by the address itself (blocks are
+ * 16-byte aligned, neighbours land in neighbouring buckets), which costs no
+ * multiply on the path every free takes.
+ */
+static inline _Atomic uint16_t *filter_bucket(uintptr_t ptr)
 {
-	return &filter[(h >> 20) & ((1u << FILTER_BITS) - 1)];
+	return &filter[((ptr >> 4) ^ (ptr >> (4 + FILTER_BITS))) & ((1u << FILTER_BITS) - 1)];
 }
 
 bool ld_heap_use_filter(void)
@@ -429,9 +434,9 @@ static void shard_delete(struct shard *sh, size_t i)
  */
 static bool live_take(uintptr_t ptr, uint32_t *site, size_t *size)
 {
-	uint64_t h = ptr_hash(ptr);
-	if (filter && !atomic_load_explicit(filter_bucket(h), memory_order_relaxed))
+	if (filter && !atomic_load_explicit(filter_bucket(ptr), memory_order_relaxed))
 		return false;
+	uint64_t h = ptr_hash(ptr);
 	struct shard *sh = &shards[h >> (64 - SHARD_BITS)];
 	size_t i;
 	ld_lock(&sh->lock);
@@ -444,7 +449,7 @@ static bool live_take(uintptr_t ptr, uint32_t *site, size_t *size)
 	shard_delete(sh, i);
 	*size = sz == HUGE_SIZE ? huge_take(ptr) : sz;
 	if (filter)
-		atomic_fetch_sub_explicit(filter_bucket(h), 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(filter_bucket(ptr), 1, memory_order_relaxed);
 	ld_unlock(&sh->lock);
 	return true;
 }
@@ -484,10 +489,10 @@ bool ld_heap_add(uintptr_t ptr, size_t size, uint32_t site)
 		ld_unlock(&sh->lock);
 		return false;
 	}
-	/* Saturating would break the count; 65,535 blocks in one of 2^19
-	 * buckets means the filter is no use anyway: leave such a block out. */
-	if (filter && atomic_fetch_add_explicit(filter_bucket(h), 1, memory_order_relaxed) == UINT16_MAX) {
-		atomic_fetch_sub_explicit(filter_bucket(h), 1, memory_order_relaxed);
+	/* Saturating would break the count; 65,535 blocks in one bucket means
+	 * the filter is no use anyway: leave such a block out. */
+	if (filter && atomic_fetch_add_explicit(filter_bucket(ptr), 1, memory_order_relaxed) == UINT16_MAX) {
+		atomic_fetch_sub_explicit(filter_bucket(ptr), 1, memory_order_relaxed);
 		if (slot_size == HUGE_SIZE)
 			huge_take(ptr);
 		ld_unlock(&sh->lock);
