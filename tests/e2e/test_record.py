@@ -125,6 +125,21 @@ class Snapshots(Recorder):
         d = diff_json(first, out)
         self.assertEqual(find(d["types"], name="leakyapp.session.Session")["count_delta"], 1000)
 
+    def test_collector_state_kept(self):
+        """The agent holds automatic collections off while it builds a
+        snapshot and gives the program back the collector as it was."""
+        script = self.path("gcstate.py")
+        with open(script, "w") as f:
+            f.write("import gc, leakdiff\n"
+                    "leakdiff.snapshot('a')\n"
+                    "print(gc.isenabled())\n"
+                    "gc.disable()\n"
+                    "leakdiff.snapshot('b')\n"
+                    "print(gc.isenabled())\n")
+        r, _ = self.record("gc.snap", PYTHON, script)
+        self.assertEqual(r.stdout, "True\nFalse\n", r.stderr)
+        self.assertEqual(load_snap(self.path("gc.2.snap"))["meta"]["label"], "b")
+
     def test_snapshot_is_noop_without_recorder(self):
         env = dict(os.environ, PYTHONPATH=os.path.join(harness.SOURCE, "agents", "python"))
         r = subprocess.run([PYTHON, "-c", "import leakdiff; print(leakdiff.snapshot('x'), leakdiff.recording())"],

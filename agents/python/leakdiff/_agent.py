@@ -444,15 +444,28 @@ class Agent:
         before = _snapshot.uncollectable_total()
         job.collected = gc.collect()
         job.uncollectable = max(0, _snapshot.uncollectable_total() - before)
+        # The build makes many containers (a million traces' tuples on a big
+        # heap): automatic collections in the middle of it would walk the
+        # whole heap again, for nothing after the collection just made, and
+        # could untrack objects the census has already counted.
+        automatic = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run_job(job, start_args)
+        finally:
+            if automatic:
+                gc.enable()
+
+    def _run_job(self, job, start_args):
         if self.use_worker:
             done = _allocate_lock()
             done.acquire()
             job.done = done
-            _JOBS[token] = job
+            _JOBS[start_args[0]] = job
             try:
                 _start_new_thread(_worker_main, start_args)
             except Exception:
-                _JOBS.pop(token, None)
+                _JOBS.pop(start_args[0], None)
                 self.use_worker = False
                 job.done = None
             else:
