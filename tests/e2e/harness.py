@@ -23,15 +23,20 @@ EXAMPLES = os.path.join(SOURCE, "examples", "python")
 DATA = os.path.join(SOURCE, "tests", "data")
 
 
+def program_env(extra=None):
+    """The environment programs under test get: this one without the
+    harness's own settings, which are not the programs' business, plus
+    `extra`."""
+    env = dict(os.environ)
+    for name in ("NO_COLOR", "LEAKDIFF", "LEAKDIFF_SOURCE", "LEAKDIFF_TEST_PYTHON", "LEAKDIFF_SANITIZED"):
+        env.pop(name, None)
+    env.update(extra or {})
+    return env
+
+
 def run(args, env=None, cwd=None, timeout=120, input=None):
     """Runs a command, returning the CompletedProcess with text output."""
-    full_env = dict(os.environ)
-    # The harness's own settings are not the programs' business.
-    for name in ("NO_COLOR", "LEAKDIFF", "LEAKDIFF_SOURCE", "LEAKDIFF_TEST_PYTHON", "LEAKDIFF_SANITIZED"):
-        full_env.pop(name, None)
-    if env:
-        full_env.update(env)
-    return subprocess.run(args, env=full_env, cwd=cwd, timeout=timeout, input=input,
+    return subprocess.run(args, env=program_env(env), cwd=cwd, timeout=timeout, input=input,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, errors="surrogateescape")
 

@@ -40,16 +40,6 @@ BIG_HEAP = textwrap.dedent("""\
     """)
 
 
-def clean_env(extra=None):
-    """The environment harness.run() gives programs, for Popen."""
-    env = dict(os.environ)
-    for name in ("NO_COLOR", "LEAKDIFF", "LEAKDIFF_SOURCE", "LEAKDIFF_TEST_PYTHON",
-                 "LEAKDIFF_SANITIZED"):
-        env.pop(name, None)
-    env.update(extra or {})
-    return env
-
-
 def wait_for(predicate, timeout, what):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -101,7 +91,7 @@ class FaultCase(TempDirCase):
         """Starts `leakdiff record` in a session of its own (so that all it
         started can be killed at the end), pipes on all three streams."""
         args = [harness.LEAKDIFF, "record", "-o", out] + list(opts) + ["--"] + [str(c) for c in cmd]
-        p = subprocess.Popen(args, env=clean_env(env), cwd=self.tmp, stdin=subprocess.PIPE,
+        p = subprocess.Popen(args, env=harness.program_env(env), cwd=self.tmp, stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                              universal_newlines=True, errors="surrogateescape", **kw)
         self.addCleanup(self._reap, p)
@@ -268,7 +258,7 @@ class DiskFull(FaultCase):
         # subprocess resets SIGXFSZ to its default before preexec_fn runs,
         # as a shell does for `ulimit -f`.
         p = subprocess.run([harness.LEAKDIFF, "record", "-o", out, "--", PYTHON, prog],
-                           env=clean_env(), cwd=self.tmp, preexec_fn=limit_files, timeout=TIMEOUT,
+                           env=harness.program_env(), cwd=self.tmp, preexec_fn=limit_files, timeout=TIMEOUT,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
         return p, out
 
@@ -342,38 +332,37 @@ WAIT_PROGRAM = textwrap.dedent("""\
     """)
 
 
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name (which may hold
+    spaces and parentheses): state, ppid, pgrp, session, ...; None when the
+    process is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2:].split()
+
+
 def session_members(sid):
     """Pids of the processes whose session is `sid` (from /proc)."""
     found = []
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp session ...; comm may hold spaces
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 3 and int(fields[3]) == sid:
-            found.append(int(name))
+        if name.isdigit():
+            fields = stat_fields(int(name))
+            if fields and len(fields) > 3 and int(fields[3]) == sid:
+                found.append(int(name))
     return found
 
 
 def alive(pid):
     """True while `pid` exists and is not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2:].split()[0] != "Z"
+    fields = stat_fields(pid)
+    return bool(fields) and fields[0] != "Z"
 
 
 def process_group(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        stat = f.read()
-    return int(stat[stat.rfind(")") + 2:].split()[2])
+    return int(stat_fields(pid)[2])
 
 
 class Interrupted(FaultCase):
@@ -508,7 +497,7 @@ class Interrupted(FaultCase):
 
         prog = self.write("wait.py", WAIT_PROGRAM)
         args = [harness.LEAKDIFF, "record", "-o", "run.snap", "--", PYTHON, prog, "int-caught"]
-        p = subprocess.Popen(args, env=clean_env(), cwd=self.tmp, stdin=slave, stdout=slave,
+        p = subprocess.Popen(args, env=harness.program_env(), cwd=self.tmp, stdin=slave, stdout=slave,
                              stderr=subprocess.PIPE, start_new_session=True,
                              preexec_fn=take_terminal, universal_newlines=True)
         os.close(slave)
