@@ -57,6 +57,7 @@ void ld_snapshot_destroy(struct ld_snapshot *s)
 	free(m->time);
 	free(m->host);
 	free(m->python);
+	free(m->tracer);
 	free_list(m->command, m->ncommand);
 	free_list(m->roots, m->nroots);
 	free_list(m->stdlib, m->nstdlib);

@@ -63,6 +63,7 @@ struct ld_hint {
 
 struct ld_meta {
 	char *runtime, *agent, *executable, *label, *trigger, *time, *host, *python;
+	char *tracer; /* Python: "hooks" or "tracemalloc"; NULL when not said */
 	char **command;
 	size_t ncommand;
 	char **roots;

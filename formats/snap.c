@@ -568,6 +568,7 @@ static int read_meta(struct reader *rd, const cJSON *root)
 	    (r = meta_str(rd, meta, "time", &m->time)) < 0 ||
 	    (r = meta_str(rd, meta, "host", &m->host)) < 0 ||
 	    (r = meta_str(rd, meta, "python", &m->python)) < 0 ||
+	    (r = meta_str(rd, meta, "tracer", &m->tracer)) < 0 ||
 	    (r = meta_list(rd, meta, "command", &m->command, &m->ncommand)) < 0 ||
 	    (r = meta_list(rd, meta, "roots", &m->roots, &m->nroots)) < 0 ||
 	    (r = meta_list(rd, meta, "stdlib", &m->stdlib, &m->nstdlib)) < 0 ||
@@ -951,6 +952,7 @@ void ld_snap_put_meta(struct ld_buf *b, const struct ld_meta *m)
 	put_meta_str(b, &first, "time", m->time);
 	put_meta_str(b, &first, "host", m->host);
 	put_meta_str(b, &first, "python", m->python);
+	put_meta_str(b, &first, "tracer", m->tracer);
 	put_meta_int(b, &first, "depth", m->depth);
 	put_meta_int(b, &first, "sample", m->sample);
 	if (m->tracing >= 0) {

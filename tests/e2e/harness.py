@@ -34,6 +34,16 @@ def program_env(extra=None):
     return env
 
 
+def ext_built(name, python=PYTHON):
+    """Whether the build tree beside LEAKDIFF holds the C accelerator
+    `name` (_census, _sampler) built for `python`."""
+    ext_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(LEAKDIFF))),
+                           "agents", "python", "ext")
+    r = run([python, "-c", "import importlib.machinery as m; print(' '.join(m.EXTENSION_SUFFIXES))"])
+    return r.returncode == 0 and any(os.path.isfile(os.path.join(ext_dir, name + s))
+                                     for s in r.stdout.split())
+
+
 def run(args, env=None, cwd=None, timeout=120, input=None):
     """Runs a command, returning the CompletedProcess with text output."""
     return subprocess.run(args, env=program_env(env), cwd=cwd, timeout=timeout, input=input,

@@ -8,9 +8,7 @@ recorded with the extension, with LEAKDIFF_PURE=1, and under another
 interpreter for which no extension is built (pure Python without asking),
 and the program reports which census its agent loaded.
 """
-import glob
 import os
-import subprocess
 import unittest
 
 import harness
@@ -34,18 +32,6 @@ print("census:", "c" if "leakdiff._census" in sys.modules else "python")
 '''
 
 OTHER = "/root/.pyenv/versions/3.8.18/bin/python3"
-
-
-def ext_built_for(python):
-    """Whether the build tree holds a _census extension this python loads."""
-    ext_dir = os.path.join(os.path.dirname(os.path.dirname(harness.LEAKDIFF)),
-                           "agents", "python", "ext")
-    r = subprocess.run([python, "-c", "import importlib.machinery as m; "
-                        "print('\\n'.join(m.EXTENSION_SUFFIXES))"],
-                       stdout=subprocess.PIPE, universal_newlines=True)
-    suffixes = r.stdout.split()
-    return any(os.path.exists(os.path.join(ext_dir, "_census" + s)) for s in suffixes) \
-        if glob.glob(os.path.join(ext_dir, "_census*")) else False
 
 
 def unknown_blocks(path):
@@ -88,7 +74,7 @@ class CensusPaths(TempDirCase):
         return d
 
     def test_c_and_python_census_agree(self):
-        if not ext_built_for(PYTHON):
+        if not harness.ext_built("_census"):
             self.skipTest("no _census extension built for %s" % PYTHON)
         c = self.pair(PYTHON, {}, "c")
         py = self.pair(PYTHON, {"LEAKDIFF_PURE": "1"}, "python")
@@ -105,7 +91,7 @@ class CensusPaths(TempDirCase):
     def test_interpreter_without_extension(self):
         if not os.access(OTHER, os.X_OK):
             self.skipTest("no %s here" % OTHER)
-        if ext_built_for(OTHER):
+        if harness.ext_built("_census", OTHER):
             self.skipTest("an extension is built for %s" % OTHER)
         self.pair(OTHER, {}, "python")
 

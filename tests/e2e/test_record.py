@@ -23,11 +23,13 @@ def module_file(name):
 
 
 class Recorder(TempDirCase):
+    tracer = ()     # options that pick the agent's recorder of allocations
+
     def record(self, name, *cmd, env=None, opts=(), check=True):
         out = self.path(name)
         full_env = dict(ENV)
         full_env.update(env or {})
-        r = leakdiff("record", "-o", out, *opts, "--", *cmd, env=full_env, cwd=self.tmp)
+        r = leakdiff("record", "-o", out, *self.tracer, *opts, "--", *cmd, env=full_env, cwd=self.tmp)
         if check:
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertTrue(os.path.exists(out), r.stderr)
@@ -109,6 +111,47 @@ class Leaks(Recorder):
             doc = load_snap(snap)
             names = {doc["strings"][t[0]] for t in doc["types"]}
             self.assertNotIn("leakyapp.cycles.Node", names)
+
+
+class LeaksWithTracemalloc(Leaks):
+    """The same leaks, the same exact counts, recorded with tracemalloc."""
+    tracer = ("--tracemalloc",)
+
+
+class Tracers(Recorder):
+    """Which recorder of allocations the agent uses, as meta.tracer says."""
+
+    def tracer_of(self, *cmd, env=None, opts=()):
+        _, out = self.record("t.snap", *cmd, env=env, opts=opts)
+        meta = load_snap(out)["meta"]
+        return meta.get("tracer"), meta.get("depth")
+
+    def test_hooks_by_default(self):
+        if not harness.ext_built("_sampler"):
+            self.skipTest("no _sampler extension built for %s" % PYTHON)
+        self.assertEqual(self.tracer_of(PYTHON, "-c", "pass", opts=("--depth=7",)), ("hooks", 7))
+
+    def test_tracemalloc_when_asked_or_already_on(self):
+        self.assertEqual(self.tracer_of(PYTHON, "-c", "pass", opts=("--tracemalloc",)),
+                         ("tracemalloc", 16))
+        self.assertEqual(self.tracer_of(PYTHON, "-c", "pass", env={"LEAKDIFF_TRACER": "tracemalloc"}),
+                         ("tracemalloc", 16))
+        # the program's own -X tracemalloc is used as it is, with its depth
+        self.assertEqual(self.tracer_of(PYTHON, "-X", "tracemalloc=5", "-c", "pass"), ("tracemalloc", 5))
+        # the pure-Python agent has no hooks
+        self.assertEqual(self.tracer_of(PYTHON, "-c", "pass", env={"LEAKDIFF_PURE": "1"}),
+                         ("tracemalloc", 16))
+
+    def test_unknown_tracer_is_reported(self):
+        r, out = self.record("t.snap", PYTHON, "-c", "pass", env={"LEAKDIFF_TRACER": "bogus"})
+        self.assertIn("LEAKDIFF_TRACER='bogus' is neither hooks nor tracemalloc", r.stderr)
+
+    def test_tracemalloc_conflicts(self):
+        for opts in (("--sample=1KiB",), ("--runtime=native",)):
+            with self.subTest(opts=opts):
+                r = leakdiff("record", "--tracemalloc", *opts, "--", "true")
+                self.assertEqual(r.returncode, 125, r.stderr)
+                self.assertIn("--tracemalloc", r.stderr)
 
 
 class Snapshots(Recorder):

@@ -25,7 +25,7 @@ import sys
 import unittest
 
 import harness
-from harness import PYTHON, TempDirCase, leakdiff, load_snap, run, source_line
+from harness import PYTHON, TempDirCase, leakdiff, load_snap, source_line
 
 SIGMAS = 6
 MEAN = 1024   # --sample=1KiB
@@ -133,21 +133,6 @@ print(os.waitstatus_to_exitcode(status))
 '''
 
 
-def ext_dir():
-    """Where the recorder looks for the C accelerators of a build-tree binary."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(harness.LEAKDIFF))),
-                        "agents", "python", "ext")
-
-
-def sampler_built():
-    """True when a _sampler for the interpreter under test is in the build."""
-    r = run([PYTHON, "-c", "import importlib.machinery as m; print(' '.join(m.EXTENSION_SUFFIXES))"])
-    if r.returncode != 0:
-        return False
-    d = ext_dir()
-    return any(os.path.isfile(os.path.join(d, "_sampler" + s)) for s in r.stdout.split())
-
-
 def tolerance(sizes, mean=MEAN):
     """SIGMAS standard deviations of the count and bytes estimates for live
     blocks given as [(how many, size)]."""
@@ -174,7 +159,7 @@ def site_rows(doc, path, line):
 class Sampled(TempDirCase):
     def setUp(self):
         super().setUp()
-        if not sampler_built():
+        if not harness.ext_built("_sampler"):
             self.skipTest("no _sampler extension built for %s" % PYTHON)
 
     def record(self, source, *args, opts=("--sample=1KiB",), env=None, name="prog.snap"):

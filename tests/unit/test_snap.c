@@ -78,6 +78,7 @@ static struct ld_snapshot *build_full(void)
 	cr_assert_eq(ld_meta_set(&m->time, "2026-11-28T12:00:02.000Z"), 0);
 	cr_assert_eq(ld_meta_set(&m->host, "ci"), 0);
 	cr_assert_eq(ld_meta_set(&m->python, "3.11.2"), 0);
+	cr_assert_eq(ld_meta_set(&m->tracer, "hooks"), 0);
 	char *cmd[] = { "python3", "app/server.py", "--requests", "3000" };
 	char *roots[] = { "/srv/app", "/usr/lib/python3.11" };
 	char *stdlib[] = { "/usr/lib/python3.11" };
@@ -188,6 +189,7 @@ static void assert_same_snapshot(const struct ld_snapshot *a, const struct ld_sn
 	same_str(ma->time, mb->time, "time");
 	same_str(ma->host, mb->host, "host");
 	same_str(ma->python, mb->python, "python");
+	same_str(ma->tracer, mb->tracer, "tracer");
 	same_list(ma->command, ma->ncommand, mb->command, mb->ncommand, "command");
 	same_list(ma->roots, ma->nroots, mb->roots, mb->nroots, "roots");
 	same_list(ma->stdlib, ma->nstdlib, mb->stdlib, mb->nstdlib, "stdlib");

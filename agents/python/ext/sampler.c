@@ -1,6 +1,7 @@
 /*
- * _sampler: a Poisson sample of a Python program's heap, taken on the PEP 445
- * allocator hooks, for `leakdiff record --sample` (see _sampled.py).
+ * _sampler: the allocation sites of a Python program, taken on the PEP 445
+ * allocator hooks: every block (the agent's default exact mode) or a Poisson
+ * sample of them (`leakdiff record --sample`); see _sampled.py.
  *
  * start() wraps the allocators of the MEM and OBJ domains. Both are only
  * called with the GIL held, so the GIL is the lock of everything here. RAW is
@@ -10,7 +11,9 @@
  * Picking: the gaps between picked bytes are exponential with mean MEAN, so
  * a block of n bytes is picked with probability p = 1 - exp(-n / MEAN)
  * whatever came before it (the countdown to the next pick is memoryless).
- * A block that is not picked costs one compare and one subtraction. A
+ * A block that is not picked costs one compare and one subtraction. In
+ * exact mode (a mean of 0) every block is picked, whatever its size, and
+ * stands for itself. A
  * picked one costs a walk of at most DEPTH Python frames, done on the
  * interpreter's own frame records so that nothing is allocated (creating
  * frame objects there could even start a collection inside malloc), the
@@ -40,6 +43,7 @@
 #include <Python.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,8 +90,10 @@ struct domain {
 static struct {
 	int installed;
 	int on;           /* 0 after stop(): the hooks only pass calls on */
+	int exact;        /* every block is picked, with a weight of 1 */
 	int depth;
 	double mean;
+	PyThreadState *quiet; /* this thread's blocks are not recorded; see quiet() */
 	int64_t left;     /* bytes to go before the next pick */
 	uint64_t rng;
 	/* live picked blocks: open addressing, linear probing, backward-shift deletion */
@@ -125,6 +131,8 @@ static int64_t next_gap(void)
 
 static inline int pick(size_t size)
 {
+	if (S.exact)
+		return 1;
 	if ((uint64_t)size < (uint64_t)S.left) {
 		S.left -= (int64_t)size;
 		return 0;
@@ -135,10 +143,9 @@ static inline int pick(size_t size)
 
 /* ------------------------------------------------------------ stacks */
 
-/* Fills scratch with the innermost frames of this thread; allocates nothing. */
-static uint32_t walk(void)
+/* Fills scratch with the innermost frames of thread ts; allocates nothing. */
+static uint32_t walk(PyThreadState *ts)
 {
-	PyThreadState *ts = _PyThreadState_UncheckedGet();
 	uint32_t n = 0, depth = (uint32_t)S.depth;
 	if (!ts)
 		return 0;
@@ -332,8 +339,11 @@ static inline void live_drop(void *ptr)
 
 static void record(void *ptr, size_t size)
 {
+	PyThreadState *ts = _PyThreadState_UncheckedGet();
+	if (S.quiet && ts == S.quiet)
+		return;
 	S.picked++;
-	uint32_t id = intern(walk());
+	uint32_t id = intern(walk(ts));
 	if (!id) {
 		S.dropped++;
 		return;
@@ -400,8 +410,9 @@ static PyObject *sampler_start(PyObject *self, PyObject *args)
 	int depth;
 	if (!PyArg_ParseTuple(args, "di:start", &mean, &depth))
 		return NULL;
-	if (!(mean >= 1) || depth < 1 || depth > MAX_DEPTH) {
-		PyErr_SetString(PyExc_ValueError, "start() wants a mean of at least 1 byte and a depth from 1 to 1024");
+	if (!(mean >= 1 || mean == 0) || depth < 1 || depth > MAX_DEPTH) {
+		PyErr_SetString(PyExc_ValueError,
+				"start() wants a mean of 0 (exact) or at least 1 byte and a depth from 1 to 1024");
 		return NULL;
 	}
 	if (S.installed) {
@@ -409,11 +420,12 @@ static PyObject *sampler_start(PyObject *self, PyObject *args)
 		return NULL;
 	}
 	S.mean = mean;
+	S.exact = mean == 0;
 	S.depth = depth;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	S.rng = ld_mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&ts) | 1;
-	S.left = next_gap();
+	S.left = S.exact ? 0 : next_gap();
 	S.installed = 1;
 	S.on = 1;
 	install(PYMEM_DOMAIN_MEM, &S.mem);
@@ -443,6 +455,8 @@ static PyObject *sampler_is_on(PyObject *self, PyObject *unused)
 /* What a picked block of size bytes stands for: 1/p blocks. */
 static double weight(size_t size)
 {
+	if (S.exact)
+		return 1.0;
 	return -1.0 / expm1(-(double)size / S.mean);
 }
 
@@ -535,7 +549,7 @@ static PyObject *sampler_sites(PyObject *self, PyObject *unused)
 		if (!sl->ptr || sl->stack > n)
 			continue;
 		acc[sl->stack].seen++;
-		if (!sl->size)
+		if (!sl->size && !S.exact) /* never picked by chance; see pick() */
 			continue;
 		double w = weight(sl->size);
 		acc[sl->stack].count += w;
@@ -602,6 +616,100 @@ static PyObject *sampler_picked(PyObject *self, PyObject *objs)
 	return out;
 }
 
+/*
+ * tally(objects, sizes): [(stack, count, bytes, picked)] for the objects of
+ * the list whose memory block was picked, summed by stack. sizes is the one
+ * size of all the objects or a list of their sizes in the same order. Each
+ * picked object stands for 1/p objects of its size (itself in exact mode).
+ * Nothing is allocated through the hooks until the sums are done, so the
+ * table cannot move under the lookups.
+ */
+static PyObject *sampler_tally(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *objs, *sizes;
+	if (!PyArg_ParseTuple(args, "O!O:tally", &PyList_Type, &objs, &sizes))
+		return NULL;
+	Py_ssize_t n = PyList_GET_SIZE(objs);
+	Py_ssize_t one = -1;
+	if (PyLong_Check(sizes)) {
+		one = PyLong_AsSsize_t(sizes);
+		if (one < 0) {
+			if (!PyErr_Occurred())
+				PyErr_SetString(PyExc_ValueError, "tally() wants sizes of at least 0");
+			return NULL;
+		}
+	} else if (!PyList_Check(sizes) || PyList_GET_SIZE(sizes) != n) {
+		PyErr_SetString(PyExc_TypeError, "tally() wants one size or a list of as many sizes as objects");
+		return NULL;
+	}
+	uint32_t nst = S.nstacks;
+	struct acc *acc = calloc((size_t)nst + 1, sizeof(*acc));
+	uint32_t *touched = malloc(((size_t)(n < (Py_ssize_t)nst ? n : (Py_ssize_t)nst) + 1) * sizeof(*touched));
+	uint32_t ntouched = 0;
+	if (!acc || !touched) {
+		free(acc);
+		free(touched);
+		return PyErr_NoMemory();
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		const struct slot *sl = live_find(block_of(PyList_GET_ITEM(objs, i)));
+		if (!sl || !sl->stack || sl->stack > nst)
+			continue;
+		Py_ssize_t size = one;
+		if (size < 0) {
+			size = PyLong_AsSsize_t(PyList_GET_ITEM(sizes, i));
+			if (size < 0) {
+				if (!PyErr_Occurred())
+					PyErr_SetString(PyExc_ValueError, "tally() wants sizes of at least 0");
+				free(acc);
+				free(touched);
+				return NULL;
+			}
+		}
+		struct acc *a = &acc[sl->stack];
+		if (!a->seen++)
+			touched[ntouched++] = sl->stack;
+		double w = weight(sl->size);
+		a->count += w;
+		a->bytes += w * (double)size;
+	}
+	PyObject *out = PyList_New(ntouched);
+	for (uint32_t k = 0; out && k < ntouched; k++) {
+		const struct acc *a = &acc[touched[k]];
+		PyObject *row = Py_BuildValue("(IddK)", (unsigned int)touched[k], a->count, a->bytes,
+					      (unsigned long long)a->seen);
+		if (!row)
+			Py_CLEAR(out);
+		else
+			PyList_SET_ITEM(out, k, row);
+	}
+	free(acc);
+	free(touched);
+	return out;
+}
+
+/*
+ * quiet(on): while on, the blocks the calling thread allocates are not
+ * recorded (the agent's worker building a snapshot); their frees cost
+ * what any free costs. One thread at a time; quiet(False) ends it.
+ */
+static PyObject *sampler_quiet(PyObject *self, PyObject *arg)
+{
+	(void)self;
+	int on = PyObject_IsTrue(arg);
+	if (on < 0)
+		return NULL;
+	S.quiet = on ? _PyThreadState_UncheckedGet() : NULL;
+	return PyBool_FromLong(S.quiet != NULL);
+}
+
+/* A forked child does not have the quiet thread; a new one may get its state. */
+static void quiet_after_fork(void)
+{
+	S.quiet = NULL;
+}
+
 /* frames(stack): the ((filename, line), ...) of a stack id from picked(). */
 static PyObject *sampler_frames(PyObject *self, PyObject *arg)
 {
@@ -620,7 +728,7 @@ static PyObject *sampler_stats(PyObject *self, PyObject *unused)
 {
 	(void)self;
 	(void)unused;
-	return Py_BuildValue("{sdsisKsKsKsK}", "mean", S.mean, "depth", S.depth,
+	return Py_BuildValue("{sdsisisKsKsKsK}", "mean", S.mean, "exact", S.exact, "depth", S.depth,
 			     "live", (unsigned long long)S.live, "stacks", (unsigned long long)S.kept,
 			     "picked", (unsigned long long)S.picked, "dropped", (unsigned long long)S.dropped);
 }
@@ -628,7 +736,7 @@ static PyObject *sampler_stats(PyObject *self, PyObject *unused)
 static PyMethodDef sampler_methods[] = {
 	{ "start", sampler_start, METH_VARARGS,
 	  "start(mean_bytes, depth): wrap the MEM and OBJ allocators and pick blocks, on average one "
-	  "byte in mean_bytes, keeping up to depth frames each." },
+	  "byte in mean_bytes (every block when mean_bytes is 0), keeping up to depth frames each." },
 	{ "stop", sampler_stop, METH_NOARGS, "stop(): pick nothing more; the hooks only pass calls on." },
 	{ "is_on", sampler_is_on, METH_NOARGS, "is_on(): True between start() and stop()." },
 	{ "sites", sampler_sites, METH_NOARGS,
@@ -637,6 +745,11 @@ static PyMethodDef sampler_methods[] = {
 	{ "picked", sampler_picked, METH_O,
 	  "picked(objects): [(index, stack, weight)] for the objects in the list whose memory block "
 	  "was picked." },
+	{ "tally", sampler_tally, METH_VARARGS,
+	  "tally(objects, sizes): [(stack, count, bytes, picked)] of the picked objects of the list "
+	  "by stack; sizes is one int or a list of the objects' sizes." },
+	{ "quiet", sampler_quiet, METH_O,
+	  "quiet(on): record nothing the calling thread allocates until quiet(False)." },
 	{ "frames", sampler_frames, METH_O, "frames(stack): the (filename, line) pairs of a stack." },
 	{ "stats", sampler_stats, METH_NOARGS, "stats(): counters of the sampler, for tests." },
 	{ NULL, NULL, 0, NULL },
@@ -656,9 +769,11 @@ PyMODINIT_FUNC PyInit__sampler(void)
 	PyErr_SetString(PyExc_ImportError, "_sampler does not know the frames of this interpreter");
 	return NULL;
 #else
+	if (pthread_atfork(NULL, NULL, quiet_after_fork) != 0)
+		return PyErr_NoMemory();
 	PyObject *m = PyModule_Create(&sampler_module);
 	/* The interface the Python agent expects; see load_extension(). */
-	if (m && PyModule_AddIntConstant(m, "INTERFACE", 1) < 0) {
+	if (m && PyModule_AddIntConstant(m, "INTERFACE", 2) < 0) {
 		Py_DECREF(m);
 		return NULL;
 	}

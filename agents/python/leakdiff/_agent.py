@@ -35,7 +35,7 @@ try:
 except ImportError:  # pragma: no cover - every CPython 3.x has it
     _tm_module = None
 
-from . import _heap, _sampled, _snapshot, _sources, _wire
+from . import _heap, _hooks, _snapshot, _sources, _wire
 
 # atexit handlers run in the thread that imported us at start-up: the main one.
 _main_thread = _thread.get_ident()
@@ -44,7 +44,8 @@ VERSION = "0.1.0"
 AGENT_NAME = "leakdiff-python " + VERSION
 ENV_VARS = ("LEAKDIFF_FD", "LEAKDIFF_PIPE", "LEAKDIFF_DEPTH",
             "LEAKDIFF_SIGNAL", "LEAKDIFF_EVERY", "LEAKDIFF_PATH_SECONDS",
-            "LEAKDIFF_EXT_DIR", "LEAKDIFF_SAMPLE", "LEAKDIFF_PURE")
+            "LEAKDIFF_EXT_DIR", "LEAKDIFF_SAMPLE", "LEAKDIFF_PURE",
+            "LEAKDIFF_TRACER")
 DEFAULT_DEPTH = 16
 MAX_DEPTH = 1024
 LABEL_MAX = 4096
@@ -52,18 +53,23 @@ MESSAGE_MAX = 8192
 
 # CPython 3.11 cannot find the allocation of objects whose class keeps a
 # "managed" dict (python/cpython#101430); _heap.tracebacks_getter() then
-# asks the C API for the block at the object's real start.  ctypes is
-# imported now, not during a snapshot, so that its modules are there from
-# the first snapshot on and its own allocations are not traced.
+# asks the C API for the block at the object's real start.  Only the
+# tracemalloc mode needs that: _load_by_address() imports ctypes right
+# before tracemalloc starts, so that its modules are there from the first
+# snapshot on and its own allocations are not traced.
 _BY_ADDRESS = None
-if sys.version_info[:2] == (3, 11) and sys.implementation.name == "cpython":
+
+
+def _load_by_address():
+    global _BY_ADDRESS
+    if sys.version_info[:2] != (3, 11) or sys.implementation.name != "cpython":
+        return
     try:
         import ctypes as _ctypes
         _lookup = _ctypes.pythonapi._PyTraceMalloc_GetTraceback
         _lookup.restype = _ctypes.py_object
         _lookup.argtypes = (_ctypes.c_uint, _ctypes.c_size_t)
         _BY_ADDRESS = (_lookup, _ctypes.sizeof(_ctypes.c_void_p))
-        del _lookup
     except Exception:
         _BY_ADDRESS = None
 
@@ -72,7 +78,7 @@ if sys.version_info[:2] == (3, 11) and sys.implementation.name == "cpython":
 # A module built from other sources (an old install beside a new agent)
 # has another number and is not used: the agent falls back to pure Python
 # instead of failing in the middle of a snapshot. Bump both sides together.
-EXTENSION_INTERFACES = {"_census": 1, "_sampler": 1}
+EXTENSION_INTERFACES = {"_census": 1, "_sampler": 2}
 
 
 def load_extension(directory, name):
@@ -133,10 +139,17 @@ def _encode_json(obj):
 class _Tracemalloc:
     """The few tracemalloc calls the agent needs, on the C module."""
 
-    __slots__ = ("mod",)
+    __slots__ = ("mod", "quiet_ext")
 
     def __init__(self, mod):
         self.mod = mod
+        self.quiet_ext = None   # the _census module once it can keep a thread quiet
+
+    def quiet(self, on):
+        """Keep (or stop keeping) the calling thread's allocations out of
+        tracemalloc; False when that cannot be done (see _census.quiet)."""
+        ext = self.quiet_ext
+        return ext is not None and ext.quiet(on)
 
     def is_tracing(self):
         return self.mod is not None and self.mod.is_tracing()
@@ -205,6 +218,14 @@ def read_environment(environ=None, scrub=True):
         except ValueError:
             out["problems"].append("LEAKDIFF_SAMPLE=%r is not a number of bytes; tracking exactly"
                                    % (raw["LEAKDIFF_SAMPLE"],))
+    # Which recorder of allocations: the hooks (default) or tracemalloc.
+    out["tracer"] = "hooks"
+    if raw["LEAKDIFF_TRACER"] not in (None, "", "hooks"):
+        if raw["LEAKDIFF_TRACER"] == "tracemalloc":
+            out["tracer"] = "tracemalloc"
+        else:
+            out["problems"].append("LEAKDIFF_TRACER=%r is neither hooks nor tracemalloc; "
+                                   "using the hooks" % (raw["LEAKDIFF_TRACER"],))
     default_signal = getattr(_signal, "SIGUSR2", None)
     if raw["LEAKDIFF_SIGNAL"] in (None, ""):
         out["signal"] = default_signal
@@ -498,11 +519,11 @@ class _Job:
 
     def run(self):
         # The document is built with the agent's own allocations untraced
-        # when the _census extension can do that (see its quiet()).
-        ext = getattr(getattr(self.builder, "agent", None), "census_ext", None)
+        # when the tracer can do that (see quiet() of each).
+        tm = self.builder.agent.tm
         quiet = False
         try:
-            quiet = ext is not None and ext.quiet(True)
+            quiet = tm.quiet(True)
             self.builder.quiet = quiet
             doc = self.builder.take(self.seq, self.label, self.trigger,
                                     self.collected, self.uncollectable)
@@ -512,7 +533,7 @@ class _Job:
         finally:
             if quiet:
                 try:
-                    ext.quiet(False)
+                    tm.quiet(False)
                 except BaseException:
                     pass
 
@@ -722,21 +743,23 @@ def start(config=None, boot_file=None):
         agent.note(problem)
 
     tm = agent.tm
-    if _sampled.start(agent, config, load_extension, agent.python_version):
-        pass    # sites from the sampler (--sample); tracemalloc stays off
+    if _hooks.start(agent, config, load_extension, agent.python_version):
+        pass    # sites from the allocator hooks; tracemalloc stays off
     elif tm.mod is None:
         agent.note("tracemalloc is not available; allocation sites are not recorded")
     elif tm.is_tracing():
         agent.depth = tm.get_traceback_limit()
+        _load_by_address()
     else:
         ext = agent.census_ext
+        _load_by_address()
         try:
             if ext is not None:
                 ext.arm(False)      # the allocators tracemalloc is to wrap
             tm.start(agent.depth)
             agent.started_tracing = True
-            if ext is not None:
-                ext.arm(True)       # quiet snapshots possible from now on
+            if ext is not None and ext.arm(True):
+                tm.quiet_ext = ext  # quiet snapshots possible from now on
         except Exception as exc:
             agent.note("could not start tracemalloc: %s" % (exc,))
 

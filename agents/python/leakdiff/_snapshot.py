@@ -238,6 +238,8 @@ class Builder:
             "roots": agent.import_roots(),
             "stdlib": [clean_text(d) for d in agent.stdlib_dirs],
         }
+        if tracing:
+            meta["tracer"] = "tracemalloc"    # the hooks' builder says "hooks"
         if agent.executable:
             meta["executable"] = clean_text(agent.executable)
         if agent.host:

@@ -1,0 +1,177 @@
+"""Allocation sites on the interpreter's allocator hooks.
+
+The C extension ``_sampler`` wraps the MEM and OBJ allocators (PEP 445) and
+keeps, for each live block it picked, the block's size and the stack that
+allocated it.  A stack is taken from the interpreter's own frame records
+and interned in C, so recording a block makes no Python object; that is
+why this costs a small fraction of what tracemalloc costs at the same
+depth.
+
+By default every block is picked: the agent's exact mode.  With
+``leakdiff record --sample=BYTES`` the extension keeps a Poisson sample by
+bytes instead: a block of n bytes is picked with probability
+p = 1 - exp(-n / BYTES) and stands for 1/p blocks and n/p bytes.  The sites
+of the snapshot are then estimates, in the shape exact mode gives them,
+and meta.sample says so.
+
+The agent uses tracemalloc instead (see start()) when the program runs it
+already, when the user asks for it (``--tracemalloc``: it also sees the raw
+domain and memory reported with PyTraceMalloc_Track), or when the extension
+does not load (another interpreter, a build without Python.h,
+LEAKDIFF_PURE).  A --sample that cannot be honoured says so.
+"""
+
+from . import _heap, _snapshot
+
+
+class Tracer:
+    """Stands in for the agent's tracemalloc wrapper on the hooks."""
+
+    __slots__ = ("ext", "depth", "mean")
+
+    def __init__(self, ext, depth, mean):
+        self.ext = ext
+        self.depth = depth
+        self.mean = mean        # 0: every block
+
+    def is_tracing(self):
+        return self.ext.is_on()
+
+    def start(self, depth):
+        self.ext.start(float(self.mean), depth)
+
+    def stop(self):
+        self.ext.stop()
+
+    def get_traceback_limit(self):
+        return self.depth
+
+    def get_traces(self):
+        return []
+
+    def quiet(self, on):
+        return self.ext.quiet(on)
+
+
+class Builder(_snapshot.Builder):
+    """The snapshot builder, with sites and type sites from the hooks."""
+
+    __slots__ = ()
+
+    def take(self, *args, **kwargs):
+        doc = _snapshot.Builder.take(self, *args, **kwargs)
+        meta = doc["meta"]
+        meta["tracer"] = "hooks"
+        if self.agent.tm.mean:
+            meta["sample"] = int(self.agent.tm.mean)
+        return doc
+
+    def _type_sites(self, census, kinds, names):
+        """Type by site from the recorded blocks that are objects.
+
+        The types are those tracemalloc mode looks up (the program's own,
+        then the TOP_TYPES most numerous), every instance of them, with no
+        budget: finding an object's block in the extension's table is
+        cheap, and the sums are made in C.  When sampling, each picked
+        instance stands for 1/p instances and its shallow size for as many
+        bytes, so the rows are estimates like the sites; types of small
+        objects may then have none.
+        """
+        agent = self.agent
+        ext = agent.tm.ext
+        every = not agent.tm.mean
+        members = getattr(census, "members", None)
+        if members is None:
+            members = census.groups.get
+        ranked = sorted(census.totals.items(), key=lambda kv: -kv[1][0])
+        wanted = [t for t, _ in ranked if kinds.is_user(_heap.type_module(t))]
+        chosen = set(wanted)
+        wanted.extend(t for t, _ in ranked[:_heap.TOP_TYPES] if t not in chosen)
+        del ranked, chosen
+        stacks = _heap.Map()
+        dropped = agent.is_agent_traceback
+        groups = {}
+        for t in wanted:
+            group = members(t)
+            if not group:
+                continue
+            const = census.const.get(t)
+            if const is not None:
+                rows = ext.tally(group, const)
+            else:
+                if not every:
+                    # Sizes only for the few picked instances.
+                    group = _heap.Seq(group[i] for i, _stack, _w in ext.picked(group))
+                rows = ext.tally(group, _heap.sizes_of(t, group)) if group else ()
+            del group
+            name = names(t)
+            for stack, count, size, _picked in rows:
+                frames = stacks.get(stack)
+                if frames is None:
+                    frames = stacks[stack] = ext.frames(stack)
+                if not frames or dropped(frames):
+                    continue
+                _heap.add_counts(groups, (name, frames), count, size)
+            del rows
+        stacks.clear()
+        return {k: [max(1, int(c + 0.5)), int(b + 0.5)] for k, (c, b) in groups.items()}, {}
+
+    def _sites(self):
+        """[(frames, count, bytes)] of the recorded blocks, the agent's left out.
+
+        Stacks that differ only in instruction offsets share their lines;
+        their sums are added up before rounding.  A site never shows
+        fewer blocks than were picked there.
+        """
+        agent = self.agent
+        rows = agent.tm.ext.sites()
+        dropped = agent.is_agent_traceback
+        merged = _heap.Map()
+        for frames, count, size, picked in rows:
+            if not frames or dropped(frames):
+                continue
+            hit = merged.get(frames)
+            if hit is None:
+                merged[frames] = [count, size, picked]
+            else:
+                hit[0] += count
+                hit[1] += size
+                hit[2] += picked
+        del rows
+        out = [(frames, max(int(c + 0.5), n), int(b + 0.5)) for frames, (c, b, n) in merged.items()]
+        merged.clear()
+        return out
+
+
+def start(agent, config, load_extension, python_version):
+    """Record on the hooks when that is possible and wanted.
+
+    Returns True when the extension runs (agent.tm and agent.builder are
+    replaced); False when the agent should use tracemalloc, after a note
+    saying why when the user asked for --sample.
+    """
+    mean = config.get("sample") or 0
+    if not mean and (config.get("tracer") == "tracemalloc" or agent.tm.is_tracing()):
+        return False    # asked for, or the program's own (-X tracemalloc)
+    ext = load_extension(config.get("ext_dir"), "_sampler")
+    why = None
+    if ext is None:
+        if not config.get("ext_dir"):
+            why = "the pure-Python agent cannot sample"
+        else:
+            why = "no _sampler extension loads in Python %s" % (python_version,)
+    else:
+        tracer = Tracer(ext, agent.depth, mean)
+        try:
+            tracer.start(agent.depth)
+        except Exception as exc:
+            why = str(exc)
+    if why is not None:
+        if mean:
+            agent.note("--sample is unavailable: %s; tracking every allocation with "
+                       "tracemalloc instead" % why)
+        return False
+    agent.tm = tracer
+    agent.builder = Builder(agent)
+    agent.started_tracing = True
+    return True
