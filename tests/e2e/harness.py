@@ -36,12 +36,12 @@ def program_env(extra=None):
 
 def ext_built(name, python=PYTHON):
     """Whether the build tree beside LEAKDIFF holds the C accelerator
-    `name` (_census, _sampler) built for `python`."""
+    `name` (_census, _sampler) built for `python`, and it loads there (the
+    sampler refuses interpreters whose frames it does not know)."""
     ext_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(LEAKDIFF))),
                            "agents", "python", "ext")
-    r = run([python, "-c", "import importlib.machinery as m; print(' '.join(m.EXTENSION_SUFFIXES))"])
-    return r.returncode == 0 and any(os.path.isfile(os.path.join(ext_dir, name + s))
-                                     for s in r.stdout.split())
+    r = run([python, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import " + name, ext_dir])
+    return r.returncode == 0
 
 
 def run(args, env=None, cwd=None, timeout=120, input=None):

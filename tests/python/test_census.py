@@ -225,6 +225,7 @@ class Interface(unittest.TestCase):
         self.assertIsNotNone(_agent.load_extension(os.environ.get("LEAKDIFF_EXT_DIR"), "_census"))
 
 
+@unittest.skipIf(EXT is None, "the _census extension is not built for this interpreter")
 class QuietAllocations(unittest.TestCase):
     def setUp(self):
         if tracemalloc.is_tracing():

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""The allocator-hook extension (_sampler) in exact mode, in this process.
+
+start(0, depth) makes it record every block of the MEM and OBJ domains;
+the counts below are known by construction. Runs under the interpreter
+the extension was built for; LEAKDIFF_EXT_DIR names the directory holding
+it (without it, or when it does not load, everything is skipped).
+"""
+import os
+import sys
+import threading
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+import harness  # noqa: E402
+
+sys.path.insert(0, os.path.join(harness.SOURCE, "agents", "python"))
+from leakdiff import _agent  # noqa: E402
+
+import unittest  # noqa: E402
+
+EXT = _agent.load_extension(os.environ.get("LEAKDIFF_EXT_DIR"), "_sampler")
+N = 1000
+
+
+class Slotted:
+    __slots__ = ("v",)
+
+    def __init__(self, v):
+        self.v = v
+
+
+def make(v):
+    return Slotted(v)  # one block per call
+
+
+MAKE_LINE = make.__code__.co_firstlineno + 1
+
+
+def rows_at(line):
+    """(count, bytes, picked) summed over the live sites whose innermost
+    frame is this file at line."""
+    count = size = picked = 0
+    for frames, c, b, n in EXT.sites():
+        if frames and frames[0] == (__file__, line):
+            count += c
+            size += b
+            picked += n
+    return count, size, picked
+
+
+def setUpModule():
+    if EXT is None:
+        raise unittest.SkipTest("the _sampler extension does not load in this interpreter")
+    if not EXT.is_on():
+        EXT.start(0.0, 8)
+
+
+class Exact(unittest.TestCase):
+    def test_every_block_counted_and_frees_seen(self):
+        keep = [make(i) for i in range(N)]
+        count, size, picked = rows_at(MAKE_LINE)
+        self.assertEqual((count, picked), (N, N))
+        self.assertEqual(size % N, 0)
+        self.assertGreaterEqual(size // N, sys.getsizeof(keep[0]) - 2 * 8)
+        del keep[::2]
+        self.assertEqual(rows_at(MAKE_LINE)[0], N // 2)
+        del keep
+        self.assertEqual(rows_at(MAKE_LINE)[0], 0)
+
+    def test_stats_say_exact(self):
+        stats = EXT.stats()
+        self.assertEqual(stats["exact"], 1)
+        self.assertEqual(stats["mean"], 0.0)
+
+    def test_tally_by_stack(self):
+        keep = [make(i) for i in range(N)]
+        rows = EXT.tally(keep, 40)
+        self.assertEqual(len(rows), 1)
+        stack, count, size, picked = rows[0]
+        self.assertEqual((count, size, picked), (N, 40.0 * N, N))
+        self.assertEqual(EXT.frames(stack)[0], (__file__, MAKE_LINE))
+        # one size per object
+        rows = EXT.tally(keep, list(range(N)))
+        self.assertEqual(rows[0][1:], (N, float(sum(range(N))), N))
+        # objects allocated before start() (or never seen) count nothing
+        self.assertEqual(EXT.tally([None, Slotted, sys], 8), [])
+
+    def test_tally_refuses_bad_sizes(self):
+        keep = [make(0)]
+        with self.assertRaises(TypeError):
+            EXT.tally(keep, [1, 2])
+        with self.assertRaises(ValueError):
+            EXT.tally(keep, -1)
+        with self.assertRaises(ValueError):
+            EXT.tally(keep, [-5])
+        with self.assertRaises(TypeError):
+            EXT.tally(tuple(keep), 8)
+
+    def test_quiet_thread_is_not_recorded(self):
+        kept = {}
+        ready, go = threading.Event(), threading.Event()
+
+        def quiet_worker():
+            self.assertTrue(EXT.quiet(True))
+            try:
+                ready.set()
+                go.wait(10)
+                kept["quiet"] = [make(i) for i in range(N)]
+            finally:
+                EXT.quiet(False)
+            kept["loud"] = [make(i) for i in range(N)]
+
+        t = threading.Thread(target=quiet_worker)
+        t.start()
+        ready.wait(10)
+        # another thread goes on being recorded while one is quiet
+        mine = [make(i) for i in range(N)]
+        go.set()
+        t.join()
+        self.assertEqual(EXT.tally(kept["quiet"], 1), [])
+        self.assertEqual(EXT.tally(kept["loud"], 1)[0][3], N)
+        self.assertEqual(EXT.tally(mine, 1)[0][3], N)
+        self.assertEqual(rows_at(MAKE_LINE)[0], 2 * N)
+
+
+if __name__ == "__main__":
+    harness.main()
