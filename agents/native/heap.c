@@ -4,10 +4,12 @@
  * The live table maps each tracked block's address to its site and size:
  * 256 shards, each an open-addressing table with linear probing and
  * backward-shift deletion (no tombstones, so heavy churn does not degrade
- * it), guarded by its own spin lock. A slot is 16 bytes; tables double at
- * 3/4 full and halve below 3/16, so a live block costs 21 to 43 bytes while
- * the heap grows (at most 85 just before a shrink). Sizes of 4 GiB and more
- * do not fit a slot and live in a small side table.
+ * it), guarded by its own spin lock. A slot is 16 bytes. Tables grow by half
+ * at 3/4 full and halve below 3/16, so a live block costs 21 to 32 bytes
+ * while the heap grows (at most 85 just before a shrink); doubling would
+ * have cost up to 43. Capacities are multiples of SHARD_MIN slots, not
+ * powers of two, so a hash is mapped to a slot by a multiply and a shift.
+ * Sizes of 4 GiB and more do not fit a slot and live in a small side table.
  *
  * The site table maps a stack (the return addresses of one allocation) to a
  * site record. Records sit in fixed chunks found through a directory, so a
@@ -267,7 +269,7 @@ bool ld_heap_site_info(uint32_t id, struct ld_site_info *out)
 
 #define SHARD_BITS 8
 #define SHARDS (1u << SHARD_BITS)
-#define SHARD_MIN 256 /* slots: one page */
+#define SHARD_MIN 256 /* slots: one page; every capacity is a multiple */
 #define HUGE_SIZE UINT32_MAX /* slot size meaning "see the huge table" */
 
 struct slot {
@@ -279,7 +281,7 @@ struct slot {
 struct shard {
 	atomic_int lock;
 	uint32_t count;
-	size_t mask; /* capacity - 1; 0 before the first block */
+	size_t cap; /* slots; 0 before the first block */
 	struct slot *slots;
 } __attribute__((aligned(64)));
 
@@ -371,34 +373,47 @@ bool ld_heap_use_filter(void)
 	return filter != NULL;
 }
 
+/*
+ * The home slot of hash h in a table of cap slots: the low 32 bits of h
+ * scaled to [0, cap) (the high bits picked the shard).
+ */
+static inline size_t home_of(uint64_t h, size_t cap)
+{
+	return (size_t)(((h & UINT32_MAX) * (uint64_t)cap) >> 32);
+}
+
+static inline size_t next_slot(size_t i, size_t cap)
+{
+	return i + 1 == cap ? 0 : i + 1;
+}
+
 /* Rebuilds a shard's table with ncap slots; called with its lock held. */
 static bool shard_resize(struct shard *sh, size_t ncap)
 {
 	struct slot *slots = ld_pages(ncap * sizeof(*slots));
 	if (!slots)
 		return false;
-	size_t nmask = ncap - 1;
-	for (size_t i = 0; sh->mask && i <= sh->mask; i++) {
+	for (size_t i = 0; i < sh->cap; i++) {
 		if (!sh->slots[i].ptr)
 			continue;
-		size_t j = ptr_hash(sh->slots[i].ptr) & nmask;
+		size_t j = home_of(ptr_hash(sh->slots[i].ptr), ncap);
 		while (slots[j].ptr)
-			j = (j + 1) & nmask;
+			j = next_slot(j, ncap);
 		slots[j] = sh->slots[i];
 	}
 	if (sh->slots)
-		munmap(sh->slots, (sh->mask + 1) * sizeof(*slots));
+		munmap(sh->slots, sh->cap * sizeof(*slots));
 	sh->slots = slots;
-	sh->mask = nmask;
+	sh->cap = ncap;
 	return true;
 }
 
 /* Finds ptr's slot index, or returns false; lock held. */
 static bool shard_find(const struct shard *sh, uintptr_t ptr, uint64_t h, size_t *at)
 {
-	if (!sh->mask)
+	if (!sh->cap)
 		return false;
-	for (size_t i = h & sh->mask;; i = (i + 1) & sh->mask) {
+	for (size_t i = home_of(h, sh->cap);; i = next_slot(i, sh->cap)) {
 		if (sh->slots[i].ptr == ptr) {
 			*at = i;
 			return true;
@@ -408,12 +423,28 @@ static bool shard_find(const struct shard *sh, uintptr_t ptr, uint64_t h, size_t
 	}
 }
 
+/*
+ * Capacities one step up and down, in whole pages of slots. Growing by at
+ * most half keeps a table at least half full after it grew from 3/4.
+ */
+static size_t grown(size_t cap)
+{
+	size_t half_more = (cap + cap / 2) / SHARD_MIN * SHARD_MIN;
+	return half_more > cap + SHARD_MIN ? half_more : cap + SHARD_MIN;
+}
+
+static size_t shrunk(size_t cap)
+{
+	size_t half = cap / 2 / SHARD_MIN * SHARD_MIN;
+	return half < SHARD_MIN ? SHARD_MIN : half;
+}
+
 /* Empties slot i, shifting back later members of its probe run; lock held. */
 static void shard_delete(struct shard *sh, size_t i)
 {
-	size_t mask = sh->mask;
-	for (size_t j = (i + 1) & mask; sh->slots[j].ptr; j = (j + 1) & mask) {
-		size_t home = ptr_hash(sh->slots[j].ptr) & mask;
+	size_t cap = sh->cap;
+	for (size_t j = next_slot(i, cap); sh->slots[j].ptr; j = next_slot(j, cap)) {
+		size_t home = home_of(ptr_hash(sh->slots[j].ptr), cap);
 		/* The entry at j may move to i unless its home lies cyclically in (i, j]. */
 		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
 		if (!stays) {
@@ -423,8 +454,8 @@ static void shard_delete(struct shard *sh, size_t i)
 	}
 	sh->slots[i].ptr = 0;
 	sh->count--;
-	if (sh->mask + 1 > SHARD_MIN && (size_t)sh->count * 16 < (sh->mask + 1) * 3)
-		shard_resize(sh, (sh->mask + 1) / 2); /* a failure just keeps the big table */
+	if (cap > SHARD_MIN && (size_t)sh->count * 16 < cap * 3)
+		shard_resize(sh, shrunk(cap)); /* a failure just keeps the big table */
 }
 
 /*
@@ -479,8 +510,8 @@ bool ld_heap_add(uintptr_t ptr, size_t size, uint32_t site)
 		ld_unlock(&sh->lock);
 		return true;
 	}
-	size_t cap = sh->mask ? sh->mask + 1 : 0;
-	if ((sh->count + 1) * 4 > cap * 3 && !shard_resize(sh, cap ? cap * 2 : SHARD_MIN) &&
+	size_t cap = sh->cap;
+	if ((sh->count + 1) * 4 > cap * 3 && !shard_resize(sh, grown(cap)) &&
 	    (!cap || (sh->count + 1) * 16 > cap * 15)) {
 		ld_unlock(&sh->lock);
 		return false;
@@ -498,9 +529,9 @@ bool ld_heap_add(uintptr_t ptr, size_t size, uint32_t site)
 		ld_unlock(&sh->lock);
 		return false;
 	}
-	i = h & sh->mask;
+	i = home_of(h, sh->cap);
 	while (sh->slots[i].ptr)
-		i = (i + 1) & sh->mask;
+		i = next_slot(i, sh->cap);
 	sh->slots[i].ptr = ptr;
 	sh->slots[i].site = site;
 	sh->slots[i].size = slot_size;
@@ -528,7 +559,7 @@ void ld_heap_collect(struct ld_site_live *acc, uint32_t n, double sample_mean)
 	for (unsigned k = 0; k < SHARDS; k++) {
 		struct shard *sh = &shards[k];
 		ld_lock(&sh->lock);
-		for (size_t i = 0; sh->mask && i <= sh->mask; i++) {
+		for (size_t i = 0; i < sh->cap; i++) {
 			const struct slot *sl = &sh->slots[i];
 			if (!sl->ptr || sl->site > n)
 				continue;
