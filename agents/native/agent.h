@@ -74,6 +74,28 @@ int ld_heap_init(void) LD_HIDDEN;
  */
 bool ld_heap_use_filter(void) LD_HIDDEN;
 
+/* The sampled mode's filter: NULL in exact mode; see heap.c. */
+#define LD_HEAP_FILTER_BITS 15
+extern _Atomic uint16_t *ld_heap_filter LD_HIDDEN;
+
+/*
+ * False when ptr cannot be in the live table, so that a free of a block
+ * that was never recorded (nearly all of them when sampling) costs a load
+ * and no call. 64 KiB of counters keep it in cache; they are bucketed by
+ * the address itself (blocks are 16-byte aligned, so neighbours land in
+ * neighbouring buckets), which needs no multiply.
+ */
+static inline _Atomic uint16_t *ld_heap_filter_bucket(uintptr_t ptr)
+{
+	return &ld_heap_filter[((ptr >> 4) ^ (ptr >> (4 + LD_HEAP_FILTER_BITS))) &
+			       ((1u << LD_HEAP_FILTER_BITS) - 1)];
+}
+
+static inline bool ld_heap_may_hold(uintptr_t ptr)
+{
+	return !ld_heap_filter || atomic_load_explicit(ld_heap_filter_bucket(ptr), memory_order_relaxed);
+}
+
 /* Hash of a stack as ld_heap_site() wants it (never 0). */
 uint64_t ld_heap_hash(const uintptr_t *stack, uint32_t depth) LD_HIDDEN;
 
@@ -98,6 +120,7 @@ bool ld_heap_add(uintptr_t ptr, size_t size, uint32_t site) LD_HIDDEN;
 /*
  * Forgets the live block ptr. Returns false when it was not tracked;
  * otherwise its site and size go to *site and *size (either may be NULL).
+ * Callers skip it when ld_heap_may_hold(ptr) is false.
  */
 bool ld_heap_remove(uintptr_t ptr, uint32_t *site, size_t *size) LD_HIDDEN;
 

@@ -346,31 +346,21 @@ static inline uint64_t ptr_hash(uintptr_t ptr)
  * and taking its shard's lock just to find nothing cost more than all the
  * rest of the sampled path. The filter counts, per bucket of addresses, the
  * blocks in the table: a free whose bucket reads 0 cannot be in it and
- * skips the lock. A bucket is incremented before its block goes into the
- * table and decremented after it leaves, so a recorded block's bucket is
- * never 0 while the block is in the table, and the thread freeing a block
- * got it from the one that allocated it through the program's own
+ * skips the lock (ld_heap_may_hold, in agent.h, on the caller's side). A
+ * bucket is incremented before its block goes into the table and
+ * decremented after it leaves, so a recorded block's bucket is never 0
+ * while the block is in the table, and the thread freeing a block got it
+ * from the one that allocated it through the program's own
  * synchronisation, which orders the increment before the load. Off (NULL)
- * in exact mode, where every free finds its block anyway.
+ * in exact mode, where every free finds its block anyway. A megabyte of
+ * counters made each free a cache miss; 64 KiB stay in cache.
  */
-#define FILTER_BITS 15
-static _Atomic uint16_t *filter;
-
-/*
- * 64 KiB of counters, so that the check stays in cache: a megabyte of them
- * made each free a cache miss. Bucketed by the address itself (blocks are
- * 16-byte aligned, neighbours land in neighbouring buckets), which costs no
- * multiply on the path every free takes.
- */
-static inline _Atomic uint16_t *filter_bucket(uintptr_t ptr)
-{
-	return &filter[((ptr >> 4) ^ (ptr >> (4 + FILTER_BITS))) & ((1u << FILTER_BITS) - 1)];
-}
+_Atomic uint16_t *ld_heap_filter;
 
 bool ld_heap_use_filter(void)
 {
-	filter = ld_pages(sizeof(*filter) << FILTER_BITS);
-	return filter != NULL;
+	ld_heap_filter = ld_pages(sizeof(*ld_heap_filter) << LD_HEAP_FILTER_BITS);
+	return ld_heap_filter != NULL;
 }
 
 /*
@@ -465,8 +455,6 @@ static void shard_delete(struct shard *sh, size_t i)
  */
 static bool live_take(uintptr_t ptr, uint32_t *site, size_t *size)
 {
-	if (filter && !atomic_load_explicit(filter_bucket(ptr), memory_order_relaxed))
-		return false;
 	uint64_t h = ptr_hash(ptr);
 	struct shard *sh = &shards[h >> (64 - SHARD_BITS)];
 	size_t i;
@@ -479,8 +467,8 @@ static bool live_take(uintptr_t ptr, uint32_t *site, size_t *size)
 	uint32_t sz = sh->slots[i].size;
 	shard_delete(sh, i);
 	*size = sz == HUGE_SIZE ? huge_take(ptr) : sz;
-	if (filter)
-		atomic_fetch_sub_explicit(filter_bucket(ptr), 1, memory_order_relaxed);
+	if (ld_heap_filter)
+		atomic_fetch_sub_explicit(ld_heap_filter_bucket(ptr), 1, memory_order_relaxed);
 	ld_unlock(&sh->lock);
 	return true;
 }
@@ -522,8 +510,8 @@ bool ld_heap_add(uintptr_t ptr, size_t size, uint32_t site)
 	}
 	/* Saturating would break the count; 65,535 blocks in one bucket means
 	 * the filter is no use anyway: leave such a block out. */
-	if (filter && atomic_fetch_add_explicit(filter_bucket(ptr), 1, memory_order_relaxed) == UINT16_MAX) {
-		atomic_fetch_sub_explicit(filter_bucket(ptr), 1, memory_order_relaxed);
+	if (ld_heap_filter && atomic_fetch_add_explicit(ld_heap_filter_bucket(ptr), 1, memory_order_relaxed) == UINT16_MAX) {
+		atomic_fetch_sub_explicit(ld_heap_filter_bucket(ptr), 1, memory_order_relaxed);
 		if (slot_size == HUGE_SIZE)
 			huge_take(ptr);
 		ld_unlock(&sh->lock);

@@ -276,30 +276,61 @@ static int64_t next_gap(void)
 	return gap < 1 ? 1 : gap > 0x1.0p62 ? INT64_C(1) << 62 : (int64_t)gap;
 }
 
-static bool sample_this(size_t size)
+/* A thread's first draw (sample_left starts at 0), and every pick. */
+static __attribute__((noinline)) bool sample_draw(size_t size)
 {
 	if (!sample_rng) {
 		uint64_t seed = (uint64_t)(uintptr_t)&sample_rng ^ (uint64_t)mono_ns() * UINT64_C(0x9e3779b97f4a7c15);
 		sample_rng = seed ? seed : 1;
 		sample_left = next_gap();
-	}
-	if (size < (uint64_t)sample_left) {
-		sample_left -= (int64_t)size;
-		return false;
+		if (size < (uint64_t)sample_left) {
+			sample_left -= (int64_t)size;
+			return false;
+		}
 	}
 	sample_left = next_gap();
 	return true;
 }
 
-/* Records a new block; keeps errno as the allocator left it. */
-static void track(void *p, size_t size)
+static inline bool sample_this(size_t size)
+{
+	if (size < (uint64_t)sample_left) {
+		sample_left -= (int64_t)size;
+		return false;
+	}
+	return sample_draw(size);
+}
+
+/*
+ * Records a new block if it is to be (all of them in exact mode); keeps
+ * errno as the allocator left it. Called outside the agent (busy clear):
+ * the flag is set only around the agent's own work, because glibc's
+ * allocator does not call back into malloc, and a block not sampled then
+ * costs no write to it.
+ */
+static inline void track(void *p, size_t size)
 {
 	if (cfg.sample && !sample_this(size))
 		return;
+	busy = 1;
 	int e = errno;
 	if (!record_block(p, size))
 		ld_heap_count_untracked();
 	errno = e;
+	busy = 0;
+}
+
+/* Takes ptr out of the table before glibc gets it back; busy clear. */
+static inline bool untrack(void *ptr, uint32_t *site, size_t *size)
+{
+	if (!ptr || !ld_heap_may_hold((uintptr_t)ptr))
+		return false;
+	busy = 1;
+	int e = errno;
+	bool had = ld_heap_remove((uintptr_t)ptr, site, size);
+	errno = e;
+	busy = 0;
+	return had;
 }
 
 /* ------------------------------------------------------------ hooks */
@@ -316,39 +347,26 @@ static void track(void *p, size_t size)
 
 LD_EXPORT void *malloc(size_t size)
 {
-	if (!tracking())
-		return __libc_malloc(size);
-	busy = 1;
 	void *p = __libc_malloc(size);
-	if (p)
+	if (p && tracking())
 		track(p, size);
-	busy = 0;
 	return p;
 }
 
 LD_EXPORT void *calloc(size_t n, size_t size)
 {
-	if (!tracking())
-		return __libc_calloc(n, size);
-	busy = 1;
 	void *p = __libc_calloc(n, size);
-	if (p)
+	if (p && tracking())
 		track(p, n * size); /* cannot overflow: the block exists */
-	busy = 0;
 	return p;
 }
 
 LD_EXPORT void free(void *ptr)
 {
-	if (ptr && tracking()) {
-		busy = 1;
-		int e = errno;
-		/* Out of the table before the block is free: once glibc has it back,
-		 * another thread may be handed the same address. */
-		ld_heap_remove((uintptr_t)ptr, NULL, NULL);
-		errno = e;
-		busy = 0;
-	}
+	/* Out of the table before the block is free: once glibc has it back,
+	 * another thread may be handed the same address. */
+	if (tracking())
+		untrack(ptr, NULL, NULL);
 	__libc_free(ptr);
 }
 
@@ -356,24 +374,22 @@ static void *do_realloc(void *old, size_t size)
 {
 	if (!tracking())
 		return __libc_realloc(old, size);
-	busy = 1;
 	uint32_t site = 0;
 	size_t old_size = 0;
-	int e = errno;
-	bool had = old && ld_heap_remove((uintptr_t)old, &site, &old_size);
-	errno = e;
+	bool had = untrack(old, &site, &old_size);
 	void *p = __libc_realloc(old, size);
-	e = errno;
 	if (p) {
 		/* The new block belongs to the stack that resized it. */
 		track(p, size);
 	} else if (had && size != 0) {
 		/* Failed: the old block is intact (with size 0 glibc freed it). */
+		busy = 1;
+		int e = errno;
 		if (!ld_heap_add((uintptr_t)old, old_size, site))
 			ld_heap_count_untracked();
+		errno = e;
+		busy = 0;
 	}
-	errno = e;
-	busy = 0;
 	return p;
 }
 
@@ -394,13 +410,9 @@ LD_EXPORT void *reallocarray(void *ptr, size_t n, size_t size)
 
 LD_EXPORT void *memalign(size_t align, size_t size)
 {
-	if (!tracking())
-		return __libc_memalign(align, size);
-	busy = 1;
 	void *p = __libc_memalign(align, size);
-	if (p)
+	if (p && tracking())
 		track(p, size);
-	busy = 0;
 	return p;
 }
 
@@ -415,13 +427,9 @@ static void *call_aligned_alloc(size_t align, size_t size)
 
 LD_EXPORT void *aligned_alloc(size_t align, size_t size)
 {
-	if (!tracking())
-		return call_aligned_alloc(align, size);
-	busy = 1;
 	void *p = call_aligned_alloc(align, size);
-	if (p)
+	if (p && tracking())
 		track(p, size);
-	busy = 0;
 	return p;
 }
 
@@ -445,37 +453,25 @@ static int call_posix_memalign(void **out, size_t align, size_t size)
 
 LD_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 {
-	if (!tracking())
-		return call_posix_memalign(out, align, size);
-	busy = 1;
 	int r = call_posix_memalign(out, align, size);
-	if (r == 0)
+	if (r == 0 && tracking())
 		track(*out, size);
-	busy = 0;
 	return r;
 }
 
 LD_EXPORT void *valloc(size_t size)
 {
-	if (!tracking())
-		return __libc_valloc(size);
-	busy = 1;
 	void *p = __libc_valloc(size);
-	if (p)
+	if (p && tracking())
 		track(p, size);
-	busy = 0;
 	return p;
 }
 
 LD_EXPORT void *pvalloc(size_t size)
 {
-	if (!tracking())
-		return __libc_pvalloc(size);
-	busy = 1;
 	void *p = __libc_pvalloc(size);
-	if (p)
+	if (p && tracking())
 		track(p, size);
-	busy = 0;
 	return p;
 }
 
