@@ -469,6 +469,10 @@ int ld_report_show_text(FILE *out, const struct ld_diff *d, const struct ld_repo
 		}
 		if (m->depth >= 0)
 			ld_buf_printf(&w.b, ", tracebacks of up to %lld frames", (long long)m->depth);
+		if (m->tracer) {
+			ld_buf_puts(&w.b, ", recorded with ");
+			text(&w, strcmp(m->tracer, "hooks") == 0 ? "the allocator hooks" : m->tracer);
+		}
 		ld_buf_putc(&w.b, '\n');
 	}
 	totals(&w, d, true);

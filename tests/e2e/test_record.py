@@ -124,6 +124,10 @@ class Tracers(Recorder):
     def tracer_of(self, *cmd, env=None, opts=()):
         _, out = self.record("t.snap", *cmd, env=env, opts=opts)
         meta = load_snap(out)["meta"]
+        shown = leakdiff("show", out).stdout
+        said = {"hooks": "recorded with the allocator hooks",
+                "tracemalloc": "recorded with tracemalloc"}.get(meta.get("tracer"))
+        self.assertIn(said, shown)
         return meta.get("tracer"), meta.get("depth")
 
     def test_hooks_by_default(self):
