@@ -37,6 +37,13 @@ def make(v):
 MAKE_LINE = make.__code__.co_firstlineno + 1
 
 
+def make_huge():
+    return bytes(5 << 30)  # calloc'd: its pages are never touched
+
+
+HUGE_LINE = make_huge.__code__.co_firstlineno + 1
+
+
 def rows_at(line):
     """(count, bytes, picked) summed over the live sites whose innermost
     frame is this file at line."""
@@ -67,6 +74,20 @@ class Exact(unittest.TestCase):
         self.assertEqual(rows_at(MAKE_LINE)[0], N // 2)
         del keep
         self.assertEqual(rows_at(MAKE_LINE)[0], 0)
+
+    def test_blocks_of_4gib_and_more(self):
+        # Too big for a slot's 32-bit size: kept beside the table.
+        try:
+            big = make_huge()
+        except MemoryError:
+            self.skipTest("no 5 GiB of address space here")
+        count, size, picked = rows_at(HUGE_LINE)
+        self.assertEqual((count, picked), (1, 1))
+        self.assertGreaterEqual(size, 5 << 30)
+        self.assertLess(size, (5 << 30) + 4096)
+        self.assertEqual(EXT.tally([big], 7)[0][1:], (1, 7.0, 1))
+        del big
+        self.assertEqual(rows_at(HUGE_LINE), (0, 0, 0))
 
     def test_stats_say_exact(self):
         stats = EXT.stats()

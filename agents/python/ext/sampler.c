@@ -77,10 +77,21 @@ struct stack {
 	struct frame_ref frames[];
 };
 
+/*
+ * 16 bytes: in exact mode there is one per live block of the program. A
+ * size of HUGE or more is kept in S.huge instead, as in the native agent.
+ */
+#define HUGE UINT32_MAX
+
 struct slot {
 	uintptr_t ptr; /* 0: empty */
-	size_t size;
+	uint32_t size; /* HUGE: see S.huge */
 	uint32_t stack;
+};
+
+struct huge_block {
+	uintptr_t ptr;
+	size_t size;
 };
 
 struct domain {
@@ -99,6 +110,9 @@ static struct {
 	/* live picked blocks: open addressing, linear probing, backward-shift deletion */
 	struct slot *slots;
 	size_t mask, live;
+	/* picked blocks of 4 GiB and more: rare, so a plain array */
+	struct huge_block *huge;
+	size_t nhuge, cap_huge;
 	/* interned stacks: ids index `stacks` (NULL once forgotten); `index` maps hashes to ids (0 empty) */
 	struct stack **stacks;
 	uint32_t nstacks, cap_stacks, kept;
@@ -280,9 +294,53 @@ static int live_resize(size_t ncap)
 	return 0;
 }
 
+/* Takes ptr out of the huge blocks; its size, or 0 when it is not there. */
+static size_t huge_take(uintptr_t ptr)
+{
+	for (size_t i = 0; i < S.nhuge; i++) {
+		if (S.huge[i].ptr == ptr) {
+			size_t size = S.huge[i].size;
+			S.huge[i] = S.huge[--S.nhuge];
+			return size;
+		}
+	}
+	return 0;
+}
+
+static int huge_put(uintptr_t ptr, size_t size)
+{
+	if (S.nhuge == S.cap_huge) {
+		size_t ncap = S.cap_huge ? S.cap_huge * 2 : 16;
+		struct huge_block *v = realloc(S.huge, ncap * sizeof(*v));
+		if (!v)
+			return -1;
+		S.huge = v;
+		S.cap_huge = ncap;
+	}
+	S.huge[S.nhuge].ptr = ptr;
+	S.huge[S.nhuge].size = size;
+	S.nhuge++;
+	return 0;
+}
+
+/* The size of the block in a slot. */
+static size_t size_of(const struct slot *sl)
+{
+	if (sl->size != HUGE)
+		return sl->size;
+	for (size_t i = 0; i < S.nhuge; i++)
+		if (S.huge[i].ptr == sl->ptr)
+			return S.huge[i].size;
+	return HUGE;
+}
+
+/*
+ * Tables double at 3/4 full and halve below 1/8, so a picked block costs
+ * 21 to 43 bytes of table while the heap grows.
+ */
 static void live_put(void *ptr, size_t size, uint32_t stack)
 {
-	if (!S.slots || (S.live + 1) * 2 > S.mask + 1) {
+	if (!S.slots || (S.live + 1) * 4 > (S.mask + 1) * 3) {
 		if (live_resize(S.slots ? (S.mask + 1) * 2 : 256) < 0) {
 			S.dropped++;
 			return;
@@ -293,8 +351,14 @@ static void live_put(void *ptr, size_t size, uint32_t stack)
 		j = (j + 1) & S.mask;
 	if (!S.slots[j].ptr)
 		S.live++;
+	else if (S.slots[j].size == HUGE)
+		huge_take((uintptr_t)ptr); /* a free the hooks did not see */
+	if (size >= HUGE && huge_put((uintptr_t)ptr, size) < 0) {
+		S.dropped++;
+		size = 0; /* still a block; its size is lost */
+	}
 	S.slots[j].ptr = (uintptr_t)ptr;
-	S.slots[j].size = size;
+	S.slots[j].size = size >= HUGE ? HUGE : (uint32_t)size;
 	S.slots[j].stack = stack;
 }
 
@@ -319,6 +383,8 @@ static inline void live_drop(void *ptr)
 			return;
 		i = (i + 1) & mask;
 	}
+	if (S.slots[i].size == HUGE)
+		huge_take((uintptr_t)ptr);
 	/* Backward-shift deletion: pull later entries of the run into the hole. */
 	size_t hole = i;
 	for (size_t j = (i + 1) & mask; S.slots[j].ptr; j = (j + 1) & mask) {
@@ -549,11 +615,12 @@ static PyObject *sampler_sites(PyObject *self, PyObject *unused)
 		if (!sl->ptr || sl->stack > n)
 			continue;
 		acc[sl->stack].seen++;
-		if (!sl->size && !S.exact) /* never picked by chance; see pick() */
+		size_t size = size_of(sl);
+		if (!size && !S.exact) /* never picked by chance; see pick() */
 			continue;
-		double w = weight(sl->size);
+		double w = weight(size);
 		acc[sl->stack].count += w;
-		acc[sl->stack].bytes += w * (double)sl->size;
+		acc[sl->stack].bytes += w * (double)size;
 	}
 	forget_unused(acc, n);
 	PyObject *out = PyList_New(0);
@@ -607,7 +674,7 @@ static PyObject *sampler_picked(PyObject *self, PyObject *objs)
 			continue;
 		/* Read the slot before building objects: that may move the table. */
 		unsigned int stack = sl->stack;
-		double w = weight(sl->size);
+		double w = weight(size_of(sl));
 		PyObject *row = Py_BuildValue("(nId)", i, stack, w);
 		if (!row || PyList_Append(out, row) < 0)
 			Py_CLEAR(out);
@@ -670,7 +737,7 @@ static PyObject *sampler_tally(PyObject *self, PyObject *args)
 		struct acc *a = &acc[sl->stack];
 		if (!a->seen++)
 			touched[ntouched++] = sl->stack;
-		double w = weight(sl->size);
+		double w = weight(size_of(sl));
 		a->count += w;
 		a->bytes += w * (double)size;
 	}
