@@ -132,7 +132,8 @@ int ld_diff_create(const struct ld_snapshot *before, const struct ld_snapshot *a
  * snapshots: every row's grew_in becomes the number of the n-1 consecutive
  * pairs in which it grew, so that steady growth (a leak) stands apart from
  * a row that went up and down (noise). The snapshots must outlive d.
- * Returns 0 or -ENOMEM; on failure d is unchanged.
+ * Returns 0, -ENOMEM or -E2BIG (as ld_diff_create()); on failure d is
+ * unchanged.
  */
 int ld_diff_trend(struct ld_diff *d, const struct ld_snapshot *const *snaps, size_t n,
 		  const struct ld_diff_opts *opts);
