@@ -9,6 +9,7 @@ it (without it, or when it does not load, everything is skipped).
 import os
 import sys
 import threading
+import weakref
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
@@ -88,6 +89,22 @@ class Exact(unittest.TestCase):
         self.assertEqual(EXT.tally([big], 7)[0][1:], (1, 7.0, 1))
         del big
         self.assertEqual(rows_at(HUGE_LINE), (0, 0, 0))
+
+    def test_code_compiled_at_run_time_is_released(self):
+        # Each compiled snippet allocates under its own code object; once
+        # its blocks are gone the extension lets the code object go too,
+        # without waiting for a snapshot (see DEAD_MAX in sampler.c).
+        refs = []
+        for i in range(20000):
+            code = compile("x = [%d]" % i, "<snippet>", "exec")
+            ns = {}
+            exec(code, ns)
+            refs.append(weakref.ref(code))
+            del ns, code
+        for _ in range(1000):
+            pass  # the main thread runs pending calls between bytecodes
+        alive = sum(1 for r in refs if r() is not None)
+        self.assertLess(alive, len(refs) // 2)
 
     def test_stats_say_exact(self):
         stats = EXT.stats()

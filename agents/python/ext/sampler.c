@@ -73,9 +73,19 @@ struct frame_ref {
 
 struct stack {
 	uint64_t hash;
+	uint64_t live; /* slots of the live table that name this stack */
 	uint32_t depth;
 	struct frame_ref frames[];
 };
+
+/*
+ * A stack no live block uses still holds its code objects. Code compiled
+ * at run time (eval, exec, a class made per call) would pile up, so once
+ * more than DEAD_MAX stacks, and more than half of all, are unused, they
+ * are forgotten at the interpreter's next pending-call check: not in the
+ * hook, where releasing a code object could run Python code.
+ */
+#define DEAD_MAX 4096
 
 /*
  * 16 bytes: in exact mode there is one per live block of the program. A
@@ -116,6 +126,8 @@ static struct {
 	/* interned stacks: ids index `stacks` (NULL once forgotten); `index` maps hashes to ids (0 empty) */
 	struct stack **stacks;
 	uint32_t nstacks, cap_stacks, kept;
+	uint32_t used;          /* kept stacks with live blocks */
+	int cleanup_pending;    /* forget_dead() is queued with Py_AddPendingCall */
 	uint32_t *index;
 	size_t index_mask;
 	uint64_t picked;  /* blocks ever picked */
@@ -254,6 +266,7 @@ static uint32_t intern(uint32_t n)
 	if (!s)
 		return 0;
 	s->hash = h;
+	s->live = 0;
 	s->depth = n;
 	memcpy(s->frames, scratch, n * sizeof(*scratch));
 	for (uint32_t i = 0; i < n; i++)
@@ -292,6 +305,25 @@ static int live_resize(size_t ncap)
 	S.slots = v;
 	S.mask = ncap - 1;
 	return 0;
+}
+
+static int forget_later(void *unused);
+
+static inline void stack_ref(uint32_t id)
+{
+	if (S.stacks[id]->live++ == 0)
+		S.used++;
+}
+
+static inline void stack_unref(uint32_t id)
+{
+	if (--S.stacks[id]->live != 0)
+		return;
+	S.used--;
+	uint32_t dead = S.kept - S.used;
+	if (dead > DEAD_MAX && dead * 2 > S.kept && !S.cleanup_pending &&
+	    Py_AddPendingCall(forget_later, NULL) == 0)
+		S.cleanup_pending = 1;
 }
 
 /* Takes ptr out of the huge blocks; its size, or 0 when it is not there. */
@@ -349,10 +381,14 @@ static void live_put(void *ptr, size_t size, uint32_t stack)
 	size_t j = slot_of((uintptr_t)ptr, S.mask);
 	while (S.slots[j].ptr && S.slots[j].ptr != (uintptr_t)ptr)
 		j = (j + 1) & S.mask;
-	if (!S.slots[j].ptr)
+	stack_ref(stack);
+	if (!S.slots[j].ptr) {
 		S.live++;
-	else if (S.slots[j].size == HUGE)
-		huge_take((uintptr_t)ptr); /* a free the hooks did not see */
+	} else { /* a free the hooks did not see */
+		stack_unref(S.slots[j].stack);
+		if (S.slots[j].size == HUGE)
+			huge_take((uintptr_t)ptr);
+	}
 	if (size >= HUGE && huge_put((uintptr_t)ptr, size) < 0) {
 		S.dropped++;
 		size = 0; /* still a block; its size is lost */
@@ -385,6 +421,7 @@ static inline void live_drop(void *ptr)
 	}
 	if (S.slots[i].size == HUGE)
 		huge_take((uintptr_t)ptr);
+	stack_unref(S.slots[i].stack);
 	/* Backward-shift deletion: pull later entries of the run into the hole. */
 	size_t hole = i;
 	for (size_t j = (i + 1) & mask; S.slots[j].ptr; j = (j + 1) & mask) {
@@ -552,27 +589,28 @@ static PyObject *frames_of(uint32_t id)
 }
 
 /*
- * Forgets the stacks that no live picked block uses any more, and drops
- * their references to code objects, so that code compiled on the fly is
- * not kept alive by the sampler beyond the next snapshot. Called with
- * nothing allocated since acc was summed; on failure everything is kept.
+ * Forgets the stacks that no live block uses any more, and drops their
+ * references to code objects, so that code compiled on the fly is not kept
+ * alive beyond the next snapshot (or the next cleanup, see DEAD_MAX). On
+ * failure everything is kept.
  */
-static void forget_unused(const struct acc *acc, uint32_t n)
+static void forget_dead(void)
 {
 	size_t ncodes = 0, k = 0;
+	uint32_t n = S.nstacks;
 	for (uint32_t id = 1; id <= n; id++)
-		if (S.stacks[id] && !acc[id].seen)
+		if (S.stacks[id] && !S.stacks[id]->live)
 			ncodes += S.stacks[id]->depth;
 	PyCodeObject **codes = malloc((ncodes ? ncodes : 1) * sizeof(*codes));
-	uint32_t *ix = calloc(S.index_mask + 1, sizeof(*ix));
-	if (!codes || !ix || !S.index) {
+	uint32_t *ix = S.index ? calloc(S.index_mask + 1, sizeof(*ix)) : NULL;
+	if (!codes || !ix) {
 		free(codes);
 		free(ix);
 		return;
 	}
 	for (uint32_t id = 1; id <= n; id++) {
 		struct stack *st = S.stacks[id];
-		if (!st || acc[id].seen)
+		if (!st || st->live)
 			continue;
 		for (uint32_t i = 0; i < st->depth; i++)
 			codes[k++] = st->frames[i].code;
@@ -580,7 +618,7 @@ static void forget_unused(const struct acc *acc, uint32_t n)
 		S.stacks[id] = NULL;
 		S.kept--;
 	}
-	for (uint32_t id = 1; id <= S.nstacks; id++) {
+	for (uint32_t id = 1; id <= n; id++) {
 		if (!S.stacks[id])
 			continue;
 		size_t j = (size_t)S.stacks[id]->hash & S.index_mask;
@@ -594,6 +632,15 @@ static void forget_unused(const struct acc *acc, uint32_t n)
 	for (size_t i = 0; i < k; i++)
 		Py_DECREF((PyObject *)codes[i]);
 	free(codes);
+}
+
+/* The pending call queued by stack_unref(); runs with the GIL, outside any hook. */
+static int forget_later(void *unused)
+{
+	(void)unused;
+	S.cleanup_pending = 0;
+	forget_dead();
+	return 0;
 }
 
 /*
@@ -622,10 +669,11 @@ static PyObject *sampler_sites(PyObject *self, PyObject *unused)
 		acc[sl->stack].count += w;
 		acc[sl->stack].bytes += w * (double)size;
 	}
-	forget_unused(acc, n);
+	forget_dead();
 	PyObject *out = PyList_New(0);
 	for (uint32_t id = 1; out && id <= n; id++) {
-		if (!acc[id].seen)
+		/* A stack can only be gone if code run by a release freed its last block. */
+		if (!acc[id].seen || !S.stacks[id])
 			continue;
 		PyObject *frames = frames_of(id);
 		PyObject *row = frames ? Py_BuildValue("(NddK)", frames, acc[id].count, acc[id].bytes,
