@@ -714,7 +714,10 @@ def section_native():
         msg = [l for l in probe["stderr"].splitlines() if l.strip()]
         native_note = "leakdiff column skipped: `leakdiff record -- ./churn` exits 125 (%s)" % (
             msg[-1] if msg else "no message")
-    nrep = reps(3)
+    # Each run is under 3 s, and the two-thread runs swing by a third from
+    # one to the next (glibc arena contention, a shared 2-core host): more
+    # repetitions give a median worth comparing.
+    nrep = reps(9)
     for title, cmd in workloads:
         def col(c, what):
             def fn():
