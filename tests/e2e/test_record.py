@@ -158,6 +158,59 @@ class Tracers(Recorder):
                 self.assertIn("--tracemalloc", r.stderr)
 
 
+SUBINTERPRETER = r"""
+# An own-GIL subinterpreter allocates in a thread while the main one does.
+import threading
+try:
+    import _interpreters as I          # 3.13
+    def make(): return I.create()       # isolated: a GIL of its own
+    def run(i, code): I.exec(i, code)
+except ImportError:
+    import _xxsubinterpreters as I      # 3.12
+    def make(): return I.create(isolated=True)
+    def run(i, code): I.run_string(i, code)
+
+class Kept:
+    pass
+
+interp = make()
+code = "x = []\nfor i in range(300000):\n    x.append({'a': [i] * 3, 'b': str(i)})\n    if len(x) > 1000: del x[:500]\n"
+t = threading.Thread(target=run, args=(interp, code))
+t.start()
+churn = []
+for i in range(300000):
+    churn.append([i, str(i)])
+    if len(churn) > 1000:
+        del churn[:500]
+KEPT = [Kept() for _ in range(1234)]  # kept
+t.join()
+"""
+
+
+class Subinterpreters(Recorder):
+    def test_own_gil_subinterpreter_left_alone(self):
+        """From 3.12 a subinterpreter can run under a GIL of its own, at the
+        same time as the main one; the hooks' tables are the main GIL's.
+        Before they were left alone, this program died of heap corruption."""
+        probe = harness.run([PYTHON, "-c", "import sys; sys.exit(sys.version_info < (3, 12))"])
+        if probe.returncode != 0:
+            self.skipTest("%s has no subinterpreters with their own GIL" % PYTHON)
+        if not harness.ext_built("_sampler"):
+            self.skipTest("no _sampler extension built for %s" % PYTHON)
+        prog = os.path.join(self.tmp, "subi.py")
+        with open(prog, "w") as f:
+            f.write(SUBINTERPRETER)
+        for attempt in range(3):
+            _, out = self.record("s.snap", PYTHON, prog)
+            d = load_snap(out)
+            self.assertEqual(d["meta"]["tracer"], "hooks")
+            names = [d["strings"][t[0]] for t in d["types"]]
+            kept = d["types"][names.index("__main__.Kept")]
+            self.assertEqual(kept[1], 1234)
+            rows = [r for r in d["type_sites"] if r[0] == names.index("__main__.Kept")]
+            self.assertEqual(sum(r[1] for r in rows), 1234)
+
+
 class Snapshots(Recorder):
     def test_api_snapshot_and_naming(self):
         r, out = self.record("run.snap", PYTHON, "-m", "leakyapp", "--leak", "registry",

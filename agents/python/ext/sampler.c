@@ -59,6 +59,9 @@
 
 #if LD_SUPPORTED && PY_VERSION_HEX >= 0x030B0000
 #include <internal/pycore_frame.h>
+#endif
+#if LD_SUPPORTED && PY_VERSION_HEX >= 0x030C0000
+#include <internal/pycore_interp.h>
 #elif LD_SUPPORTED
 #include <frameobject.h>
 #endif
@@ -115,6 +118,7 @@ static struct {
 	int depth;
 	double mean;
 	PyThreadState *quiet; /* this thread's blocks are not recorded; see quiet() */
+	PyInterpreterState *interp; /* the one that started us; see ours() */
 	int64_t left;     /* bytes to go before the next pick */
 	uint64_t rng;
 	/* live picked blocks: open addressing, linear probing, backward-shift deletion */
@@ -440,10 +444,37 @@ static inline void live_drop(void *ptr)
 
 /* ------------------------------------------------------------ hooks */
 
+/*
+ * From 3.12 a subinterpreter may have a GIL of its own and call the hooks
+ * while the main interpreter does. The tables are guarded by the GIL of
+ * the interpreter that started the hooks, so threads running under
+ * another GIL leave them alone, and their blocks are not recorded.
+ * Subinterpreters that share the main GIL are recorded as before.
+ */
+static inline int ours(PyThreadState *ts)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+	return !ts || ts->interp == S.interp || !ts->interp->ceval.own_gil;
+#else
+	(void)ts;
+	return 1;
+#endif
+}
+
+/* ours() for the calling thread; no lookup where there is nothing to tell. */
+static inline int ours_here(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+	return ours(_PyThreadState_UncheckedGet());
+#else
+	return 1;
+#endif
+}
+
 static void record(void *ptr, size_t size)
 {
 	PyThreadState *ts = _PyThreadState_UncheckedGet();
-	if (S.quiet && ts == S.quiet)
+	if ((S.quiet && ts == S.quiet) || !ours(ts))
 		return;
 	S.picked++;
 	uint32_t id = intern(walk(ts));
@@ -481,7 +512,7 @@ static void *hook_realloc(void *ctx, void *ptr, size_t size)
 {
 	struct domain *d = ctx;
 	void *p = d->orig.realloc(d->orig.ctx, ptr, size);
-	if (!S.on || !p)
+	if (!S.on || !p || !ours_here())
 		return p;
 	live_drop(ptr);
 	if (pick(size))
@@ -492,7 +523,7 @@ static void *hook_realloc(void *ctx, void *ptr, size_t size)
 static void hook_free(void *ctx, void *ptr)
 {
 	struct domain *d = ctx;
-	if (S.on)
+	if (S.on && ours_here())
 		live_drop(ptr);
 	d->orig.free(d->orig.ctx, ptr);
 }
@@ -524,6 +555,7 @@ static PyObject *sampler_start(PyObject *self, PyObject *args)
 	}
 	S.mean = mean;
 	S.exact = mean == 0;
+	S.interp = PyInterpreterState_Get();
 	S.depth = depth;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
