@@ -30,10 +30,11 @@
  * The tables live in memory from the C library's malloc, which does not go
  * through the hooks. Frame walking needs the interpreter's internal frame
  * layout, known here for CPython 3.9 to 3.13 with the GIL; on anything else
- * the module refuses to load and the agent tracks exactly. Not covered:
- * subinterpreters with a GIL of their own (3.12+), which would race on the
- * tables, and memory that extensions report to tracemalloc themselves
- * (PyTraceMalloc_Track, as NumPy does for array data).
+ * the module refuses to load and the agent uses tracemalloc. Not covered:
+ * the RAW domain, which runs without the GIL; subinterpreters with a GIL of
+ * their own (3.12+), which leave the tables alone (see ours()); and memory
+ * that extensions report to tracemalloc themselves (PyTraceMalloc_Track,
+ * as NumPy does for array data).
  */
 #include <patchlevel.h>
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000
