@@ -58,8 +58,12 @@ class Builder(_snapshot.Builder):
 
     __slots__ = ()
 
-    def take(self, *args, **kwargs):
-        doc = _snapshot.Builder.take(self, *args, **kwargs)
+    def take(self, seq, label, trigger, *args, **kwargs):
+        doc = _snapshot.Builder.take(self, seq, label, trigger, *args, **kwargs)
+        if trigger == "exit":
+            # No snapshot follows: recording the interpreter's teardown
+            # would only cost time. Stopping costs nothing here.
+            self.agent.tm.stop()
         meta = doc["meta"]
         meta["tracer"] = "hooks"
         if self.agent.tm.mean:
