@@ -146,6 +146,21 @@ class Tracers(Recorder):
         self.assertEqual(self.tracer_of(PYTHON, "-c", "pass", env={"LEAKDIFF_PURE": "1"}),
                          ("tracemalloc", 16))
 
+    def test_numpy_data_outside_the_hooks_is_pointed_out(self):
+        if not harness.ext_built("_sampler"):
+            self.skipTest("no _sampler extension built for %s" % PYTHON)
+        # A stand-in numpy: the note depends on the module being loaded.
+        os.makedirs(os.path.join(self.tmp, "fake", "numpy"))
+        open(os.path.join(self.tmp, "fake", "numpy", "__init__.py"), "w").close()
+        env = {"PYTHONPATH": os.path.join(self.tmp, "fake")}
+        note = "numpy is loaded: the data of its arrays is allocated outside Python's allocators"
+        r, _ = self.record("n.snap", PYTHON, "-c", "import numpy", env=env)
+        self.assertEqual(r.stderr.count(note), 1, r.stderr)
+        r, _ = self.record("n.snap", PYTHON, "-c", "import numpy", env=env, opts=("--tracemalloc",))
+        self.assertNotIn(note, r.stderr)
+        r, _ = self.record("n.snap", PYTHON, "-c", "pass", env=env)
+        self.assertNotIn(note, r.stderr)
+
     def test_unknown_tracer_is_reported(self):
         r, out = self.record("t.snap", PYTHON, "-c", "pass", env={"LEAKDIFF_TRACER": "bogus"})
         self.assertIn("LEAKDIFF_TRACER='bogus' is neither hooks nor tracemalloc", r.stderr)

@@ -21,7 +21,13 @@ does not load (another interpreter, a build without Python.h,
 LEAKDIFF_PURE).  A --sample that cannot be honoured says so.
 """
 
+import sys
+
 from . import _heap, _snapshot
+
+# Modules whose big buffers come from malloc and are reported to tracemalloc
+# with PyTraceMalloc_Track, which the hooks cannot see.
+TRACKED_ELSEWHERE = ("numpy",)
 
 
 class Tracer:
@@ -56,9 +62,21 @@ class Tracer:
 class Builder(_snapshot.Builder):
     """The snapshot builder, with sites and type sites from the hooks."""
 
-    __slots__ = ()
+    __slots__ = ("told",)
+
+    def __init__(self, agent):
+        _snapshot.Builder.__init__(self, agent)
+        self.told = False
 
     def take(self, seq, label, trigger, *args, **kwargs):
+        if not self.told:
+            found = [m for m in TRACKED_ELSEWHERE if m in sys.modules]
+            if found:
+                self.told = True
+                self.note("%s is loaded: the data of its arrays is allocated outside Python's "
+                          "allocators and is in no allocation site (the object census still "
+                          "counts it); record with --tracemalloc to see it by site"
+                          % found[0])
         doc = _snapshot.Builder.take(self, seq, label, trigger, *args, **kwargs)
         if trigger == "exit":
             # No snapshot follows: recording the interpreter's teardown
