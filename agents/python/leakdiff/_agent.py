@@ -2,9 +2,10 @@
 
 Started by the bootstrap ``sitecustomize`` when ``leakdiff record`` runs the
 program (see leakdiff-protocol(7)): it says hello on the pipe, starts
-tracemalloc, answers the snapshot signal and takes a last snapshot at exit.
+recording allocations (on the allocator hooks, see _hooks.py, or with
+tracemalloc), answers the snapshot signal and takes a last snapshot at exit.
 
-Everything the agent needs is imported here, before tracemalloc starts and
+Everything the agent needs is imported here, before recording starts and
 before the first snapshot, so that the agent's own modules neither show up
 as allocations nor appear between two snapshots.
 """

@@ -7,9 +7,10 @@ Order of work, chosen so the agent's own temporaries do not show up:
 2. the census, the type x site lookups and the hints, while the objects
    are held in lists of the agent's own list type, which the census leaves
    out; then all of that is dropped;
-3. the raw tracemalloc traces, leaving out allocations made under the
-   agent's frames (what the census used is freed by then, and whatever the
-   agent keeps was allocated under its own frames);
+3. the live blocks by traceback (from the allocator hooks' table, see
+   _hooks.py, or from tracemalloc's traces), leaving out allocations made
+   under the agent's frames (what the census used is freed by then, and
+   whatever the agent keeps was allocated under its own frames);
 4. names for the frames (enclosing function, its first line, the text),
    then the document.
 """
