@@ -98,6 +98,17 @@ def failed(r, ok=(0,)):
     return r["timeout"] or r["rc"] not in ok
 
 
+def column(cmd, what=None):
+    """A table column that runs cmd once per call; a failed run becomes a
+    skip note naming `what` (by default the start of the command)."""
+    def fn():
+        r = measure(cmd)
+        if failed(r):
+            return {"skip": describe_failure(r, what or shlex.join(cmd[:3]) + " ...")}
+        return r
+    return fn
+
+
 def describe_failure(r, what):
     if r["timeout"]:
         return "%s: timed out" % what
@@ -218,14 +229,6 @@ def section_python():
          "samples on the hooks. Load average at start: %s." % (n, py, load()))
     elapsed = []
 
-    def runner(cmd):
-        def fn():
-            r = measure(cmd)
-            if failed(r):
-                return {"skip": describe_failure(r, shlex.join(cmd[:3]) + " ...")}
-            return r
-        return fn
-
     def leakdiff_run():
         r = measure([ld, "record", "-q", "-o", snap, "--", py] + prog)
         if failed(r):
@@ -255,19 +258,19 @@ def section_python():
         return r
 
     cols = [
-        ("uninstrumented", runner([py] + prog)),
+        ("uninstrumented", column([py] + prog)),
         ("leakdiff record (depth 16)", leakdiff_run),
         ("leakdiff record --tracemalloc (depth 16)",
-         runner([ld, "record", "-q", "--tracemalloc", "-o", snap + ".t", "--", py] + prog)),
+         column([ld, "record", "-q", "--tracemalloc", "-o", snap + ".t", "--", py] + prog)),
         (sampled_name, sampled_run),
-        ("python3 -X tracemalloc=1", runner([py, "-X", "tracemalloc=1"] + prog)),
-        ("python3 -X tracemalloc=16", runner([py, "-X", "tracemalloc=16"] + prog)),
+        ("python3 -X tracemalloc=1", column([py, "-X", "tracemalloc=1"] + prog)),
+        ("python3 -X tracemalloc=16", column([py, "-X", "tracemalloc=16"] + prog)),
         # For reference: the native agent's malloc hook on the interpreter
         # (C-level sites only, no Python lines): what a hook costs exact and sampled.
         ("ref: leakdiff record --runtime=native (interpreter's malloc)",
-         runner([ld, "record", "-q", "--runtime=native", "-o", snap + ".n", "--", py] + prog)),
+         column([ld, "record", "-q", "--runtime=native", "-o", snap + ".n", "--", py] + prog)),
         ("ref: leakdiff record --runtime=native --sample=512KiB",
-         runner([ld, "record", "-q", "--runtime=native", "--sample=512KiB", "-o", snap + ".ns", "--", py]
+         column([ld, "record", "-q", "--runtime=native", "--sample=512KiB", "-o", snap + ".ns", "--", py]
                 + prog)),
     ]
     nrep = reps(3)
@@ -543,18 +546,10 @@ def section_diff():
         a, b, info = snap_pair(n)
         cols = []
 
-        def cmd_col(cmd, what):
-            def fn():
-                r = measure(cmd)
-                if failed(r):
-                    return {"skip": describe_failure(r, what)}
-                return r
-            return fn
-
-        cols = [("diff", cmd_col([ld, "diff", "--format=json", "--top=10", a, b], "leakdiff diff")),
-                ("floor", cmd_col([floor, a, b], "floor")),
-                ("gunzip", cmd_col([floor, "-z", a, b], "gunzip")),
-                ("zcat", cmd_col(["zcat", a, b], "zcat"))]
+        cols = [("diff", column([ld, "diff", "--format=json", "--top=10", a, b], "leakdiff diff")),
+                ("floor", column([floor, a, b], "floor")),
+                ("gunzip", column([floor, "-z", a, b], "gunzip")),
+                ("zcat", column(["zcat", a, b], "zcat"))]
         res, broken = round_robin(cols, nrep, lambda name, rep, r: progress(
             "diff %d rep %d %s: %.2f s wall, %.2f s CPU, %d MiB" % (
                 n, rep + 1, name, r["wall"], r["cpu"], r["rss_kb"] // 1024)))
@@ -719,17 +714,10 @@ def section_native():
     # repetitions give a median worth comparing.
     nrep = reps(9)
     for title, cmd in workloads:
-        def col(c, what):
-            def fn():
-                r = measure(c)
-                if failed(r):
-                    return {"skip": describe_failure(r, what)}
-                return r
-            return fn
-        cols = [("uninstrumented", col(cmd, "uninstrumented")),
-                ("heaptrack", col(["heaptrack", "-o", ht] + cmd, "heaptrack")),
-                ("valgrind --tool=massif", col(["valgrind", "--tool=massif", "--massif-out-file=" + ms]
-                                               + cmd, "massif"))]
+        cols = [("uninstrumented", column(cmd, "uninstrumented")),
+                ("heaptrack", column(["heaptrack", "-o", ht] + cmd, "heaptrack")),
+                ("valgrind --tool=massif", column(["valgrind", "--tool=massif", "--massif-out-file=" + ms]
+                                                  + cmd, "massif"))]
         live = []
 
         def leakdiff_col(c=cmd):
