@@ -60,7 +60,7 @@ static const struct argp_option options[] = {
 	  "allocated (e.g. 512KiB), and estimate counts and bytes, for low overhead on busy programs "
 	  "(default: exact tracking)", 0 },
 	{ "tracemalloc", OPT_TRACEMALLOC, 0, 0, "Python: record every allocation with tracemalloc instead "
-	  "of the agent's allocator hooks; about ten times slower, but also sees the raw domain and "
+	  "of the agent's allocator hooks; much slower, but also sees the raw domain and "
 	  "memory that extensions report to tracemalloc (NumPy arrays)", 0 },
 	{ "quiet", 'q', 0, 0, "Do not print the name of each snapshot written", 0 },
 	{ 0 }
