@@ -9,7 +9,6 @@ interpreter for which no extension is built (pure Python without asking),
 and the program reports which census its agent loaded.
 """
 import os
-import unittest
 
 import harness
 from harness import PYTHON, TempDirCase, diff_json, find, leakdiff, load_snap

@@ -5,9 +5,7 @@ the growth is known exactly: N more requests leave N more objects."""
 import os
 import signal
 import subprocess
-import sys
 import time
-import unittest
 
 import harness
 from harness import EXAMPLES, PYTHON, TempDirCase, diff_json, find, leakdiff, load_snap, source_line

@@ -21,8 +21,6 @@ each) and +-3.3% on the bytes.
 import json
 import math
 import os
-import sys
-import unittest
 
 import harness
 from harness import PYTHON, TempDirCase, leakdiff, load_snap, source_line

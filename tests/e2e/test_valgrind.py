@@ -9,7 +9,6 @@ import gzip
 import os
 import shutil
 import subprocess
-import unittest
 
 import harness
 from harness import DATA, LEAKDIFF, SOURCE, TempDirCase
