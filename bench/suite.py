@@ -688,8 +688,10 @@ def section_native():
     ld, work, bindir = ARGS.leakdiff, ARGS.work, ARGS.bin
     churn = os.path.join(bindir, "churn")
     mapwork = os.path.join(bindir, "mapwork")
-    ops = 1000000 if ARGS.quick else 2000000
-    mops = 500000 if ARGS.quick else 1000000
+    # About 0.6 s uninstrumented each: shorter runs left the sampled ratios
+    # (a few per cent of overhead) at the mercy of scheduling noise.
+    ops = 1000000 if ARGS.quick else 6000000
+    mops = 500000 if ARGS.quick else 3000000
     workloads = [("C malloc churn, 1 thread", [churn, "-t", "1", "-n", str(ops)]),
                  ("C malloc churn, 2 threads", [churn, "-t", "2", "-n", str(ops)]),
                  ("C++ std::map", [mapwork, "-n", str(mops)])]

@@ -302,16 +302,14 @@ static inline bool sample_this(size_t size)
 }
 
 /*
- * Records a new block if it is to be (all of them in exact mode); keeps
- * errno as the allocator left it. Called outside the agent (busy clear):
- * the flag is set only around the agent's own work, because glibc's
- * allocator does not call back into malloc, and a block not sampled then
- * costs no write to it.
+ * Records a new block; keeps errno as the allocator left it. Called
+ * outside the agent (busy clear): the flag is set only around the agent's
+ * own work, because glibc's allocator does not call back into malloc.
+ * Out of line, so that the hooks' fast path (a block not sampled) saves
+ * no registers for it.
  */
-static inline void track(void *p, size_t size)
+static __attribute__((noinline)) void record_new(void *p, size_t size)
 {
-	if (cfg.sample && !sample_this(size))
-		return;
 	busy = 1;
 	int e = errno;
 	if (!record_block(p, size))
@@ -320,17 +318,30 @@ static inline void track(void *p, size_t size)
 	busy = 0;
 }
 
-/* Takes ptr out of the table before glibc gets it back; busy clear. */
-static inline bool untrack(void *ptr, uint32_t *site, size_t *size)
+/* Records a new block if it is to be: all of them in exact mode. */
+static inline void track(void *p, size_t size)
 {
-	if (!ptr || !ld_heap_may_hold((uintptr_t)ptr))
-		return false;
+	if (cfg.sample && !sample_this(size))
+		return;
+	record_new(p, size);
+}
+
+static __attribute__((noinline)) bool remove_block(void *ptr, uint32_t *site, size_t *size)
+{
 	busy = 1;
 	int e = errno;
 	bool had = ld_heap_remove((uintptr_t)ptr, site, size);
 	errno = e;
 	busy = 0;
 	return had;
+}
+
+/* Takes ptr out of the table before glibc gets it back; busy clear. */
+static inline bool untrack(void *ptr, uint32_t *site, size_t *size)
+{
+	if (!ptr || !ld_heap_may_hold((uintptr_t)ptr))
+		return false;
+	return remove_block(ptr, site, size);
 }
 
 /* ------------------------------------------------------------ hooks */
