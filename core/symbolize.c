@@ -61,6 +61,7 @@ struct mod {
 	struct sym_range *syms; /* sorted by lo, then rank; built on first need */
 	size_t nsyms;
 	bool syms_built;
+	int symtab_only; /* -1 not known yet; see symtab_only() */
 };
 
 /* One frame of a cached address. */
@@ -356,7 +357,8 @@ int ld_symbolizer_add(struct ld_symbolizer *s, const struct ld_module *mods, siz
 			dup |= s->mods[k].start == d->start;
 		if ((hit && same_mod(hit, d)) || dup)
 			continue;
-		struct mod m = { .start = d->start, .end = d->end, .offset = d->offset, .bias = d->bias };
+		struct mod m = { .start = d->start, .end = d->end, .offset = d->offset, .bias = d->bias,
+				 .symtab_only = -1 };
 		m.path = strdup(d->path);
 		m.build_id = d->build_id ? strdup(d->build_id) : NULL;
 		if (!m.path || (d->build_id && !m.build_id)) {
@@ -589,15 +591,47 @@ static void address_name(const struct mod *m, uint64_t pc, char *out, size_t cap
  * that they look the same whether or not debug packages are installed and
  * the report can tell them from the program's own code.
  */
-static bool anonymous_sources(const struct mod *m, const char *comp_dir)
+static bool in_system_dir(const char *path)
 {
 	static const char *const dirs[] = { "/usr/lib/", "/lib/", "/usr/lib64/", "/lib64/" };
-	if (comp_dir && comp_dir[0] == '/')
-		return false;
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
-		if (strncmp(m->path, dirs[i], strlen(dirs[i])) == 0)
+		if (strncmp(path, dirs[i], strlen(dirs[i])) == 0)
 			return true;
 	return false;
+}
+
+static bool anonymous_sources(const struct mod *m, const char *comp_dir)
+{
+	return !(comp_dir && comp_dir[0] == '/') && in_system_dir(m->path);
+}
+
+/*
+ * A library in a system directory whose file carries no DWARF of its own:
+ * its debug information, if any, is a distribution's separate debug file,
+ * built with the source prefix mapped away, so its frames would be
+ * anonymous anyway (see anonymous_sources()). They are named from the
+ * symbol table without opening that file: inflating the compressed debug
+ * information of glibc alone (libc6-dbg) cost 70 ms per recording, and the
+ * frames come out the same whether or not debug packages are installed.
+ */
+static bool symtab_only(struct mod *m)
+{
+	if (m->symtab_only >= 0)
+		return m->symtab_only;
+	bool only = in_system_dir(m->path);
+	GElf_Addr bias;
+	Elf *elf = only ? dwfl_module_getelf(m->dm, &bias) : NULL;
+	size_t shstrndx;
+	if (elf && elf_getshdrstrndx(elf, &shstrndx) == 0) {
+		for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn && only; scn = elf_nextscn(elf, scn)) {
+			GElf_Shdr shdr;
+			const char *name = gelf_getshdr(scn, &shdr) ? elf_strptr(elf, shstrndx, shdr.sh_name) : NULL;
+			if (name && (strcmp(name, ".debug_info") == 0 || strcmp(name, ".zdebug_info") == 0))
+				only = false;
+		}
+	}
+	m->symtab_only = only;
+	return only;
 }
 
 static int cmp_cu(const void *a, const void *b)
@@ -758,7 +792,7 @@ static int resolve(struct ld_symbolizer *s, uint64_t pc, uint32_t *entry)
 	struct mod *m = find_mod(s->mods, s->nmods, pc);
 	char path_buf[4096];
 	int r = 0;
-	if (m && m->dm)
+	if (m && m->dm && !symtab_only(m))
 		r = dwarf_frames(s, m, pc, path_buf, sizeof(path_buf));
 	if (r == 0) {
 		char name[512];
