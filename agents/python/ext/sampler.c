@@ -1,7 +1,7 @@
 /*
  * _sampler: the allocation sites of a Python program, taken on the PEP 445
  * allocator hooks: every block (the agent's default exact mode) or a Poisson
- * sample of them (`leakdiff record --sample`); see _sampled.py.
+ * sample of them (`leakdiff record --sample`); see _hooks.py.
  *
  * start() wraps the allocators of the MEM and OBJ domains. Both are only
  * called with the GIL held, so the GIL is the lock of everything here. RAW is
@@ -13,14 +13,14 @@
  * whatever came before it (the countdown to the next pick is memoryless).
  * A block that is not picked costs one compare and one subtraction. In
  * exact mode (a mean of 0) every block is picked, whatever its size, and
- * stands for itself. A
- * picked one costs a walk of at most DEPTH Python frames, done on the
- * interpreter's own frame records so that nothing is allocated (creating
- * frame objects there could even start a collection inside malloc), the
- * interning of that stack, and an entry in the live table, keyed by
- * address, so that its free or realloc is seen. Stacks keep (code object,
- * instruction offset) pairs with a reference to each code object; line
- * numbers are worked out only when a snapshot asks for them.
+ * stands for itself. A picked one costs a walk of at most DEPTH Python
+ * frames, done on the interpreter's own frame records so that nothing is
+ * allocated (creating frame objects there could even start a collection
+ * inside malloc), the interning of that stack, and an entry in the live
+ * table, keyed by address, so that its free or realloc is seen. Stacks
+ * keep (code object, instruction offset) pairs with a reference to each
+ * code object; line numbers are worked out only when a snapshot asks for
+ * them.
  *
  * sites() sums the live picked blocks by stack: each stands for 1/p blocks
  * and n/p bytes, so the sums are unbiased estimates of what is live. It
@@ -60,11 +60,11 @@
 
 #if LD_SUPPORTED && PY_VERSION_HEX >= 0x030B0000
 #include <internal/pycore_frame.h>
-#endif
-#if LD_SUPPORTED && PY_VERSION_HEX >= 0x030C0000
-#include <internal/pycore_interp.h>
 #elif LD_SUPPORTED
 #include <frameobject.h>
+#endif
+#if LD_SUPPORTED && PY_VERSION_HEX >= 0x030C0000
+#include <internal/pycore_interp.h> /* the interpreter's own_gil; see ours() */
 #endif
 
 #if LD_SUPPORTED
@@ -629,6 +629,8 @@ static PyObject *frames_of(uint32_t id)
  */
 static void forget_dead(void)
 {
+	if (S.used == S.kept)
+		return; /* every stack has live blocks: nothing to rebuild */
 	size_t ncodes = 0, k = 0;
 	uint32_t n = S.nstacks;
 	for (uint32_t id = 1; id <= n; id++)
