@@ -2,8 +2,8 @@
  * Internals shared by the files of the native agent (libleakdiff-preload.so),
  * the library that LD_PRELOAD puts into a C or C++ program. preload.c holds
  * the allocation hooks and the agent's life cycle, heap.c the live-allocation
- * and site tables, pipe.c the framed writes to the recorder's pipe, doc.c the
- * JSON documents it sends.
+ * and site tables, memo.c the stacks remembered per thread, pipe.c the framed
+ * writes to the recorder's pipe, doc.c the JSON documents it sends.
  *
  * Everything here may run inside malloc: nothing allocates through malloc,
  * touches stdio or takes a lock that a malloc hook could already hold. All
@@ -39,8 +39,20 @@
  * probes, so spinning beats a futex; yielding keeps an oversubscribed
  * machine from burning the holder's time slice.
  */
-void ld_lock(atomic_int *l) LD_HIDDEN;
-void ld_unlock(atomic_int *l) LD_HIDDEN;
+void ld_lock_wait(atomic_int *l) LD_HIDDEN;
+
+/* Inline, because every tracked malloc and free takes a lock once; the
+ * wait is out of line. */
+static inline void ld_lock(atomic_int *l)
+{
+	if (__builtin_expect(atomic_exchange_explicit(l, 1, memory_order_acquire), 0))
+		ld_lock_wait(l);
+}
+
+static inline void ld_unlock(atomic_int *l)
+{
+	atomic_store_explicit(l, 0, memory_order_release);
+}
 
 /* Anonymous read-write pages, or NULL (errno may change). */
 void *ld_pages(size_t len) LD_HIDDEN;
@@ -151,6 +163,41 @@ void ld_heap_count_untracked(void) LD_HIDDEN;
  */
 void ld_heap_lock_all(void) LD_HIDDEN;
 void ld_heap_unlock_all(void) LD_HIDDEN;
+
+/* ------------------------------------------------------------ memo.c */
+
+/* A thread's remembered stacks (see memo.c); only that thread uses it. */
+struct ld_memo_table;
+
+/* A table from mmap, or NULL (out of memory, or not x86-64: nothing is
+ * remembered then). It is never freed; a thread that ends hands it on. */
+struct ld_memo_table *ld_memo_create(void) LD_HIDDEN;
+
+/* Forgets everything, for a table passed to another thread. NULL is fine. */
+void ld_memo_clear(struct ld_memo_table *m) LD_HIDDEN;
+
+struct ld_memo_hit {
+	uint32_t site, depth;
+	uint64_t hash; /* ld_heap_hash() of the site's stack */
+};
+
+/*
+ * The site of an allocation whose caller returns to ra with the stack
+ * pointer at sp and the frame register at rbp, if that stack was learnt
+ * and is still the same: true and *out filled in, or false.
+ */
+bool ld_memo_find(struct ld_memo_table *m, uintptr_t ra, uintptr_t sp, uintptr_t rbp,
+		  struct ld_memo_hit *out) LD_HIDDEN;
+
+/*
+ * Tells the table that this allocation's stack, as unw_backtrace found it
+ * (stack[0] == ra, cut at max_depth), is site. The second time in a row a
+ * pair misses, the stack is walked again to learn what it depends on;
+ * anything the walk cannot vouch for is simply not remembered.
+ */
+void ld_memo_learn(struct ld_memo_table *m, uintptr_t ra, uintptr_t sp, uintptr_t rbp,
+		   const uintptr_t *stack, uint32_t depth, uint32_t max_depth, uint64_t hash,
+		   uint32_t site) LD_HIDDEN;
 
 /* ------------------------------------------------------------ pipe.c */
 

@@ -6,7 +6,8 @@
  * The hooks call glibc's allocator through the __libc_* names it exports, so
  * there is no dlsym() bootstrap and no allocation of our own on the way.
  * For each block they record a stack of return addresses (libunwind's
- * unw_backtrace()) and put the block into heap.c's tables; with
+ * unw_backtrace(), or memo.c's copy when the same stack was walked before)
+ * and put the block into heap.c's tables; with
  * LEAKDIFF_SAMPLE only a Poisson sample of the bytes is recorded. A
  * thread-local flag keeps the agent from tracking itself: anything
  * allocated while it is set (by libunwind, the loader, the agent's helper
@@ -80,6 +81,9 @@ static __thread uint64_t sample_rng LD_IE;
  */
 #define CACHE_SIZE 128
 #define TOTAL_BATCH 256
+/* A thread gets its remembered stacks (memo.c, 27 KiB) once it has
+ * allocated this many blocks: threads that hardly allocate never pay. */
+#define MEMO_AFTER 256
 struct cache_entry {
 	uint64_t hash; /* 0: empty */
 	uint32_t depth, site;
@@ -95,6 +99,8 @@ struct cache_entry {
  */
 struct thread_state {
 	struct thread_state *next_free;
+	struct ld_memo_table *memo; /* NULL: none (yet) */
+	uint32_t records; /* blocks recorded, up to MEMO_AFTER */
 	struct cache_entry cache[CACHE_SIZE];
 	uintptr_t frames[LD_AGENT_MAX_DEPTH + OWN_FRAMES];
 };
@@ -170,6 +176,7 @@ static void thread_exit(void *arg)
 	busy = 1;
 	flush_cache(t);
 	memset(t->cache, 0, sizeof(t->cache));
+	ld_memo_clear(t->memo); /* its addresses are of this thread's stack */
 	mine = THREAD_GONE;
 	ld_lock(&free_states_lock);
 	t->next_free = free_states;
@@ -211,11 +218,32 @@ static uint32_t program_frames(const uintptr_t *frames, int n, const uintptr_t *
 	return depth > cfg.depth ? cfg.depth : depth;
 }
 
+/* The site cache entry for a stack; NULL when out of memory. */
+static struct cache_entry *cached_site(struct thread_state *t, const uintptr_t *stack, uint32_t depth,
+				       uint64_t h, uint32_t known_site)
+{
+	struct cache_entry *c = &t->cache[h & (CACHE_SIZE - 1)];
+	if (c->hash != h || c->depth != depth) {
+		flush_entry(c);
+		c->hash = 0;
+		uint32_t site = known_site ? known_site : ld_heap_site(stack, depth, h);
+		if (!site)
+			return NULL;
+		c->hash = h;
+		c->depth = depth;
+		c->site = site;
+	}
+	return c;
+}
+
 /*
  * Finds the site of the allocation being made and records the block there.
- * Every address on the stack is a return address into a caller.
+ * Every address on the stack is a return address into a caller. ret_slot
+ * is where the program's return address lies and rbp its frame register,
+ * when the hook was left by a tail call (NULL otherwise).
  */
-static bool record_block(void *p, size_t size)
+static inline __attribute__((always_inline)) bool record_block(void *p, size_t size, const uintptr_t *ret_slot,
+							       uintptr_t rbp)
 {
 	struct thread_state *t = thread_state();
 	if (!t) {
@@ -233,22 +261,29 @@ static bool record_block(void *p, size_t size)
 		ld_heap_add_total(site, 1, size);
 		return true;
 	}
-	const uintptr_t *stack;
-	int n = unw_backtrace((void **)t->frames, (int)(cfg.depth + OWN_FRAMES));
-	uint32_t depth = program_frames(t->frames, n, &stack);
-	uint64_t h = ld_heap_hash(stack, depth);
-	struct cache_entry *c = &t->cache[h & (CACHE_SIZE - 1)];
-	if (c->hash != h || c->depth != depth) {
-		flush_entry(c);
-		c->hash = 0;
-		uint32_t site = ld_heap_site(stack, depth, h);
-		if (!site)
-			return false;
-		c->hash = h;
-		c->depth = depth;
-		c->site = site;
+	if (!t->memo && ++t->records == MEMO_AFTER)
+		t->memo = ld_memo_create();
+	/* A return address into this library means the hook called rather
+	 * than jumped here: the program's frame is further up. */
+	uintptr_t ra = 0, sp = 0;
+	if (ret_slot && t->memo && !ours(*ret_slot)) {
+		ra = *ret_slot;
+		sp = (uintptr_t)ret_slot + sizeof(*ret_slot);
 	}
-	if (!ld_heap_add((uintptr_t)p, size, c->site))
+	struct cache_entry *c;
+	struct ld_memo_hit hit;
+	if (ra && ld_memo_find(t->memo, ra, sp, rbp, &hit)) {
+		c = cached_site(t, NULL, hit.depth, hit.hash, hit.site);
+	} else {
+		const uintptr_t *stack;
+		int n = unw_backtrace((void **)t->frames, (int)(cfg.depth + OWN_FRAMES));
+		uint32_t depth = program_frames(t->frames, n, &stack);
+		uint64_t h = ld_heap_hash(stack, depth);
+		c = cached_site(t, stack, depth, h, 0);
+		if (c && ra)
+			ld_memo_learn(t->memo, ra, sp, rbp, stack, depth, cfg.depth, h, c->site);
+	}
+	if (!c || !ld_heap_add((uintptr_t)p, size, c->site))
 		return false;
 	c->pending++;
 	c->pending_bytes += size;
@@ -302,28 +337,59 @@ static inline bool sample_this(size_t size)
 }
 
 /*
- * Records a new block; keeps errno as the allocator left it. Called
- * outside the agent (busy clear): the flag is set only around the agent's
- * own work, because glibc's allocator does not call back into malloc.
- * Out of line, so that the hooks' fast path (a block not sampled) saves
- * no registers for it.
+ * Records a new block and returns it; keeps errno as the allocator left it.
+ * Called outside the agent (busy clear): the flag is set only around the
+ * agent's own work, because glibc's allocator does not call back into
+ * malloc. Out of line, so that the hooks' fast path (a block not sampled)
+ * saves no registers for it, and reached by a tail call through
+ * ld_record_entry, so that the hook's frame is gone: libunwind pays about
+ * 8 ns for every frame it steps through, and memo.c can see the program's
+ * own return address, stack pointer and frame register.
  */
-static __attribute__((noinline)) void record_new(void *p, size_t size)
+void *ld_record_new(void *p, size_t size, const uintptr_t *ret_slot, uintptr_t rbp) LD_HIDDEN;
+__attribute__((noinline, used)) void *ld_record_new(void *p, size_t size, const uintptr_t *ret_slot, uintptr_t rbp)
 {
 	busy = 1;
 	int e = errno;
-	if (!record_block(p, size))
+	if (!record_block(p, size, ret_slot, rbp))
 		ld_heap_count_untracked();
 	errno = e;
 	busy = 0;
+	return p;
 }
 
-/* Records a new block if it is to be: all of them in exact mode. */
-static inline void track(void *p, size_t size)
+#if defined(__x86_64__)
+/*
+ * ld_record_new(p, size, the stack pointer, rbp) as they are on entry: a
+ * hook that jumps here has put back the program's registers, and the
+ * stack pointer is at the program's return address.
+ */
+void *ld_record_entry(void *p, size_t size) LD_HIDDEN;
+__asm__(".text\n"
+	".globl ld_record_entry\n"
+	".hidden ld_record_entry\n"
+	".type ld_record_entry, @function\n"
+	".p2align 4\n"
+	"ld_record_entry:\n"
+	".cfi_startproc\n"
+	"\tmovq %rsp, %rdx\n"
+	"\tmovq %rbp, %rcx\n"
+	"\tjmp ld_record_new\n"
+	".cfi_endproc\n"
+	".size ld_record_entry, .-ld_record_entry\n");
+#else
+static inline void *ld_record_entry(void *p, size_t size)
+{
+	return ld_record_new(p, size, NULL, 0);
+}
+#endif
+
+/* p, recorded if it is to be: every block in exact mode. */
+static inline void *track(void *p, size_t size)
 {
 	if (cfg.sample && !sample_this(size))
-		return;
-	record_new(p, size);
+		return p;
+	return ld_record_entry(p, size);
 }
 
 static __attribute__((noinline)) bool remove_block(void *ptr, uint32_t *site, size_t *size)
@@ -360,7 +426,7 @@ LD_EXPORT void *malloc(size_t size)
 {
 	void *p = __libc_malloc(size);
 	if (p && tracking())
-		track(p, size);
+		return track(p, size);
 	return p;
 }
 
@@ -368,7 +434,7 @@ LD_EXPORT void *calloc(size_t n, size_t size)
 {
 	void *p = __libc_calloc(n, size);
 	if (p && tracking())
-		track(p, n * size); /* cannot overflow: the block exists */
+		return track(p, n * size); /* cannot overflow: the block exists */
 	return p;
 }
 
@@ -391,7 +457,7 @@ static void *do_realloc(void *old, size_t size)
 	void *p = __libc_realloc(old, size);
 	if (p) {
 		/* The new block belongs to the stack that resized it. */
-		track(p, size);
+		return track(p, size);
 	} else if (had && size != 0) {
 		/* Failed: the old block is intact (with size 0 glibc freed it). */
 		busy = 1;
@@ -423,7 +489,7 @@ LD_EXPORT void *memalign(size_t align, size_t size)
 {
 	void *p = __libc_memalign(align, size);
 	if (p && tracking())
-		track(p, size);
+		return track(p, size);
 	return p;
 }
 
@@ -440,7 +506,7 @@ LD_EXPORT void *aligned_alloc(size_t align, size_t size)
 {
 	void *p = call_aligned_alloc(align, size);
 	if (p && tracking())
-		track(p, size);
+		return track(p, size);
 	return p;
 }
 
@@ -474,7 +540,7 @@ LD_EXPORT void *valloc(size_t size)
 {
 	void *p = __libc_valloc(size);
 	if (p && tracking())
-		track(p, size);
+		return track(p, size);
 	return p;
 }
 
@@ -482,7 +548,7 @@ LD_EXPORT void *pvalloc(size_t size)
 {
 	void *p = __libc_pvalloc(size);
 	if (p && tracking())
-		track(p, size);
+		return track(p, size);
 	return p;
 }
 

@@ -7,6 +7,8 @@
  * the pipe closed) and exits 7; the parent checks the statuses. Halfway it
  * also asks for a snapshot through leakdiff.h. A last thread runs on the
  * smallest stack POSIX allows, which the agent must not make too small.
+ * At the end the main thread frees every other kept block: blocks that
+ * came from the workers' arenas, freed by another thread.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -145,6 +147,9 @@ int main(int argc, char **argv)
 	if (pthread_create(&small, &attr, small_stack, NULL) != 0)
 		return 30;
 	pthread_join(small, NULL);
-	printf("kept %zu\n", nkept);
+	size_t freed = 0;
+	for (size_t i = 0; i < nkept; i += 2, freed++)
+		free(kept[i]);
+	printf("kept %zu\n", nkept - freed);
 	return r;
 }
