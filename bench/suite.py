@@ -17,10 +17,12 @@ ratios are computed within a repetition and then summarised.  Summaries are
 """
 
 import argparse
+import glob
 import gzip
 import json
 import os
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -673,6 +675,7 @@ def section_size():
         table(["member", "JSON bytes", "gzip bytes", "share"],
               [[k, fint(v[0]), fint(v[1]), "%.0f%%" % (100.0 * v[1] / total)]
                for k, v in sorted(breakdown.items(), key=lambda kv: -kv[1][1])])
+    size_against_heaptrack()
     big = max(diff_sizes())
     a, b, info = snap_pair(big)
     per = info["a_bytes"] / big
@@ -680,6 +683,52 @@ def section_size():
         [".snap ≤ 60 bytes per site at depth 16",
          "%.1f B/site for %s synthetic sites" % (per, fint(big)), "yes" if per <= 60 else "no"]],
         ["l", "l", "l"])
+
+
+def size_against_heaptrack():
+    """The .snap of a recording against heaptrack's file for the same
+    program, each at two lengths of run. A snapshot holds the live blocks by
+    site, so its size follows the sites; a trace grows with every
+    allocation."""
+    ld, work, bindir = ARGS.leakdiff, ARGS.work, ARGS.bin
+    pyenv = {"PYTHONPATH": os.path.join(ARGS.root, "examples", "python")}
+    cases = [("C malloc churn (`-n`)", [os.path.join(bindir, "churn"), "-n"], (500000, 2000000), None),
+             ("C++ std::map (`-n`)", [os.path.join(bindir, "mapwork"), "-n"], (250000, 1000000), None),
+             ("Python leakyapp (`--requests`)", [ARGS.python, "-m", "leakyapp", "--requests"], (3000, 12000),
+              pyenv)]
+    snap = os.path.join(work, "size.snap")
+    prefix = os.path.join(work, "size.heaptrack")
+    have_ht = shutil.which("heaptrack") is not None
+    rows = []
+    for title, cmd, lengths, env in cases:
+        for n in lengths:
+            full = cmd + [str(n)]
+            progress("size: %s %d" % (title, n))
+            r = measure([ld, "record", "-q", "-o", snap, "--"] + full, env=env, cwd=work)
+            if failed(r):
+                rows.append([title, fint(n), describe_failure(r, "leakdiff record"), "", "", ""])
+                continue
+            with gzip.open(snap) as f:
+                sites = len(json.load(f).get("sites", []))
+            snap_bytes = os.path.getsize(snap)
+            ht_cell, ratio = "skipped: heaptrack is not installed", ""
+            if have_ht:
+                for old in glob.glob(prefix + "*"):
+                    os.unlink(old)
+                h = measure(["heaptrack", "-o", prefix] + full, env=env, cwd=work)
+                files = glob.glob(prefix + "*")
+                if failed(h) or not files:
+                    ht_cell = describe_failure(h, "heaptrack")
+                else:
+                    ht_bytes = sum(os.path.getsize(f) for f in files)
+                    ht_cell, ratio = fint(ht_bytes), "%.0f×" % (ht_bytes / snap_bytes)
+            rows.append([title, fint(n), fint(sites), fint(snap_bytes), ht_cell, ratio])
+    print("### Against heaptrack's file\n")
+    note("The at-exit `.snap` of `leakdiff record` and the file `heaptrack -o` writes (its "
+         "compressed trace) for the same program, at two lengths of run each: the longer run "
+         "makes four times the allocations.")
+    table(["program", "length", ".snap sites", ".snap bytes", "heaptrack file bytes",
+           "heaptrack / .snap"], rows)
 
 
 # -- 5. native ------------------------------------------------------------------
