@@ -191,9 +191,10 @@ bool ld_memo_find(struct ld_memo_table *m, uintptr_t ra, uintptr_t sp, uintptr_t
 
 /*
  * Tells the table that this allocation's stack, as unw_backtrace found it
- * (stack[0] == ra, cut at max_depth), is site. The second time in a row a
- * pair misses, the stack is walked again to learn what it depends on;
- * anything the walk cannot vouch for is simply not remembered.
+ * (stack[0] == ra, cut at max_depth), is site. When a pair misses again
+ * while still among the last few misses of its set, the stack is walked
+ * again to learn what it depends on; anything the walk cannot vouch for is
+ * simply not remembered.
  */
 void ld_memo_learn(struct ld_memo_table *m, uintptr_t ra, uintptr_t sp, uintptr_t rbp,
 		   const uintptr_t *stack, uint32_t depth, uint32_t max_depth, uint64_t hash,

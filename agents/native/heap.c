@@ -420,11 +420,14 @@ static bool shard_resize(struct shard *sh, size_t ncap)
 }
 
 /*
- * Walks ptr's probe run (lock held, cap not 0): true with *at its slot, or
- * false with *at the empty slot that ends the run.
+ * Walks ptr's probe run (lock held): true with *at its slot, or false with
+ * *at the empty slot that ends the run (left alone in a table not yet
+ * allocated).
  */
 static bool shard_probe(const struct shard *sh, uintptr_t ptr, uint64_t h, size_t *at)
 {
+	if (!sh->cap)
+		return false;
 	for (size_t i = home_of(h, sh->cap);; i = next_slot(i, sh->cap)) {
 		if (sh->slots[i].ptr == ptr || !sh->slots[i].ptr) {
 			*at = i;
@@ -479,7 +482,7 @@ static bool live_take(uintptr_t ptr, uint32_t *site, size_t *size)
 	struct shard *sh = shard_of(ptr, h);
 	size_t i;
 	ld_lock(&sh->lock);
-	if (!sh->cap || !shard_probe(sh, ptr, h, &i)) {
+	if (!shard_probe(sh, ptr, h, &i)) {
 		ld_unlock(&sh->lock);
 		return false;
 	}
@@ -510,7 +513,7 @@ bool ld_heap_add(uintptr_t ptr, size_t size, uint32_t site)
 	bool room = (sh->count + 1) * 4 <= cap * 3 || shard_resize(sh, grown(cap)) ||
 		    (cap && (sh->count + 1) * 16 <= cap * 15);
 	size_t i = 0;
-	if (sh->cap && shard_probe(sh, ptr, h, &i)) {
+	if (shard_probe(sh, ptr, h, &i)) {
 		if (sh->slots[i].size == HUGE_SIZE)
 			huge_take(ptr);
 		if (slot_size == HUGE_SIZE && !huge_add(ptr, size)) {
