@@ -10,13 +10,12 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hashmap.h"
-#include "snap.h"
+#include "jsoncheck.h"
 #include "strtab.h"
 
 /* Directories whose code the report treats as libraries, not the program. */
@@ -32,18 +31,6 @@ struct builder {
 	uint32_t depth;
 };
 
-static int bad(struct ld_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int bad(struct ld_error *err, const char *fmt, ...)
-{
-	if (err) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 static int oom(struct ld_error *err)
 {
 	return ld_error_set(err, ENOMEM, "out of memory");
@@ -55,14 +42,14 @@ static int oom(struct ld_error *err)
 static int get_uint(const cJSON *v, const char *what, double max, uint64_t *out, struct ld_error *err)
 {
 	if (!cJSON_IsNumber(v))
-		return bad(err, "%s: expected a number", what);
+		return ld_json_reject(err, "%s: expected a number", what);
 	double d = v->valuedouble;
 	if (!isfinite(d) || d != floor(d))
-		return bad(err, "%s: not a whole number", what);
+		return ld_json_reject(err, "%s: not a whole number", what);
 	if (d < 0)
-		return bad(err, "%s: negative value %.0f", what, d);
+		return ld_json_reject(err, "%s: negative value %.0f", what, d);
 	if (d > max)
-		return bad(err, "%s: %.0f is too large", what, d);
+		return ld_json_reject(err, "%s: %.0f is too large", what, d);
 	*out = (uint64_t)d;
 	return 0;
 }
@@ -85,10 +72,10 @@ static int read_modules(const cJSON *root, struct ld_module **out, size_t *nout,
 	if (!a)
 		return 0;
 	if (!cJSON_IsArray(a))
-		return bad(err, "modules: expected an array");
+		return ld_json_reject(err, "modules: expected an array");
 	int n = cJSON_GetArraySize(a);
 	if (n > LD_NATIVE_MAX_MODULES)
-		return bad(err, "modules: %d modules is more than %d", n, LD_NATIVE_MAX_MODULES);
+		return ld_json_reject(err, "modules: %d modules is more than %d", n, LD_NATIVE_MAX_MODULES);
 	struct ld_module *mods = calloc(n ? (size_t)n : 1, sizeof(*mods));
 	if (!mods)
 		return oom(err);
@@ -98,16 +85,16 @@ static int read_modules(const cJSON *root, struct ld_module **out, size_t *nout,
 	cJSON_ArrayForEach(m, a) {
 		struct ld_module *d = &mods[i];
 		if (!cJSON_IsObject(m)) {
-			r = bad(err, "modules[%zu]: expected an object", i);
+			r = ld_json_reject(err, "modules[%zu]: expected an object", i);
 			break;
 		}
 		const cJSON *path = member(m, "path"), *id = member(m, "build_id");
 		if (!cJSON_IsString(path)) {
-			r = bad(err, "modules[%zu].path: expected a string", i);
+			r = ld_json_reject(err, "modules[%zu].path: expected a string", i);
 			break;
 		}
 		if (id && !cJSON_IsString(id)) {
-			r = bad(err, "modules[%zu].build_id: expected a string", i);
+			r = ld_json_reject(err, "modules[%zu].build_id: expected a string", i);
 			break;
 		}
 		d->path = path->valuestring;
@@ -120,14 +107,14 @@ static int read_modules(const cJSON *root, struct ld_module **out, size_t *nout,
 			if (!v && k == 2)
 				continue; /* offset is informational */
 			if (!v)
-				r = bad(err, "%s: missing", what);
+				r = ld_json_reject(err, "%s: missing", what);
 			else
 				r = get_uint(v, what, MAX_ADDR, fields[k], err);
 		}
 		if (r < 0)
 			break;
 		if (d->start >= d->end) {
-			r = bad(err, "modules[%zu]: start is not below end", i);
+			r = ld_json_reject(err, "modules[%zu]: start is not below end", i);
 			break;
 		}
 		i++;
@@ -219,12 +206,12 @@ static int read_sites(struct builder *b, const cJSON *root, struct ld_symbolizer
 	if (!a)
 		return 0;
 	if (!cJSON_IsArray(a))
-		return bad(b->err, "sites: expected an array");
+		return ld_json_reject(b->err, "sites: expected an array");
 	size_t i = 0;
 	char what[96];
 	cJSON_ArrayForEach(e, a) {
 		if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) < 3)
-			return bad(b->err, "sites[%zu]: expected [count, bytes, [addresses], ...]", i);
+			return ld_json_reject(b->err, "sites[%zu]: expected [count, bytes, [addresses], ...]", i);
 		uint64_t count, bytes;
 		int r;
 		snprintf(what, sizeof(what), "sites[%zu][0]", i);
@@ -235,10 +222,11 @@ static int read_sites(struct builder *b, const cJSON *root, struct ld_symbolizer
 			return r;
 		const cJSON *st = cJSON_GetArrayItem(e, 2), *v;
 		if (!cJSON_IsArray(st))
-			return bad(b->err, "sites[%zu][2]: expected an array of addresses", i);
+			return ld_json_reject(b->err, "sites[%zu][2]: expected an array of addresses", i);
 		int n = cJSON_GetArraySize(st);
 		if (n > LD_DEPTH_MAX)
-			return bad(b->err, "sites[%zu][2]: traceback of %d frames is longer than %d", i, n, LD_DEPTH_MAX);
+			return ld_json_reject(b->err, "sites[%zu][2]: traceback of %d frames is longer than %d", i,
+					      n, LD_DEPTH_MAX);
 		/* Check every address before symbolising any. */
 		size_t k = 0;
 		cJSON_ArrayForEach(v, st) {
@@ -272,7 +260,7 @@ static int meta_str(const cJSON *meta, const char *name, char **field, struct ld
 	if (!v)
 		return 0;
 	if (!cJSON_IsString(v))
-		return bad(err, "meta.%s: expected a string", name);
+		return ld_json_reject(err, "meta.%s: expected a string", name);
 	return ld_meta_set(field, v->valuestring) < 0 ? oom(err) : 0;
 }
 
@@ -301,7 +289,7 @@ static int read_meta(struct builder *b, const cJSON *root)
 	if (!meta)
 		return 0;
 	if (!cJSON_IsObject(meta))
-		return bad(err, "meta: expected an object");
+		return ld_json_reject(err, "meta: expected an object");
 	int r;
 	if ((r = meta_str(meta, "agent", &m->agent, err)) < 0 ||
 	    (r = meta_str(meta, "executable", &m->executable, err)) < 0 ||
@@ -326,7 +314,7 @@ static int read_totals(struct builder *b, const cJSON *root)
 	const cJSON *t = member(root, "totals");
 	if (t) {
 		if (!cJSON_IsObject(t))
-			return bad(b->err, "totals: expected an object");
+			return ld_json_reject(b->err, "totals: expected an object");
 		static const char *const keys[] = { "heap_bytes", "heap_blocks" };
 		for (size_t k = 0; k < 2; k++) {
 			const cJSON *v = member(t, keys[k]);
@@ -387,28 +375,29 @@ static int open_document(const char *json, size_t len, cJSON **root, struct ld_e
 		const char *at = cJSON_GetErrorPtr();
 		size_t off = at && at >= json && at <= json + len ? (size_t)(at - json) : len;
 		if (off >= len)
-			return bad(err, "invalid JSON: document ends early (%zu bytes)", len);
-		return bad(err, "invalid JSON at byte %zu", off);
+			return ld_json_reject(err, "invalid JSON: document ends early (%zu bytes)", len);
+		return ld_json_reject(err, "invalid JSON at byte %zu", off);
 	}
 	for (const char *p = end; p && p < json + len; p++) {
 		if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') {
 			cJSON_Delete(doc);
-			return bad(err, "invalid JSON: extra data at byte %zu", (size_t)(p - json));
+			return ld_json_reject(err, "invalid JSON: extra data at byte %zu", (size_t)(p - json));
 		}
 	}
 	const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(doc, "format");
 	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(doc, "version");
 	if (!cJSON_IsObject(doc) || !cJSON_IsString(fmt) || strcmp(fmt->valuestring, LD_NATIVE_FORMAT) != 0) {
 		cJSON_Delete(doc);
-		return bad(err, "not a native raw snapshot (format is not \"%s\")", LD_NATIVE_FORMAT);
+		return ld_json_reject(err, "not a native raw snapshot (format is not \"%s\")",
+				      LD_NATIVE_FORMAT);
 	}
 	if (!cJSON_IsNumber(ver) || ver->valuedouble != LD_NATIVE_VERSION) {
 		double v = cJSON_IsNumber(ver) ? ver->valuedouble : -1;
 		cJSON_Delete(doc);
 		if (v < 0)
-			return bad(err, "native raw snapshot has no version");
-		return bad(err, "unsupported native raw snapshot version %g (this leakdiff reads version %d)",
-			   v, LD_NATIVE_VERSION);
+			return ld_json_reject(err, "native raw snapshot has no version");
+		return ld_json_reject(err, "unsupported native raw snapshot version %g "
+				      "(this leakdiff reads version %d)", v, LD_NATIVE_VERSION);
 	}
 	*root = doc;
 	return 0;

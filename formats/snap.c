@@ -1,12 +1,13 @@
 /*
  * Reading and writing .snap files (leakdiff-snapshot(5)). Reading is
- * gunzip with a size cap, then one of two readers. The tree reader is a
- * nesting pre-scan, cJSON, then a walk that checks every number and index
- * before it enters the model; it is the reference. The scanner
- * (snapscan.c) reads the tables of a well-formed file several times faster
- * and hands anything unusual back to the tree reader. Writing builds
- * the JSON text directly (a cJSON tree of a large snapshot would cost many
- * times its size), compresses it in memory and replaces the file atomically.
+ * gunzip with a size cap (gunzip.c), then one of two readers. The tree
+ * reader is a nesting pre-scan (jsoncheck.c), cJSON, then a walk that
+ * checks every number and index before it enters the model; it is the
+ * reference. The scanner (snapscan.c) reads the tables of a well-formed
+ * file several times faster and hands anything unusual back to the tree
+ * reader. Writing builds the JSON text directly (a cJSON tree of a large
+ * snapshot would cost many times its size), compresses it in memory and
+ * replaces the file atomically.
  */
 #include "snap.h"
 
@@ -23,103 +24,9 @@
 #include <zlib.h>
 
 #include "buf.h"
+#include "gunzip.h"
+#include "jsoncheck.h"
 #include "snapscan.h"
-
-/* ---------------------------------------------------------------- gunzip */
-
-int ld_gunzip(const void *data, size_t len, uint64_t max, char **out, size_t *outlen,
-	      struct ld_error *err)
-{
-	const unsigned char *in = data;
-	if (len == 0)
-		return ld_error_set(err, EINVAL, "empty file");
-	if (len < 2 || in[0] != 0x1f || in[1] != 0x8b)
-		return ld_error_set(err, EINVAL, "not a gzip file");
-	if (!max)
-		max = LD_SNAP_MAX_BYTES_DEFAULT;
-
-	z_stream z;
-	memset(&z, 0, sizeof(z));
-	if (inflateInit2(&z, 15 + 16) != Z_OK)
-		return ld_error_set(err, ENOMEM, "cannot start gzip decoder");
-	size_t cap = len * 4 < (1 << 16) ? (1 << 16) : len * 4, used = 0;
-	if (cap > max + 1)
-		cap = (size_t)max + 1;
-	char *buf = malloc(cap + 1);
-	if (!buf) {
-		inflateEnd(&z);
-		return ld_error_set(err, ENOMEM, "out of memory");
-	}
-	z.next_in = (unsigned char *)in;
-	z.avail_in = len > UINT32_MAX ? UINT32_MAX : (uInt)len;
-	size_t fed = z.avail_in;
-	int r = 0;
-	for (;;) {
-		if (used == cap) {
-			if (used > max) {
-				r = ld_error_set(err, EFBIG, "decompresses to more than %llu bytes "
-						 "(raise LEAKDIFF_MAX_SNAPSHOT)", (unsigned long long)max);
-				break;
-			}
-			size_t ncap = cap * 2 > max + 1 ? (size_t)max + 1 : cap * 2;
-			char *nb = realloc(buf, ncap + 1);
-			if (!nb) {
-				r = ld_error_set(err, ENOMEM, "out of memory");
-				break;
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		z.next_out = (unsigned char *)buf + used;
-		z.avail_out = (uInt)(cap - used > UINT32_MAX ? UINT32_MAX : cap - used);
-		size_t before = z.avail_out;
-		int zr = inflate(&z, Z_NO_FLUSH);
-		used += before - z.avail_out;
-		if (z.avail_in == 0 && fed < len) {
-			size_t more = len - fed > UINT32_MAX ? UINT32_MAX : len - fed;
-			z.next_in = (unsigned char *)in + fed;
-			z.avail_in = (uInt)more;
-			fed += more;
-		}
-		if (used > max) {
-			r = ld_error_set(err, EFBIG, "decompresses to more than %llu bytes "
-					 "(raise LEAKDIFF_MAX_SNAPSHOT)", (unsigned long long)max);
-			break;
-		}
-		if (zr == Z_STREAM_END) {
-			if (z.avail_in == 0)
-				break;
-			/* Concatenated gzip members are one stream (gzip(1) agrees). */
-			if (z.avail_in >= 2 && z.next_in[0] == 0x1f && z.next_in[1] == 0x8b) {
-				inflateReset(&z);
-				continue;
-			}
-			r = ld_error_set(err, EINVAL, "trailing garbage after gzip stream");
-			break;
-		}
-		if (zr == Z_BUF_ERROR && z.avail_in == 0 && used < cap) {
-			r = ld_error_set(err, EINVAL, "truncated gzip stream");
-			break;
-		}
-		if (zr == Z_DATA_ERROR || zr == Z_NEED_DICT) {
-			r = ld_error_set(err, EINVAL, "corrupt gzip stream (%s)", z.msg ? z.msg : "bad data");
-			break;
-		}
-		if (zr == Z_MEM_ERROR) {
-			r = ld_error_set(err, ENOMEM, "out of memory");
-			break;
-		}
-	}
-	inflateEnd(&z);
-	if (r < 0) {
-		free(buf);
-		return r;
-	}
-	buf[used] = '\0';
-	*out = buf;
-	*outlen = used;
-	return 0;
-}
 
 /* ---------------------------------------------------------------- reading */
 
@@ -128,30 +35,18 @@ struct reader {
 	struct ld_error *err;
 };
 
-static int bad(struct reader *rd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int bad(struct reader *rd, const char *fmt, ...)
-{
-	if (rd->err) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(rd->err->msg, sizeof(rd->err->msg), fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 /* A count: an integer from 0 to 2^53. */
 static int get_count(struct reader *rd, const cJSON *v, const char *what, uint64_t *out)
 {
 	if (!cJSON_IsNumber(v))
-		return bad(rd, "%s: expected a number", what);
+		return ld_json_reject(rd->err, "%s: expected a number", what);
 	double d = v->valuedouble;
 	if (d < 0)
-		return bad(rd, "%s: negative count %.0f", what, d);
+		return ld_json_reject(rd->err, "%s: negative count %.0f", what, d);
 	if (d != floor(d) || !isfinite(d))
-		return bad(rd, "%s: not a whole number", what);
+		return ld_json_reject(rd->err, "%s: not a whole number", what);
 	if (d > (double)LD_COUNT_MAX)
-		return bad(rd, "%s: count %.0f is absurdly large", what, d);
+		return ld_json_reject(rd->err, "%s: count %.0f is absurdly large", what, d);
 	*out = (uint64_t)d;
 	return 0;
 }
@@ -160,11 +55,11 @@ static int get_count(struct reader *rd, const cJSON *v, const char *what, uint64
 static int get_int(struct reader *rd, const cJSON *v, const char *what, int64_t lo, int64_t hi, int64_t *out)
 {
 	if (!cJSON_IsNumber(v))
-		return bad(rd, "%s: expected a number", what);
+		return ld_json_reject(rd->err, "%s: expected a number", what);
 	double d = v->valuedouble;
 	if (d != floor(d) || !isfinite(d) || d < (double)lo || d > (double)hi)
-		return bad(rd, "%s: %g is not a whole number from %lld to %lld", what, d,
-			   (long long)lo, (long long)hi);
+		return ld_json_reject(rd->err, "%s: %g is not a whole number from %lld to %lld", what, d,
+				      (long long)lo, (long long)hi);
 	*out = (int64_t)d;
 	return 0;
 }
@@ -174,14 +69,14 @@ static int get_index(struct reader *rd, const cJSON *v, const char *what, size_t
 		     const char *table, int optional, uint32_t *out)
 {
 	if (!cJSON_IsNumber(v))
-		return bad(rd, "%s: expected an index", what);
+		return ld_json_reject(rd->err, "%s: expected an index", what);
 	double d = v->valuedouble;
 	if (optional && d == -1) {
 		*out = LD_NOSTR;
 		return 0;
 	}
 	if (d != floor(d) || d < 0 || d >= (double)n)
-		return bad(rd, "%s: index %g out of range (%zu %s)", what, d, n, table);
+		return ld_json_reject(rd->err, "%s: index %g out of range (%zu %s)", what, d, n, table);
 	*out = (uint32_t)d;
 	return 0;
 }
@@ -221,7 +116,7 @@ static int get_array(struct reader *rd, const cJSON *root, const char *name, con
 	if (!a || cJSON_IsNull(a))
 		return 0;
 	if (!cJSON_IsArray(a))
-		return bad(rd, "%s: expected an array", name);
+		return ld_json_reject(rd->err, "%s: expected an array", name);
 	*out = a;
 	return 0;
 }
@@ -241,11 +136,11 @@ static int read_strings(struct reader *rd, const cJSON *root)
 	size_t i = 0;
 	cJSON_ArrayForEach(v, a) {
 		if (!cJSON_IsString(v))
-			return bad(rd, "strings[%zu]: expected a string", i);
+			return ld_json_reject(rd->err, "strings[%zu]: expected a string", i);
 		uint32_t idx;
 		r = ld_strtab_append(&rd->s->strings, v->valuestring, strlen(v->valuestring), &idx);
 		if (r == -E2BIG)
-			return bad(rd, "strings: too many strings");
+			return ld_json_reject(rd->err, "strings: too many strings");
 		if (r < 0)
 			return oom(rd);
 		i++;
@@ -264,7 +159,7 @@ static int read_frames(struct reader *rd, const cJSON *root)
 	cJSON_ArrayForEach(f, a) {
 		int n = cJSON_IsArray(f) ? cJSON_GetArraySize(f) : 0;
 		if (n < 3)
-			return bad(rd, "frames[%zu]: expected [file, line, function, ...]", i);
+			return ld_json_reject(rd->err, "frames[%zu]: expected [file, line, function, ...]", i);
 		struct ld_frame fr = { .text = LD_NOSTR, .function_line = -1 };
 		int64_t line, fline = -1;
 		snprintf(what, sizeof(what), "frames[%zu][0]", i);
@@ -302,11 +197,12 @@ static int read_stack(struct reader *rd, const cJSON *st, const char *table, siz
 {
 	char what[96];
 	if (!cJSON_IsArray(st))
-		return bad(rd, "%s[%zu][%d]: expected an array of frame indices", table, row, col);
+		return ld_json_reject(rd->err, "%s[%zu][%d]: expected an array of frame indices", table, row,
+				      col);
 	int n = cJSON_GetArraySize(st);
 	if (n > LD_DEPTH_MAX)
-		return bad(rd, "%s[%zu][%d]: traceback of %d frames is longer than %d", table, row, col, n,
-			   LD_DEPTH_MAX);
+		return ld_json_reject(rd->err, "%s[%zu][%d]: traceback of %d frames is longer than %d", table,
+				      row, col, n, LD_DEPTH_MAX);
 	const cJSON *v;
 	uint32_t i = 0;
 	cJSON_ArrayForEach(v, st) {
@@ -330,7 +226,7 @@ static int read_sites(struct reader *rd, const cJSON *root, uint32_t *stack)
 	char what[64];
 	cJSON_ArrayForEach(e, a) {
 		if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) < 3)
-			return bad(rd, "sites[%zu]: expected [count, bytes, [frames]]", i);
+			return ld_json_reject(rd->err, "sites[%zu]: expected [count, bytes, [frames]]", i);
 		uint64_t count, bytes;
 		uint32_t depth;
 		const cJSON *c = e->child, *b = c->next, *st = b->next;
@@ -361,7 +257,7 @@ static int read_types(struct reader *rd, const cJSON *root)
 	char what[64];
 	cJSON_ArrayForEach(e, a) {
 		if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) < 3)
-			return bad(rd, "types[%zu]: expected [name, count, bytes]", i);
+			return ld_json_reject(rd->err, "types[%zu]: expected [name, count, bytes]", i);
 		uint32_t name;
 		uint64_t count, bytes;
 		snprintf(what, sizeof(what), "types[%zu][0]", i);
@@ -390,7 +286,7 @@ static int read_type_sites(struct reader *rd, const cJSON *root, uint32_t *stack
 	char what[64];
 	cJSON_ArrayForEach(e, a) {
 		if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) < 4)
-			return bad(rd, "type_sites[%zu]: expected [type, count, bytes, [frames]]", i);
+			return ld_json_reject(rd->err, "type_sites[%zu]: expected [type, count, bytes, [frames]]", i);
 		uint32_t type, depth;
 		uint64_t count, bytes;
 		snprintf(what, sizeof(what), "type_sites[%zu][0]", i);
@@ -430,7 +326,7 @@ static int opt_strref(struct reader *rd, const cJSON *obj, const char *ctx, cons
 	if (!v || cJSON_IsNull(v))
 		return 0;
 	if (!cJSON_IsString(v))
-		return bad(rd, "%s.%s: expected a string", ctx, name);
+		return ld_json_reject(rd->err, "%s.%s: expected a string", ctx, name);
 	if (ld_strtab_intern(&rd->s->strings, v->valuestring, strlen(v->valuestring), out) < 0)
 		return oom(rd);
 	return 0;
@@ -447,10 +343,10 @@ static int read_hints(struct reader *rd, const cJSON *root)
 	cJSON_ArrayForEach(e, a) {
 		snprintf(ctx, sizeof(ctx), "hints[%zu]", i++);
 		if (!cJSON_IsObject(e))
-			return bad(rd, "%s: expected an object", ctx);
+			return ld_json_reject(rd->err, "%s: expected an object", ctx);
 		const cJSON *kind = cJSON_GetObjectItemCaseSensitive(e, "kind");
 		if (!cJSON_IsString(kind))
-			return bad(rd, "%s.kind: expected a string", ctx);
+			return ld_json_reject(rd->err, "%s.kind: expected a string", ctx);
 		struct ld_hint h = { .name = LD_NOSTR, .type = LD_NOSTR, .maxsize = -1 };
 		const char *k = kind->valuestring;
 		const char *value_key;
@@ -492,11 +388,11 @@ static int read_hints(struct reader *rd, const cJSON *root)
 		const cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "path");
 		if (p && !cJSON_IsNull(p)) {
 			if (!cJSON_IsArray(p) || cJSON_GetArraySize(p) > 64)
-				return bad(rd, "%s.path: expected an array of at most 64 strings", ctx);
+				return ld_json_reject(rd->err, "%s.path: expected an array of at most 64 strings", ctx);
 			const cJSON *v;
 			cJSON_ArrayForEach(v, p) {
 				if (!cJSON_IsString(v))
-					return bad(rd, "%s.path[%u]: expected a string", ctx, plen);
+					return ld_json_reject(rd->err, "%s.path[%u]: expected a string", ctx, plen);
 				if (ld_strtab_intern(&rd->s->strings, v->valuestring, strlen(v->valuestring), &path[plen]) < 0)
 					return oom(rd);
 				plen++;
@@ -514,7 +410,7 @@ static int meta_str(struct reader *rd, const cJSON *meta, const char *name, char
 	if (!v || cJSON_IsNull(v))
 		return 0;
 	if (!cJSON_IsString(v))
-		return bad(rd, "meta.%s: expected a string", name);
+		return ld_json_reject(rd->err, "meta.%s: expected a string", name);
 	return ld_meta_set(field, v->valuestring) < 0 ? oom(rd) : 0;
 }
 
@@ -524,7 +420,7 @@ static int meta_list(struct reader *rd, const cJSON *meta, const char *name, cha
 	if (!a || cJSON_IsNull(a))
 		return 0;
 	if (!cJSON_IsArray(a))
-		return bad(rd, "meta.%s: expected an array of strings", name);
+		return ld_json_reject(rd->err, "meta.%s: expected an array of strings", name);
 	size_t count = (size_t)cJSON_GetArraySize(a), i = 0;
 	char **tmp = calloc(count ? count : 1, sizeof(*tmp));
 	if (!tmp)
@@ -532,7 +428,7 @@ static int meta_list(struct reader *rd, const cJSON *meta, const char *name, cha
 	cJSON_ArrayForEach(v, a) {
 		if (!cJSON_IsString(v)) {
 			free(tmp);
-			return bad(rd, "meta.%s[%zu]: expected a string", name, i);
+			return ld_json_reject(rd->err, "meta.%s[%zu]: expected a string", name, i);
 		}
 		tmp[i++] = v->valuestring;
 	}
@@ -557,7 +453,7 @@ static int read_meta(struct reader *rd, const cJSON *root)
 	if (!meta || cJSON_IsNull(meta))
 		return 0;
 	if (!cJSON_IsObject(meta))
-		return bad(rd, "meta: expected an object");
+		return ld_json_reject(rd->err, "meta: expected an object");
 	struct ld_meta *m = &rd->s->meta;
 	int r;
 	if ((r = meta_str(rd, meta, "runtime", &m->runtime)) < 0 ||
@@ -613,7 +509,7 @@ static int read_totals(struct reader *rd, const cJSON *root)
 		return 0;
 	}
 	if (!cJSON_IsObject(t))
-		return bad(rd, "totals: expected an object");
+		return ld_json_reject(rd->err, "totals: expected an object");
 	int r;
 	if ((r = opt_count(rd, t, "totals", "heap_bytes", &tt->heap_bytes)) < 0 ||
 	    (r = opt_count(rd, t, "totals", "heap_blocks", &tt->heap_blocks)) < 0 ||
@@ -629,7 +525,7 @@ static int read_gc(struct reader *rd, const cJSON *root)
 	if (!g || cJSON_IsNull(g))
 		return 0;
 	if (!cJSON_IsObject(g))
-		return bad(rd, "gc: expected an object");
+		return ld_json_reject(rd->err, "gc: expected an object");
 	struct ld_gc *gc = &rd->s->gc;
 	gc->present = true;
 	const cJSON *en = cJSON_GetObjectItemCaseSensitive(g, "enabled");
@@ -643,12 +539,13 @@ static int read_gc(struct reader *rd, const cJSON *root)
 	const cJSON *gens = cJSON_GetObjectItemCaseSensitive(g, "generations"), *e;
 	if (gens && !cJSON_IsNull(gens)) {
 		if (!cJSON_IsArray(gens) || cJSON_GetArraySize(gens) > LD_GC_GENERATIONS)
-			return bad(rd, "gc.generations: expected an array of at most %d objects", LD_GC_GENERATIONS);
+			return ld_json_reject(rd->err, "gc.generations: expected an array of at most %d objects",
+					      LD_GC_GENERATIONS);
 		cJSON_ArrayForEach(e, gens) {
 			char ctx[32];
 			snprintf(ctx, sizeof(ctx), "gc.generations[%zu]", gc->ngenerations);
 			if (!cJSON_IsObject(e))
-				return bad(rd, "%s: expected an object", ctx);
+				return ld_json_reject(rd->err, "%s: expected an object", ctx);
 			if ((r = opt_count(rd, e, ctx, "collections", &gc->generations[gc->ngenerations].collections)) < 0 ||
 			    (r = opt_count(rd, e, ctx, "collected", &gc->generations[gc->ngenerations].collected)) < 0 ||
 			    (r = opt_count(rd, e, ctx, "uncollectable", &gc->generations[gc->ngenerations].uncollectable)) < 0)
@@ -659,44 +556,18 @@ static int read_gc(struct reader *rd, const cJSON *root)
 	return 0;
 }
 
-int ld_json_check_nesting(const char *p, size_t len, bool *open, struct ld_error *err)
-{
-	int depth = 0;
-	bool in_str = false;
-	for (size_t i = 0; i < len; i++) {
-		char c = p[i];
-		if (in_str) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_str = false;
-		} else if (c == '"') {
-			in_str = true;
-		} else if (c == '[' || c == '{') {
-			if (++depth > LD_SNAP_MAX_NESTING)
-				return ld_error_set(err, EINVAL, "JSON nested deeper than %d levels at byte %zu",
-						    LD_SNAP_MAX_NESTING, i);
-		} else if (c == ']' || c == '}') {
-			depth--;
-		}
-	}
-	if (open)
-		*open = in_str || depth > 0;
-	return 0;
-}
-
 /* The format and version members, checked before anything else is read. */
 static int check_header(struct reader *rd, const cJSON *root)
 {
 	const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
 	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
 	if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, LD_SNAP_FORMAT) != 0)
-		return bad(rd, "not a leakdiff snapshot (format is not \"%s\")", LD_SNAP_FORMAT);
+		return ld_json_reject(rd->err, "not a leakdiff snapshot (format is not \"%s\")", LD_SNAP_FORMAT);
 	if (!cJSON_IsNumber(ver))
-		return bad(rd, "snapshot has no version");
+		return ld_json_reject(rd->err, "snapshot has no version");
 	if (ver->valuedouble != LD_SNAP_VERSION)
-		return bad(rd, "unsupported snapshot version %g (this leakdiff reads version %d)",
-			   ver->valuedouble, LD_SNAP_VERSION);
+		return ld_json_reject(rd->err, "unsupported snapshot version %g (this leakdiff reads version %d)",
+				      ver->valuedouble, LD_SNAP_VERSION);
 	return 0;
 }
 
@@ -718,19 +589,19 @@ static int parse_tree(const char *json, size_t len, struct ld_snapshot **out, st
 		const char *at = cJSON_GetErrorPtr();
 		size_t off = at && at >= json && at <= json + len ? (size_t)(at - json) : len;
 		if (off >= len || open)
-			return bad(&rd, "invalid JSON: document ends early (%zu bytes)", len);
-		return bad(&rd, "invalid JSON at byte %zu", off);
+			return ld_json_reject(rd.err, "invalid JSON: document ends early (%zu bytes)", len);
+		return ld_json_reject(rd.err, "invalid JSON at byte %zu", off);
 	}
 	/* Only white space may follow the document. */
 	for (const char *p = end; p && p < json + len; p++) {
 		if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') {
 			cJSON_Delete(root);
-			return bad(&rd, "invalid JSON: extra data at byte %zu", (size_t)(p - json));
+			return ld_json_reject(rd.err, "invalid JSON: extra data at byte %zu", (size_t)(p - json));
 		}
 	}
 	if (!cJSON_IsObject(root)) {
 		cJSON_Delete(root);
-		return bad(&rd, "not a leakdiff snapshot (the JSON is not an object)");
+		return ld_json_reject(rd.err, "not a leakdiff snapshot (the JSON is not an object)");
 	}
 	if ((r = check_header(&rd, root)) < 0) {
 		cJSON_Delete(root);

@@ -12,14 +12,17 @@
 
 #include "buf.h"
 #include "error.h"
+/* ld_gunzip() and ld_json_check_nesting(), which callers reach through here. */
+#include "gunzip.h"
+#include "jsoncheck.h"
 #include "snapshot.h"
 
 #define LD_SNAP_FORMAT "leakdiff-snapshot"
 #define LD_SNAP_VERSION 1
 /* Decompressed size past which a file is refused (a gzip bomb guard). */
-#define LD_SNAP_MAX_BYTES_DEFAULT (UINT64_C(1) << 30)
-/* JSON nesting past which a document is refused. */
-#define LD_SNAP_MAX_NESTING 64
+#define LD_SNAP_MAX_BYTES_DEFAULT LD_GUNZIP_MAX_DEFAULT
+/* JSON nesting past which a document is refused (both readers agree). */
+#define LD_SNAP_MAX_NESTING LD_JSON_MAX_NESTING
 
 struct ld_snap_limits {
 	uint64_t max_bytes; /* 0 means LD_SNAP_MAX_BYTES_DEFAULT */
@@ -68,14 +71,6 @@ int ld_snap_load_with(enum ld_snap_reader how, const char *path, const struct ld
 		      struct ld_snapshot **out, struct ld_error *err);
 
 /*
- * Decompresses a gzip stream of len bytes into a new buffer (NUL-terminated,
- * freed by the caller) of at most max bytes. Returns 0, -EINVAL (not gzip,
- * corrupt or truncated), -EFBIG or -ENOMEM, with a reason in err.
- */
-int ld_gunzip(const void *data, size_t len, uint64_t max, char **out, size_t *outlen,
-	      struct ld_error *err);
-
-/*
  * Serialises s as snapshot JSON into a new buffer the caller frees. Returns
  * 0 or -ENOMEM.
  */
@@ -89,14 +84,6 @@ int ld_snap_serialize(const struct ld_snapshot *s, char **json, size_t *len);
  * temporary file is left behind on failure.
  */
 int ld_snap_save(const char *path, const struct ld_snapshot *s, struct ld_error *err);
-
-/*
- * Checks untrusted JSON text before cJSON (which recurses) sees it: returns
- * -EINVAL with a reason in err when containers nest deeper than
- * LD_SNAP_MAX_NESTING, else 0. *open (when not NULL) says whether the text
- * ends inside a string or a container, which cJSON reports poorly.
- */
-int ld_json_check_nesting(const char *p, size_t len, bool *open, struct ld_error *err);
 
 /* Appends the metadata m as a JSON object, as the snapshot format has it. */
 void ld_snap_put_meta(struct ld_buf *b, const struct ld_meta *m);
