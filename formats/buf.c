@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "escape.h"
+#include "utf8.h"
 
 void ld_buf_init(struct ld_buf *b)
 {

@@ -10,6 +10,8 @@
 #include <stddef.h>
 
 #include "buf.h"
+/* ld_utf8_seq_len(), which users of this header reach through here. */
+#include "utf8.h"
 
 enum ld_escape_mode {
 	/* For terminals and plain text: controls, DEL, C1 controls, bidi
@@ -42,12 +44,6 @@ void ld_escape_json_text(struct ld_buf *b, const char *json);
  * when memory runs out.
  */
 char *ld_escape_dup(const char *s, enum ld_escape_mode mode);
-
-/*
- * Length in bytes of the valid UTF-8 sequence starting at s (1 to 4), or 0
- * when s does not start one. Overlong forms and surrogates are invalid.
- */
-size_t ld_utf8_seq_len(const unsigned char *s);
 
 /* Number of terminal columns an escaped string takes (code points). */
 size_t ld_text_width(const char *s);
