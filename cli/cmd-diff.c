@@ -254,7 +254,6 @@ static int run(int argc, char **argv)
 {
 	struct args a = { 0 };
 	ld_report_args_init(&a.report);
-	a.report.markdown_ok = true;
 	argp_err_exit_status = LD_EXIT_USAGE;
 	if (argp_parse(&argp, argc, argv, 0, NULL, &a) != 0)
 		return LD_EXIT_USAGE;
@@ -293,17 +292,7 @@ static int run(int argc, char **argv)
 	o->limits = &a.limits;
 	o->verdict = &verdict;
 	o->nsnapshots = (size_t)a.npaths;
-	switch (a.report.format) {
-	case LD_FORMAT_JSON:
-		r = ld_report_diff_json(stdout, d, o);
-		break;
-	case LD_FORMAT_MARKDOWN:
-		r = ld_report_diff_markdown(stdout, d, o);
-		break;
-	default:
-		r = ld_report_diff_text(stdout, d, o);
-		break;
-	}
+	r = a.report.format->diff(stdout, d, o);
 	if (r < 0) {
 		ld_cli_error(NULL, "cannot write the report: %s", strerror(-r));
 		goto out;

@@ -51,6 +51,7 @@ static int run(int argc, char **argv)
 {
 	struct args a = { 0 };
 	ld_report_args_init(&a.report);
+	a.report.show = true;
 	argp_err_exit_status = LD_EXIT_USAGE;
 	if (argp_parse(&argp, argc, argv, 0, NULL, &a) != 0)
 		return LD_EXIT_USAGE;
@@ -70,8 +71,8 @@ static int run(int argc, char **argv)
 		goto out;
 	}
 	a.report.opts.after_path = a.path;
-	r = a.report.format == LD_FORMAT_JSON ? ld_report_show_json(stdout, d, &a.report.opts)
-					      : ld_report_show_text(stdout, d, &a.report.opts);
+	/* --format took only rows with a show renderer. */
+	r = a.report.format->show(stdout, d, &a.report.opts);
 	if (r < 0) {
 		ld_cli_error(NULL, "cannot write the report: %s", strerror(-r));
 		goto out;

@@ -2,6 +2,7 @@
 #include "report_args.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,26 +27,47 @@ static const struct argp_option options[] = {
 void ld_report_args_init(struct ld_report_args *a)
 {
 	memset(a, 0, sizeof(*a));
+	a->format = &ld_report_formats[0];
 	a->opts.top = 10;
 	a->opts.type_sites = 3;
 	a->color = "auto";
 }
 
+/*
+ * The formats the subcommand takes, for a message: "text, json or
+ * markdown". The last name gets "or" only after two or more others, so
+ * that show still says "text, json" as it always has.
+ */
+static void format_names(bool show, char *buf, size_t size)
+{
+	size_t n = 0, total = 0, o = 0;
+	for (const struct ld_report_format *f = ld_report_formats; f->name; f++)
+		total += f->show || !show;
+	buf[0] = '\0';
+	for (const struct ld_report_format *f = ld_report_formats; f->name && o < size; f++) {
+		if (!f->show && show)
+			continue;
+		const char *sep = n == 0 ? "" : n + 1 == total && total > 2 ? " or " : ", ";
+		o += (size_t)snprintf(buf + o, size - o, "%s%s", sep, f->name);
+		n++;
+	}
+}
+
 static error_t parse(int key, char *arg, struct argp_state *state)
 {
 	struct ld_report_args *a = state->input;
+	const struct ld_report_format *format;
+	char names[256];
 	uint64_t v;
 	switch (key) {
 	case 'f':
-		if (strcmp(arg, "text") == 0)
-			a->format = LD_FORMAT_TEXT;
-		else if (strcmp(arg, "json") == 0)
-			a->format = LD_FORMAT_JSON;
-		else if (strcmp(arg, "markdown") == 0 && a->markdown_ok)
-			a->format = LD_FORMAT_MARKDOWN;
-		else
-			argp_error(state, "unknown format '%s' (use text, json%s)", arg,
-				   a->markdown_ok ? " or markdown" : "");
+		format = ld_report_format_find(arg, a->show);
+		if (format) {
+			a->format = format;
+		} else {
+			format_names(a->show, names, sizeof(names));
+			argp_error(state, "unknown format '%s' (use %s)", arg, names);
+		}
 		return 0;
 	case 'n':
 		if (ld_uint_parse(arg, 1u << 30, &v) < 0)
@@ -90,7 +112,7 @@ int ld_report_args_finish(struct ld_report_args *a)
 {
 	if (ld_cli_color(a->color, &a->opts.color) < 0)
 		return -1;
-	if (a->format != LD_FORMAT_TEXT)
+	if (!a->format->color)
 		a->opts.color = false;
 	return 0;
 }

@@ -8,13 +8,11 @@
 #include "report.h"
 #include "snapshot.h"
 
-enum ld_cli_format { LD_FORMAT_TEXT, LD_FORMAT_JSON, LD_FORMAT_MARKDOWN };
-
 struct ld_report_args {
 	struct ld_report_opts opts;
-	enum ld_cli_format format;
+	const struct ld_report_format *format; /* a row of ld_report_formats */
 	const char *color;
-	bool markdown_ok; /* the subcommand has a Markdown report */
+	bool show; /* the subcommand is show: formats without a show report are refused */
 };
 
 /* Parses --format, --top, --min-bytes, --by, --verbose, --color, --type-sites

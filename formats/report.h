@@ -1,7 +1,9 @@
 /*
- * Report renderers: a diff or a single snapshot as text for people or JSON
- * for scripts. Renderers only format; the diff decides what changed. Every
- * name taken from a snapshot goes through escape.h on its way out.
+ * Report renderers: a diff or a single snapshot as text for people, JSON
+ * for scripts, or (for a diff) a Markdown summary for CI. Renderers only
+ * format; the diff decides what changed. Every name taken from a snapshot
+ * goes through escape.h on its way out. The command line reaches them
+ * through ld_report_formats, one row per --format value.
  */
 #ifndef LD_FORMATS_REPORT_H
 #define LD_FORMATS_REPORT_H
@@ -53,5 +55,28 @@ int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_
  */
 int ld_report_show_text(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o);
 int ld_report_show_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o);
+
+/* The signature shared by every renderer above. */
+typedef int ld_report_fn(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o);
+
+/* One output format: what --format calls it and what renders it. */
+struct ld_report_format {
+	const char *name;   /* as --format spells it */
+	ld_report_fn *diff; /* the report of leakdiff diff */
+	ld_report_fn *show; /* the report of leakdiff show; NULL when the format has none */
+	bool color;         /* whether --color applies to it */
+};
+
+/*
+ * Every format, the default (text) first, in the order messages list them,
+ * ended by a row whose name is NULL. The table is static and read-only.
+ */
+extern const struct ld_report_format ld_report_formats[];
+
+/*
+ * Returns the row called name that has a show renderer when show is true
+ * (any row otherwise), or NULL when there is none. The row is static.
+ */
+const struct ld_report_format *ld_report_format_find(const char *name, bool show);
 
 #endif
