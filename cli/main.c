@@ -63,8 +63,8 @@ static const struct argp global_argp = {
 	.options = NULL,
 	.parser = parse_global,
 	.args_doc = "COMMAND [ARG...]",
-	.doc = "Find memory leaks by comparing heap snapshots of Python programs, by type and "
-	       "by allocation site.\v",
+	.doc = "Find memory leaks in Python and native (C, C++) programs by comparing heap "
+	       "snapshots, by allocation site and, for Python, by type.\v",
 	.help_filter = help_filter,
 };
 
