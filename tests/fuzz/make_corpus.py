@@ -4,8 +4,7 @@
     python3 tests/fuzz/make_corpus.py BUILD_DIR
 
 BUILD_DIR is a build of this tree (it needs cli/leakdiff,
-agents/native/libleakdiff-preload.so, tests/native/native-record and
-tests/native/prog_static). The seeds are kept small, since a fuzzer
+agents/native/libleakdiff-preload.so and tests/native/prog_static). The seeds are kept small, since a fuzzer
 mutates every byte of them:
 
 fuzz_snap    the fixtures of tests/data, a snapshot recorded from
@@ -171,9 +170,8 @@ def capture_python(tmp):
 
 def capture_native(build, tmp):
     raw = os.path.join(tmp, "native.stream")
-    subprocess.run([os.path.join(build, "tests", "native", "native-record"),
-                    "--preload", os.path.join(build, "agents", "native", "libleakdiff-preload.so"),
-                    "--out", os.path.join(tmp, "n"), "--raw", raw, "--depth", "8", "--",
+    subprocess.run([os.path.join(build, "cli", "leakdiff"), "record", "-q", "--depth=8",
+                    "-o", os.path.join(tmp, "n.snap"), "--tee-stream", raw, "--",
                     os.path.join(build, "tests", "native", "prog_static"), "200"],
                    check=True, stdout=subprocess.DEVNULL)
     with open(raw, "rb") as f:

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -95,6 +96,23 @@ static int child_mode(const char *fd)
 	return 7;
 }
 
+/*
+ * The agent's pipe, found the way a program could stumble on it: the one
+ * descriptor past stdio that is a pipe marked close-on-exec (the recorder
+ * passes no other, and the agent sets the flag). -1 when there is none,
+ * as when the program runs without a recorder.
+ */
+static int agent_pipe(void)
+{
+	for (int fd = 3; fd < 1024; fd++) {
+		struct stat st;
+		int flags = fcntl(fd, F_GETFD);
+		if (flags >= 0 && (flags & FD_CLOEXEC) && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+			return fd;
+	}
+	return -1;
+}
+
 static int fork_children(const char *self)
 {
 	pid_t a = fork();
@@ -110,7 +128,7 @@ static int fork_children(const char *self)
 	pid_t b = fork();
 	if (b == 0) {
 		char fd[16];
-		snprintf(fd, sizeof(fd), "%s", getenv("NATIVE_RECORD_FD") ? getenv("NATIVE_RECORD_FD") : "-1");
+		snprintf(fd, sizeof(fd), "%d", agent_pipe());
 		execl(self, self, "--child", fd, (char *)NULL);
 		_exit(99);
 	}

@@ -1,26 +1,30 @@
 """End-to-end tests of the native agent (libleakdiff-preload.so).
 
 Each test runs one of the programs built next to this file under the agent
-through native-record, which stands in for `leakdiff record`: it reads the
-pipe with formats/wire.c, symbolises with formats/native.c and writes each
-snapshot as plain JSON. The tests check exact counts at the allocating
-line, names, files, the pipe protocol itself and that the program behaves
-as it would without the agent. Meson passes the paths in NATIVE_*.
+through the real `leakdiff record` and reads what it leaves: the .snap
+files it writes (gzip JSON, leakdiff-snapshot(5)), its messages on stderr,
+and, through its hidden --tee-stream option, a copy of every byte the agent
+sent down the pipe. The tests check exact counts at the allocating line,
+names, files, the pipe protocol itself and that the program behaves as it
+would without the agent. Meson passes the paths in NATIVE_* and LEAKDIFF.
 """
 import json
+import math
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 import unittest
 import zlib
+from collections import namedtuple
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 import harness  # noqa: E402  (the TAP runner shared with the e2e tests)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RECORD = os.environ.get("NATIVE_RECORD")
+LEAKDIFF = harness.LEAKDIFF
 PRELOAD = os.environ.get("NATIVE_PRELOAD")
 PROG_STATIC = os.environ.get("NATIVE_PROG_STATIC")
 PROG_THREADS = os.environ.get("NATIVE_PROG_THREADS")
@@ -29,31 +33,67 @@ PROG_SEMANTICS = os.environ.get("NATIVE_PROG_SEMANTICS")
 PROG_STACKS = os.environ.get("NATIVE_PROG_STACKS")
 PROG_STACKS_FP = os.environ.get("NATIVE_PROG_STACKS_FP")
 
+# What one recording left: the recorder's status, its events (below), the
+# raw pipe stream, its stderr and the program's stdout.
+Run = namedtuple("Run", "rc events stream err out")
+
+
+def record_cmd(tmp, args, depth=None, extra=()):
+    """The `leakdiff record` command line for args, writing tmp/run.snap
+    (and run.N.snap) and the raw stream to tmp/stream.raw."""
+    cmd = [LEAKDIFF, "record", "-o", os.path.join(tmp, "run.snap"),
+           "--tee-stream", os.path.join(tmp, "stream.raw")]
+    if depth is not None:
+        cmd.append("--depth=%d" % depth)
+    return cmd + list(extra) + ["--"] + list(args)
+
 
 def record(tmp, args, env=None, depth=32, timeout=120, stdin=None, extra=()):
-    """Runs args under the agent; returns (returncode, events, raw bytes)."""
-    out = os.path.join(tmp, "snap")
-    raw = os.path.join(tmp, "stream.raw")
-    cmd = [RECORD, "--preload", PRELOAD, "--out", out, "--raw", raw, "--depth", str(depth)]
-    cmd += list(extra) + ["--"] + list(args)
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    p = subprocess.run(cmd, env=full_env, timeout=timeout, input=stdin, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, universal_newlines=True)
-    with open(raw, "rb") as f:
-        stream = f.read()
-    return p.returncode, parse_events(p.stdout), stream, p.stderr
+    """Runs args under the agent through `leakdiff record`."""
+    p = subprocess.run(record_cmd(tmp, args, depth, extra), env=harness.program_env(env), cwd=tmp,
+                       timeout=timeout, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True)
+    stream = read_stream(tmp)
+    events = hellos(stream) + parse_messages(p.stderr) + [{"kind": "exit", "status": str(p.returncode)}]
+    return Run(p.returncode, events, stream, p.stderr, p.stdout)
 
 
-def parse_events(text):
-    events = []
-    for line in text.splitlines():
-        kind, _, rest = line.partition(" ")
-        ev = {"kind": kind, "text": rest}
-        for m in re.finditer(r"(\w+)=(\S*)", rest):
-            ev.setdefault(m.group(1), m.group(2))
-        events.append(ev)
-    return events
+def read_stream(tmp):
+    with open(os.path.join(tmp, "stream.raw"), "rb") as f:
+        return f.read()
+
+
+def hellos(stream):
+    """A "hello" event for each hello frame of the stream, with the agent's pid."""
+    return [dict(json.loads(p), kind="hello", pid=str(json.loads(p).get("pid")))
+            for t, p in split_frames(stream) if t == "hello"]
+
+
+WROTE = re.compile(r'^leakdiff: wrote (.+) \(snapshot (\d+), (\w+)(?: "([^"]*)")?, ')
+
+
+def parse_message(line):
+    """One line of the recorder's stderr as an event: "snapshot" for each
+    file written (seq, trigger, label and path), "dropped", "invalid" and
+    "broken" for the stream's troubles, "log" for the agent's messages,
+    "note" for anything else the recorder says."""
+    m = WROTE.match(line)
+    if m:
+        return {"kind": "snapshot", "path": m.group(1), "seq": m.group(2), "trigger": m.group(3),
+                "label": m.group(4) if m.group(4) is not None else m.group(3), "text": line}
+    if line.startswith("leakdiff: agent: "):
+        return {"kind": "log", "text": line}
+    if re.match(r"^leakdiff: snapshot \d+ from the agent is invalid", line):
+        return {"kind": "invalid", "text": line}
+    if re.match(r"^leakdiff: snapshot \d+ was dropped", line):
+        return {"kind": "dropped", "text": line}
+    if line.endswith("; no further snapshots will be read"):
+        return {"kind": "broken", "text": line}
+    return {"kind": "note", "text": line}
+
+
+def parse_messages(text):
+    return [parse_message(line) for line in text.splitlines()]
 
 
 def frames_of(snap):
@@ -64,8 +104,7 @@ def frames_of(snap):
 
 
 def load(ev):
-    with open(ev["path"]) as f:
-        return json.load(f)
+    return harness.load_snap(ev["path"])
 
 
 def split_frames(stream):
@@ -80,6 +119,22 @@ def split_frames(stream):
         out.append((tag.decode(), payload))
         i = nl + 2 + n
     return out
+
+
+def first_hello(path, timeout=60):
+    """Waits until the stream copied to path holds a whole hello frame; returns it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(path, "rb") as f:
+            data = f.read()
+        nl = data.find(b"\n")
+        if nl > 0:
+            n = int(data[:nl].split(b" ")[1])
+            if len(data) >= nl + 2 + n:
+                return split_frames(data[:nl + 2 + n])[0]
+        if time.monotonic() > deadline:
+            raise AssertionError("no hello frame after %ds: %r" % (timeout, data))
+        time.sleep(0.02)
 
 
 def marker_line(name, marker):
@@ -100,7 +155,7 @@ class StaticFunction(NativeCase):
     """(a) every tenth record kept by a static function."""
 
     def run_n(self, n):
-        rc, events, stream, err = record(self.tmp, [PROG_STATIC, str(n)])
+        rc, events, stream, err, _ = record(self.tmp, [PROG_STATIC, str(n)])
         self.assertEqual(rc, 0, err)
         exits = self.snapshots(events, "exit")
         self.assertEqual(len(exits), 1, events)
@@ -147,6 +202,8 @@ class StaticFunction(NativeCase):
         self.assertTrue(meta["agent"].startswith("leakdiff-native "))
         self.assertRegex(meta["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
         self.assertEqual(snap["types"], [])
+        # The recorder, not the agent, knows the command line.
+        self.assertEqual(meta["command"], [PROG_STATIC, "1000"])
         frames = split_frames(stream)
         self.assertEqual(frames[0][0], "hello")
         hello = json.loads(frames[0][1])
@@ -170,7 +227,7 @@ class StaticFunction(NativeCase):
         self.assertTrue(raw["modules"][0]["path"].endswith("prog_static"))
 
     def test_depth_is_honoured(self):
-        rc, events, _, err = record(self.tmp, [PROG_STATIC, "100"], depth=2)
+        rc, events, _, err, _ = record(self.tmp, [PROG_STATIC, "100"], depth=2)
         self.assertEqual(rc, 0, err)
         snap = load(self.snapshots(events, "exit")[0])
         line = marker_line("prog_static.c", "RECORD-SITE")
@@ -181,53 +238,73 @@ class StaticFunction(NativeCase):
 
     def test_signal_snapshot(self):
         """kill -USR2 while the program waits: a snapshot with trigger signal."""
-        out = os.path.join(self.tmp, "snap")
-        cmd = [RECORD, "--preload", PRELOAD, "--out", out, "--", PROG_STATIC, "5000", "--wait"]
-        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True)
+        cmd = record_cmd(self.tmp, [PROG_STATIC, "5000", "--wait"])
+        p = subprocess.Popen(cmd, env=harness.program_env(), cwd=self.tmp, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
         try:
-            # The recorder's "hello" and the program's "ready" share stdout
-            # in either order.
-            first = [p.stdout.readline().strip(), p.stdout.readline().strip()]
-            self.assertIn("ready", first)
-            hello = parse_events([x for x in first if x != "ready"][0])[0]
-            self.assertEqual(hello["kind"], "hello")
+            self.assertEqual(p.stdout.readline().strip(), "ready")
+            # The agent said hello before main(); its pid is the program's.
+            tag, payload = first_hello(os.path.join(self.tmp, "stream.raw"))
+            self.assertEqual(tag, "hello")
+            hello = json.loads(payload)
             os.kill(int(hello["pid"]), signal.SIGUSR2)
-            ev = parse_events(p.stdout.readline())[0]
-            self.assertEqual((ev["kind"], ev["trigger"], ev["seq"]), ("snapshot", "signal", "1"))
+            ev = parse_message(p.stderr.readline().rstrip("\n"))
+            self.assertEqual((ev["kind"], ev["trigger"], ev["seq"]), ("snapshot", "signal", "1"), ev)
+            self.assertEqual(os.path.basename(ev["path"]), "run.1.snap")
             line = marker_line("prog_static.c", "RECORD-SITE")
             sites = self.site_at(load(ev), "prog_static.c", line)
             self.assertEqual([s[0] for s in sites], [500])
             p.stdin.write("go\n")
             p.stdin.close()
-            rest = parse_events(p.stdout.read())
+            rest = parse_messages(p.stderr.read())
             self.assertEqual(p.wait(timeout=60), 0)
         finally:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+            p.stdout.close()
+            p.stderr.close()
         exits = self.snapshots(rest, "exit")
         self.assertEqual([e["seq"] for e in exits], ["2"])
 
     def test_sampling_estimates(self):
-        """LEAKDIFF_SAMPLE: Poisson sampling by bytes with unbiased estimates."""
-        rc, events, stream, err = record(self.tmp, [PROG_STATIC, "30000"], env={"LEAKDIFF_SAMPLE": "64"})
+        """--sample: Poisson sampling by bytes with unbiased estimates.
+
+        A block of n bytes is picked with probability p = 1 - exp(-n/MEAN)
+        and then counts 1/p blocks and n/p bytes, so the estimates over k
+        live blocks have variance k (1 - p) / p and k n^2 (1 - p) / p
+        (tests/e2e/test_sampled.py works this out in full). Six standard
+        deviations, as there, for 30,000 live 32-byte blocks at MEAN = 64
+        (p = 0.39) is 4.3% of the true figures, so an estimator 6% off (the
+        28,200 of 30,000, or 2,820 of 3,000, of a wrong one) fails, while a
+        correct one fails about twice in a billion runs."""
+        n, size, mean, sigmas = 300000, 32, 64, 6
+        rc, events, stream, err, _ = record(self.tmp, [PROG_STATIC, str(n)], extra=["--sample=%d" % mean])
         self.assertEqual(rc, 0, err)
         hello = json.loads(split_frames(stream)[0][1])
         self.assertEqual(hello["sample"], 64)
         snap = load(self.snapshots(events, "exit")[0])
+        self.assertEqual(snap["meta"]["sample"], 64)
         line = marker_line("prog_static.c", "RECORD-SITE")
         sites = self.site_at(snap, "prog_static.c", line)
         self.assertEqual(len(sites), 1)
-        # 32-byte blocks are sampled with p = 1 - exp(-1/2) = 0.39: the
-        # estimate of 3000 has a standard deviation of about 2.6%.
-        self.assertLess(abs(sites[0][0] - 3000), 300, sites[0][:2])
-        self.assertLess(abs(sites[0][1] - 96000), 9600, sites[0][:2])
+        live = n // 10
+        p = -math.expm1(-size / mean)
+        tol_count = sigmas * math.sqrt(live * (1 - p) / p)
+        tol_bytes = sigmas * math.sqrt(live * size * size * (1 - p) / p)
+        # The check is tight enough to catch a 6% bias at all.
+        self.assertLess(tol_count, 0.06 * live)
+        self.assertLess(tol_bytes, 0.06 * live * size)
+        self.assertLessEqual(abs(sites[0][0] - live), tol_count,
+                             "count: estimate %d, true %d, tolerance %.0f" % (sites[0][0], live, tol_count))
+        self.assertLessEqual(abs(sites[0][1] - live * size), tol_bytes,
+                             "bytes: estimate %d, true %d, tolerance %.0f" % (sites[0][1], live * size, tol_bytes))
 
     def test_sampling_every_block_sees_every_free(self):
-        """LEAKDIFF_SAMPLE=1 picks every block (p = 1 - e^-32), so the site
+        """--sample=1 picks every block (p = 1 - e^-32), so the site
         must hold exactly the 3,000 blocks still live: each of the 27,000
         frees has to find its block, past the sampled mode's free filter."""
-        rc, events, stream, err = record(self.tmp, [PROG_STATIC, "30000"], env={"LEAKDIFF_SAMPLE": "1"})
+        rc, events, stream, err, _ = record(self.tmp, [PROG_STATIC, "30000"], extra=["--sample=1"])
         self.assertEqual(rc, 0, err)
         snap = load(self.snapshots(events, "exit")[0])
         line = marker_line("prog_static.c", "RECORD-SITE")
@@ -236,11 +313,39 @@ class StaticFunction(NativeCase):
         self.assertEqual((round(sites[0][0]), round(sites[0][1])), (3000, 96000), sites[0][:2])
 
     def test_not_active_without_pipe(self):
-        """Preloaded without a recorder the agent stays out of the way."""
-        env = dict(os.environ, LD_PRELOAD=PRELOAD)
-        env.pop("LEAKDIFF_FD", None)
-        p = subprocess.run([PROG_STATIC, "1000"], env=env, timeout=60)
+        """Preloaded without a recorder the agent stays out of the way: the
+        program's status and output are its own, no file appears in its
+        working or temporary directory, and a descriptor it inherited is
+        neither written nor moved."""
+        work = self.path("work")
+        os.mkdir(work)
+        env = dict(os.environ, TMPDIR=work)
+        for name in ("LEAKDIFF_FD", "LEAKDIFF_PIPE"):
+            env.pop(name, None)
+        plain = subprocess.run([PROG_STATIC, "1000"], env=env, cwd=work, timeout=60,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual((plain.returncode, plain.stdout, plain.stderr), (0, b"", b""))
+        path = self.path("victim")
+        r, w = os.pipe()
+        try:
+            with open(path, "w") as f:
+                env["LD_PRELOAD"] = PRELOAD
+                p = subprocess.run([PROG_STATIC, "1000"], env=env, cwd=work, timeout=60,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   pass_fds=(f.fileno(), w))
+                self.assertEqual(os.lseek(f.fileno(), 0, os.SEEK_CUR), 0)
+            os.close(w)
+            w = -1
+            self.assertEqual(os.read(r, 1), b"")
+        finally:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
         self.assertEqual(p.returncode, 0)
+        self.assertEqual((p.stdout, p.stderr), (plain.stdout, plain.stderr))
+        self.assertEqual(os.path.getsize(path), 0)
+        self.assertEqual(os.listdir(work), [])
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["victim", "work"])
 
     def test_wrong_pipe_is_not_written(self):
         """LEAKDIFF_PIPE naming another file: the descriptor is left alone."""
@@ -274,8 +379,9 @@ class Semantics(NativeCase):
         plain = subprocess.run([PROG_SEMANTICS, "print"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
         self.assertEqual(plain.returncode, 0, plain.stderr)
-        rc, events, _, err = record(self.tmp, [PROG_SEMANTICS, "print"])
+        rc, events, _, err, out = record(self.tmp, [PROG_SEMANTICS, "print"])
         self.assertEqual(rc, 0, err)
+        self.assertEqual(out, plain.stdout)
         snap = load(self.snapshots(events, "exit")[0])
         ours = [s for s in frames_of(snap) if s[2][0][0].endswith("prog_semantics.c")]
         sizes = sorted(s[1] for s in ours if s[0] == 1)
@@ -283,7 +389,7 @@ class Semantics(NativeCase):
         # aligned_alloc, memalign, valloc, pvalloc: one block each.
         self.assertEqual([z for z in sizes if z < 2000], list(range(1001, 1010)))
         # The program prints 1 when the kernel let it keep a 5 GiB block.
-        kept_big = any(e["kind"] == "1" for e in events)
+        kept_big = "1" in out.splitlines()
         big = [z for z in sizes if z > (4 << 30)]
         self.assertEqual(big, [(5 << 30) + 11] if kept_big else [])
         self.assertEqual(sum(s[0] for s in ours), 9 + len(big))
@@ -296,15 +402,21 @@ class Exec(NativeCase):
     """Programs the target execs are not traced, unless LEAKDIFF_FOLLOW_EXEC=1."""
 
     def test_exec_is_not_followed(self):
-        rc, events, stream, err = record(self.tmp, ["/bin/sh", "-c", 'exec "$0" 100', PROG_STATIC])
-        self.assertEqual(rc, 0, err)
+        rc, events, stream, err, _ = record(self.tmp, ["/bin/sh", "-c", 'exec "$0" 100', PROG_STATIC])
+        # The program exited 0 without an at-exit snapshot: the recorder
+        # says why and makes that 125 (a failing program's status would
+        # have been passed on instead).
+        self.assertEqual(rc, 125, err)
         # The shell said hello and was replaced before any snapshot; the
         # program it became never saw the agent.
-        self.assertEqual([e["kind"] for e in events if e["kind"] != "exit"], ["hello"], events)
+        self.assertEqual([e["kind"] for e in events if e["kind"] != "exit"], ["hello", "note"], events)
+        self.assertIn("the agent's pipe was closed while the program ran", events[1]["text"])
+        self.assertIn("exec", events[1]["text"])
         self.assertEqual([t for t, _ in split_frames(stream)], ["hello"])
+        self.assertEqual(os.listdir(self.tmp), ["stream.raw"])
 
     def test_follow_exec(self):
-        rc, events, stream, err = record(self.tmp, ["/bin/sh", "-c", 'exec "$0" 100', PROG_STATIC],
+        rc, events, stream, err, _ = record(self.tmp, ["/bin/sh", "-c", 'exec "$0" 100', PROG_STATIC],
                                          env={"LEAKDIFF_FOLLOW_EXEC": "1"})
         self.assertEqual(rc, 0, err)
         hellos = [json.loads(p) for t, p in split_frames(stream) if t == "hello"]
@@ -322,7 +434,7 @@ class CxxMethod(NativeCase):
     """(b) a std::map filled by a C++ method."""
 
     def test_demangled_method_in_top_site(self):
-        rc, events, _, err = record(self.tmp, [PROG_CXX, "5000"])
+        rc, events, _, err, _ = record(self.tmp, [PROG_CXX, "5000"])
         self.assertEqual(rc, 0, err)
         snap = load(self.snapshots(events, "exit")[0])
         sites = sorted(frames_of(snap), key=lambda s: -s[1])
@@ -348,7 +460,7 @@ class RememberedStacks(NativeCase):
 
     def check(self, prog):
         n = 16000
-        rc, events, _, err = record(self.tmp, [prog, str(n)])
+        rc, events, _, err, _ = record(self.tmp, [prog, str(n)])
         self.assertEqual(rc, 0, err)
         snap = load(self.snapshots(events, "exit")[0])
         line = marker_line("prog_stacks.c", "LEAF-SITE")
@@ -379,7 +491,7 @@ class ThreadsAndFork(NativeCase):
 
     def test_exact_counts_and_children(self):
         iterations = 20000
-        rc, events, stream, err = record(self.tmp, [PROG_THREADS, str(iterations)], timeout=300)
+        rc, events, stream, err, _ = record(self.tmp, [PROG_THREADS, str(iterations)], timeout=300)
         self.assertEqual(rc, 0, (err, events))
         self.assertEqual([e["kind"] for e in events if e["kind"] in ("hello", "broken", "dropped", "invalid")],
                          ["hello"], events)
@@ -410,7 +522,7 @@ class ThreadsAndFork(NativeCase):
     def test_repeated_runs_do_not_deadlock(self):
         for i in range(3):
             with self.subTest(run=i):
-                rc, events, _, err = record(self.tmp, [PROG_THREADS, "5000"], timeout=120)
+                rc, events, _, err, _ = record(self.tmp, [PROG_THREADS, "5000"], timeout=120)
                 self.assertEqual(rc, 0, err)
                 self.assertEqual(len(self.snapshots(events, "exit")), 1)
 

@@ -1,0 +1,237 @@
+/*
+ * The recorder: pipe events in, .snap files out (see recorder.h). The one
+ * implementation of numbering, stamping, saving and the cut-snapshot rules,
+ * whatever channel the events come through.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "escape.h"
+#include "native.h"
+#include "recorder.h"
+#include "snap.h"
+#include "units.h"
+
+struct ld_recorder {
+	struct ld_recorder_config cfg;
+	struct ld_recorder_status st;
+	struct ld_wire *wire;
+	pid_t target;     /* 0 until set: see ld_recorder_set_target() */
+	bool native;      /* the last agent said hello as the native runtime */
+	struct ld_symbolizer *sym; /* native: reused across snapshots */
+	long long top;    /* highest file number written so far */
+	bool broken;      /* the stream was corrupt; the rest is ignored */
+	bool tee_failed;  /* the copy of the stream could not be written */
+};
+
+struct ld_recorder *ld_recorder_create(const struct ld_recorder_config *cfg)
+{
+	struct ld_recorder *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->cfg = *cfg;
+	r->wire = ld_wire_create(ld_recorder_event, r, 0);
+	if (!r->wire) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void ld_recorder_destroy(struct ld_recorder *r)
+{
+	if (!r)
+		return;
+	ld_symbolizer_destroy(r->sym);
+	ld_wire_destroy(r->wire);
+	free(r);
+}
+
+void ld_recorder_set_target(struct ld_recorder *r, pid_t pid)
+{
+	r->target = pid;
+}
+
+void ld_recorder_requested(struct ld_recorder *r)
+{
+	r->st.requested = true;
+}
+
+const struct ld_recorder_status *ld_recorder_status(const struct ld_recorder *r)
+{
+	return &r->st;
+}
+
+static char *numbered_path(const char *output, long long seq)
+{
+	size_t len = strlen(output);
+	size_t cap = len + 32;
+	char *p = malloc(cap);
+	if (!p)
+		return NULL;
+	if (len > 5 && strcmp(output + len - 5, ".snap") == 0)
+		snprintf(p, cap, "%.*s.%lld.snap", (int)(len - 5), output, seq);
+	else
+		snprintf(p, cap, "%s.%lld", output, seq);
+	return p;
+}
+
+/* The "leakdiff: wrote ..." line for a snapshot saved at path. */
+static void announce(const struct ld_recorder *r, const struct ld_wire_event *ev,
+		     const struct ld_snapshot *s, const char *trigger, const char *path)
+{
+	char objs[48], bytes[32];
+	if (r->native) {
+		ld_count_format(objs, sizeof(objs) - 8, (int64_t)s->totals.heap_blocks, false);
+		strcat(objs, " blocks");
+	} else {
+		ld_count_format(objs, sizeof(objs) - 8, (int64_t)s->totals.objects, false);
+		strcat(objs, " objects");
+	}
+	ld_size_format(bytes, sizeof(bytes), (int64_t)s->totals.heap_bytes, false);
+	bool named = *ev->label && strcmp(ev->label, trigger) != 0;
+	char *label = named ? ld_escape_dup(ev->label, LD_ESCAPE_TEXT) : NULL;
+	char *safe = ld_escape_dup(path, LD_ESCAPE_TEXT);
+	fprintf(stderr, "leakdiff: wrote %s (snapshot %lld, %s%s%s%s, %s, %s traced)\n",
+		safe ? safe : path, (long long)ev->seq, trigger, label ? " \"" : "",
+		label ? label : "", label ? "\"" : "", objs, bytes);
+	free(label);
+	free(safe);
+}
+
+static void out_of_memory(struct ld_recorder *r, struct ld_snapshot *s)
+{
+	ld_snapshot_destroy(s);
+	ld_cli_error(NULL, "out of memory");
+	r->st.failed_writes++;
+}
+
+static void on_snapshot(struct ld_recorder *r, const struct ld_wire_event *ev)
+{
+	struct ld_error err = { { 0 } };
+	struct ld_snapshot *s = NULL;
+	int pr = r->native || ld_native_is_raw(ev->data, ev->len)
+		 ? ld_native_parse_with(&r->sym, ev->data, ev->len, &s, &err)
+		 : ld_snap_parse(ev->data, ev->len, &s, &err);
+	if (pr < 0) {
+		ld_cli_error(NULL, "snapshot %lld from the agent is invalid and was dropped: %s",
+			     (long long)ev->seq, err.msg);
+		return;
+	}
+	/* The agent does not know how it was started; the recorder's caller does. */
+	if (ld_meta_set_list(&s->meta.command, &s->meta.ncommand, r->cfg.command, r->cfg.ncommand) < 0) {
+		out_of_memory(r, s);
+		return;
+	}
+	/* The agent only sees a signal; the recorder knows it was sent on a timer. */
+	if (r->st.requested && s->meta.trigger && strcmp(s->meta.trigger, "signal") == 0 &&
+	    ld_meta_set(&s->meta.trigger, "interval") < 0) {
+		out_of_memory(r, s);
+		return;
+	}
+	const char *trigger = s->meta.trigger ? s->meta.trigger : ev->trigger;
+	bool at_exit = strcmp(ev->trigger, "exit") == 0;
+	/*
+	 * One agent numbers its snapshots from 1, and FILE.N.snap takes that
+	 * number. Once several agents share the pipe (LEAKDIFF_FOLLOW_EXEC),
+	 * each counting from 1, files are numbered on from the highest so far
+	 * instead, and only the target process (exec keeps its pid) writes its
+	 * at-exit snapshot to FILE: nothing overwrites anything.
+	 */
+	long long number = (long long)ev->seq;
+	if (r->st.hellos > 1) {
+		number = r->top + 1;
+		if (at_exit && r->target > 0 && s->meta.pid != (int64_t)r->target)
+			at_exit = false;
+	}
+	char *numbered = at_exit ? NULL : numbered_path(r->cfg.output, number);
+	const char *path = at_exit ? r->cfg.output : numbered;
+	if (!path) {
+		out_of_memory(r, s);
+		return;
+	}
+	if (ld_snap_save(path, s, &err) < 0) {
+		ld_cli_error(path, "%s", err.msg);
+		r->st.failed_writes++;
+		if (at_exit)
+			r->st.exit_failed = true;
+	} else {
+		r->st.written++;
+		if (at_exit)
+			r->st.got_exit = true;
+		else if (number > r->top)
+			r->top = number;
+		if (!r->cfg.quiet)
+			announce(r, ev, s, trigger, path);
+	}
+	free(numbered);
+	ld_snapshot_destroy(s);
+}
+
+int ld_recorder_event(void *ctx, const struct ld_wire_event *ev)
+{
+	struct ld_recorder *r = ctx;
+	switch (ev->kind) {
+	case LD_WIRE_HELLO:
+		r->st.connected = true;
+		r->st.hellos++;
+		r->native = strcmp(ev->runtime, "native") == 0;
+		if (ev->pid > 0)
+			r->st.agent_pid = (pid_t)ev->pid;
+		return 0;
+	case LD_WIRE_SNAPSHOT:
+		on_snapshot(r, ev);
+		/* Only a signal snapshot answers the timer's request, not an API one. */
+		if (strcmp(ev->trigger, "signal") == 0)
+			r->st.requested = false;
+		return 0;
+	case LD_WIRE_LOG:
+		ld_cli_error("agent", "%s", ev->message);
+		return 0;
+	case LD_WIRE_DROPPED:
+		ld_cli_error(NULL, "snapshot %lld was dropped: %s", (long long)ev->seq, ev->reason);
+		r->st.requested = false;
+		return 0;
+	}
+	return 0;
+}
+
+/* Copies the stream to the tee descriptor; reports the first failure only. */
+static void tee(struct ld_recorder *r, const char *data, size_t len)
+{
+	while (len && !r->tee_failed) {
+		ssize_t n = write(r->cfg.tee_fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ld_cli_error(NULL, "cannot copy the stream: %s", n < 0 ? strerror(errno) : "short write");
+			r->tee_failed = true;
+			r->st.failed_writes++;
+			return;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+}
+
+void ld_recorder_feed(struct ld_recorder *r, const void *data, size_t len)
+{
+	if (r->cfg.tee_fd >= 0)
+		tee(r, data, len);
+	if (r->broken)
+		return;
+	struct ld_error err = { { 0 } };
+	if (ld_wire_feed(r->wire, data, len, &err) == -EPROTO) {
+		ld_cli_error(NULL, "%s; no further snapshots will be read", err.msg);
+		r->broken = true;
+	}
+}
+
+void ld_recorder_finish(struct ld_recorder *r)
+{
+	ld_wire_finish(r->wire);
+}
