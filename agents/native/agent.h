@@ -23,8 +23,9 @@
 #include <sys/types.h>
 
 #define LD_AGENT_NAME "leakdiff-native"
-/* Frames recorded per allocation unless LEAKDIFF_DEPTH says otherwise. */
-#define LD_AGENT_DEFAULT_DEPTH 32
+/* Frames recorded per allocation unless LEAKDIFF_DEPTH says otherwise; the
+ * same as `leakdiff record --depth`'s default. */
+#define LD_AGENT_DEFAULT_DEPTH 16
 /* The most frames per allocation (the snapshot format's limit). */
 #define LD_AGENT_MAX_DEPTH 1024
 /* Largest payload of one data frame; the protocol allows 16 MiB. */
