@@ -1,9 +1,12 @@
 /*
  * Internals shared by the files of the native agent (libleakdiff-preload.so),
  * the library that LD_PRELOAD puts into a C or C++ program. preload.c holds
- * the allocation hooks and the agent's life cycle, heap.c the live-allocation
- * and site tables, memo.c the stacks remembered per thread, pipe.c the framed
- * writes to the recorder's pipe, doc.c the JSON documents it sends.
+ * the interposed allocation functions and the constructor and destructor
+ * that start and stop the agent, config.c its settings, track.c the
+ * tracking core (stacks, sampling, snapshots, fork), heap.c the
+ * live-allocation and site tables, memo.c the stacks remembered per thread,
+ * pipe.c the framed writes to the recorder's pipe, doc.c the JSON documents
+ * it sends.
  *
  * Everything here may run inside malloc: nothing allocates through malloc,
  * touches stdio or takes a lock that a malloc hook could already hold. All
@@ -20,8 +23,9 @@
 #include <sys/types.h>
 
 #define LD_AGENT_NAME "leakdiff-native"
-/* Frames recorded per allocation unless LEAKDIFF_DEPTH says otherwise. */
-#define LD_AGENT_DEFAULT_DEPTH 32
+/* Frames recorded per allocation unless LEAKDIFF_DEPTH says otherwise; the
+ * same as `leakdiff record --depth`'s default. */
+#define LD_AGENT_DEFAULT_DEPTH 16
 /* The most frames per allocation (the snapshot format's limit). */
 #define LD_AGENT_MAX_DEPTH 1024
 /* Largest payload of one data frame; the protocol allows 16 MiB. */
@@ -147,7 +151,7 @@ bool ld_heap_site_info(uint32_t id, struct ld_site_info *out) LD_HIDDEN;
  * is cleared first; sites above n are skipped). Shards are read one at a
  * time under their locks, so blocks allocated or freed meanwhile by other
  * threads may or may not be counted. With sample_mean > 0 (bytes between
- * samples, see preload.c) each block of n bytes was recorded with
+ * samples, see track.c) each block of n bytes was recorded with
  * probability 1 - exp(-n / sample_mean) and also adds 1/p blocks and n/p
  * bytes to the estimates.
  */
@@ -271,5 +275,169 @@ int ld_doc_write(struct ld_json *j, const struct ld_doc_info *info) LD_HIDDEN;
 
 /* UTC time as ISO 8601 with milliseconds ("2024-05-01T12:00:00.000Z"). */
 void ld_doc_time(char out[32]) LD_HIDDEN;
+
+/* ------------------------------------------------------------ config.c */
+
+/* The agent's settings. */
+struct ld_config {
+	struct ld_pipe pipe; /* fd -1: no valid pipe given */
+	uint32_t depth;      /* frames per allocation, 1 to LD_AGENT_MAX_DEPTH */
+	uint64_t sample;     /* mean bytes between samples; 0: every allocation */
+	int signum;          /* the snapshot signal; 0: none */
+	bool follow_exec;    /* the pipe is shared with programs the target runs */
+	char problems[4][256]; /* messages for log frames once hello is out */
+	int nproblems;
+};
+
+/* Fills in the defaults: no pipe, LD_AGENT_DEFAULT_DEPTH frames, every
+ * allocation, SIGUSR2. */
+void ld_config_init(struct ld_config *c) LD_HIDDEN;
+
+/*
+ * Reads the LEAKDIFF_* variables of leakdiff-protocol(7) into c (set up by
+ * ld_config_init()). Unless LEAKDIFF_FOLLOW_EXEC=1, then removes them and
+ * this library's entry of LD_PRELOAD, through setenv(), so call it with
+ * ld_track_busy set. A bad value keeps its default and adds a problem.
+ * Returns true when LEAKDIFF_FD and LEAKDIFF_PIPE name a pipe.
+ */
+bool ld_config_from_env(struct ld_config *c) LD_HIDDEN;
+
+/*
+ * Reads settings from s, "KEY=VALUE,..." (syntax in config.c), into c (set
+ * up by ld_config_init()); the environment is neither read nor changed.
+ * Bad values and unknown keys add problems. Returns true when fd and pipe
+ * name a pipe.
+ */
+bool ld_config_parse(struct ld_config *c, const char *s) LD_HIDDEN;
+
+/* Queues msg (copied, cut at 255 bytes) for a log frame; the fifth and
+ * later are dropped. */
+void ld_config_problem(struct ld_config *c, const char *msg) LD_HIDDEN;
+
+/* Append s, or decimal v, to the string in buf of cap bytes, cutting it at
+ * cap - 1 bytes. */
+void ld_cat_str(char *buf, size_t cap, const char *s) LD_HIDDEN;
+void ld_cat_num(char *buf, size_t cap, long v) LD_HIDDEN;
+
+/* ------------------------------------------------------------ track.c */
+
+enum { LD_TRACK_UNINIT, LD_TRACK_ACTIVE, LD_TRACK_OFF };
+
+/* Whether the agent tracks: LD_TRACK_ACTIVE from ld_track_start() until
+ * the pipe fails, the process forks (in the child) or the at-exit
+ * snapshot went out. */
+extern atomic_int ld_track_state LD_HIDDEN;
+/* Set while this thread runs agent code: allocations then are not tracked. */
+extern __thread int ld_track_busy LD_IE LD_HIDDEN;
+/* Sampling: bytes this thread allocates before the next recorded block. */
+extern __thread int64_t ld_track_sample_left LD_IE LD_HIDDEN;
+/* Mean bytes between samples; 0: every block is recorded. */
+extern uint64_t ld_track_sample LD_HIDDEN;
+
+/*
+ * Takes the settings (copied; the pipe is the agent's from now on), checks
+ * that the pipe is the one named, marks it close-on-exec unless it is
+ * shared and finds this library in memory. Returns 0, or -1 after which
+ * the agent is off for good. Nothing is tracked yet; call once, before
+ * ld_track_start().
+ */
+int ld_track_open(const struct ld_config *c) LD_HIDDEN;
+
+/*
+ * Sets up the tables, fork handlers and the snapshot signal, sends hello
+ * and the queued problems, and turns tracking on. Returns 0, or -1 when the
+ * agent is off for good (out of memory, the pipe failed).
+ */
+int ld_track_start(void) LD_HIDDEN;
+
+/* Turns the agent off for good: the hooks only forward from then on. */
+void ld_track_stop(void) LD_HIDDEN;
+
+/*
+ * Takes one snapshot in the calling thread and streams it to the recorder.
+ * label and trigger are copied. Does nothing while the agent is off or
+ * this thread is already taking one; after final, no snapshot is taken
+ * again. A write failure turns the agent off for good.
+ */
+void ld_track_snapshot(const char *label, const char *trigger, bool final) LD_HIDDEN;
+
+/* The at-exit snapshot, then the agent is off for good. */
+void ld_track_exit(void) LD_HIDDEN;
+
+/* Tracking can be asked for: the agent is on and this thread outside it. */
+static inline bool ld_track_on(void)
+{
+	return atomic_load_explicit(&ld_track_state, memory_order_relaxed) == LD_TRACK_ACTIVE &&
+	       !ld_track_busy;
+}
+
+/* The sampled mode's draw, when a block reaches the next sampled byte or
+ * the thread has not drawn yet: whether to record it. */
+bool ld_track_sample_draw(size_t size) LD_HIDDEN;
+
+/* Whether to record a block of size bytes in sampled mode. */
+static inline bool ld_track_sample_this(size_t size)
+{
+	if (size < (uint64_t)ld_track_sample_left) {
+		ld_track_sample_left -= (int64_t)size;
+		return false;
+	}
+	return ld_track_sample_draw(size);
+}
+
+/*
+ * Records the new block p of size bytes, allocated at the current stack,
+ * and returns p; keeps errno as the allocator left it. Called outside the
+ * agent (ld_track_busy clear): the flag is set only around the agent's own
+ * work, because glibc's allocator does not call back into malloc. A block
+ * the agent cannot record (out of memory) is counted as untracked. ret_slot
+ * is where the program's return address lies and rbp its frame register,
+ * when the hook was left by a tail call (NULL otherwise).
+ */
+void *ld_record_new(void *p, size_t size, const uintptr_t *ret_slot, uintptr_t rbp) LD_HIDDEN;
+
+#if defined(__x86_64__)
+/*
+ * ld_record_new(p, size, ...) with the stack pointer and frame register as
+ * they are on entry. Hooks reach it by a tail call, so that their frame is
+ * gone: libunwind pays about 8 ns for every frame it steps through, and
+ * memo.c can see the program's own return address, stack pointer and
+ * frame register. Written in assembly in track.c.
+ */
+void *ld_record_entry(void *p, size_t size) LD_HIDDEN;
+#else
+static inline void *ld_record_entry(void *p, size_t size)
+{
+	return ld_record_new(p, size, NULL, 0);
+}
+#endif
+
+/* p, recorded if it is to be (every block in exact mode); for the hooks,
+ * with ld_track_on() true. */
+static inline void *ld_track_new(void *p, size_t size)
+{
+	if (ld_track_sample && !ld_track_sample_this(size))
+		return p;
+	return ld_record_entry(p, size);
+}
+
+/*
+ * Forgets the block ptr, if tracked: true and its site and size in *site
+ * and *size (either may be NULL), or false. Keeps errno.
+ */
+bool ld_track_remove(void *ptr, uint32_t *site, size_t *size) LD_HIDDEN;
+
+/* Takes ptr (NULL is fine) out of the table before glibc gets it back; for
+ * the hooks, with ld_track_on() true. Returns what ld_track_remove() does. */
+static inline bool ld_track_forget(void *ptr, uint32_t *site, size_t *size)
+{
+	if (!ptr || !ld_heap_may_hold((uintptr_t)ptr))
+		return false;
+	return ld_track_remove(ptr, site, size);
+}
+
+/* Puts back a block that ld_track_forget() took out, for a realloc() that
+ * failed and left it intact; keeps errno. */
+void ld_track_restore(void *ptr, size_t size, uint32_t site) LD_HIDDEN;
 
 #endif

@@ -25,7 +25,7 @@
  * cache line each time, measured at a third of the agent's overhead; the
  * scan costs a few milliseconds per million live blocks, once per snapshot.
  * The running totals (blocks and bytes ever allocated at a site) arrive in
- * batches from each thread's cache (preload.c).
+ * batches from each thread's cache (track.c).
  */
 #include <errno.h>
 #include <math.h>

@@ -3,6 +3,7 @@
 `leakdiff diff`: a static C function keeping every tenth record, a C++
 method filling a std::map cache, four threads with fork and exec, and the
 at-exit live bytes checked against heaptrack's leak figure."""
+import json
 import os
 import re
 import shutil
@@ -142,6 +143,39 @@ class NativeRecord(TempDirCase):
         r = leakdiff("diff", "--max-total-growth=10%", "--format=markdown", a, b)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("exceeds --max-total-growth=10%", r.stdout)
+
+    def test_default_depth_is_the_documented_16(self):
+        """README, leakdiff-record(1) and `--depth`'s help say 16 frames:
+        `leakdiff record` without --depth keeps exactly the 16 innermost
+        frames of an allocation made 40 calls deep. The agent's own default
+        (LEAKDIFF_DEPTH unset or empty) is pinned to the same 16 by
+        tests/native/test_config.c."""
+        prog = self.path("deep")
+        with open(prog + ".c", "w") as f:
+            f.write("#include <stdlib.h>\n"
+                    "void *volatile kept;\n"
+                    "__attribute__((noinline)) static void *down(int n)\n"
+                    "{\n"
+                    "\tvoid *p = n ? down(n - 1) : malloc(4243);\n"
+                    "\t__asm__ volatile(\"\" ::: \"memory\");\n"
+                    "\treturn p;\n"
+                    "}\n"
+                    "int main(void)\n"
+                    "{\n"
+                    "\tkept = down(40);\n"
+                    "\treturn 0;\n"
+                    "}\n")
+        subprocess.run([os.environ.get("CC", "cc"), "-g", "-O0", "-o", prog, prog + ".c"], check=True)
+
+        def deep_site(doc):
+            rows = [fr for _c, b, fr in doc["sites"] if b == 4243]
+            self.assertEqual(len(rows), 1, doc["sites"])
+            return rows[0]
+
+        _, out = self.record("deep.snap", prog)
+        doc = load_snap(out)
+        self.assertEqual(doc["meta"]["depth"], 16)
+        self.assertEqual(len(deep_site(doc)), 16)
 
     def test_matches_heaptrack_leak_total(self):
         if not shutil.which("heaptrack") or not shutil.which("heaptrack_print"):
