@@ -3,7 +3,6 @@
 `leakdiff diff`: a static C function keeping every tenth record, a C++
 method filling a std::map cache, four threads with fork and exec, and the
 at-exit live bytes checked against heaptrack's leak figure."""
-import json
 import os
 import re
 import shutil
