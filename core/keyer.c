@@ -43,26 +43,54 @@ int ld_keyer_intern(struct ld_keyer *k, const char *s, size_t len, uint32_t *id)
 	return ids_intern(&k->ids, s, len, ld_hash_bytes(s, len), id);
 }
 
+/*
+ * What keying one snapshot needs per string and nothing after: the
+ * normalised file names (the copies among them belong to the side) and the
+ * ids already found, so that each string is interned once.
+ */
+struct names {
+	const char **file;  /* the normalised file name, once computed */
+	uint64_t *hash;     /* hash of that name */
+	uint32_t *raw_id;   /* id of the string itself, or NOID */
+	uint32_t *norm_id;  /* id of its normalised file name, or NOID */
+};
+
+static int names_init(struct names *nm, const struct ld_snapshot *s)
+{
+	size_t n = s->strings.n ? s->strings.n : 1;
+	nm->file = calloc(n, sizeof(*nm->file));
+	nm->hash = calloc(n, sizeof(*nm->hash));
+	nm->raw_id = malloc(n * sizeof(*nm->raw_id));
+	nm->norm_id = malloc(n * sizeof(*nm->norm_id));
+	if (!nm->file || !nm->hash || !nm->raw_id || !nm->norm_id)
+		return -ENOMEM;
+	memset(nm->raw_id, 0xff, n * sizeof(*nm->raw_id));
+	memset(nm->norm_id, 0xff, n * sizeof(*nm->norm_id));
+	return 0;
+}
+
+static void names_finish(struct names *nm)
+{
+	free(nm->file);
+	free(nm->hash);
+	free(nm->raw_id);
+	free(nm->norm_id);
+}
+
 static int side_init(struct ld_keyer_side *sd, const struct ld_snapshot *s, unsigned what)
 {
 	memset(sd, 0, sizeof(*sd));
 	sd->s = s;
 	size_t n = s->strings.n ? s->strings.n : 1, nf = s->nframes ? s->nframes : 1;
-	sd->file = calloc(n, sizeof(*sd->file));
-	sd->hash = calloc(n, sizeof(*sd->hash));
 	sd->owned = calloc(n, sizeof(*sd->owned));
-	sd->raw_id = malloc(n * sizeof(*sd->raw_id));
-	sd->norm_id = malloc(n * sizeof(*sd->norm_id));
 	sd->key = malloc(nf * sizeof(*sd->key));
 	if (what & LD_KEYER_CLASSES)
 		sd->cls = malloc(nf * sizeof(*sd->cls));
 	if (what & LD_KEYER_RANKS)
 		sd->rank = malloc(nf * sizeof(*sd->rank));
-	if (!sd->file || !sd->hash || !sd->owned || !sd->raw_id || !sd->norm_id || !sd->key ||
-	    (!sd->cls && (what & LD_KEYER_CLASSES)) || (!sd->rank && (what & LD_KEYER_RANKS)))
+	if (!sd->owned || !sd->key || (!sd->cls && (what & LD_KEYER_CLASSES)) ||
+	    (!sd->rank && (what & LD_KEYER_RANKS)))
 		return -ENOMEM;
-	memset(sd->raw_id, 0xff, n * sizeof(*sd->raw_id));
-	memset(sd->norm_id, 0xff, n * sizeof(*sd->norm_id));
 	return 0;
 }
 
@@ -71,23 +99,19 @@ static void side_finish(struct ld_keyer_side *sd)
 	for (size_t i = 0; i < sd->nowned; i++)
 		free(sd->owned[i]);
 	free(sd->owned);
-	free(sd->file);
-	free(sd->hash);
-	free(sd->raw_id);
-	free(sd->norm_id);
 	free(sd->key);
 	free(sd->cls);
 	free(sd->rank);
 }
 
 /* Fills the normalised names of every file a snapshot's frames use. */
-static int norm_fill(struct ld_keyer_side *sd, const struct ld_diff_opts *opts)
+static int norm_fill(struct ld_keyer_side *sd, struct names *nm, const struct ld_diff_opts *opts)
 {
 	char buf[4096];
 	const struct ld_snapshot *s = sd->s;
 	for (size_t i = 0; i < s->nframes; i++) {
 		uint32_t fi = s->frames[i].file;
-		if (fi >= s->strings.n || sd->file[fi])
+		if (fi >= s->strings.n || nm->file[fi])
 			continue;
 		const char *raw = ld_snapshot_str(s, fi);
 		const char *p = ld_diff_normal_path(s, opts, raw, buf, sizeof(buf));
@@ -98,39 +122,41 @@ static int norm_fill(struct ld_keyer_side *sd, const struct ld_diff_opts *opts)
 			sd->owned[sd->nowned++] = copy;
 			p = copy;
 		}
-		sd->file[fi] = p;
-		sd->hash[fi] = ld_hash_bytes(p, strlen(p));
+		nm->file[fi] = p;
+		nm->hash[fi] = ld_hash_bytes(p, strlen(p));
 	}
 	return 0;
 }
 
 /* The id of string idx of a snapshot; "" for one out of range, as ld_snapshot_str() gives. */
-static int raw_id(struct ld_keyer *k, struct ld_keyer_side *sd, uint32_t idx, uint32_t *id)
+static int raw_id(struct ld_keyer *k, const struct ld_keyer_side *sd, struct names *nm, uint32_t idx,
+		  uint32_t *id)
 {
 	const struct ld_strtab *t = &sd->s->strings;
 	if (idx >= t->n)
 		return ids_intern(&k->ids, "", 0, ld_hash_bytes("", 0), id);
-	if (sd->raw_id[idx] == NOID) {
-		int r = ids_intern(&k->ids, t->strs[idx], t->lens[idx], t->hashes[idx], &sd->raw_id[idx]);
+	if (nm->raw_id[idx] == NOID) {
+		int r = ids_intern(&k->ids, t->strs[idx], t->lens[idx], t->hashes[idx], &nm->raw_id[idx]);
 		if (r < 0)
 			return r;
 	}
-	*id = sd->raw_id[idx];
+	*id = nm->raw_id[idx];
 	return 0;
 }
 
 /* The id of a file's normalised name (see norm_fill()). */
-static int norm_id(struct ld_keyer *k, struct ld_keyer_side *sd, uint32_t idx, uint32_t *id)
+static int norm_id(struct ld_keyer *k, const struct ld_keyer_side *sd, struct names *nm, uint32_t idx,
+		   uint32_t *id)
 {
-	if (idx >= sd->s->strings.n || !sd->file[idx])
+	if (idx >= sd->s->strings.n || !nm->file[idx])
 		return ids_intern(&k->ids, "", 0, ld_hash_bytes("", 0), id);
-	if (sd->norm_id[idx] == NOID) {
-		int r = ids_intern(&k->ids, sd->file[idx], strlen(sd->file[idx]), sd->hash[idx],
-				   &sd->norm_id[idx]);
+	if (nm->norm_id[idx] == NOID) {
+		int r = ids_intern(&k->ids, nm->file[idx], strlen(nm->file[idx]), nm->hash[idx],
+				   &nm->norm_id[idx]);
 		if (r < 0)
 			return r;
 	}
-	*id = sd->norm_id[idx];
+	*id = nm->norm_id[idx];
 	return 0;
 }
 
@@ -197,21 +223,21 @@ static void classes_finish(struct ld_keyer_classes *c)
  * snapshot; raw_file gets the id of each frame's file name as it is, or is
  * NULL when nobody needs it.
  */
-static int key_fill(struct ld_keyer *k, struct ld_keyer_side *sd, uint32_t *raw_file)
+static int key_fill(struct ld_keyer *k, struct ld_keyer_side *sd, struct names *nm, uint32_t *raw_file)
 {
 	const struct ld_snapshot *s = sd->s;
 	for (size_t i = 0; i < s->nframes; i++) {
 		const struct ld_frame *f = &s->frames[i];
 		struct ld_fkey *key = &sd->key[i];
 		int r;
-		if ((r = raw_id(k, sd, f->function, &key->function)) < 0 ||
-		    (r = norm_id(k, sd, f->file, &key->file)) < 0 ||
-		    (raw_file && (r = raw_id(k, sd, f->file, &raw_file[i])) < 0))
+		if ((r = raw_id(k, sd, nm, f->function, &key->function)) < 0 ||
+		    (r = norm_id(k, sd, nm, f->file, &key->file)) < 0 ||
+		    (raw_file && (r = raw_id(k, sd, nm, f->file, &raw_file[i])) < 0))
 			return r;
 		key->text = NOID;
 		key->text_set = false;
 		if (f->text != LD_NOSTR) {
-			if ((r = raw_id(k, sd, f->text, &key->text)) < 0)
+			if ((r = raw_id(k, sd, nm, f->text, &key->text)) < 0)
 				return r;
 			key->text_set = *ld_snapshot_str(s, f->text) != '\0';
 		}
@@ -309,16 +335,20 @@ int ld_keyer_init(struct ld_keyer *k, const struct ld_snapshot *const *snaps, si
 			continue; /* the same snapshot again: its keys are made */
 		struct ld_keyer_side *sd = &k->sides[k->nsides++];
 		const struct ld_snapshot *s = snaps[i];
+		struct names nm = { 0 };
 		r = side_init(sd, s, what);
+		if (r == 0)
+			r = names_init(&nm, s);
 		if (r == 0 && raw_file) {
 			raw_file[j] = malloc((s->nframes ? s->nframes : 1) * sizeof(*raw_file[j]));
 			if (!raw_file[j])
 				r = -ENOMEM;
 		}
 		if (r == 0)
-			r = norm_fill(sd, opts);
+			r = norm_fill(sd, &nm, opts);
 		if (r == 0)
-			r = key_fill(k, sd, raw_file ? raw_file[j] : NULL);
+			r = key_fill(k, sd, &nm, raw_file ? raw_file[j] : NULL);
+		names_finish(&nm);
 	}
 	if (r == 0 && raw_file)
 		r = rank_fill(k, raw_file);

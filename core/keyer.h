@@ -44,19 +44,15 @@ struct ld_fkey {
 	bool text_set;           /* has a source text that is not empty */
 };
 
-/* One snapshot's frames, keyed. Arrays indexed by string are private to keyer.c. */
+/* One snapshot's frames, keyed. */
 struct ld_keyer_side {
 	const struct ld_snapshot *s;
-	const char **file;  /* per string: the normalised file name, once computed */
-	uint64_t *hash;     /* per string: hash of that name */
-	char **owned;
+	char **owned;        /* normalised file names the keyer had to rewrite, which ids borrow */
 	size_t nowned;
-	uint32_t *raw_id;   /* per string: id of the string itself, or LD_KEYER_NOID */
-	uint32_t *norm_id;  /* per string: id of its normalised file name, or LD_KEYER_NOID */
 	struct ld_fkey *key; /* per frame */
-	uint32_t *cls;      /* per frame: exact-rung class (LD_KEYER_CLASSES), else NULL */
-	uint32_t *rank;     /* per frame: place in the order of (raw file, line, function)
-			       (LD_KEYER_RANKS), else NULL */
+	uint32_t *cls;       /* per frame: exact-rung class (LD_KEYER_CLASSES), else NULL */
+	uint32_t *rank;      /* per frame: place in the order of (raw file, line, function)
+				(LD_KEYER_RANKS), else NULL */
 };
 
 /*
