@@ -1,12 +1,14 @@
 /*
- * The frame keyer: internal to core/, not part of the API that formats/ and
- * cli/ use. It interns every name the comparison looks at, across a set of
- * snapshots with separate string tables, so that two frames, or two
- * tracebacks, compare as integers: equal ids mean equal strings. The diff
- * (diff.c), graded matching (match.c), the sorts (sort.c) and trends
- * (trend.c) all work on its keys; a differential flame graph can build its
- * tree of frames from them too, since a frame's function and normalised
- * file ids name the same code in every snapshot of the set.
+ * The frame keyer: internal to core/, not part of diff.h's API and free to
+ * change with the diff (a report that needs frames keyed across snapshots,
+ * such as a differential flame graph, may include it). It interns every
+ * name the comparison looks at, across a set of snapshots with separate
+ * string tables, so that two frames, or two tracebacks, compare as
+ * integers: equal ids mean equal strings. The diff (diff.c), graded
+ * matching (match.c), the sorts (sort.c) and trends (trend.c) all work on
+ * its keys; a flame graph can build its tree of frames from them too,
+ * since a frame's function and normalised file ids name the same code in
+ * every snapshot of the set.
  *
  * A keyer borrows its snapshots and its options, which must outlive it.
  */
