@@ -2,8 +2,8 @@
  * Trends over several snapshots (see ld_diff_trend in diff.h). Rows of the
  * consecutive diffs are identified by content: a type by its name, a site
  * by its frames (normalised file, line and function), a type's site by
- * both. Names are interned into ids shared by every snapshot, once per
- * string of each snapshot, so a row's key is a short run of integers and
+ * both. One keyer (keyer.h) over every snapshot gives each name an id
+ * shared by all of them, so a row's key is a short run of integers and
  * a million rows cost no string building.
  */
 #include <errno.h>
@@ -13,18 +13,11 @@
 #include "array.h"
 #include "diff.h"
 #include "hashmap.h"
-#include "strtab.h"
+#include "keyer.h"
 
-/* First words of a key; name ids stay below both (see ld_strtab_intern). */
+/* First words of a key; name ids stay below both (see struct ld_keyer_ids). */
 #define KEY_SITE UINT32_MAX
 #define KEY_TYPE (UINT32_MAX - 1)
-
-/* One snapshot's strings as name ids, filled on first use (0: not yet, else id + 1). */
-struct snap_ids {
-	const struct ld_snapshot *s;
-	uint32_t *file; /* id of the normalised file name */
-	uint32_t *name; /* id of the string as it is */
-};
 
 struct key {
 	size_t at;      /* in pool */
@@ -33,10 +26,7 @@ struct key {
 };
 
 struct counter {
-	const struct ld_diff_opts *opts;
-	struct ld_strtab names;
-	struct snap_ids *snaps;
-	size_t nsnaps, snaps_cap;
+	struct ld_keyer keyer;
 	uint32_t *pool;
 	size_t npool, pool_cap;
 	struct key *keys;
@@ -48,60 +38,11 @@ struct counter {
 
 static void counter_finish(struct counter *c)
 {
-	for (size_t i = 0; i < c->nsnaps; i++) {
-		free(c->snaps[i].file);
-		free(c->snaps[i].name);
-	}
-	free(c->snaps);
 	free(c->pool);
 	free(c->keys);
 	free(c->scratch);
 	ld_hashmap_finish(&c->index);
-	ld_strtab_finish(&c->names);
-}
-
-static struct snap_ids *ids_of(struct counter *c, const struct ld_snapshot *s)
-{
-	for (size_t i = 0; i < c->nsnaps; i++)
-		if (c->snaps[i].s == s)
-			return &c->snaps[i];
-	if (LD_ARRAY_RESERVE(c->snaps, c->snaps_cap, c->nsnaps + 1) < 0)
-		return NULL;
-	size_t n = s->strings.n + 1;
-	struct snap_ids *si = &c->snaps[c->nsnaps];
-	si->s = s;
-	si->file = calloc(n, sizeof(*si->file));
-	si->name = calloc(n, sizeof(*si->name));
-	if (!si->file || !si->name) {
-		free(si->file);
-		free(si->name);
-		return NULL;
-	}
-	c->nsnaps++;
-	return si;
-}
-
-static int intern(struct counter *c, const char *s, uint32_t *id)
-{
-	return ld_strtab_intern(&c->names, s, strlen(s), id);
-}
-
-/* Name id of string idx of a snapshot; strings out of range share one slot, as they read as "". */
-static int name_id(struct counter *c, struct snap_ids *si, uint32_t idx, bool file, uint32_t *id)
-{
-	size_t slot = idx < si->s->strings.n ? idx : si->s->strings.n;
-	uint32_t *memo = file ? &si->file[slot] : &si->name[slot];
-	if (!*memo) {
-		const char *raw = ld_snapshot_str(si->s, idx);
-		char buf[4096];
-		uint32_t v;
-		int r = intern(c, file ? ld_diff_normal_path(si->s, c->opts, raw, buf, sizeof(buf)) : raw, &v);
-		if (r < 0)
-			return r;
-		*memo = v + 1;
-	}
-	*id = *memo - 1;
-	return 0;
+	ld_keyer_finish(&c->keyer);
 }
 
 /* Builds in c->scratch the key of a stack under `first`; its length goes to *len. */
@@ -110,19 +51,14 @@ static int stack_key(struct counter *c, uint32_t first, const struct ld_diff_sta
 	size_t need = 1 + (size_t)st->depth * 3;
 	if (LD_ARRAY_RESERVE(c->scratch, c->scratch_cap, need) < 0)
 		return -ENOMEM;
-	struct snap_ids *si = ids_of(c, st->snap);
-	if (!si)
-		return -ENOMEM;
+	const struct ld_keyer_side *sd = ld_keyer_side(&c->keyer, st->snap);
 	uint32_t *k = c->scratch;
 	k[0] = first;
 	for (uint32_t i = 0; i < st->depth; i++) {
-		const struct ld_frame *f = ld_diff_frame(st, i);
-		int r = name_id(c, si, f->file, true, &k[1 + 3 * i]);
-		if (r == 0)
-			r = name_id(c, si, f->function, false, &k[3 + 3 * i]);
-		if (r < 0)
-			return r;
+		const struct ld_fkey *f = &sd->key[st->frames[i]];
+		k[1 + 3 * i] = f->file;
 		k[2 + 3 * i] = (uint32_t)f->line;
+		k[3 + 3 * i] = f->function;
 	}
 	*len = (uint32_t)need;
 	return 0;
@@ -162,7 +98,7 @@ static int type_key(struct counter *c, const char *name, uint32_t *len)
 		return -ENOMEM;
 	c->scratch[0] = KEY_TYPE;
 	*len = 2;
-	return intern(c, name, &c->scratch[1]);
+	return ld_keyer_intern(&c->keyer, name, strlen(name), &c->scratch[1]);
 }
 
 /* Adds one to the row's counter (insert), or reads it into *n. */
@@ -217,10 +153,19 @@ static int count_interval(struct counter *c, const struct ld_diff *di)
 int ld_diff_trend(struct ld_diff *d, const struct ld_snapshot *const *snaps, size_t n,
 		  const struct ld_diff_opts *opts)
 {
-	struct counter c = { .opts = opts };
+	static const struct ld_diff_opts defaults = { 0 };
+	struct counter c = { 0 };
 	ld_hashmap_init(&c.index);
-	ld_strtab_init(&c.names);
-	int r = 0;
+	/* d's own rows borrow its two snapshots, normally snaps[0] and snaps[n - 1]. */
+	const struct ld_snapshot **all = malloc((n + 2) * sizeof(*all));
+	int r = all ? 0 : -ENOMEM;
+	if (all) {
+		all[0] = d->after;
+		all[1] = d->before;
+		memcpy(all + 2, snaps, n * sizeof(*all));
+		r = ld_keyer_init(&c.keyer, all, n + 2, opts ? opts : &defaults, 0);
+		free(all);
+	}
 	for (size_t i = 0; i + 1 < n && r == 0; i++) {
 		struct ld_diff *di = NULL;
 		r = ld_diff_create(snaps[i], snaps[i + 1], opts, &di);
