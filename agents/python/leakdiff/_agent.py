@@ -79,7 +79,9 @@ def _load_by_address():
 # A module built from other sources (an old install beside a new agent)
 # has another number and is not used: the agent falls back to pure Python
 # instead of failing in the middle of a snapshot. Bump both sides together.
-EXTENSION_INTERFACES = {"_census": 1, "_sampler": 2}
+# A Map, like all the agent holds: a plain dict here is counted by the
+# census as one of the program's (see _containers.py).
+EXTENSION_INTERFACES = _containers.Map({"_census": 1, "_sampler": 2})
 
 
 def load_extension(directory, name):
