@@ -18,17 +18,17 @@ sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import harness  # noqa: E402
 
 sys.path.insert(0, os.path.join(harness.SOURCE, "agents", "python"))
-from leakdiff import _agent, _heap, _snapshot  # noqa: E402
+from leakdiff import _agent, _containers, _objects, _snapshot, _typeinfo  # noqa: E402
 
 import unittest  # noqa: E402
 
 EXT = _agent.load_extension(os.environ.get("LEAKDIFF_EXT_DIR"), "_census")
-AGENT_FILES = _heap.Names([_heap.__file__, __file__])
+AGENT_FILES = _containers.Names([_objects.__file__, __file__])
 CODE = type(compile("0", "<test>", "eval"))
 
 
 def is_agent_type(t):
-    return _heap.type_module(t).startswith("leakdiff")
+    return _typeinfo.type_module(t).startswith("leakdiff")
 
 
 class Thing:
@@ -64,11 +64,11 @@ def build():
 
 
 def make_pure():
-    return _heap.Census()
+    return _objects.Census()
 
 
 def make_fast():
-    return _heap.CCensus(EXT)
+    return _objects.CCensus(EXT)
 
 
 def census_results(kind, known):
@@ -79,25 +79,27 @@ def census_results(kind, known):
     gc.collect()
     census = kind()
     census.run(AGENT_FILES, is_agent_type)
-    counts, sizes, consts, order = _heap.Map(), _heap.Map(), _heap.Map(), _heap.Map()
+    Map = _containers.Map
+    counts, sizes, consts, order = Map(), Map(), Map(), Map()
     try:
-        for t in _heap.Seq(census.totals):
+        for t in _containers.Seq(census.totals):
             counts[t] = census.totals[t][0]
             sizes[t] = census.totals[t][1]
             consts[t] = census.const.get(t)
-            order[t] = _heap.Seq(filter(known.__contains__, map(id, census.members(t))))
+            order[t] = _containers.Seq(filter(known.__contains__, map(id, census.members(t))))
         counts[None] = census.skipped
     finally:
         census.release()
     # In a Seq: a tuple would be counted by the next census.
-    return _heap.Seq((counts, sizes, consts, order))
+    return _containers.Seq((counts, sizes, consts, order))
 
 
 @unittest.skipIf(EXT is None, "the _census extension is not built for this interpreter")
 class SameAsPure(unittest.TestCase):
     def test_same_objects_counts_sizes_and_samples(self):
         heap = build()
-        known = _heap.Names(map(id, heap["things"] + [x for row in heap["rows"] for x in row]))
+        known = _containers.Names(
+            map(id, heap["things"] + [x for row in heap["rows"] for x in row]))
         # Twice each, alternating: the first runs settle lazily made state.
         census_results(make_pure, known)
         census_results(make_fast, known)
@@ -122,7 +124,7 @@ class SameAsPure(unittest.TestCase):
 class CensusInC(unittest.TestCase):
     def run_census(self):
         gc.collect()
-        census = _heap.CCensus(EXT)
+        census = _objects.CCensus(EXT)
         census.run(AGENT_FILES, is_agent_type)
         return census
 
@@ -283,7 +285,7 @@ class PureCensus(unittest.TestCase):
     def test_untracked_atoms_reached_from_a_list(self):
         ints = [10 ** 12 + i for i in range(700)]
         gc.collect()
-        census = _heap.Census()
+        census = _objects.Census()
         census.run(AGENT_FILES, is_agent_type)
         try:
             found = set(map(id, census.members(int)))

@@ -36,7 +36,7 @@ try:
 except ImportError:  # pragma: no cover - every CPython 3.x has it
     _tm_module = None
 
-from . import _heap, _hooks, _snapshot, _sources, _wire
+from . import _containers, _hooks, _paths, _snapshot, _sources, _wire
 
 # atexit handlers run in the thread that imported us at start-up: the main one.
 _main_thread = _thread.get_ident()
@@ -53,7 +53,7 @@ LABEL_MAX = 4096
 MESSAGE_MAX = 8192
 
 # CPython 3.11 cannot find the allocation of objects whose class keeps a
-# "managed" dict (python/cpython#101430); _heap.tracebacks_getter() then
+# "managed" dict (python/cpython#101430); _objects.tracebacks_getter() then
 # asks the C API for the block at the object's real start.  Only the
 # tracemalloc mode needs that: _load_by_address() imports ctypes right
 # before tracemalloc starts, so that its modules are there from the first
@@ -79,7 +79,9 @@ def _load_by_address():
 # A module built from other sources (an old install beside a new agent)
 # has another number and is not used: the agent falls back to pure Python
 # instead of failing in the middle of a snapshot. Bump both sides together.
-EXTENSION_INTERFACES = {"_census": 1, "_sampler": 2}
+# A Map, like all the agent holds: a plain dict here is counted by the
+# census as one of the program's (see _containers.py).
+EXTENSION_INTERFACES = _containers.Map({"_census": 1, "_sampler": 2})
 
 
 def load_extension(directory, name):
@@ -205,7 +207,7 @@ def read_environment(environ=None, scrub=True):
         try:
             seconds = float(raw["LEAKDIFF_PATH_SECONDS"])
             if 0 <= seconds <= 60:
-                _heap.PATH_SECONDS = seconds
+                _paths.PATH_SECONDS = seconds
         except ValueError:
             out["problems"].append("LEAKDIFF_PATH_SECONDS=%r is not a number of seconds"
                                    % (raw["LEAKDIFF_PATH_SECONDS"],))
@@ -243,7 +245,7 @@ class Agent:
     """State of the agent in this process (one instance at most).
 
     All of it lives in __slots__ and in the agent's own container classes
-    (_heap.Map, _heap.Seq, _heap.Names), which the census leaves out.
+    (Map, Seq and Names of _containers.py), which the census leaves out.
     """
 
     __slots__ = (
@@ -262,7 +264,7 @@ class Agent:
         self.lock = _thread.RLock()
         self.seq = 0
         self.busy = False
-        self.pending = _heap.Seq()
+        self.pending = _containers.Seq()
         self.use_worker = True
         self.finished = False          # exit snapshot done, or forked child
         self.started_tracing = False
@@ -280,14 +282,14 @@ class Agent:
         self.agent_dirs = tuple(_unique([root, os.path.realpath(root)]))
         self.agent_prefixes = tuple(d.rstrip(os.sep) + os.sep for d in self.agent_dirs)
         self.boot_file = boot_file
-        self.agent_files = _heap.Names()
-        self.agent_modules = _heap.Names()
+        self.agent_files = _containers.Names()
+        self.agent_modules = _containers.Names()
         self.refresh_agent_files()
         self.stdlib_dirs = tuple(_stdlib_dirs())
         self.stdlib_prefixes = tuple(d.rstrip(os.sep) + os.sep for d in self.stdlib_dirs)
         self.resolver = _sources.Resolver(self.stdlib_dirs[0] if self.stdlib_dirs else None)
         self.builder = _snapshot.Builder(self)
-        self._tb_verdicts = _heap.Seq((_heap.Map(), _heap.Map()))
+        self._tb_verdicts = _containers.Seq((_containers.Map(), _containers.Map()))
         self.census_ext = None         # the _census module, when it loads
 
     # -- identity of the agent's own code --------------------------------
@@ -313,8 +315,8 @@ class Agent:
             boot = sys.modules.get("sitecustomize")
             if getattr(boot, "__file__", None) == self.boot_file:
                 mods.add("sitecustomize")   # ours, not a chained one
-        self.agent_files = _heap.Names(files)
-        self.agent_modules = _heap.Names(mods)
+        self.agent_files = _containers.Names(files)
+        self.agent_modules = _containers.Names(mods)
 
     def _is_agent_file(self, filename, innermost):
         if filename == self.boot_file:
@@ -546,11 +548,11 @@ class _Job:
         return self.blob
 
 
-_JOBS = _heap.Map()
+_JOBS = _containers.Map()
 _BUILD_LOCK = _thread.allocate_lock()
 _start_new_thread = _thread.start_new_thread
 _allocate_lock = _thread.allocate_lock
-_TOKENS = _heap.Seq([0])
+_TOKENS = _containers.Seq([0])
 
 
 def _next_token():

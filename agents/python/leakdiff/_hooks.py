@@ -23,7 +23,7 @@ LEAKDIFF_PURE).  A --sample that cannot be honoured says so.
 
 import sys
 
-from . import _heap, _snapshot
+from . import _containers, _objects, _sizes, _snapshot, _typeinfo
 
 # Modules whose big buffers come from malloc and are reported to tracemalloc
 # with PyTraceMalloc_Track, which the hooks cannot see.
@@ -106,11 +106,11 @@ class Builder(_snapshot.Builder):
         if members is None:
             members = census.groups.get
         ranked = sorted(census.totals.items(), key=lambda kv: -kv[1][0])
-        wanted = [t for t, _ in ranked if kinds.is_user(_heap.type_module(t))]
+        wanted = [t for t, _ in ranked if kinds.is_user(_typeinfo.type_module(t))]
         chosen = set(wanted)
-        wanted.extend(t for t, _ in ranked[:_heap.TOP_TYPES] if t not in chosen)
+        wanted.extend(t for t, _ in ranked[:_objects.TOP_TYPES] if t not in chosen)
         del ranked, chosen
-        stacks = _heap.Map()
+        stacks = _containers.Map()
         dropped = agent.is_agent_traceback
         groups = {}
         for t in wanted:
@@ -123,8 +123,8 @@ class Builder(_snapshot.Builder):
             else:
                 if not every:
                     # Sizes only for the few picked instances.
-                    group = _heap.Seq(group[i] for i, _stack, _w in ext.picked(group))
-                rows = ext.tally(group, _heap.sizes_of(t, group)) if group else ()
+                    group = _containers.Seq(group[i] for i, _stack, _w in ext.picked(group))
+                rows = ext.tally(group, _sizes.sizes_of(t, group)) if group else ()
             del group
             name = names(t)
             for stack, count, size, _picked in rows:
@@ -133,7 +133,7 @@ class Builder(_snapshot.Builder):
                     frames = stacks[stack] = ext.frames(stack)
                 if not frames or dropped(frames):
                     continue
-                _heap.add_counts(groups, (name, frames), count, size)
+                _objects.add_counts(groups, (name, frames), count, size)
             del rows
         stacks.clear()
         return {k: [max(1, int(c + 0.5)), int(b + 0.5)] for k, (c, b) in groups.items()}, {}
@@ -148,7 +148,7 @@ class Builder(_snapshot.Builder):
         agent = self.agent
         rows = agent.tm.ext.sites()
         dropped = agent.is_agent_traceback
-        merged = _heap.Map()
+        merged = _containers.Map()
         for frames, count, size, picked in rows:
             if not frames or dropped(frames):
                 continue

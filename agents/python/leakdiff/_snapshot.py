@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from . import _heap
+from . import _containers, _hints, _objects, _paths, _typeinfo
 from ._wire import clean_text
 
 FORMAT = "leakdiff-snapshot"
@@ -105,7 +105,7 @@ class _Laps:
 
     def __init__(self, start):
         self.last = start
-        self.phases = _heap.Seq()
+        self.phases = _containers.Seq()
 
     def __call__(self, name):
         now = time.perf_counter()
@@ -122,7 +122,7 @@ class Builder:
         self.agent = agent
         self.quiet = False  # the agent's allocations skip tracemalloc
         self.phases = ()    # (name, seconds) of the last snapshot, for tests
-        self.notes = _heap.Seq()   # warnings for the user; see note()
+        self.notes = _containers.Seq()   # warnings for the user; see note()
 
     def note(self, message):
         """Queue a warning: take() may run on the worker thread, and only
@@ -136,9 +136,9 @@ class Builder:
         wall = time.time()
 
         # Everything alive during the census is of the agent's own types.
-        kinds = _heap.ModuleKinds(agent.stdlib_prefixes, agent.agent_modules)
+        kinds = _typeinfo.ModuleKinds(agent.stdlib_prefixes, agent.agent_modules)
         ext = getattr(agent, "census_ext", None)
-        census = _heap.Census() if ext is None else _heap.CCensus(ext)
+        census = _objects.Census() if ext is None else _objects.CCensus(ext)
         lap = _Laps(started)
         traces = None
         try:
@@ -150,7 +150,7 @@ class Builder:
             types = census.by_name()
             tracing = agent.tm.is_tracing()
             depth = agent.tm.get_traceback_limit() if tracing else agent.depth
-            names = _heap.Namer()
+            names = _typeinfo.Namer()
             ts_groups, sampled = self._type_sites(census, kinds, names) if tracing else ({}, {})
             lap("type_sites")
             if tracing and trigger == "exit" and agent.started_tracing and not self.quiet:
@@ -209,7 +209,7 @@ class Builder:
             ix = type_ix.get(tname)
             if ix is None:
                 continue
-            _heap.add_counts(merged, (ix, tuple(tables.traceback(frames))), count, size)
+            _objects.add_counts(merged, (ix, tuple(tables.traceback(frames))), count, size)
         for (ix, tb), (count, size) in merged.items():
             ts_rows.append([ix, count, size, list(tb)])
         ts_rows.sort(key=lambda row: (row[0], -row[1]))
@@ -292,17 +292,17 @@ class Builder:
         agent = self.agent
         ranked = sorted(census.totals.items(), key=lambda kv: -kv[1][0])
         plan = []
-        left = _heap.LOOKUP_BUDGET
+        left = _objects.LOOKUP_BUDGET
         user = set()
         for t, (count, _size) in ranked:
-            if left > 0 and kinds.is_user(_heap.type_module(t)):
-                take = min(count, _heap.USER_TYPE_LOOKUPS, left)
+            if left > 0 and kinds.is_user(_typeinfo.type_module(t)):
+                take = min(count, _objects.USER_TYPE_LOOKUPS, left)
                 plan.append((t, take))
                 user.add(t)
                 left -= take
-        for t, (count, _size) in ranked[:_heap.TOP_TYPES]:
+        for t, (count, _size) in ranked[:_objects.TOP_TYPES]:
             if left > 0 and t not in user:
-                take = min(count, _heap.OTHER_TYPE_LOOKUPS, left)
+                take = min(count, _objects.OTHER_TYPE_LOOKUPS, left)
                 plan.append((t, take))
                 left -= take
         sampled = {}
@@ -315,9 +315,9 @@ class Builder:
         plain = agent.tm.mod._get_object_traceback
 
         def getter_for(t):
-            return _heap.tracebacks_getter(t, plain, by_address)
+            return _objects.tracebacks_getter(t, plain, by_address)
 
-        raw = _heap.type_sites(census, plan, getter_for)
+        raw = _objects.type_sites(census, plan, getter_for)
         groups = {}
         dropped = agent.is_agent_traceback
         for (t, frames), pair in raw.items():
@@ -334,9 +334,9 @@ class Builder:
 
     def _hints(self, census, kinds, names, collected, lap):
         hints = []
-        namespaces = _heap.module_namespaces(kinds)
+        namespaces = _paths.module_namespaces(kinds)
         try:
-            hints.extend(_heap.container_hints(namespaces, names))
+            hints.extend(_hints.container_hints(namespaces, names))
         except Exception as exc:
             self.note("container hints skipped: %r" % (exc,))
         try:
@@ -344,12 +344,12 @@ class Builder:
             lru_type = getattr(functools, "_lru_cache_wrapper", None)
             wrappers = census.members(lru_type) if isinstance(lru_type, type) else None
             if wrappers:
-                hints.extend(_heap.lru_hints(wrappers))
+                hints.extend(_hints.lru_hints(wrappers))
             del wrappers
         except Exception as exc:
             self.note("lru_cache hints skipped: %r" % (exc,))
         try:
-            hints.extend(_heap.garbage_hints(names))
+            hints.extend(_hints.garbage_hints(names))
         except Exception:
             pass
         if collected > 0:
@@ -358,17 +358,17 @@ class Builder:
         try:
             user = [
                 (count, t) for t, (count, _size) in census.totals.items()
-                if kinds.is_user(_heap.type_module(t))
+                if kinds.is_user(_typeinfo.type_module(t))
             ]
             user.sort(key=lambda e: -e[0])
-            targets = [t for _count, t in user[:_heap.PATH_TYPES]]
+            targets = [t for _count, t in user[:_paths.PATH_TYPES]]
             del user
             if targets:
                 skip = {id(sys.modules)}
                 for _name, ns, _is_user in namespaces:
                     skip.add(id(ns))
-                deadline = time.perf_counter() + _heap.PATH_SECONDS
-                paths = _heap.retention_paths(namespaces, targets, skip, names, deadline)
+                deadline = time.perf_counter() + _paths.PATH_SECONDS
+                paths = _paths.retention_paths(namespaces, targets, skip, names, deadline)
                 for t in targets:
                     path = paths.get(t)
                     if path:
@@ -408,7 +408,7 @@ class Builder:
             if not frames or dropped(frames):
                 continue
             key = frames if len(frames) <= MAX_FRAMES else frames[:MAX_FRAMES]
-            _heap.add_counts(merged, key, count, size)
+            _objects.add_counts(merged, key, count, size)
         del rows
         return [(frames, c, b) for frames, (c, b) in merged.items()]
 
@@ -416,12 +416,12 @@ class Builder:
 def _group_traces(traces):
     """[(traceback, count, bytes)] of raw traces, by traceback identity
     (what _census.group_traces does in C)."""
-    by_tb = _heap.Map()
+    by_tb = _containers.Map()
     for trace in traces:
         frames = trace[2]
         sizes = by_tb.get(frames)
         if sizes is None:
-            by_tb[frames] = sizes = _heap.Seq()
+            by_tb[frames] = sizes = _containers.Seq()
         sizes.append(trace[1])
     out = [(frames, len(sizes), sum(sizes)) for frames, sizes in by_tb.items()]
     by_tb.clear()

@@ -294,7 +294,7 @@ class _FileInfo:
 
 
 class Map(dict):
-    """The resolver's own dict type (see _heap.Map for why)."""
+    """The resolver's own dict type (see _containers.py for why)."""
 
     __slots__ = ()
 
