@@ -247,7 +247,7 @@ class Agent:
     """
 
     __slots__ = (
-        "wire", "depth", "signum", "lock", "seq", "busy", "pending", "finished",
+        "wire", "depth", "signum", "lock", "seq", "busy", "taking", "pending", "finished",
         "started_tracing", "handler_installed", "tm", "agent_name",
         "python_version", "executable", "host", "agent_dirs", "agent_prefixes",
         "boot_file", "agent_files", "agent_modules",
@@ -262,6 +262,7 @@ class Agent:
         self.lock = _thread.RLock()
         self.seq = 0
         self.busy = False
+        self.taking = None             # trigger of the snapshot being taken
         self.pending = _heap.Seq()
         self.use_worker = True
         self.finished = False          # exit snapshot done, or forked child
@@ -398,14 +399,19 @@ class Agent:
         self.lock.acquire()
         try:
             if self.busy:
-                # A signal that lands during a snapshot asks for what is
-                # being taken already: queueing it could keep the program
-                # in its handler forever when snapshots outlast --every.
-                if trigger != "signal" and (label, trigger) not in self.pending:
+                # A signal that lands during a signal snapshot asks for what
+                # is being taken already: queueing it could keep the program
+                # in its handler forever when snapshots outlast --every. One
+                # that lands during an API snapshot is queued like any other
+                # request: the recorder's timer waits for a signal snapshot
+                # to answer its request, and would otherwise stop for good.
+                absorbed = trigger == "signal" and self.taking == "signal"
+                if not absorbed and (label, trigger) not in self.pending:
                     self.pending.append((label, trigger))
                 return None
             self.busy = True
             try:
+                self.taking = trigger
                 seq = self._emit(label, trigger)
                 if trigger == "exit":
                     # The last word: requests queued behind it (a timer
@@ -415,9 +421,11 @@ class Agent:
                     del self.pending[:]
                 while self.pending and self.live():
                     more = self.pending.pop(0)
+                    self.taking = more[1]
                     self._emit(*more)
             finally:
                 self.busy = False
+                self.taking = None
                 if not self.live():
                     del self.pending[:]
         finally:
@@ -672,6 +680,7 @@ def _after_fork_child():
         del agent.pending[:]
         agent.lock = _thread.RLock()
         agent.busy = False
+        agent.taking = None
         if agent.started_tracing and agent.tm.is_tracing():
             agent.tm.stop()
         if agent.handler_installed and _signal is not None:
