@@ -248,7 +248,7 @@ class Agent:
 
     __slots__ = (
         "wire", "depth", "signum", "lock", "seq", "busy", "taking", "pending", "finished",
-        "started_tracing", "handler_installed", "tm", "agent_name",
+        "started_tracing", "handler_installed", "ready", "early_signal", "tm", "agent_name",
         "python_version", "executable", "host", "agent_dirs", "agent_prefixes",
         "boot_file", "agent_files", "agent_modules",
         "stdlib_dirs", "stdlib_prefixes", "resolver", "builder", "_tb_verdicts",
@@ -268,6 +268,8 @@ class Agent:
         self.finished = False          # exit snapshot done, or forked child
         self.started_tracing = False
         self.handler_installed = False
+        self.ready = False             # start() is done: signals take snapshots
+        self.early_signal = False      # a signal came before that
         self.tm = _Tracemalloc(_tm_module)
         self.agent_name = AGENT_NAME
         self.python_version = _wire.running_version()
@@ -623,6 +625,9 @@ def _on_signal(signum, frame):
     agent = _agent
     if agent is None or not agent.live():
         return
+    if not agent.ready:
+        agent.early_signal = True   # start() takes it when it is done
+        return
     try:
         agent.request("", "signal")
     except Exception:
@@ -746,11 +751,19 @@ def start(config=None, boot_file=None):
     }
     if agent.executable:
         hello["executable"] = _wire.clean_text(agent.executable)
+    # The handler goes in before the hello: once the recorder has read it,
+    # its --every timer may send the signal at any moment, and the default
+    # action would kill the program.
+    signal_problem = _install_signal(agent)
     if not wire.send_json("hello", hello, _encode_json):
         agent.finished = True
+        if agent.handler_installed and _signal.getsignal(agent.signum) is _on_signal:
+            _signal.signal(agent.signum, _signal.SIG_DFL)
         return False
     for problem in config.get("problems") or ():
         agent.note(problem)
+    if signal_problem:
+        agent.note(signal_problem)
 
     tm = agent.tm
     if _hooks.start(agent, config, load_extension, agent.python_version):
@@ -773,26 +786,29 @@ def start(config=None, boot_file=None):
         except Exception as exc:
             agent.note("could not start tracemalloc: %s" % (exc,))
 
-    _install_signal(agent)
     atexit.register(_at_exit)
+    agent.ready = True
+    if agent.early_signal:
+        _on_signal(agent.signum, None)
     return agent.live()
 
 
 def _install_signal(agent):
+    """Installs the snapshot signal's handler; returns None, or what went
+    wrong, for the caller to note once the hello is out."""
     signum = agent.signum
     if signum is None or _signal is None:
-        return
+        return None
     try:
         current = _signal.getsignal(signum)
     except (ValueError, OSError) as exc:
-        agent.note("signal %r cannot be used for snapshots: %s" % (signum, exc))
-        return
+        return "signal %r cannot be used for snapshots: %s" % (signum, exc)
     if current != _signal.SIG_DFL:
-        agent.note("signal %d already has a handler in this program; "
-                   "snapshots on signal are off" % signum)
-        return
+        return ("signal %d already has a handler in this program; "
+                "snapshots on signal are off" % signum)
     try:
         _signal.signal(signum, _on_signal)
         agent.handler_installed = True
     except (ValueError, OSError, RuntimeError) as exc:
-        agent.note("could not install the handler of signal %d: %s" % (signum, exc))
+        return "could not install the handler of signal %d: %s" % (signum, exc)
+    return None
