@@ -18,9 +18,9 @@
  *
  * Every return value and errno that glibc defines the same way in all
  * versions is checked here (exit status: the number of the failed check);
- * the others (aligned_alloc with an alignment that is not a power of two)
- * are printed, one line per call, so the test can compare a run under the
- * agent with a plain one.
+ * the others (aligned_alloc with an alignment that is not a power of two,
+ * errno after a posix_memalign that fails) are printed, one line per call,
+ * so the test can compare a run under the agent with a plain one.
  */
 #include <errno.h>
 #include <stdint.h>
