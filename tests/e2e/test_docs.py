@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import unittest
 
 import harness
@@ -49,6 +50,59 @@ class ManPages(unittest.TestCase):
         page = read("man", "leakdiff.1.scd")
         for code in ("125", "126", "127"):
             self.assertIn(code, page)
+        # In the EXIT STATUS tables themselves, each with its meaning.
+        statuses = exit_status_rows("leakdiff.1.scd")
+        self.assertEqual(list(statuses), ["0", "1", "2", "_N_", "128 + _N_", "125", "126", "127"])
+        self.assertIn("recorder failed", statuses["125"])
+        self.assertIn("cannot be executed", statuses["126"])
+        self.assertIn("not found", statuses["127"])
+        self.assertIn("usage error", statuses["2"])
+        record = exit_status_rows("leakdiff-record.1.scd")
+        self.assertEqual(list(record), ["125", "126", "127"])
+        self.assertIn("recorder failed", record["125"])
+        self.assertIn("cannot be executed", record["126"])
+        self.assertIn("not found", record["127"])
+        for cmd in ("diff", "show"):
+            rows = exit_status_rows("leakdiff-%s.1.scd" % cmd)
+            self.assertEqual(list(rows), ["0", "1", "2"], cmd)
+            self.assertIn("usage error", rows["2"], cmd)
+
+    def test_exit_codes_are_what_the_tables_say(self):
+        """The recorder's own failures give the statuses its table lists."""
+        tmp = tempfile.mkdtemp(prefix="leakdiff-docs-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        out = os.path.join(tmp, "run.snap")
+        cases = {
+            "125": ["record", "--no-such-option", "--", "true"],
+            "126": ["record", "-o", out, "--", tmp],
+            "127": ["record", "-o", out, "--", os.path.join(tmp, "no-such-program")],
+        }
+        record = exit_status_rows("leakdiff-record.1.scd")
+        for code, args in cases.items():
+            with self.subTest(status=code):
+                self.assertIn(code, record)
+                r = leakdiff(*args, cwd=tmp)
+                self.assertEqual(str(r.returncode), code, r.stderr)
+        r = leakdiff("diff", "/nonexistent/a.snap", "/nonexistent/b.snap")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("2", exit_status_rows("leakdiff-diff.1.scd"))
+
+
+def exit_status_rows(page):
+    """The status table(s) of a man page's EXIT STATUS section, as an
+    ordered {status: meaning}: scdoc table rows "|  STATUS" each followed
+    by ":  MEANING" (the header row "[[ *Status*" is left out)."""
+    text = read("man", page)
+    m = re.search(r"^# EXIT STATUS\n(.*?)(?=^# )", text, re.M | re.S)
+    assert m, "%s has no EXIT STATUS section" % page
+    rows = {}
+    lines = m.group(1).splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("|") and i + 1 < len(lines) and lines[i + 1].startswith(":"):
+            status = line[1:].strip()
+            assert status not in rows, "%s lists status %s twice" % (page, status)
+            rows[status] = lines[i + 1][1:].strip()
+    return rows
 
 
 class Completions(unittest.TestCase):

@@ -44,7 +44,32 @@ class Recorder(TempDirCase):
         self.assertEqual(frame["function"], function)
 
 
+def blocks_per_session(count, requests):
+    """Blocks the registry's allocating line leaves per request: the
+    Session object, and on the interpreters that allocate an instance's
+    attribute values apart from it (3.11 here), those too."""
+    per, rest = divmod(count, requests)
+    assert rest == 0 and per in (1, 2), (count, requests)
+    return per
+
+
 class Leaks(Recorder):
+    """The example's leaks, recorded on the allocator hooks where the
+    _sampler extension is built for PYTHON (on tracemalloc elsewhere)."""
+    _expected_tracer = None
+
+    def expected_tracer(self):
+        if Leaks._expected_tracer is None:
+            Leaks._expected_tracer = "hooks" if harness.ext_built("_sampler") else "tracemalloc"
+        return Leaks._expected_tracer
+
+    def app_pair(self, leak, small=1000, large=3000, python=PYTHON):
+        a, b, d = super().app_pair(leak, small, large, python)
+        if python == PYTHON:
+            for snap in (a, b):
+                self.assertEqual(load_snap(snap)["meta"]["tracer"], self.expected_tracer(), snap)
+        return a, b, d
+
     def test_registry(self):
         a, b, d = self.app_pair("registry")
         t = find(d["types"], name="leakyapp.session.Session")
@@ -58,6 +83,11 @@ class Leaks(Recorder):
         s = [x for x in d["sites"] if x["frames"][0]["line"] == site["frames"][0]["line"]
              and x["frames"][0]["file"] == site["frames"][0]["file"]]
         self.assertTrue(s and s[0]["count_delta"] >= 2000, s)
+        # exactly: the same number of blocks for every request
+        per = blocks_per_session(s[0]["count_before"], 1000)
+        self.assertEqual(len(s), 1, s)
+        self.assertEqual((s[0]["count_before"], s[0]["count_after"], s[0]["count_delta"]),
+                         (1000 * per, 3000 * per, 2000 * per))
         h = find(d["hints"], kind="container", name="leakyapp.session.Session.registry")
         self.assertEqual((h["before"], h["after"]), (1000, 3000))
         p = find(d["hints"], kind="path", type="leakyapp.session.Session")
@@ -109,11 +139,21 @@ class Leaks(Recorder):
             doc = load_snap(snap)
             names = {doc["strings"][t[0]] for t in doc["types"]}
             self.assertNotIn("leakyapp.cycles.Node", names)
+        # The control did make the cycles, and the collector freed every one
+        # (two nodes per request, each finalized once) before the snapshot.
+        for r, n, snap in ((r1, 1000, a), (r2, 3000, b)):
+            self.assertEqual(r.stdout, "served %d requests, %d nodes finalized\n" % (n, 2 * n), r.stderr)
+            gc_state = load_snap(snap)["gc"]
+            self.assertEqual((gc_state["uncollectable"], gc_state["garbage"]), (0, 0), gc_state)
+            self.assertGreaterEqual(sum(g["collected"] for g in gc_state["generations"]), 2 * n, gc_state)
 
 
 class LeaksWithTracemalloc(Leaks):
     """The same leaks, the same exact counts, recorded with tracemalloc."""
     tracer = ("--tracemalloc",)
+
+    def expected_tracer(self):
+        return "tracemalloc"
 
 
 class Tracers(Recorder):
@@ -271,6 +311,15 @@ class Snapshots(Recorder):
         # nothing comes after the at-exit snapshot
         last = max(load_snap(self.path(p))["meta"]["seq"] for p in numbered)
         self.assertLess(last, load_snap(out)["meta"]["seq"])
+        # How many ticks fit depends on the machine's load, but every
+        # snapshot taken was written: numbers 1..N without a gap, each an
+        # interval one, the at-exit one N+1, and one "wrote" line for each.
+        docs = [load_snap(self.path("w.%d.snap" % i)) for i in range(1, len(numbered) + 1)]
+        self.assertEqual([doc["meta"]["seq"] for doc in docs], list(range(1, len(numbered) + 1)))
+        self.assertEqual({doc["meta"]["trigger"] for doc in docs}, {"interval"})
+        self.assertEqual(load_snap(out)["meta"]["seq"], len(numbered) + 1)
+        self.assertEqual(r.stderr.count("leakdiff: wrote "), len(numbered) + 1, r.stderr)
+        self.assertNotIn("dropped", r.stderr)
 
     def test_kill_usr2(self):
         script = self.path("serve.py")
@@ -417,6 +466,8 @@ class Releases(Recorder):
         self.assertTrue(rows)
         self.assertEqual(rows[0]["frames"][0]["text"], "session = Session(user)  # leak: registry")
         self.assertGreaterEqual(rows[0]["count_before"], 1000, rows[0])
+        per = blocks_per_session(rows[0]["count_before"], 1000)
+        self.assertEqual((len(rows), rows[0]["count_after"]), (1, 2000 * per), rows)
         self.assertEqual(rows[0]["match"], "offset")
 
     def record_in(self, root, out, requests):

@@ -117,7 +117,28 @@ def snap_seeds(build, tmp):
     # Two gzip members make one stream.
     half = len(small) // 2
     out("fuzz_snap", "leakyapp-two-members.snap", gz(small[:half]) + gz(small[half:]))
+    out("fuzz_snap", "invisible-names.json", invisible_names())
     return small
+
+
+def invisible_names():
+    """A snapshot whose executable, file, function, type and label names
+    each carry every character the README promises never comes out raw
+    (C0 and C1 controls, zero-width and bidi characters, separators), so
+    that the replay checks every report format against each of them."""
+    cps = list(range(1, 0x20)) + [0x7f] + list(range(0x80, 0xa0)) + list(range(0x200b, 0x2010)) + \
+        list(range(0x2028, 0x202f)) + list(range(0x2066, 0x206a)) + [0xfeff]
+    evil = "".join("x" + chr(c) for c in cps)
+    doc = {
+        "format": "leakdiff-snapshot", "version": 1,
+        "meta": {"runtime": "python", "executable": "run" + evil + ".snap", "label": "l" + evil,
+                 "command": ["python3", "a" + evil]},
+        "strings": ["app" + evil + ".py", "f" + evil, "app.Leak" + evil],
+        "frames": [[0, 1, 1]],
+        "types": [[2, 3, 96]],
+        "sites": [[3, 96, [0]]],
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 # ------------------------------------------------------------ pipe streams

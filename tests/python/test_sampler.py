@@ -22,6 +22,7 @@ import unittest  # noqa: E402
 
 EXT = _agent.load_extension(os.environ.get("LEAKDIFF_EXT_DIR"), "_sampler")
 N = 1000
+DEAD_MAX = 4096  # sampler.c: unused stacks kept before a cleanup is due
 
 
 class Slotted:
@@ -106,6 +107,13 @@ class Exact(unittest.TestCase):
             pass  # the main thread runs pending calls between bytecodes
         alive = sum(1 for r in refs if r() is not None)
         self.assertLess(alive, len(refs) // 2)
+        # Exactly as many as were forgotten: a cleanup is due once more
+        # than DEAD_MAX stacks are unused (the test's own live stacks are
+        # far fewer), and each snippet leaves at least one unused stack
+        # holding its code object, so at most DEAD_MAX snippets' code
+        # objects can be waiting for the next cleanup.
+        self.assertLessEqual(alive, DEAD_MAX)
+        self.assertLess(EXT.stats()["stacks"], 2 * DEAD_MAX)
 
     def test_stats_say_exact(self):
         stats = EXT.stats()

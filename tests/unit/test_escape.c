@@ -1,6 +1,7 @@
 /* Unit tests for formats/escape.c and the JSON string writer in formats/buf.c. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -290,4 +291,154 @@ Test(escape, json_text_hides_invisible_controls)
 	ld_escape_json_text(&b, "[1, \"plain\"]");
 	cr_assert_str_eq(b.data, "[1, \"plain\"]");
 	ld_buf_finish(&b);
+}
+
+/* ------------------------------------------- the README's promise, per code point */
+
+/*
+ * Every code point the README ("Untrusted input") promises never comes out
+ * raw, listed here by hand rather than taken from escape.c: C0 controls
+ * (ESC and BEL among them) and DEL, the C1 controls (the 8-bit CSI among
+ * them), the zero-width characters and marks (U+200B-U+200F: ZWSP, ZWNJ,
+ * ZWJ, LRM, RLM), the line and paragraph separators and the bidi
+ * embeddings and overrides (U+2028-U+202E), the bidi isolates
+ * (U+2066-U+2069) and the zero-width no-break space (U+FEFF).
+ */
+static const struct {
+	unsigned first, last;
+} promised[] = {
+	{ 0x01, 0x1f }, { 0x7f, 0x7f }, { 0x80, 0x9f }, { 0x200b, 0x200f },
+	{ 0x2028, 0x202e }, { 0x2066, 0x2069 }, { 0xfeff, 0xfeff },
+};
+
+/* Neighbours of those ranges, which are ordinary characters and kept. */
+static const unsigned kept_neighbours[] = { 0x20, 0x7e, 0xa0, 0x200a, 0x2010, 0x2027, 0x202f, 0x2065, 0x206a, 0xfefe, 0xff00 };
+
+static void utf8_of(unsigned cp, char out[5])
+{
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		out[1] = 0;
+	} else if (cp < 0x800) {
+		out[0] = (char)(0xc0 | cp >> 6);
+		out[1] = (char)(0x80 | (cp & 0x3f));
+		out[2] = 0;
+	} else {
+		out[0] = (char)(0xe0 | cp >> 12);
+		out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		out[2] = (char)(0x80 | (cp & 0x3f));
+		out[3] = 0;
+	}
+}
+
+/* What TEXT and MARKDOWN make of the promised code point cp. */
+static void text_form(unsigned cp, char *out, size_t cap)
+{
+	if (cp == '\n' || cp == '\t' || cp == '\r')
+		snprintf(out, cap, "\\%c", cp == '\n' ? 'n' : cp == '\t' ? 't' : 'r');
+	else if (cp < 0x80)
+		snprintf(out, cap, "\\x%02x", cp);
+	else
+		snprintf(out, cap, "\\u{%04x}", cp);
+}
+
+/*
+ * A name on its way into a JSON report, as render_json.c sends it: made
+ * valid UTF-8, printed by cJSON inside a document, then passed through
+ * ld_escape_json_text. Returns the report text, which the caller frees.
+ */
+static char *json_report_of(const char *name)
+{
+	char *safe = ld_escape_dup(name, LD_ESCAPE_UTF8);
+	cr_assert_not_null(safe);
+	cJSON *doc = cJSON_CreateObject();
+	cr_assert_not_null(cJSON_AddStringToObject(doc, "name", safe));
+	free(safe);
+	char *text = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+	cr_assert_not_null(text);
+	struct ld_buf b;
+	ld_buf_init(&b);
+	ld_escape_json_text(&b, text);
+	cJSON_free(text);
+	cr_assert_not(b.oom);
+	return ld_buf_detach(&b, NULL);
+}
+
+Test(escape_promise, every_promised_code_point_escaped_in_text_and_markdown)
+{
+	for (size_t r = 0; r < sizeof(promised) / sizeof(promised[0]); r++) {
+		for (unsigned cp = promised[r].first; cp <= promised[r].last; cp++) {
+			char raw[5], in[16], form[16], want[32];
+			utf8_of(cp, raw);
+			snprintf(in, sizeof(in), "a%sb", raw);
+			text_form(cp, form, sizeof(form));
+			snprintf(want, sizeof(want), "a%sb", form);
+			check(in, LD_ESCAPE_TEXT, want);
+			check(in, LD_ESCAPE_MARKDOWN, want);
+		}
+	}
+}
+
+Test(escape_promise, every_promised_code_point_escaped_in_json)
+{
+	for (size_t r = 0; r < sizeof(promised) / sizeof(promised[0]); r++) {
+		for (unsigned cp = promised[r].first; cp <= promised[r].last; cp++) {
+			char raw[5], in[16], want[64];
+			utf8_of(cp, raw);
+			snprintf(in, sizeof(in), "a%sb", raw);
+			char *out = json_report_of(in);
+			const char *named = cp == '\n' ? "\\n" : cp == '\t' ? "\\t" : cp == '\r' ? "\\r" :
+					    cp == '\b' ? "\\b" : cp == '\f' ? "\\f" : NULL;
+			/* DEL is a control for TEXT (escape.h), but the README's promise
+			 * for JSON names C0 and C1 controls, bidi and zero-width
+			 * characters; JSON passes DEL through, as terminals ignore it. */
+			if (cp == 0x7f)
+				snprintf(want, sizeof(want), "{\"name\":\"a\x7f" "b\"}");
+			else if (named)
+				snprintf(want, sizeof(want), "{\"name\":\"a%sb\"}", named);
+			else
+				snprintf(want, sizeof(want), "{\"name\":\"a\\u%04xb\"}", cp);
+			cr_assert_str_eq(out, want, "U+%04X: got %s", cp, out);
+			/* And it reads back as the same name. */
+			cJSON *doc = cJSON_Parse(out);
+			cr_assert_not_null(doc, "U+%04X: %s does not parse", cp, out);
+			cr_assert_str_eq(cJSON_GetObjectItem(doc, "name")->valuestring, in, "U+%04X", cp);
+			cJSON_Delete(doc);
+			free(out);
+		}
+	}
+}
+
+Test(escape_promise, json_text_escapes_each_invisible_code_point_alone)
+{
+	for (size_t r = 2; r < sizeof(promised) / sizeof(promised[0]); r++) {
+		for (unsigned cp = promised[r].first; cp <= promised[r].last; cp++) {
+			char raw[5], in[16], want[16];
+			utf8_of(cp, raw);
+			snprintf(in, sizeof(in), "\"%s\"", raw);
+			snprintf(want, sizeof(want), "\"\\u%04x\"", cp);
+			struct ld_buf b;
+			ld_buf_init(&b);
+			ld_escape_json_text(&b, in);
+			cr_assert_not(b.oom);
+			cr_assert_str_eq(b.data, want, "U+%04X", cp);
+			ld_buf_finish(&b);
+		}
+	}
+}
+
+Test(escape_promise, neighbours_of_the_ranges_are_kept)
+{
+	for (size_t i = 0; i < sizeof(kept_neighbours) / sizeof(kept_neighbours[0]); i++) {
+		char raw[5], in[16];
+		utf8_of(kept_neighbours[i], raw);
+		snprintf(in, sizeof(in), "a%sb", raw);
+		check(in, LD_ESCAPE_TEXT, in);
+		char want[32];
+		snprintf(want, sizeof(want), "{\"name\":\"%s\"}", in);
+		char *out = json_report_of(in);
+		cr_assert_str_eq(out, want, "U+%04X", kept_neighbours[i]);
+		free(out);
+	}
 }

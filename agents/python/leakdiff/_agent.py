@@ -249,8 +249,8 @@ class Agent:
     """
 
     __slots__ = (
-        "wire", "depth", "signum", "lock", "seq", "busy", "pending", "finished",
-        "started_tracing", "handler_installed", "tm", "agent_name",
+        "wire", "depth", "signum", "lock", "seq", "busy", "taking", "pending", "finished",
+        "started_tracing", "handler_installed", "ready", "early_signal", "tm", "agent_name",
         "python_version", "executable", "host", "agent_dirs", "agent_prefixes",
         "boot_file", "agent_files", "agent_modules",
         "stdlib_dirs", "stdlib_prefixes", "resolver", "builder", "_tb_verdicts",
@@ -264,11 +264,14 @@ class Agent:
         self.lock = _thread.RLock()
         self.seq = 0
         self.busy = False
+        self.taking = None             # trigger of the snapshot being taken
         self.pending = _containers.Seq()
         self.use_worker = True
         self.finished = False          # exit snapshot done, or forked child
         self.started_tracing = False
         self.handler_installed = False
+        self.ready = False             # start() is done: signals take snapshots
+        self.early_signal = False      # a signal came before that
         self.tm = _Tracemalloc(_tm_module)
         self.agent_name = AGENT_NAME
         self.python_version = _wire.running_version()
@@ -400,14 +403,19 @@ class Agent:
         self.lock.acquire()
         try:
             if self.busy:
-                # A signal that lands during a snapshot asks for what is
-                # being taken already: queueing it could keep the program
-                # in its handler forever when snapshots outlast --every.
-                if trigger != "signal" and (label, trigger) not in self.pending:
+                # A signal that lands during a signal snapshot asks for what
+                # is being taken already: queueing it could keep the program
+                # in its handler forever when snapshots outlast --every. One
+                # that lands during an API snapshot is queued like any other
+                # request: the recorder's timer waits for a signal snapshot
+                # to answer its request, and would otherwise stop for good.
+                absorbed = trigger == "signal" and self.taking == "signal"
+                if not absorbed and (label, trigger) not in self.pending:
                     self.pending.append((label, trigger))
                 return None
             self.busy = True
             try:
+                self.taking = trigger
                 seq = self._emit(label, trigger)
                 if trigger == "exit":
                     # The last word: requests queued behind it (a timer
@@ -417,9 +425,11 @@ class Agent:
                     del self.pending[:]
                 while self.pending and self.live():
                     more = self.pending.pop(0)
+                    self.taking = more[1]
                     self._emit(*more)
             finally:
                 self.busy = False
+                self.taking = None
                 if not self.live():
                     del self.pending[:]
         finally:
@@ -617,6 +627,9 @@ def _on_signal(signum, frame):
     agent = _agent
     if agent is None or not agent.live():
         return
+    if not agent.ready:
+        agent.early_signal = True   # start() takes it when it is done
+        return
     try:
         agent.request("", "signal")
     except Exception:
@@ -674,6 +687,7 @@ def _after_fork_child():
         del agent.pending[:]
         agent.lock = _thread.RLock()
         agent.busy = False
+        agent.taking = None
         if agent.started_tracing and agent.tm.is_tracing():
             agent.tm.stop()
         if agent.handler_installed and _signal is not None:
@@ -739,11 +753,19 @@ def start(config=None, boot_file=None):
     }
     if agent.executable:
         hello["executable"] = _wire.clean_text(agent.executable)
+    # The handler goes in before the hello: once the recorder has read it,
+    # its --every timer may send the signal at any moment, and the default
+    # action would kill the program.
+    signal_problem = _install_signal(agent)
     if not wire.send_json("hello", hello, _encode_json):
         agent.finished = True
+        if agent.handler_installed and _signal.getsignal(agent.signum) is _on_signal:
+            _signal.signal(agent.signum, _signal.SIG_DFL)
         return False
     for problem in config.get("problems") or ():
         agent.note(problem)
+    if signal_problem:
+        agent.note(signal_problem)
 
     tm = agent.tm
     if _hooks.start(agent, config, load_extension, agent.python_version):
@@ -766,26 +788,29 @@ def start(config=None, boot_file=None):
         except Exception as exc:
             agent.note("could not start tracemalloc: %s" % (exc,))
 
-    _install_signal(agent)
     atexit.register(_at_exit)
+    agent.ready = True
+    if agent.early_signal:
+        _on_signal(agent.signum, None)
     return agent.live()
 
 
 def _install_signal(agent):
+    """Installs the snapshot signal's handler; returns None, or what went
+    wrong, for the caller to note once the hello is out."""
     signum = agent.signum
     if signum is None or _signal is None:
-        return
+        return None
     try:
         current = _signal.getsignal(signum)
     except (ValueError, OSError) as exc:
-        agent.note("signal %r cannot be used for snapshots: %s" % (signum, exc))
-        return
+        return "signal %r cannot be used for snapshots: %s" % (signum, exc)
     if current != _signal.SIG_DFL:
-        agent.note("signal %d already has a handler in this program; "
-                   "snapshots on signal are off" % signum)
-        return
+        return ("signal %d already has a handler in this program; "
+                "snapshots on signal are off" % signum)
     try:
         _signal.signal(signum, _on_signal)
         agent.handler_installed = True
     except (ValueError, OSError, RuntimeError) as exc:
-        agent.note("could not install the handler of signal %d: %s" % (signum, exc))
+        return "could not install the handler of signal %d: %s" % (signum, exc)
+    return None
