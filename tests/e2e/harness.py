@@ -149,8 +149,10 @@ def python_with_agent(at_least=(3, 0)):
     record`: (python, env) with env empty when they are the build tree's,
     else naming an agent_dir_for() it. (None, why) when there is none."""
     candidates = python_candidates()
-    if candidates and candidates[0][1] >= at_least and ext_built("_sampler") and ext_built("_census"):
-        return PYTHON, {}
+    own = real_python(PYTHON)
+    for python, version in candidates:
+        if python == own and version >= at_least and ext_built("_sampler") and ext_built("_census"):
+            return PYTHON, {}
     reasons = []
     for python, version in candidates:
         if version < at_least:
