@@ -245,16 +245,16 @@ class Subinterpreters(Recorder):
         """From 3.12 a subinterpreter can run under a GIL of its own, at the
         same time as the main one; the hooks' tables are the main GIL's.
         Before they were left alone, this program died of heap corruption."""
-        probe = harness.run([PYTHON, "-c", "import sys; sys.exit(sys.version_info < (3, 12))"])
-        if probe.returncode != 0:
-            self.skipTest("%s has no subinterpreters with their own GIL" % PYTHON)
-        if not harness.ext_built("_sampler"):
-            self.skipTest("no _sampler extension built for %s" % PYTHON)
+        # PYTHON when it is 3.12 or newer, else another interpreter on this
+        # machine with the hooks' extension built for it.
+        python, env = harness.python_with_agent(at_least=(3, 12))
+        if python is None:
+            self.skipTest(env)
         prog = os.path.join(self.tmp, "subi.py")
         with open(prog, "w") as f:
             f.write(SUBINTERPRETER)
         for attempt in range(3):
-            _, out = self.record("s.snap", PYTHON, prog)
+            _, out = self.record("s.snap", python, prog, env=env)
             d = load_snap(out)
             self.assertEqual(d["meta"]["tracer"], "hooks")
             names = [d["strings"][t[0]] for t in d["types"]]
