@@ -56,7 +56,7 @@ def _scrub_pythonpath(dirs):
 def _fallback_scrub():
     """Used only when the agent cannot even be imported."""
     for name in ("LEAKDIFF_FD", "LEAKDIFF_PIPE", "LEAKDIFF_DEPTH",
-                 "LEAKDIFF_SIGNAL", "LEAKDIFF_EVERY"):
+                 "LEAKDIFF_SIGNAL"):
         value = _os.environ.pop(name, None)
         if name == "LEAKDIFF_FD" and value:
             try:
