@@ -47,6 +47,11 @@ int ld_cli_color(const char *when, bool *out);
 	"  1    a growth limit was exceeded\n" \
 	"  2    usage error, or a snapshot that cannot be read\n"
 
+#define LD_EXIT_HELP_SHOW \
+	"Exit status:\n" \
+	"  0    success\n" \
+	"  2    usage error, or a snapshot that cannot be read\n"
+
 #define LD_EXIT_HELP_RECORD \
 	"Exit status: the command's own status, or 128+N when signal N killed it;\n" \
 	"  125  the recorder failed (bad options, a snapshot that could not be written)\n" \

@@ -309,6 +309,6 @@ out:
 
 const struct ld_cmd ld_cmd_diff = {
 	.name = "diff",
-	.summary = "report growth by type and allocation site between snapshots; gate CI on limits",
+	.summary = "report what grew between snapshots, by type and site; CI limits",
 	.run = run,
 };

@@ -34,14 +34,14 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 	}
 }
 
-static const struct argp_child children[] = { { &ld_report_argp, 0, "Report options:", 1 }, { 0 } };
+static const struct argp_child children[] = { { &ld_report_show_argp, 0, "Report options:", 1 }, { 0 } };
 
 static const struct argp argp = {
 	.options = NULL,
 	.parser = parse,
 	.args_doc = "SNAPSHOT.snap",
 	.doc = "Summarise one heap snapshot: where it came from, totals, the largest types and "
-	       "allocation sites, and leak hints.\v" LD_EXIT_HELP_DIFF
+	       "allocation sites, and leak hints.\v" LD_EXIT_HELP_SHOW
 	       "\nEnvironment: LEAKDIFF_MAX_SNAPSHOT (largest decompressed snapshot accepted, default "
 	       "1GiB), NO_COLOR.",
 	.children = children,

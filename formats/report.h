@@ -79,4 +79,12 @@ extern const struct ld_report_format ld_report_formats[];
  */
 const struct ld_report_format *ld_report_format_find(const char *name, bool show);
 
+/*
+ * Writes the names of the formats (those with a show renderer when show is
+ * true) into buf as a message lists them: "text or json", "text, json or
+ * markdown". The list is cut short, still NUL-terminated, when size is too
+ * small.
+ */
+void ld_report_format_names(bool show, char *buf, size_t size);
+
 #endif
