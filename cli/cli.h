@@ -37,6 +37,15 @@ extern const struct ld_cmd ld_cmd_show;
 /* Prints "leakdiff: SUBJECT: message" (or without a subject when NULL). */
 void ld_cli_error(const char *subject, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * Flushes stdout and checks it for a write error, err (a positive errno,
+ * 0 when none) being one a renderer already met. On failure prints
+ * "leakdiff: standard output: REASON" the first time only, so a report cut
+ * short by a full disk gets one message with its real cause, and returns
+ * -1; otherwise 0.
+ */
+int ld_cli_check_stdout(int err);
+
 /* Whether to colour stdout for --color=WHEN ("auto", "always", "never"). */
 int ld_cli_color(const char *when, bool *out);
 

@@ -293,10 +293,12 @@ static int run(int argc, char **argv)
 	o->verdict = &verdict;
 	o->nsnapshots = (size_t)a.npaths;
 	r = a.report.format->diff(stdout, d, o);
-	if (r < 0) {
-		ld_cli_error(NULL, "cannot write the report: %s", strerror(-r));
+	if (r == -ENOMEM) {
+		ld_cli_error(NULL, "out of memory");
 		goto out;
 	}
+	if (ld_cli_check_stdout(r < 0 ? -r : 0) < 0)
+		goto out;
 	status = ld_verdict_passed(&verdict) ? LD_EXIT_OK : LD_EXIT_GREW;
 out:
 	ld_verdict_finish(&verdict);

@@ -73,10 +73,12 @@ static int run(int argc, char **argv)
 	a.report.opts.after_path = a.path;
 	/* --format took only rows with a show renderer. */
 	r = a.report.format->show(stdout, d, &a.report.opts);
-	if (r < 0) {
-		ld_cli_error(NULL, "cannot write the report: %s", strerror(-r));
+	if (r == -ENOMEM) {
+		ld_cli_error(NULL, "out of memory");
 		goto out;
 	}
+	if (ld_cli_check_stdout(r < 0 ? -r : 0) < 0)
+		goto out;
 	status = LD_EXIT_OK;
 out:
 	ld_diff_destroy(d);

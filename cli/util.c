@@ -1,5 +1,7 @@
 /* Message printing and other helpers shared by the subcommands. */
+#include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,4 +42,21 @@ int ld_cli_color(const char *when, bool *out)
 		return -1;
 	}
 	return 0;
+}
+
+int ld_cli_check_stdout(int err)
+{
+	static bool reported;
+	errno = 0;
+	if (fflush(stdout) != 0 && !err)
+		err = errno ? errno : EIO;
+	if (ferror(stdout) && !err)
+		err = EIO; /* failed before, and the errno of then is gone */
+	if (!err)
+		return 0;
+	if (!reported) {
+		reported = true;
+		ld_cli_error("standard output", "%s", strerror(err));
+	}
+	return -1;
 }

@@ -164,11 +164,5 @@ int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_
 	if (o->suppressed)
 		ld_buf_printf(&b, "%zu row%s suppressed.\n", o->suppressed, o->suppressed == 1 ? "" : "s");
 
-	int r = 0;
-	if (b.oom)
-		r = -ENOMEM;
-	else if (b.len && fwrite(b.data, 1, b.len, out) != b.len)
-		r = -EIO;
-	ld_buf_finish(&b);
-	return r;
+	return ld_report_write(out, &b);
 }

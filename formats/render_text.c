@@ -417,13 +417,7 @@ static void hints(struct out *w, const struct ld_diff *d, bool show)
 
 static int flush(struct out *w, FILE *out)
 {
-	int r = 0;
-	if (w->b.oom)
-		r = -ENOMEM;
-	else if (w->b.len && fwrite(w->b.data, 1, w->b.len, out) != w->b.len)
-		r = -EIO;
-	ld_buf_finish(&w->b);
-	return r;
+	return ld_report_write(out, &w->b);
 }
 
 int ld_report_diff_text(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)

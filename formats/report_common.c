@@ -1,6 +1,7 @@
 /* Helpers shared by the renderers; see report_common.h. */
 #include "report_common.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "units.h"
@@ -137,4 +138,18 @@ void ld_report_limit_text(struct ld_buf *b, const struct ld_limit_hit *h, const 
 		ld_buf_printf(b, " grew by %s objects, over --max-type-growth=%s", a, c);
 		break;
 	}
+}
+
+int ld_report_write(FILE *out, struct ld_buf *b)
+{
+	int r = 0;
+	if (b->oom) {
+		r = -ENOMEM;
+	} else if (b->len) {
+		errno = 0;
+		if (fwrite(b->data, 1, b->len, out) != b->len)
+			r = errno ? -errno : -EIO;
+	}
+	ld_buf_finish(b);
+	return r;
 }

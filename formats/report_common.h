@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "buf.h"
 #include "diff.h"
@@ -43,6 +44,14 @@ void ld_report_limit_text(struct ld_buf *b, const struct ld_limit_hit *h, const 
 
 /* Appends "file:line in function" for frame i of st, escaped for mode. */
 void ld_report_frame(struct ld_buf *b, const struct ld_diff_stack *st, uint32_t i, enum ld_escape_mode mode);
+
+/*
+ * Writes the report built in b to out and frees b's bytes. Returns 0,
+ * -ENOMEM when b ran out of memory, or the negative errno of the failed
+ * write (-EIO when the stream did not say), so that the caller can name
+ * the real cause, such as a full disk.
+ */
+int ld_report_write(FILE *out, struct ld_buf *b);
 
 /* The limit a hit broke, as its option is spelled ("--max-site-growth"). */
 const char *ld_report_limit_option(enum ld_limit_kind k);
