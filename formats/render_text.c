@@ -254,7 +254,7 @@ static void suspect_line(struct out *w, const struct ld_diff *d)
 	style(w, BOLD);
 	text(w, t->name);
 	style(w, RESET);
-	ld_buf_printf(&w->b, " objects (%s)", b);
+	ld_buf_printf(&w->b, " %s (%s)", ld_report_noun(ld_diff_count_delta(&t->row), "object", "objects"), b);
 	for (size_t j = 0; j < t->nsites; j++) {
 		if (ld_diff_count_delta(&t->sites[j].row) > 0 && !t->sites[j].suppressed) {
 			ld_buf_puts(&w->b, ", allocated at\n  ");
@@ -371,6 +371,9 @@ static void hints(struct out *w, const struct ld_diff *d, bool show)
 		ld_count_format(a, sizeof(a), (int64_t)h->before, false);
 		ld_count_format(b, sizeof(b), (int64_t)h->after, false);
 		ld_count_format(c, sizeof(c), (int64_t)h->after - (int64_t)h->before, true);
+		/* The noun agrees with the count next to it, the later one. */
+		const char *entries = ld_report_noun((int64_t)h->after, "entry", "entries");
+		const char *objects = ld_report_noun((int64_t)h->after, "object", "objects");
 		ld_buf_printf(&w->b, "  %-10s ", ld_hint_kind_name(h->kind));
 		switch (h->kind) {
 		case LD_HINT_CONTAINER:
@@ -378,9 +381,9 @@ static void hints(struct out *w, const struct ld_diff *d, bool show)
 			ld_buf_puts(&w->b, ": ");
 			text(w, h->type);
 			if (show)
-				ld_buf_printf(&w->b, " of %s entries\n", b);
+				ld_buf_printf(&w->b, " of %s %s\n", b, entries);
 			else
-				ld_buf_printf(&w->b, " %s -> %s entries (%s)\n", a, b, c);
+				ld_buf_printf(&w->b, " %s -> %s %s (%s)\n", a, b, entries, c);
 			break;
 		case LD_HINT_LRU_CACHE:
 			text(w, h->name);
@@ -389,23 +392,24 @@ static void hints(struct out *w, const struct ld_diff *d, bool show)
 			else
 				ld_buf_printf(&w->b, ": lru_cache(maxsize=%lld)", (long long)h->maxsize);
 			if (show)
-				ld_buf_printf(&w->b, " holding %s entries\n", b);
+				ld_buf_printf(&w->b, " holding %s %s\n", b, entries);
 			else
-				ld_buf_printf(&w->b, " %s -> %s entries (%s)\n", a, b, c);
+				ld_buf_printf(&w->b, " %s -> %s %s (%s)\n", a, b, entries, c);
 			break;
 		case LD_HINT_GARBAGE:
 			text(w, h->type);
 			if (show)
-				ld_buf_printf(&w->b, ": %s uncollectable objects in gc.garbage\n", b);
+				ld_buf_printf(&w->b, ": %s uncollectable %s in gc.garbage\n", b, objects);
 			else
-				ld_buf_printf(&w->b, ": %s -> %s uncollectable objects in gc.garbage\n", a, b);
+				ld_buf_printf(&w->b, ": %s -> %s uncollectable %s in gc.garbage\n", a, b, objects);
 			break;
 		case LD_HINT_CYCLES:
 			if (show)
-				ld_buf_printf(&w->b, "%s objects in reference cycles freed by the snapshot's collection\n", b);
+				ld_buf_printf(&w->b, "%s %s in reference cycles freed by the snapshot's collection\n",
+					      b, objects);
 			else
-				ld_buf_printf(&w->b, "%s -> %s objects in reference cycles freed by the snapshot's "
-					      "collection\n", a, b);
+				ld_buf_printf(&w->b, "%s -> %s %s in reference cycles freed by the snapshot's "
+					      "collection\n", a, b, objects);
 			break;
 		case LD_HINT_PATH:
 			path_text(w, h);

@@ -135,7 +135,7 @@ void ld_report_limit_text(struct ld_buf *b, const struct ld_limit_hit *h, const 
 		ld_count_format(c, sizeof(c), (int64_t)lim->type_count, false);
 		ld_buf_puts(b, "type ");
 		ld_escape_append(b, h->type->name, mode);
-		ld_buf_printf(b, " grew by %s objects, over --max-type-growth=%s", a, c);
+		ld_buf_printf(b, " grew by %s %s, over --max-type-growth=%s", a, ld_report_noun(h->value, "object", "objects"), c);
 		break;
 	}
 }
@@ -152,4 +152,9 @@ int ld_report_write(FILE *out, struct ld_buf *b)
 	}
 	ld_buf_finish(b);
 	return r;
+}
+
+const char *ld_report_noun(int64_t n, const char *one, const char *many)
+{
+	return n == 1 || n == -1 ? one : many;
 }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "buf.h"
@@ -52,6 +53,12 @@ void ld_report_frame(struct ld_buf *b, const struct ld_diff_stack *st, uint32_t 
  * the real cause, such as a full disk.
  */
 int ld_report_write(FILE *out, struct ld_buf *b);
+
+/*
+ * one when n is 1 or -1, many otherwise, for a noun after a count: "1
+ * entry", "+1 object", "3 entries".
+ */
+const char *ld_report_noun(int64_t n, const char *one, const char *many);
 
 /* The limit a hit broke, as its option is spelled ("--max-site-growth"). */
 const char *ld_report_limit_option(enum ld_limit_kind k);

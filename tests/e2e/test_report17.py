@@ -92,5 +92,78 @@ class FullDisk(TempDirCase):
                 self.assertEqual(r.stderr, "leakdiff: standard output: No space left on device\n")
 
 
+
+def write_snap(path, doc):
+    with open(path, "wb") as f:
+        f.write(gzip.compress(json.dumps(doc).encode(), mtime=0))
+    return path
+
+
+class Grammar(TempDirCase):
+    """A count of one takes the singular, in the text and Markdown reports."""
+
+    def setUp(self):
+        super().setUp()
+        after = load_snap(AFTER)
+        strings = after["strings"]
+        session = strings.index("app.session.Session")
+        for t in after["types"]:
+            if t[0] == session:
+                t[1] += 1
+                t[2] += 56
+        for h in after["hints"]:
+            if h["kind"] == "container":
+                h["length"] = 1
+            elif h["kind"] == "lru_cache":
+                h["currsize"] = 1
+            elif h["kind"] == "cycles":
+                h["collected"] = 1
+        after["hints"].append({"kind": "garbage", "type": "app.session.Session", "count": 1})
+        self.after = write_snap(self.path("after.snap"), after)
+        before = load_snap(AFTER)
+        for h in before["hints"]:
+            for key in ("length", "currsize", "collected"):
+                if key in h:
+                    h[key] = 0
+        self.before = write_snap(self.path("before.snap"), before)
+
+    def test_show(self):
+        r = leakdiff("show", self.after)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("  container  app.session.Session.registry: list of 1 entry\n", r.stdout)
+        self.assertIn("  lru_cache  app.cache.lookup: unbounded lru_cache (maxsize=None) holding 1 entry\n",
+                      r.stdout)
+        self.assertIn("  garbage    app.session.Session: 1 uncollectable object in gc.garbage\n", r.stdout)
+        self.assertIn("  cycles     1 object in reference cycles freed by the snapshot's collection\n", r.stdout)
+        self.assertNotRegex(r.stdout, r"\b1 (entries|objects)\b")
+
+    def test_diff_text(self):
+        r = leakdiff("diff", "--max-type-growth=0", self.before, self.after)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("Likely leak: +1 app.session.Session object (+56 B)", r.stdout)
+        self.assertIn("  type app.session.Session grew by +1 object, over --max-type-growth=0\n", r.stdout)
+        self.assertIn("  container  app.session.Session.registry: list 0 -> 1 entry (+1)\n", r.stdout)
+        self.assertIn("  lru_cache  app.cache.lookup: unbounded lru_cache (maxsize=None) 0 -> 1 entry (+1)\n",
+                      r.stdout)
+        self.assertIn("  garbage    app.session.Session: 0 -> 1 uncollectable object in gc.garbage\n", r.stdout)
+        self.assertIn("  cycles     0 -> 1 object in reference cycles freed by the snapshot's collection\n",
+                      r.stdout)
+        self.assertNotRegex(r.stdout, r"[ +]1 (entries|objects)\b")
+        # Plural stays plural.
+        r = leakdiff("diff", BEFORE, AFTER)
+        self.assertIn("list 1,000 -> 3,000 entries (+2,000)", r.stdout)
+        self.assertIn("+2,000 app.session.Session objects (+109 KiB)", r.stdout)
+
+    def test_diff_markdown(self):
+        r = leakdiff("diff", "--format=markdown", "--max-type-growth=0", self.before, self.after)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("Likely leak: **+1 app.session.Session** object\n", r.stdout)
+        self.assertIn("**1 limit exceeded:**", r.stdout)
+        self.assertIn("- type app.session.Session grew by +1 object, over --max-type-growth=0\n", r.stdout)
+        r = leakdiff("diff", "--format=markdown", "--max-type-growth=0", "--max-site-growth=0", BEFORE, AFTER)
+        self.assertRegex(r.stdout, r"\*\*\d+ limits exceeded:\*\*")
+        self.assertIn("**+2,000 app.session.Session** objects, allocated at", r.stdout)
+
+
 if __name__ == "__main__":
     harness.main()
