@@ -165,5 +165,83 @@ class Grammar(TempDirCase):
         self.assertIn("**+2,000 app.session.Session** objects, allocated at", r.stdout)
 
 
+
+class Mismatches(TempDirCase):
+    """Snapshots that do not belong together are diffed, with a warning."""
+
+    def snap(self, name, **meta):
+        doc = load_snap(AFTER)
+        for k, v in meta.items():
+            if v is None:
+                doc["meta"].pop(k, None)
+            else:
+                doc["meta"][k] = v
+        return write_snap(self.path(name), doc)
+
+    def test_reversed_by_time(self):
+        expected = ("leakdiff: warning: %s was taken before %s (2026-11-28T12:00:01.000Z against "
+                    "2026-11-28T12:00:02.000Z); the diff is reversed\n" % (BEFORE, AFTER))
+        for fmt in ("text", "json", "markdown"):
+            with self.subTest(fmt=fmt):
+                r = leakdiff("diff", "--format=" + fmt, AFTER, BEFORE)
+                self.assertEqual(r.returncode, 0)
+                self.assertEqual(r.stderr, expected)
+                self.assertTrue(r.stdout)
+        # The exit status stays the one the limits give.
+        r = leakdiff("diff", "--max-site-growth=1", AFTER, BEFORE)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr, expected)
+        # In order, or the same file twice: nothing to say.
+        for pair in ((BEFORE, AFTER), (AFTER, AFTER)):
+            r = leakdiff("diff", *pair)
+            self.assertEqual((r.returncode, r.stderr), (0, ""))
+
+    def test_reversed_by_time_with_offsets(self):
+        # 13:30+01:00 is 12:30Z, a quarter of an hour before 12:45Z.
+        a = self.snap("a.snap", time="2026-11-28T12:45:00Z")
+        b = self.snap("b.snap", time="2026-11-28T13:30:00+01:00")
+        r = leakdiff("diff", a, b)
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stderr, "leakdiff: warning: %s was taken before %s (2026-11-28T13:30:00+01:00 "
+                                   "against 2026-11-28T12:45:00Z); the diff is reversed\n" % (b, a))
+        self.assertEqual(leakdiff("diff", b, a).stderr, "")
+
+    def test_reversed_by_snapshot_number(self):
+        a = self.snap("run.2.snap", time=None, seq=2)
+        b = self.snap("run.1.snap", time=None, seq=1)
+        r = leakdiff("diff", a, b)
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stderr, "leakdiff: warning: %s was taken before %s (snapshot 1 against 2 of "
+                                   "pid 4250); the diff is reversed\n" % (b, a))
+        self.assertEqual(leakdiff("diff", b, a).stderr, "")
+        # Numbers of different runs say nothing about order.
+        c = self.snap("other.snap", time=None, seq=1, pid=4251)
+        self.assertEqual(leakdiff("diff", a, c).stderr, "")
+        d = self.snap("cmd.snap", time=None, seq=1, command=["python3", "other.py"])
+        self.assertEqual(leakdiff("diff", a, d).stderr, "")
+        # The clocks, when they say, come first.
+        e = self.snap("e.snap", time="2026-11-28T12:00:03.000Z", seq=2)
+        f = self.snap("f.snap", time="2026-11-28T12:00:04.000Z", seq=1)
+        self.assertEqual(leakdiff("diff", e, f).stderr, "")
+
+    def test_different_runtimes(self):
+        native = self.snap("native.snap", runtime="native")
+        r = leakdiff("diff", BEFORE, native)
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stderr, "leakdiff: warning: %s is a python snapshot and %s a native one; their "
+                                   "sites and types do not compare\n" % (BEFORE, native))
+        self.assertIn("Growth by allocation site", r.stdout)
+
+    def test_trend_names_the_pair(self):
+        middle = os.path.join(DATA, "middle.snap")
+        r = leakdiff("diff", BEFORE, AFTER, middle)
+        self.assertEqual(r.returncode, 0)
+        lines = r.stderr.splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertTrue(lines[0].startswith("leakdiff: warning: %s was taken before %s (" % (middle, AFTER)),
+                        lines[0])
+        self.assertEqual(leakdiff("diff", BEFORE, middle, AFTER).stderr, "")
+
+
 if __name__ == "__main__":
     harness.main()
