@@ -7,6 +7,7 @@
 
 #include <argp.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 /*
@@ -45,6 +46,12 @@ void ld_cli_error(const char *subject, const char *fmt, ...) __attribute__((form
  * -1; otherwise 0.
  */
 int ld_cli_check_stdout(int err);
+
+/*
+ * The width the text report is laid out for: the terminal's when stdout is
+ * one, else COLUMNS when it is a positive number, else 80.
+ */
+size_t ld_cli_columns(void);
 
 /* Whether to colour stdout for --color=WHEN ("auto", "always", "never"). */
 int ld_cli_color(const char *when, bool *out);

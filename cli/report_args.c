@@ -109,6 +109,7 @@ int ld_report_args_finish(struct ld_report_args *a)
 		return -1;
 	if (!a->format->color)
 		a->opts.color = false;
+	a->opts.width = ld_cli_columns();
 	return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -59,4 +60,20 @@ int ld_cli_check_stdout(int err)
 		ld_cli_error("standard output", "%s", strerror(err));
 	}
 	return -1;
+}
+
+size_t ld_cli_columns(void)
+{
+	struct winsize ws;
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	const char *env = getenv("COLUMNS");
+	if (env && *env) {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(env, &end, 10);
+		if (!*end && !errno && v > 0 && v <= 100000 && *env != '-')
+			return (size_t)v;
+	}
+	return 80;
 }

@@ -29,6 +29,7 @@ struct ld_report_opts {
 	enum ld_report_by by;
 	bool verbose;        /* whole tracebacks instead of the top frame */
 	bool color;          /* ANSI colour (text only) */
+	size_t width;        /* text: the columns to fit in (the terminal's); 0 = no limit */
 	size_t type_sites;   /* allocation sites listed under each type */
 	uint32_t depth;      /* the --depth the diff used, echoed in JSON */
 	enum ld_match_mode match;

@@ -60,6 +60,26 @@ int ld_report_write(FILE *out, struct ld_buf *b);
  */
 const char *ld_report_noun(int64_t n, const char *one, const char *many);
 
+/*
+ * Appends s, which must already be escaped (valid UTF-8 without controls),
+ * cut to at most cols columns: when it is longer, its start and its end
+ * are kept around a "…" that marks the cut, so a file name keeps its last
+ * part. cols below 2 is taken as 2.
+ */
+void ld_report_cut(struct ld_buf *b, const char *s, size_t cols);
+
+/*
+ * Appends the command line argv[0..n) as a shell would take it back:
+ * words that need it in POSIX single quotes, and words with characters a
+ * terminal must not see in bash's $'...' with escape.c's escapes (\n,
+ * \x1b, \\), so nothing is run together and no escape is forged. When it
+ * would be wider than max_cols columns, the words that fit are kept and
+ * the rest replaced by " … (+N arguments)"; a first word that alone does
+ * not fit is cut with "…". The result is never wider than max_cols (at
+ * least 24).
+ */
+void ld_report_command(struct ld_buf *b, char *const *argv, size_t n, size_t max_cols);
+
 /* The limit a hit broke, as its option is spelled ("--max-site-growth"). */
 const char *ld_report_limit_option(enum ld_limit_kind k);
 

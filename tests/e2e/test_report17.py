@@ -8,12 +8,15 @@ import gzip
 import json
 import os
 import re
+import subprocess
 
 import harness
 from harness import DATA, SOURCE, TempDirCase, leakdiff, load_snap
 
 BEFORE = os.path.join(DATA, "before.snap")
 AFTER = os.path.join(DATA, "after.snap")
+# Wide enough that no line of the reports on the fixtures is wrapped.
+WIDE = {"COLUMNS": "400"}
 
 
 class Help(TempDirCase):
@@ -128,7 +131,7 @@ class Grammar(TempDirCase):
         self.before = write_snap(self.path("before.snap"), before)
 
     def test_show(self):
-        r = leakdiff("show", self.after)
+        r = leakdiff("show", self.after, env=WIDE)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("  container  app.session.Session.registry: list of 1 entry\n", r.stdout)
         self.assertIn("  lru_cache  app.cache.lookup: unbounded lru_cache (maxsize=None) holding 1 entry\n",
@@ -138,7 +141,7 @@ class Grammar(TempDirCase):
         self.assertNotRegex(r.stdout, r"\b1 (entries|objects)\b")
 
     def test_diff_text(self):
-        r = leakdiff("diff", "--max-type-growth=0", self.before, self.after)
+        r = leakdiff("diff", "--max-type-growth=0", self.before, self.after, env=WIDE)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("Likely leak: +1 app.session.Session object (+56 B)", r.stdout)
         self.assertIn("  type app.session.Session grew by +1 object, over --max-type-growth=0\n", r.stdout)
@@ -150,7 +153,7 @@ class Grammar(TempDirCase):
                       r.stdout)
         self.assertNotRegex(r.stdout, r"[ +]1 (entries|objects)\b")
         # Plural stays plural.
-        r = leakdiff("diff", BEFORE, AFTER)
+        r = leakdiff("diff", BEFORE, AFTER, env=WIDE)
         self.assertIn("list 1,000 -> 3,000 entries (+2,000)", r.stdout)
         self.assertIn("+2,000 app.session.Session objects (+109 KiB)", r.stdout)
 
@@ -241,6 +244,175 @@ class Mismatches(TempDirCase):
         self.assertTrue(lines[0].startswith("leakdiff: warning: %s was taken before %s (" % (middle, AFTER)),
                         lines[0])
         self.assertEqual(leakdiff("diff", BEFORE, middle, AFTER).stderr, "")
+
+
+
+def run_bare(args, columns=None, **kw):
+    """leakdiff with COLUMNS set to columns, or unset when None."""
+    env = harness.program_env()
+    env.pop("COLUMNS", None)
+    if columns is not None:
+        env["COLUMNS"] = columns
+    return subprocess.run([harness.LEAKDIFF] + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, **kw)
+
+
+def golden(name):
+    with open(os.path.join(DATA, "golden", name)) as f:
+        return f.read()
+
+
+class Width(TempDirCase):
+    """The text report is laid out for the terminal's width."""
+
+    def assert_fits(self, text, width):
+        for line in text.splitlines():
+            self.assertLessEqual(len(line), width, line)
+
+    def test_width_source(self):
+        args = ["diff", "tests/data/before.snap", "tests/data/after.snap"]
+        narrow, wide = golden("diff-80col.txt"), golden("diff.txt")
+        self.assertNotEqual(narrow, wide)
+        # Not a terminal and no COLUMNS: 80.
+        self.assertEqual(run_bare(args, cwd=SOURCE).stdout, narrow)
+        for bad in ("", "abc", "0", "-5", "80x"):
+            self.assertEqual(run_bare(args, columns=bad, cwd=SOURCE).stdout, narrow, bad)
+        self.assertEqual(run_bare(args, columns="132", cwd=SOURCE).stdout, wide)
+        self.assertEqual(run_bare(args, columns="400", cwd=SOURCE).stdout, wide)
+        # JSON and Markdown do not depend on it.
+        for fmt in ("json", "markdown"):
+            a = run_bare(["diff", "--format=" + fmt] + args[1:], columns="40", cwd=SOURCE).stdout
+            b = run_bare(["diff", "--format=" + fmt] + args[1:], columns="400", cwd=SOURCE).stdout
+            self.assertEqual(a, b)
+
+    def test_terminal_size_wins(self):
+        import fcntl
+        import pty
+        import struct
+        import termios
+        master, slave = pty.openpty()
+        try:
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+            p = subprocess.Popen([harness.LEAKDIFF, "diff", "--color=never", "tests/data/before.snap",
+                                  "tests/data/after.snap"], cwd=SOURCE, stdout=slave, stderr=subprocess.PIPE,
+                                 env=dict(harness.program_env(), COLUMNS="200"))
+            os.close(slave)
+            slave = -1
+            out = b""
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            self.assertEqual(p.wait(timeout=60), 0)
+        finally:
+            os.close(master)
+            if slave >= 0:
+                os.close(slave)
+        self.assertEqual(out.decode().replace("\r\n", "\n"), golden("diff-80col.txt"))
+
+    def test_no_line_over_80(self):
+        before, middle, after = BEFORE, os.path.join(DATA, "middle.snap"), AFTER
+        moved = os.path.join(DATA, "moved.snap")
+        cases = [["diff", before, after], ["diff", "-v", before, after], ["diff", "--top=0", "-v", before, after],
+                 ["diff", "-v", before, middle, after], ["diff", "--by=site", "-v", before, moved],
+                 ["diff", "--max-total-growth=5%", "--max-site-growth=1", "--max-type-growth=1", before, after],
+                 ["diff", "--type-sites=10", "-v", after, before], ["diff", "--color=always", "-v", before, after],
+                 ["show", after], ["show", "-v", "--top=0", after]]
+        for args in cases:
+            for width in (80, 60):
+                with self.subTest(args=args, width=width):
+                    r = run_bare(args, columns=str(width))
+                    self.assertIn(r.returncode, (0, 1), r.stderr)
+                    self.assert_fits(re.sub(r"\x1b\[[0-9;]*m", "", r.stdout), width)
+                    self.assertIn("\n", r.stdout)
+
+    def test_long_names_cut_with_a_mark(self):
+        doc = load_snap(AFTER)
+        strings = doc["strings"]
+        long_file = "/srv/app/" + "deeply/" * 20 + "nested_module.py"
+        long_func = "Handler." + "x" * 120 + "_end"
+        long_type = "app." + "Y" * 120 + ".Tail"
+        for frame in doc["frames"]:
+            if strings[frame[2]] == "remember":
+                strings[frame[0]] = long_file
+                strings[frame[2]] = long_func
+        strings[strings.index("app.session.Session")] = long_type
+        path = write_snap(self.path("long.snap"), doc)
+        for width in (80, 132):
+            with self.subTest(width=width):
+                r = run_bare(["diff", "-v", "--top=0", BEFORE, path], columns=str(width))
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assert_fits(r.stdout, width)
+                cut = [line for line in r.stdout.splitlines() if "…" in line]
+                self.assertTrue(cut, r.stdout)
+                # What is cut keeps its start and its end around the mark.
+                self.assertTrue(any(re.search(r"app\.Y+…Y*\.Tail", line) for line in cut), cut)
+                self.assertTrue(any(re.search(r"x…x*_end", line) for line in cut), cut)
+                # The location goes below the numbers, never beside them.
+                self.assertRegex(r.stdout, r"\n +\+704 KiB +\+10,010 +0 -> 10,010  new\n {6}deeply/deeply/[^\n]*…[^\n]*/nested_module\.py:7\n"
+                                 r" {8}in Handler\.x+…x+_end\n")
+        # Names that fit are never cut.
+        r = run_bare(["diff", BEFORE, AFTER], columns="80")
+        self.assertNotIn("…", r.stdout)
+
+
+class CommandLine(TempDirCase):
+    """The command in a report's header reads as a shell would take it back."""
+
+    def with_command(self, command, name="cmd.snap"):
+        doc = load_snap(AFTER)
+        doc["meta"]["command"] = command
+        return write_snap(self.path(name), doc)
+
+    def header(self, path, columns="400"):
+        r = run_bare(["show", path], columns=columns)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def test_quoting(self):
+        snap = self.with_command(["python3", "my app.py", "a\nb", "it's", "x\\ny", "\x1b[31mred", "", "--k=v,w",
+                                  "tab\there"])
+        out = self.header(snap)
+        self.assertIn("  python3 'my app.py' $'a\\nb' 'it'\\''s' 'x\\ny' $'\\x1b[31mred' '' --k=v,w $'tab\\there'"
+                      "  (pid 4250", out)
+        self.assertNotIn("\x1b", out)
+        # JSON keeps the arguments as they were.
+        doc = json.loads(leakdiff("show", "--format=json", snap).stdout)
+        self.assertEqual(doc["snapshot"]["meta"]["command"][1:4], ["my app.py", "a\nb", "it's"])
+
+    def test_many_arguments(self):
+        argv = ["python3", "app.py"] + [str(i) for i in range(100000)]
+        snap = self.with_command(argv)
+        out = self.header(snap)
+        first = out.splitlines()[0]
+        m = re.match(r"^file   \S+  (python3 app\.py 0 1 2 [0-9 ]+) … \(\+([0-9,]+) arguments\)  \(pid 4250, ", first)
+        self.assertTrue(m, first[:400])
+        shown = m.group(1).split(" ")
+        self.assertLessEqual(len(m.group(1)), 200)
+        self.assertGreater(len(m.group(1)), 150)
+        self.assertEqual(len(shown) + int(m.group(2).replace(",", "")), len(argv))
+        self.assertEqual(shown, argv[:len(shown)])
+        self.assertLess(len(first), 300)
+        # diff too, for both files; JSON keeps every argument.
+        r = run_bare(["diff", snap, snap], columns="400")
+        self.assertEqual(len([l for l in r.stdout.splitlines() if "arguments)" in l]), 2)
+        doc = json.loads(leakdiff("diff", "--format=json", snap, snap).stdout)
+        self.assertEqual(doc["after"]["meta"]["command"], argv)
+        # At 80 columns the command has a line of its own, and fits in it.
+        out = self.header(snap, columns="80")
+        lines = out.splitlines()
+        self.assertRegex(lines[1], r"^       python3 app\.py 0 1 2 .* … \(\+[0-9,]+ arguments\)$")
+        self.assertLessEqual(len(lines[1]), 80)
+
+    def test_one_word_too_long(self):
+        snap = self.with_command(["/opt/" + "p" * 300, "--flag"])
+        line = self.header(snap).splitlines()[0]
+        self.assertRegex(line, r"^file   \S+  /opt/p+… \(\+1 argument\)  \(pid")
+        self.assertLess(len(line), 300)
 
 
 if __name__ == "__main__":
