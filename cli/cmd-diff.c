@@ -140,7 +140,7 @@ static const struct argp argp = {
 	       "two snapshots, compares the first with the last and counts, for every row, in how "
 	       "many of the intervals between consecutive snapshots it grew.\v" LD_EXIT_HELP_DIFF
 	       "\nEnvironment: LEAKDIFF_MAX_SNAPSHOT (largest decompressed snapshot accepted, default "
-	       "1GiB), NO_COLOR.",
+	       "1GiB), NO_COLOR, COLUMNS (the report's width when not on a terminal).",
 	.children = children,
 };
 

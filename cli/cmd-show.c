@@ -43,7 +43,7 @@ static const struct argp argp = {
 	.doc = "Summarise one heap snapshot: where it came from, totals, the largest types and "
 	       "allocation sites, and leak hints.\v" LD_EXIT_HELP_SHOW
 	       "\nEnvironment: LEAKDIFF_MAX_SNAPSHOT (largest decompressed snapshot accepted, default "
-	       "1GiB), NO_COLOR.",
+	       "1GiB), NO_COLOR, COLUMNS (the report's width when not on a terminal).",
 	.children = children,
 };
 
