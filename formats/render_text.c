@@ -331,7 +331,6 @@ static void table_header(struct out *w, const char *count, const char *name, boo
 	style(w, RESET);
 }
 
-
 /* What CI needs first: did the diff stay within the limits it was given? */
 static void verdict_text(struct out *w)
 {
