@@ -7,6 +7,7 @@
 
 #include <argp.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 /*
@@ -37,6 +38,21 @@ extern const struct ld_cmd ld_cmd_show;
 /* Prints "leakdiff: SUBJECT: message" (or without a subject when NULL). */
 void ld_cli_error(const char *subject, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * Flushes stdout and checks it for a write error, err (a positive errno,
+ * 0 when none) being one a renderer already met. On failure prints
+ * "leakdiff: standard output: REASON" the first time only, so a report cut
+ * short by a full disk gets one message with its real cause, and returns
+ * -1; otherwise 0.
+ */
+int ld_cli_check_stdout(int err);
+
+/*
+ * The width the text report is laid out for: the terminal's when stdout is
+ * one, else COLUMNS when it is a positive number, else 80.
+ */
+size_t ld_cli_columns(void);
+
 /* Whether to colour stdout for --color=WHEN ("auto", "always", "never"). */
 int ld_cli_color(const char *when, bool *out);
 
@@ -45,6 +61,11 @@ int ld_cli_color(const char *when, bool *out);
 	"Exit status:\n" \
 	"  0    success\n" \
 	"  1    a growth limit was exceeded\n" \
+	"  2    usage error, or a snapshot that cannot be read\n"
+
+#define LD_EXIT_HELP_SHOW \
+	"Exit status:\n" \
+	"  0    success\n" \
 	"  2    usage error, or a snapshot that cannot be read\n"
 
 #define LD_EXIT_HELP_RECORD \

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "compat.h"
 #include "diff.h"
 #include "report_args.h"
 #include "snap.h"
@@ -139,7 +140,7 @@ static const struct argp argp = {
 	       "two snapshots, compares the first with the last and counts, for every row, in how "
 	       "many of the intervals between consecutive snapshots it grew.\v" LD_EXIT_HELP_DIFF
 	       "\nEnvironment: LEAKDIFF_MAX_SNAPSHOT (largest decompressed snapshot accepted, default "
-	       "1GiB), NO_COLOR.",
+	       "1GiB), NO_COLOR, COLUMNS (the report's width when not on a terminal).",
 	.children = children,
 };
 
@@ -173,6 +174,31 @@ static int load_suppressions(const char *path, struct ld_suppressions *sup)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Warns, one line each, about consecutive snapshots that do not belong in
+ * one diff: different runtimes, or a later file taken before an earlier
+ * one. The report is still written and the exit status is unchanged: the
+ * user may mean it, but should not read a reversed diff by accident.
+ */
+static void warn_mismatches(const char *const *paths, struct ld_snapshot *const *snaps, int n)
+{
+	for (int i = 0; i + 1 < n; i++) {
+		const struct ld_meta *a = &snaps[i]->meta, *b = &snaps[i + 1]->meta;
+		struct ld_compat c;
+		ld_compat_check(snaps[i], snaps[i + 1], &c);
+		if (c.runtimes_differ)
+			ld_cli_error(NULL, "warning: %s is a %s snapshot and %s a %s one; their sites and types "
+				     "do not compare", paths[i], a->runtime, paths[i + 1], b->runtime);
+		if (c.order == LD_COMPAT_BY_TIME)
+			ld_cli_error(NULL, "warning: %s was taken before %s (%s against %s); the diff is reversed",
+				     paths[i + 1], paths[i], b->time, a->time);
+		else if (c.order == LD_COMPAT_BY_SEQ)
+			ld_cli_error(NULL, "warning: %s was taken before %s (snapshot %lld against %lld of pid "
+				     "%lld); the diff is reversed", paths[i + 1], paths[i], (long long)b->seq,
+				     (long long)a->seq, (long long)a->pid);
+	}
 }
 
 /* Snapshots read side by side: each worker takes the next file not yet taken. */
@@ -272,6 +298,7 @@ static int run(int argc, char **argv)
 			goto out;
 	if (load_all(a.paths, a.npaths, snaps) < 0)
 		goto out;
+	warn_mismatches(a.paths, snaps, a.npaths);
 	int r = ld_diff_create(snaps[0], snaps[a.npaths - 1], &a.diff, &d);
 	if (r == 0 && a.npaths > 2)
 		r = ld_diff_trend(d, (const struct ld_snapshot *const *)snaps, (size_t)a.npaths, &a.diff);
@@ -293,10 +320,12 @@ static int run(int argc, char **argv)
 	o->verdict = &verdict;
 	o->nsnapshots = (size_t)a.npaths;
 	r = a.report.format->diff(stdout, d, o);
-	if (r < 0) {
-		ld_cli_error(NULL, "cannot write the report: %s", strerror(-r));
+	if (r == -ENOMEM) {
+		ld_cli_error(NULL, "out of memory");
 		goto out;
 	}
+	if (ld_cli_check_stdout(r < 0 ? -r : 0) < 0)
+		goto out;
 	status = ld_verdict_passed(&verdict) ? LD_EXIT_OK : LD_EXIT_GREW;
 out:
 	ld_verdict_finish(&verdict);
@@ -309,6 +338,6 @@ out:
 
 const struct ld_cmd ld_cmd_diff = {
 	.name = "diff",
-	.summary = "report growth by type and allocation site between snapshots; gate CI on limits",
+	.summary = "report what grew between snapshots, by type and site; CI limits",
 	.run = run,
 };

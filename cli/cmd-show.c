@@ -34,16 +34,16 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 	}
 }
 
-static const struct argp_child children[] = { { &ld_report_argp, 0, "Report options:", 1 }, { 0 } };
+static const struct argp_child children[] = { { &ld_report_show_argp, 0, "Report options:", 1 }, { 0 } };
 
 static const struct argp argp = {
 	.options = NULL,
 	.parser = parse,
 	.args_doc = "SNAPSHOT.snap",
 	.doc = "Summarise one heap snapshot: where it came from, totals, the largest types and "
-	       "allocation sites, and leak hints.\v" LD_EXIT_HELP_DIFF
+	       "allocation sites, and leak hints.\v" LD_EXIT_HELP_SHOW
 	       "\nEnvironment: LEAKDIFF_MAX_SNAPSHOT (largest decompressed snapshot accepted, default "
-	       "1GiB), NO_COLOR.",
+	       "1GiB), NO_COLOR, COLUMNS (the report's width when not on a terminal).",
 	.children = children,
 };
 
@@ -73,10 +73,12 @@ static int run(int argc, char **argv)
 	a.report.opts.after_path = a.path;
 	/* --format took only rows with a show renderer. */
 	r = a.report.format->show(stdout, d, &a.report.opts);
-	if (r < 0) {
-		ld_cli_error(NULL, "cannot write the report: %s", strerror(-r));
+	if (r == -ENOMEM) {
+		ld_cli_error(NULL, "out of memory");
 		goto out;
 	}
+	if (ld_cli_check_stdout(r < 0 ? -r : 0) < 0)
+		goto out;
 	status = LD_EXIT_OK;
 out:
 	ld_diff_destroy(d);

@@ -94,8 +94,7 @@ int main(int argc, char **argv)
 	int status = cmd->run(argc - g.cmd_index, sub);
 
 	/* A report cut short by a full disk must not look like success. */
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		ld_cli_error(NULL, "error writing standard output: %s", strerror(errno));
+	if (ld_cli_check_stdout(0) < 0) {
 		if (status == LD_EXIT_OK || status == LD_EXIT_GREW)
 			status = cmd == &ld_cmd_record ? LD_EXIT_RECORDER : LD_EXIT_USAGE;
 	}

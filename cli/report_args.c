@@ -12,15 +12,29 @@
 
 enum { OPT_MIN_BYTES = 0x100, OPT_COLOR, OPT_TYPE_SITES };
 
-static const struct argp_option options[] = {
-	{ "format", 'f', "FORMAT", 0, "Output format: text (default), json, or markdown (diff only)", 1 },
-	{ "top", 'n', "N", 0, "Show the N largest rows of each table (default 10; 0 shows all)", 1 },
+/*
+ * diff and show share the parser but not every word of the help: show has
+ * no Markdown report, and its rows are sizes rather than changes.
+ */
+#define COMMON_OPTIONS \
+	{ "top", 'n', "N", 0, "Show the N largest rows of each table (default 10; 0 shows all)", 1 }, \
+	{ "by", 'b', "WHAT", 0, "Tables to show: type, site or all (default)", 1 }, \
+	{ "verbose", 'v', 0, 0, "Show whole tracebacks, not just the allocating line", 1 }, \
+	{ "color", OPT_COLOR, "WHEN", 0, "Colour the text report: auto (the default; on a terminal " \
+	  "unless NO_COLOR is set), always, or never", 1 }, \
+	{ "type-sites", OPT_TYPE_SITES, "N", 0, "Allocation sites listed under each type (default 3)", 1 }
+
+static const struct argp_option diff_options[] = {
+	{ "format", 'f', "FORMAT", 0, "Output format: text (default), json or markdown", 1 },
 	{ "min-bytes", OPT_MIN_BYTES, "SIZE", 0, "Leave out rows whose byte change is under SIZE (e.g. 4KiB)", 1 },
-	{ "by", 'b', "WHAT", 0, "Tables to show: type, site or all (default)", 1 },
-	{ "verbose", 'v', 0, 0, "Show whole tracebacks, not just the allocating line", 1 },
-	{ "color", OPT_COLOR, "WHEN", 0, "Colour the text report: auto (default: on a terminal, "
-	  "unless NO_COLOR is set), always or never", 1 },
-	{ "type-sites", OPT_TYPE_SITES, "N", 0, "Allocation sites listed under each type (default 3)", 1 },
+	COMMON_OPTIONS,
+	{ 0 }
+};
+
+static const struct argp_option show_options[] = {
+	{ "format", 'f', "FORMAT", 0, "Output format: text (default) or json", 1 },
+	{ "min-bytes", OPT_MIN_BYTES, "SIZE", 0, "Leave out rows of less than SIZE (e.g. 4KiB)", 1 },
+	COMMON_OPTIONS,
 	{ 0 }
 };
 
@@ -31,26 +45,6 @@ void ld_report_args_init(struct ld_report_args *a)
 	a->opts.top = 10;
 	a->opts.type_sites = 3;
 	a->color = "auto";
-}
-
-/*
- * The formats the subcommand takes, for a message: "text, json or
- * markdown". The last name gets "or" only after two or more others, so
- * that show still says "text, json" as it always has.
- */
-static void format_names(bool show, char *buf, size_t size)
-{
-	size_t n = 0, total = 0, o = 0;
-	for (const struct ld_report_format *f = ld_report_formats; f->name; f++)
-		total += f->show || !show;
-	buf[0] = '\0';
-	for (const struct ld_report_format *f = ld_report_formats; f->name && o < size; f++) {
-		if (!f->show && show)
-			continue;
-		const char *sep = n == 0 ? "" : n + 1 == total && total > 2 ? " or " : ", ";
-		o += (size_t)snprintf(buf + o, size - o, "%s%s", sep, f->name);
-		n++;
-	}
 }
 
 static error_t parse(int key, char *arg, struct argp_state *state)
@@ -65,7 +59,7 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 		if (format) {
 			a->format = format;
 		} else {
-			format_names(a->show, names, sizeof(names));
+			ld_report_format_names(a->show, names, sizeof(names));
 			argp_error(state, "unknown format '%s' (use %s)", arg, names);
 		}
 		return 0;
@@ -106,7 +100,8 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 	}
 }
 
-const struct argp ld_report_argp = { .options = options, .parser = parse };
+const struct argp ld_report_argp = { .options = diff_options, .parser = parse };
+const struct argp ld_report_show_argp = { .options = show_options, .parser = parse };
 
 int ld_report_args_finish(struct ld_report_args *a)
 {
@@ -114,6 +109,7 @@ int ld_report_args_finish(struct ld_report_args *a)
 		return -1;
 	if (!a->format->color)
 		a->opts.color = false;
+	a->opts.width = ld_cli_columns();
 	return 0;
 }
 

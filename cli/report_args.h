@@ -16,8 +16,10 @@ struct ld_report_args {
 };
 
 /* Parses --format, --top, --min-bytes, --by, --verbose, --color, --type-sites
- * into the struct ld_report_args given as the child's input. */
+ * into the struct ld_report_args given as the child's input. The first has
+ * diff's help text; the second show's, which leaves out what show lacks. */
 extern const struct argp ld_report_argp;
+extern const struct argp ld_report_show_argp;
 
 /* Sets defaults; call before argp_parse. */
 void ld_report_args_init(struct ld_report_args *a);

@@ -1,8 +1,11 @@
 /* Message printing and other helpers shared by the subcommands. */
+#include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -40,4 +43,37 @@ int ld_cli_color(const char *when, bool *out)
 		return -1;
 	}
 	return 0;
+}
+
+int ld_cli_check_stdout(int err)
+{
+	static bool reported;
+	errno = 0;
+	if (fflush(stdout) != 0 && !err)
+		err = errno ? errno : EIO;
+	if (ferror(stdout) && !err)
+		err = EIO; /* failed before, and the errno of then is gone */
+	if (!err)
+		return 0;
+	if (!reported) {
+		reported = true;
+		ld_cli_error("standard output", "%s", strerror(err));
+	}
+	return -1;
+}
+
+size_t ld_cli_columns(void)
+{
+	struct winsize ws;
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	const char *env = getenv("COLUMNS");
+	if (env && *env) {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(env, &end, 10);
+		if (!*end && !errno && v > 0 && v <= 100000 && *env != '-')
+			return (size_t)v;
+	}
+	return 80;
 }

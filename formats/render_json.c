@@ -223,13 +223,8 @@ static int print(struct jctx *j, cJSON *root, FILE *out)
 	ld_buf_init(&b);
 	ld_escape_json_text(&b, text);
 	cJSON_free(text);
-	if (b.oom) {
-		ld_buf_finish(&b);
-		return -ENOMEM;
-	}
-	int r = fwrite(b.data, 1, b.len, out) == b.len && fputc('\n', out) != EOF ? 0 : -EIO;
-	ld_buf_finish(&b);
-	return r;
+	ld_buf_putc(&b, '\n');
+	return ld_report_write(out, &b);
 }
 
 static cJSON *verdict_json(struct jctx *j, const struct ld_diff *d)

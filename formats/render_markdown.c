@@ -101,7 +101,8 @@ int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_
 		ld_count_format(c, sizeof(c), ld_diff_count_delta(&sus->row), true);
 		ld_buf_printf(&b, "Likely leak: **%s ", c);
 		md(&b, sus->name);
-		ld_buf_puts(&b, "** objects");
+		ld_buf_puts(&b, "** ");
+		ld_buf_puts(&b, ld_report_noun(ld_diff_count_delta(&sus->row), "object", "objects"));
 		for (size_t j = 0; j < sus->nsites; j++) {
 			if (ld_diff_count_delta(&sus->sites[j].row) > 0 && !sus->sites[j].suppressed) {
 				ld_buf_puts(&b, ", allocated at ");
@@ -164,11 +165,5 @@ int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_
 	if (o->suppressed)
 		ld_buf_printf(&b, "%zu row%s suppressed.\n", o->suppressed, o->suppressed == 1 ? "" : "s");
 
-	int r = 0;
-	if (b.oom)
-		r = -ENOMEM;
-	else if (b.len && fwrite(b.data, 1, b.len, out) != b.len)
-		r = -EIO;
-	ld_buf_finish(&b);
-	return r;
+	return ld_report_write(out, &b);
 }

@@ -2,6 +2,12 @@
  * The text report: aligned columns, human sizes, the allocating line as
  * "file:line in function", colour only when asked for. Names are escaped
  * for the terminal before they are measured or printed.
+ *
+ * Given a width (the terminal's), the report fits in it: a table whose
+ * rows do not fit is laid out again with each name on a line of its own
+ * below its numbers, the header's parts go on lines of their own, and
+ * whatever is still too wide is wrapped at spaces, a word longer than a
+ * line being cut around a "…" that marks it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,10 +26,46 @@
 #define GREEN "\033[32m"
 #define RESET "\033[0m"
 
+#define NAME_COL_DIFF 61
+#define NAME_COL_SHOW 29
+#define NAME_COL_NARROW 6 /* a name below its row's numbers */
+
 struct out {
 	struct ld_buf b;
 	const struct ld_report_opts *o;
+	bool narrow; /* names below their row's numbers, not beside them */
 };
+
+/* Columns that bytes of the report take on a terminal: code points, less
+ * the colour sequences (ESC [ ... m), which take none. */
+static size_t visible_width(const char *s, size_t n)
+{
+	size_t w = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\033') {
+			while (i < n && s[i] != 'm')
+				i++;
+			continue;
+		}
+		w += ((unsigned char)s[i] & 0xc0) != 0x80;
+	}
+	return w;
+}
+
+/* The widest line of b, in columns. */
+static size_t widest_line(const struct ld_buf *b)
+{
+	size_t widest = 0;
+	for (size_t at = 0; at < b->len;) {
+		const char *nl = memchr(b->data + at, '\n', b->len - at);
+		size_t end = nl ? (size_t)(nl - b->data) : b->len;
+		size_t w = visible_width(b->data + at, end - at);
+		if (w > widest)
+			widest = w;
+		at = end + 1;
+	}
+	return widest;
+}
 
 static void style(struct out *w, const char *code)
 {
@@ -84,46 +126,107 @@ static const char *state_tag(enum ld_diff_state s, enum ld_match m, enum ld_matc
 	return s == LD_DIFF_NEW ? "new" : "gone";
 }
 
+/*
+ * Appends open, then the parts (joined by ", ") and close, and a newline;
+ * when that is wider than the report may be, breaks the line after a ", "
+ * and goes on at column indent, so that no part is split.
+ */
+static void put_parts(struct out *w, const char *open, const char *parts, const char *close, size_t indent)
+{
+	size_t width = w->o->width, col = visible_width(open, strlen(open)), start = col;
+	ld_buf_puts(&w->b, open);
+	const char *q = parts;
+	while (*q) {
+		const char *next = strstr(q, ", ");
+		size_t len = next ? (size_t)(next - q) : strlen(q);
+		size_t pw = visible_width(q, len) + (next ? 1 : strlen(close));
+		if (col > start && width && col + 1 + pw > width) {
+			ld_buf_printf(&w->b, "\n%*s", (int)indent, "");
+			col = start = indent;
+		} else if (col > start) {
+			ld_buf_putc(&w->b, ' ');
+			col++;
+		}
+		ld_buf_add(&w->b, q, len);
+		ld_buf_puts(&w->b, next ? "," : close);
+		col += pw;
+		q = next ? next + 2 : q + len;
+	}
+	if (!*parts)
+		ld_buf_puts(&w->b, close);
+	ld_buf_putc(&w->b, '\n');
+}
+
+/* Appends ", " between the parts of a header's parenthesis. */
+static void meta_part(struct ld_buf *parts, size_t *n)
+{
+	if ((*n)++)
+		ld_buf_puts(parts, ", ");
+}
+
+/*
+ * "before PATH  COMMAND  (pid, label, trigger, time)" on one line, or, when
+ * that is wider than the report may be, the path, the command and the
+ * parenthesis each on a line of their own, the parenthesis broken between
+ * its parts.
+ */
 static void meta_line(struct out *w, const char *which, const char *path, const struct ld_snapshot *s)
 {
 	const struct ld_meta *m = &s->meta;
-	ld_buf_printf(&w->b, "%-7s", which);
-	text(w, path);
-	if (m->ncommand) {
-		ld_buf_puts(&w->b, "  ");
-		for (size_t i = 0; i < m->ncommand; i++) {
-			if (i)
-				ld_buf_putc(&w->b, ' ');
-			text(w, m->command[i]);
-		}
-	}
-	ld_buf_puts(&w->b, "  (");
-	bool sep = false;
+	size_t width = w->o->width, limit = 200;
+	if (width && width > 7 && width - 7 < limit)
+		limit = width - 7;
+	struct ld_buf cmd, parts;
+	ld_buf_init(&cmd);
+	ld_buf_init(&parts);
+	if (m->ncommand)
+		ld_report_command(&cmd, m->command, m->ncommand, limit);
+	size_t n = 0;
 	if (m->pid >= 0) {
-		ld_buf_printf(&w->b, "pid %lld", (long long)m->pid);
-		sep = true;
+		meta_part(&parts, &n);
+		ld_buf_printf(&parts, "pid %lld", (long long)m->pid);
 	}
 	if (m->label && *m->label && !(m->trigger && strcmp(m->label, m->trigger) == 0)) {
-		ld_buf_printf(&w->b, "%slabel ", sep ? ", " : "");
-		text(w, m->label);
-		sep = true;
+		meta_part(&parts, &n);
+		ld_buf_puts(&parts, "label ");
+		ld_escape_append(&parts, m->label, LD_ESCAPE_TEXT);
 	}
 	if (m->trigger && *m->trigger) {
-		ld_buf_puts(&w->b, sep ? ", " : "");
-		text(w, m->trigger);
-		sep = true;
+		meta_part(&parts, &n);
+		ld_escape_append(&parts, m->trigger, LD_ESCAPE_TEXT);
 	}
 	if (m->time) {
-		ld_buf_puts(&w->b, sep ? ", " : "");
-		text(w, m->time);
-		sep = true;
+		meta_part(&parts, &n);
+		ld_escape_append(&parts, m->time, LD_ESCAPE_TEXT);
 	}
 	if (m->sample > 0) {
 		char sz[32];
 		ld_size_format(sz, sizeof(sz), m->sample, false);
-		ld_buf_printf(&w->b, "%ssampled every %s: estimates", sep ? ", " : "", sz);
+		meta_part(&parts, &n);
+		ld_buf_printf(&parts, "sampled every %s: estimates", sz);
 	}
-	ld_buf_puts(&w->b, ")\n");
+	char *safe_path = ld_escape_dup(path, LD_ESCAPE_TEXT);
+	const char *p = safe_path ? safe_path : "?";
+	const char *c = cmd.len ? cmd.data : "", *q = parts.len ? parts.data : "";
+	size_t one_line = 7 + ld_text_width(p) + (cmd.len ? 2 + ld_text_width(c) : 0) + 3 + ld_text_width(q) + 1;
+	if (!width || one_line <= width) {
+		ld_buf_printf(&w->b, "%-7s%s", which, p);
+		if (cmd.len)
+			ld_buf_printf(&w->b, "  %s", c);
+		ld_buf_printf(&w->b, "  (%s)\n", q);
+	} else {
+		ld_buf_printf(&w->b, "%-7s", which);
+		ld_report_cut(&w->b, p, width > 7 ? width - 7 : 2);
+		ld_buf_putc(&w->b, '\n');
+		if (cmd.len)
+			ld_buf_printf(&w->b, "       %s\n", c);
+		put_parts(w, "       (", q, ")", 8);
+	}
+	if (cmd.oom || parts.oom || !safe_path)
+		w->b.oom = true;
+	free(safe_path);
+	ld_buf_finish(&cmd);
+	ld_buf_finish(&parts);
 }
 
 static void heading(struct out *w, const char *title, size_t shown, size_t selected, const char *what)
@@ -193,7 +296,7 @@ static void row_cells(struct out *w, const struct ld_diff_row *r, const char *ta
 	if (show) {
 		ld_size_format(a, sizeof(a), (int64_t)r->bytes_after, false);
 		ld_count_format(b, sizeof(b), (int64_t)r->count_after, false);
-		ld_buf_printf(&w->b, "  %11s %11s  ", a, b);
+		ld_buf_printf(&w->b, w->narrow ? "  %11s %11s" : "  %11s %11s  ", a, b);
 		return;
 	}
 	int64_t db = ld_diff_bytes_delta(r), dc = ld_diff_count_delta(r);
@@ -205,11 +308,28 @@ static void row_cells(struct out *w, const struct ld_diff_row *r, const char *ta
 	delta_cell(w, a, db, 11);
 	ld_buf_putc(&w->b, ' ');
 	delta_cell(w, b, dc, 10);
-	ld_buf_printf(&w->b, " %11s -> %-11s %-5s  ", c, e, tag);
+	if (w->narrow)
+		ld_buf_printf(&w->b, " %11s -> %s%s%s", c, e, *tag ? "  " : "", tag);
+	else
+		ld_buf_printf(&w->b, " %11s -> %-11s %-5s  ", c, e, tag);
 }
 
-#define NAME_COL_DIFF 61
-#define NAME_COL_SHOW 29
+/* The header of a table; narrow, the name column's title is on a line of its own. */
+static void table_header(struct out *w, const char *count, const char *name, bool show)
+{
+	style(w, DIM);
+	if (show && w->narrow)
+		ld_buf_printf(&w->b, "  %11s %11s\n%*s%s\n", "bytes", count, NAME_COL_NARROW, "", name);
+	else if (show)
+		ld_buf_printf(&w->b, "  %11s %11s  %s\n", "bytes", count, name);
+	else if (w->narrow)
+		ld_buf_printf(&w->b, "  %11s %10s %11s    %s\n%*s%s\n", "bytes", count, "before", "after",
+			      NAME_COL_NARROW, "", name);
+	else
+		ld_buf_printf(&w->b, "  %11s %10s %11s    %-11s %-5s  %s\n", "bytes", count, "before", "after", "",
+			      name);
+	style(w, RESET);
+}
 
 /* What CI needs first: did the diff stay within the limits it was given? */
 static void verdict_text(struct out *w)
@@ -254,7 +374,7 @@ static void suspect_line(struct out *w, const struct ld_diff *d)
 	style(w, BOLD);
 	text(w, t->name);
 	style(w, RESET);
-	ld_buf_printf(&w->b, " objects (%s)", b);
+	ld_buf_printf(&w->b, " %s (%s)", ld_report_noun(ld_diff_count_delta(&t->row), "object", "objects"), b);
 	for (size_t j = 0; j < t->nsites; j++) {
 		if (ld_diff_count_delta(&t->sites[j].row) > 0 && !t->sites[j].suppressed) {
 			ld_buf_puts(&w->b, ", allocated at\n  ");
@@ -271,20 +391,17 @@ static void types_table(struct out *w, const struct ld_diff *d, bool show)
 	heading(w, show ? "Live objects by type" : "Growth by type", shown, selected, "types");
 	if (!selected)
 		return;
-	style(w, DIM);
-	if (show)
-		ld_buf_printf(&w->b, "  %11s %11s  %s\n", "bytes", "count", "type");
-	else
-		ld_buf_printf(&w->b, "  %11s %10s %11s    %-11s %-5s  %s\n", "bytes", "count", "before", "after", "", "type");
-	style(w, RESET);
+	table_header(w, "count", "type", show);
 	size_t n = 0;
-	int col = show ? NAME_COL_SHOW : NAME_COL_DIFF;
+	int col = w->narrow ? NAME_COL_NARROW + 2 : show ? NAME_COL_SHOW : NAME_COL_DIFF;
 	for (size_t i = 0; i < d->ntypes && n < shown; i++) {
 		const struct ld_diff_type *t = &d->types[i];
 		if (!ld_diff_type_shown(t, w->o->min_bytes))
 			continue;
 		n++;
 		row_cells(w, &t->row, state_tag(t->state, LD_MATCH_EXACT, w->o->match), show);
+		if (w->narrow)
+			ld_buf_printf(&w->b, "\n%*s", NAME_COL_NARROW, "");
 		style(w, BOLD);
 		text(w, t->name);
 		style(w, RESET);
@@ -319,24 +436,48 @@ static void sites_table(struct out *w, const struct ld_diff *d, bool show)
 	heading(w, show ? "Live memory by allocation site" : "Growth by allocation site", shown, selected, "sites");
 	if (!selected)
 		return;
-	style(w, DIM);
-	if (show)
-		ld_buf_printf(&w->b, "  %11s %11s  %s\n", "bytes", "blocks", "allocated at");
-	else
-		ld_buf_printf(&w->b, "  %11s %10s %11s    %-11s %-5s  %s\n", "bytes", "blocks", "before", "after", "", "allocated at");
-	style(w, RESET);
+	table_header(w, "blocks", "allocated at", show);
 	size_t n = 0;
-	int col = show ? NAME_COL_SHOW : NAME_COL_DIFF;
+	int col = w->narrow ? NAME_COL_NARROW : show ? NAME_COL_SHOW : NAME_COL_DIFF;
 	for (size_t i = 0; i < d->nsites && n < shown; i++) {
 		const struct ld_diff_site *s = &d->sites[i];
 		if (!ld_diff_site_shown(s, w->o->min_bytes))
 			continue;
 		n++;
 		row_cells(w, &s->row, state_tag(s->state, s->match, w->o->match), show);
-		if (d->intervals > 1)
+		if (w->narrow) {
+			if (d->intervals > 1)
+				ld_buf_printf(&w->b, "  [grew in %u of %u]", s->grew_in, d->intervals);
+			ld_buf_printf(&w->b, "\n%*s", col, "");
+		} else if (d->intervals > 1) {
 			ld_buf_printf(&w->b, "[grew in %u of %u]  ", s->grew_in, d->intervals);
+		}
 		stack_text(w, &s->stack, col);
 	}
+}
+
+typedef void table_fn(struct out *w, const struct ld_diff *d, bool show);
+
+/*
+ * Appends a table laid out side by side when every line fits in the
+ * report's width, and otherwise again with the names below the numbers.
+ */
+static void fitted_table(struct out *w, table_fn *fn, const struct ld_diff *d, bool show)
+{
+	struct out t = { .o = w->o };
+	ld_buf_init(&t.b);
+	fn(&t, d, show);
+	if (w->o->width && widest_line(&t.b) > w->o->width) {
+		ld_buf_finish(&t.b);
+		ld_buf_init(&t.b);
+		t.narrow = true;
+		fn(&t, d, show);
+	}
+	if (t.b.oom)
+		w->b.oom = true;
+	else
+		ld_buf_add(&w->b, t.b.data, t.b.len);
+	ld_buf_finish(&t.b);
 }
 
 static void path_text(struct out *w, const struct ld_diff_hint *h)
@@ -371,6 +512,9 @@ static void hints(struct out *w, const struct ld_diff *d, bool show)
 		ld_count_format(a, sizeof(a), (int64_t)h->before, false);
 		ld_count_format(b, sizeof(b), (int64_t)h->after, false);
 		ld_count_format(c, sizeof(c), (int64_t)h->after - (int64_t)h->before, true);
+		/* The noun agrees with the count next to it, the later one. */
+		const char *entries = ld_report_noun((int64_t)h->after, "entry", "entries");
+		const char *objects = ld_report_noun((int64_t)h->after, "object", "objects");
 		ld_buf_printf(&w->b, "  %-10s ", ld_hint_kind_name(h->kind));
 		switch (h->kind) {
 		case LD_HINT_CONTAINER:
@@ -378,9 +522,9 @@ static void hints(struct out *w, const struct ld_diff *d, bool show)
 			ld_buf_puts(&w->b, ": ");
 			text(w, h->type);
 			if (show)
-				ld_buf_printf(&w->b, " of %s entries\n", b);
+				ld_buf_printf(&w->b, " of %s %s\n", b, entries);
 			else
-				ld_buf_printf(&w->b, " %s -> %s entries (%s)\n", a, b, c);
+				ld_buf_printf(&w->b, " %s -> %s %s (%s)\n", a, b, entries, c);
 			break;
 		case LD_HINT_LRU_CACHE:
 			text(w, h->name);
@@ -389,23 +533,24 @@ static void hints(struct out *w, const struct ld_diff *d, bool show)
 			else
 				ld_buf_printf(&w->b, ": lru_cache(maxsize=%lld)", (long long)h->maxsize);
 			if (show)
-				ld_buf_printf(&w->b, " holding %s entries\n", b);
+				ld_buf_printf(&w->b, " holding %s %s\n", b, entries);
 			else
-				ld_buf_printf(&w->b, " %s -> %s entries (%s)\n", a, b, c);
+				ld_buf_printf(&w->b, " %s -> %s %s (%s)\n", a, b, entries, c);
 			break;
 		case LD_HINT_GARBAGE:
 			text(w, h->type);
 			if (show)
-				ld_buf_printf(&w->b, ": %s uncollectable objects in gc.garbage\n", b);
+				ld_buf_printf(&w->b, ": %s uncollectable %s in gc.garbage\n", b, objects);
 			else
-				ld_buf_printf(&w->b, ": %s -> %s uncollectable objects in gc.garbage\n", a, b);
+				ld_buf_printf(&w->b, ": %s -> %s uncollectable %s in gc.garbage\n", a, b, objects);
 			break;
 		case LD_HINT_CYCLES:
 			if (show)
-				ld_buf_printf(&w->b, "%s objects in reference cycles freed by the snapshot's collection\n", b);
+				ld_buf_printf(&w->b, "%s %s in reference cycles freed by the snapshot's collection\n",
+					      b, objects);
 			else
-				ld_buf_printf(&w->b, "%s -> %s objects in reference cycles freed by the snapshot's "
-					      "collection\n", a, b);
+				ld_buf_printf(&w->b, "%s -> %s %s in reference cycles freed by the snapshot's "
+					      "collection\n", a, b, objects);
 			break;
 		case LD_HINT_PATH:
 			path_text(w, h);
@@ -415,15 +560,109 @@ static void hints(struct out *w, const struct ld_diff *d, bool show)
 	}
 }
 
+/*
+ * Appends one word of a line too wide, cut to cols columns. Its colour
+ * sequences are kept, those before its text first and the rest after, so
+ * that a style it opens or closes still is.
+ */
+static void cut_word(struct ld_buf *b, const char *word, size_t len, size_t cols)
+{
+	struct ld_buf plain, tail;
+	ld_buf_init(&plain);
+	ld_buf_init(&tail);
+	for (size_t i = 0; i < len; i++) {
+		if (word[i] == '\033') {
+			size_t j = i;
+			while (j < len && word[j] != 'm')
+				j++;
+			ld_buf_add(plain.len ? &tail : b, word + i, j < len ? j - i + 1 : j - i);
+			i = j;
+		} else {
+			ld_buf_putc(&plain, word[i]);
+		}
+	}
+	ld_report_cut(b, plain.len ? plain.data : "", cols);
+	if (tail.len)
+		ld_buf_add(b, tail.data, tail.len);
+	if (plain.oom || tail.oom)
+		b->oom = true;
+	ld_buf_finish(&plain);
+	ld_buf_finish(&tail);
+}
+
+/*
+ * Appends the line s[0..len) (no newline) to b, broken at spaces so that
+ * no line is wider than width; lines after the first are indented two
+ * more than it. A word wider than a whole line is cut with a mark.
+ */
+static void wrap_line(struct ld_buf *b, const char *s, size_t len, size_t width)
+{
+	if (visible_width(s, len) <= width) {
+		ld_buf_add(b, s, len);
+		return;
+	}
+	size_t i = 0;
+	while (i < len && s[i] == ' ')
+		i++;
+	size_t indent = i < width / 3 ? i : width / 3, hang = indent + 2 < width / 3 ? indent + 2 : width / 3;
+	ld_buf_printf(b, "%*s", (int)indent, "");
+	size_t col = indent;
+	bool first = true;
+	while (i < len) {
+		size_t gap = i;
+		while (i < len && s[i] == ' ')
+			i++;
+		size_t spaces = i - gap, start = i;
+		while (i < len && s[i] != ' ')
+			i++;
+		if (start == i)
+			break; /* trailing spaces */
+		size_t ww = visible_width(s + start, i - start);
+		/* A word that fits on no line is cut where it stands, unless
+		 * too little of it would show there. */
+		bool cut_here = ww > width - hang && col + spaces + 20 <= width;
+		if (!first && !cut_here && col + spaces + ww > width) {
+			ld_buf_printf(b, "\n%*s", (int)hang, "");
+			col = hang;
+			first = true;
+		}
+		if (!first) {
+			ld_buf_add(b, s + gap, spaces);
+			col += spaces;
+		}
+		if (col + ww > width) {
+			cut_word(b, s + start, i - start, width - col);
+			col = width;
+		} else {
+			ld_buf_add(b, s + start, i - start);
+			col += ww;
+		}
+		first = false;
+	}
+}
+
 static int flush(struct out *w, FILE *out)
 {
-	int r = 0;
+	size_t width = w->o->width;
+	if (!width || w->b.oom || !w->b.len || widest_line(&w->b) <= width)
+		return ld_report_write(out, &w->b);
+	/* Too narrow a width would leave no room for a word: 20 at least. */
+	if (width < 20)
+		width = 20;
+	struct ld_buf wrapped;
+	ld_buf_init(&wrapped);
+	for (size_t at = 0; at < w->b.len;) {
+		const char *nl = memchr(w->b.data + at, '\n', w->b.len - at);
+		size_t end = nl ? (size_t)(nl - w->b.data) : w->b.len;
+		wrap_line(&wrapped, w->b.data + at, end - at, width);
+		if (nl)
+			ld_buf_putc(&wrapped, '\n');
+		at = end + 1;
+	}
 	if (w->b.oom)
-		r = -ENOMEM;
-	else if (w->b.len && fwrite(w->b.data, 1, w->b.len, out) != w->b.len)
-		r = -EIO;
+		wrapped.oom = true;
 	ld_buf_finish(&w->b);
-	return r;
+	return ld_report_write(out, &wrapped);
 }
 
 int ld_report_diff_text(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
@@ -437,9 +676,9 @@ int ld_report_diff_text(FILE *out, const struct ld_diff *d, const struct ld_repo
 	suspect_line(&w, d);
 	/* Native snapshots have no object census; say nothing rather than "no types". */
 	if (o->by != LD_REPORT_SITES && (d->before->ntypes || d->after->ntypes))
-		types_table(&w, d, false);
+		fitted_table(&w, types_table, d, false);
 	if (o->by != LD_REPORT_TYPES)
-		sites_table(&w, d, false);
+		fitted_table(&w, sites_table, d, false);
 	hints(&w, d, false);
 	if (o->suppressed)
 		ld_buf_printf(&w.b, "\n%zu row%s left out by suppressions.\n", o->suppressed,
@@ -454,26 +693,33 @@ int ld_report_show_text(FILE *out, const struct ld_diff *d, const struct ld_repo
 	const struct ld_meta *m = &d->after->meta;
 	meta_line(&w, "file", o->after_path ? o->after_path : "", d->after);
 	if (m->runtime || m->python || m->host) {
-		ld_buf_puts(&w.b, "       ");
+		/* "python 3.11.2 on ci, tracebacks of up to 16 frames, recorded
+		 * with ...", broken between its parts when narrow. */
+		struct out p = { .o = o };
+		ld_buf_init(&p.b);
 		if (m->runtime) {
-			text(&w, m->runtime);
-			ld_buf_putc(&w.b, ' ');
+			text(&p, m->runtime);
+			ld_buf_putc(&p.b, ' ');
 		}
 		if (m->python) {
-			text(&w, m->python);
-			ld_buf_putc(&w.b, ' ');
+			text(&p, m->python);
+			ld_buf_putc(&p.b, ' ');
 		}
 		if (m->host) {
-			ld_buf_puts(&w.b, "on ");
-			text(&w, m->host);
+			ld_buf_puts(&p.b, "on ");
+			text(&p, m->host);
 		}
 		if (m->depth >= 0)
-			ld_buf_printf(&w.b, ", tracebacks of up to %lld frames", (long long)m->depth);
+			ld_buf_printf(&p.b, ", tracebacks of up to %lld frames", (long long)m->depth);
 		if (m->tracer) {
-			ld_buf_puts(&w.b, ", recorded with ");
-			text(&w, strcmp(m->tracer, "hooks") == 0 ? "the allocator hooks" : m->tracer);
+			ld_buf_puts(&p.b, ", recorded with ");
+			text(&p, strcmp(m->tracer, "hooks") == 0 ? "the allocator hooks" : m->tracer);
 		}
-		ld_buf_putc(&w.b, '\n');
+		if (p.b.oom)
+			w.b.oom = true;
+		else
+			put_parts(&w, "       ", p.b.len ? p.b.data : "", "", 7);
+		ld_buf_finish(&p.b);
 	}
 	totals(&w, d, true);
 	const struct ld_gc *gc = &d->after->gc;
@@ -481,9 +727,9 @@ int ld_report_show_text(FILE *out, const struct ld_diff *d, const struct ld_repo
 		ld_buf_printf(&w.b, "  %-14s %12llu collected at snapshot time, %llu in gc.garbage\n", "gc",
 			      (unsigned long long)gc->collected, (unsigned long long)gc->garbage);
 	if (o->by != LD_REPORT_SITES && d->after->ntypes)
-		types_table(&w, d, true);
+		fitted_table(&w, types_table, d, true);
 	if (o->by != LD_REPORT_TYPES)
-		sites_table(&w, d, true);
+		fitted_table(&w, sites_table, d, true);
 	hints(&w, d, true);
 	return flush(&w, out);
 }

@@ -4,6 +4,7 @@
  */
 #include "report.h"
 
+#include <stdio.h>
 #include <string.h>
 
 const struct ld_report_format ld_report_formats[] = {
@@ -19,4 +20,23 @@ const struct ld_report_format *ld_report_format_find(const char *name, bool show
 		if (strcmp(f->name, name) == 0 && (f->show || !show))
 			return f;
 	return NULL;
+}
+
+void ld_report_format_names(bool show, char *buf, size_t size)
+{
+	size_t total = 0, n = 0, o = 0;
+	for (const struct ld_report_format *f = ld_report_formats; f->name; f++)
+		total += f->show || !show;
+	if (size)
+		buf[0] = '\0';
+	for (const struct ld_report_format *f = ld_report_formats; f->name && o < size; f++) {
+		if (!f->show && show)
+			continue;
+		const char *sep = n == 0 ? "" : n + 1 == total ? " or " : ", ";
+		int k = snprintf(buf + o, size - o, "%s%s", sep, f->name);
+		if (k < 0)
+			break;
+		o += (size_t)k;
+		n++;
+	}
 }

@@ -29,6 +29,7 @@ struct ld_report_opts {
 	enum ld_report_by by;
 	bool verbose;        /* whole tracebacks instead of the top frame */
 	bool color;          /* ANSI colour (text only) */
+	size_t width;        /* text: the columns to fit in (the terminal's); 0 = no limit */
 	size_t type_sites;   /* allocation sites listed under each type */
 	uint32_t depth;      /* the --depth the diff used, echoed in JSON */
 	enum ld_match_mode match;
@@ -78,5 +79,13 @@ extern const struct ld_report_format ld_report_formats[];
  * (any row otherwise), or NULL when there is none. The row is static.
  */
 const struct ld_report_format *ld_report_format_find(const char *name, bool show);
+
+/*
+ * Writes the names of the formats (those with a show renderer when show is
+ * true) into buf as a message lists them: "text or json", "text, json or
+ * markdown". The list is cut short, still NUL-terminated, when size is too
+ * small.
+ */
+void ld_report_format_names(bool show, char *buf, size_t size);
 
 #endif

@@ -1,6 +1,8 @@
 /* Helpers shared by the renderers; see report_common.h. */
 #include "report_common.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "units.h"
@@ -134,7 +136,174 @@ void ld_report_limit_text(struct ld_buf *b, const struct ld_limit_hit *h, const 
 		ld_count_format(c, sizeof(c), (int64_t)lim->type_count, false);
 		ld_buf_puts(b, "type ");
 		ld_escape_append(b, h->type->name, mode);
-		ld_buf_printf(b, " grew by %s objects, over --max-type-growth=%s", a, c);
+		ld_buf_printf(b, " grew by %s %s, over --max-type-growth=%s", a, ld_report_noun(h->value, "object", "objects"), c);
 		break;
 	}
+}
+
+int ld_report_write(FILE *out, struct ld_buf *b)
+{
+	int r = 0;
+	if (b->oom) {
+		r = -ENOMEM;
+	} else if (b->len) {
+		errno = 0;
+		if (fwrite(b->data, 1, b->len, out) != b->len)
+			r = errno ? -errno : -EIO;
+	}
+	ld_buf_finish(b);
+	return r;
+}
+
+const char *ld_report_noun(int64_t n, const char *one, const char *many)
+{
+	return n == 1 || n == -1 ? one : many;
+}
+
+/* Byte length of the first cols code points of s (all of s if shorter). */
+static size_t prefix_bytes(const char *s, size_t cols)
+{
+	size_t i = 0;
+	for (size_t c = 0; s[i] && c < cols; c++) {
+		i++;
+		while (((unsigned char)s[i] & 0xc0) == 0x80)
+			i++;
+	}
+	return i;
+}
+
+void ld_report_cut(struct ld_buf *b, const char *s, size_t cols)
+{
+	size_t w = ld_text_width(s);
+	if (cols < 2)
+		cols = 2;
+	if (w <= cols) {
+		ld_buf_puts(b, s);
+		return;
+	}
+	size_t keep = cols - 1, head = keep / 3, tail = keep - head;
+	ld_buf_add(b, s, prefix_bytes(s, head));
+	ld_buf_puts(b, "…");
+	ld_buf_puts(b, s + prefix_bytes(s, w - tail));
+}
+
+/* Characters that a shell word may hold unquoted. */
+static bool shell_plain(const char *s)
+{
+	if (!*s)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      strchr("@%+=:,./-_", *p)))
+			return false;
+	return true;
+}
+
+/* One word of a command line as the shell would take it back; see above. */
+static void shell_word(struct ld_buf *b, const char *arg)
+{
+	if (shell_plain(arg)) {
+		ld_buf_puts(b, arg);
+		return;
+	}
+	size_t backslashes = 0;
+	for (const char *p = arg; *p; p++)
+		backslashes += *p == '\\';
+	char *esc = ld_escape_dup(arg, LD_ESCAPE_TEXT);
+	if (!esc) {
+		b->oom = true;
+		return;
+	}
+	/* Escaping only doubled the backslashes: nothing a terminal would act
+	 * on, so single quotes, in which a backslash is itself, show it as is. */
+	if (strlen(esc) == strlen(arg) + backslashes) {
+		ld_buf_putc(b, '\'');
+		for (const char *p = arg; *p; p++) {
+			if (*p == '\'')
+				ld_buf_puts(b, "'\\''");
+			else
+				ld_buf_putc(b, *p);
+		}
+		ld_buf_putc(b, '\'');
+	} else {
+		ld_buf_puts(b, "$'");
+		for (const char *p = esc; *p; p++) {
+			if (*p == '\'')
+				ld_buf_puts(b, "\\'");
+			else
+				ld_buf_putc(b, *p);
+		}
+		ld_buf_putc(b, '\'');
+	}
+	free(esc);
+}
+
+/* " … (+N arguments)" for n words left out. */
+static void more_mark(char *buf, size_t size, size_t n)
+{
+	char c[32];
+	ld_count_format(c, sizeof(c), (int64_t)n, false);
+	snprintf(buf, size, " (+%s %s)", c, ld_report_noun((int64_t)n, "argument", "arguments"));
+}
+
+void ld_report_command(struct ld_buf *b, char *const *argv, size_t n, size_t max_cols)
+{
+	if (max_cols < 24)
+		max_cols = 24;
+	struct ld_buf line;
+	ld_buf_init(&line);
+	size_t width = 0, shown = 0;
+	char mark[64];
+	for (; shown < n; shown++) {
+		struct ld_buf word;
+		ld_buf_init(&word);
+		shell_word(&word, argv[shown]);
+		if (word.oom) {
+			ld_buf_finish(&word);
+			b->oom = true;
+			break;
+		}
+		size_t ww = ld_text_width(word.len ? word.data : "") + (shown > 0);
+		/* Room for the mark unless this is the last word. */
+		size_t need = width + ww;
+		if (shown + 1 < n) {
+			more_mark(mark, sizeof(mark), n - shown - 1);
+			need += 2 + ld_text_width(mark); /* " …" and the mark */
+		}
+		bool fits = need <= max_cols;
+		if (!fits && shown + 1 == n && width + ww <= max_cols)
+			fits = true;
+		if (!fits) {
+			if (shown == 0) {
+				/* Even the program's name is too long: cut it. */
+				more_mark(mark, sizeof(mark), n - 1);
+				size_t room = max_cols - (n > 1 ? ld_text_width(mark) : 0);
+				size_t keep = prefix_bytes(word.data, room - 1);
+				ld_buf_add(&line, word.data, keep);
+				ld_buf_puts(&line, "…");
+				if (n > 1)
+					ld_buf_puts(&line, mark);
+				ld_buf_finish(&word);
+				shown = n;
+				break;
+			}
+			ld_buf_finish(&word);
+			break;
+		}
+		if (shown > 0)
+			ld_buf_putc(&line, ' ');
+		ld_buf_add(&line, word.data, word.len);
+		width += ww;
+		ld_buf_finish(&word);
+	}
+	if (shown < n) {
+		more_mark(mark, sizeof(mark), n - shown);
+		ld_buf_puts(&line, " …");
+		ld_buf_puts(&line, mark);
+	}
+	if (line.oom)
+		b->oom = true;
+	else if (line.len)
+		ld_buf_add(b, line.data, line.len);
+	ld_buf_finish(&line);
 }

@@ -4,6 +4,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "buf.h"
 #include "diff.h"
@@ -43,6 +45,40 @@ void ld_report_limit_text(struct ld_buf *b, const struct ld_limit_hit *h, const 
 
 /* Appends "file:line in function" for frame i of st, escaped for mode. */
 void ld_report_frame(struct ld_buf *b, const struct ld_diff_stack *st, uint32_t i, enum ld_escape_mode mode);
+
+/*
+ * Writes the report built in b to out and frees b's bytes. Returns 0,
+ * -ENOMEM when b ran out of memory, or the negative errno of the failed
+ * write (-EIO when the stream did not say), so that the caller can name
+ * the real cause, such as a full disk.
+ */
+int ld_report_write(FILE *out, struct ld_buf *b);
+
+/*
+ * one when n is 1 or -1, many otherwise, for a noun after a count: "1
+ * entry", "+1 object", "3 entries".
+ */
+const char *ld_report_noun(int64_t n, const char *one, const char *many);
+
+/*
+ * Appends s, which must already be escaped (valid UTF-8 without controls),
+ * cut to at most cols columns: when it is longer, its start and its end
+ * are kept around a "…" that marks the cut, so a file name keeps its last
+ * part. cols below 2 is taken as 2.
+ */
+void ld_report_cut(struct ld_buf *b, const char *s, size_t cols);
+
+/*
+ * Appends the command line argv[0..n) as a shell would take it back:
+ * words that need it in POSIX single quotes, and words with characters a
+ * terminal must not see in bash's $'...' with escape.c's escapes (\n,
+ * \x1b, \\), so nothing is run together and no escape is forged. When it
+ * would be wider than max_cols columns, the words that fit are kept and
+ * the rest replaced by " … (+N arguments)"; a first word that alone does
+ * not fit is cut with "…". The result is never wider than max_cols (at
+ * least 24).
+ */
+void ld_report_command(struct ld_buf *b, char *const *argv, size_t n, size_t max_cols);
 
 /* The limit a hit broke, as its option is spelled ("--max-site-growth"). */
 const char *ld_report_limit_option(enum ld_limit_kind k);

@@ -34,7 +34,15 @@ CASES = {
     "diff-graded.txt": ["diff", "--by=site", "-v", BEFORE, "tests/data/moved.snap"],
     "show.txt": ["show", AFTER],
     "show.json": ["show", "--format=json", AFTER],
+    "diff-80col.txt": ["diff", BEFORE, AFTER],
+    "diff-80col-trend.txt": ["diff", "-v", "--max-site-growth=100KiB", BEFORE, "tests/data/middle.snap", AFTER],
+    "show-80col.txt": ["show", AFTER],
 }
+
+
+# The width each text report is laid out for: 132 columns, as wide as the
+# widest line of the side-by-side layout needs, unless given here.
+COLUMNS = {"diff-80col.txt": "80", "diff-80col-trend.txt": "80", "show-80col.txt": "80"}
 
 
 class Golden(unittest.TestCase):
@@ -42,14 +50,20 @@ class Golden(unittest.TestCase):
 
 
 # Reports whose limits are exceeded exit 1 (the report is still written).
-FAILING = {"diff-limits.txt", "diff-limits.json", "diff.md", "diff-suppress.txt"}
+FAILING = {"diff-limits.txt", "diff-limits.json", "diff.md", "diff-suppress.txt", "diff-80col-trend.txt"}
+
+# What each case prints on standard error, exactly; nothing for the rest.
+STDERR = {
+    "diff-reverse.txt": "leakdiff: warning: %s was taken before %s (2026-11-28T12:00:01.000Z against "
+                        "2026-11-28T12:00:02.000Z); the diff is reversed\n" % (BEFORE, AFTER),
+}
 
 
 def make_case(name, args):
     def test(self):
-        r = leakdiff(*args, cwd=SOURCE, env={"NO_COLOR": ""})
+        r = leakdiff(*args, cwd=SOURCE, env={"NO_COLOR": "", "COLUMNS": COLUMNS.get(name, "132")})
         self.assertEqual(r.returncode, 1 if name in FAILING else 0, r.stderr)
-        self.assertEqual(r.stderr, "")
+        self.assertEqual(r.stderr, STDERR.get(name, ""))
         path = os.path.join(GOLDEN, name)
         if os.environ.get("LEAKDIFF_UPDATE_GOLDEN"):
             os.makedirs(GOLDEN, exist_ok=True)
@@ -61,6 +75,9 @@ def make_case(name, args):
         self.assertEqual(r.stdout, expected)
         if name.endswith(".json"):
             json.loads(r.stdout)
+        width = int(COLUMNS.get(name, "132"))
+        for line in r.stdout.splitlines():
+            self.assertLessEqual(len(line), width, line)
     return test
 
 

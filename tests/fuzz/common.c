@@ -155,6 +155,20 @@ static void check_output(const char *what, enum out_kind kind, const char *buf, 
 	}
 }
 
+/* A text report laid out for width columns has no line wider (in code points). */
+static void check_width(const char *what, const char *buf, size_t len, size_t width)
+{
+	size_t col = 0, line = 1;
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] == '\n') {
+			col = 0;
+			line++;
+		} else if (((unsigned char)buf[i] & 0xc0) != 0x80 && ++col > width) {
+			fuzz_fail("%s text report: line %zu is wider than %zu columns", what, line, width);
+		}
+	}
+}
+
 typedef int (*render_fn)(FILE *, const struct ld_diff *, const struct ld_report_opts *);
 
 static void render(const char *what, render_fn fn, enum out_kind kind, const struct ld_diff *d,
@@ -173,6 +187,8 @@ static void render(const char *what, render_fn fn, enum out_kind kind, const str
 	}
 	if (r == 0)
 		check_output(what, kind, buf, len);
+	if (r == 0 && kind == OUT_TEXT && o.width)
+		check_width(what, buf, len, o.width < 20 ? 20 : o.width);
 	free(buf);
 }
 
@@ -242,6 +258,7 @@ static void reports(const char *what, const struct ld_diff *d, uint64_t bits, co
 		.verdict = v,
 		.suppressed = suppressed,
 		.nsnapshots = nsnapshots,
+		.width = (bits >> 22) & 1 ? 0 : (bits >> 23) % 160,
 	};
 	render(what, ld_report_diff_text, OUT_TEXT, d, o);
 	render(what, ld_report_diff_text, OUT_TEXT_COLOR, d, o);
@@ -260,7 +277,8 @@ void fuzz_exercise_snapshot(const struct ld_snapshot *s, uint64_t bits)
 	/* leakdiff show */
 	if (ld_diff_create(empty, s, NULL, &d) == 0) {
 		struct ld_report_opts o = { .after_path = report_path(s, "show.snap"), .top = bits & 2 ? 0 : 10,
-					    .type_sites = 3, .verbose = bits & 4 };
+					    .type_sites = 3, .verbose = bits & 4,
+					    .width = bits & 32 ? 0 : 20 + (bits >> 6) % 140 };
 		render("show", ld_report_show_text, OUT_TEXT, d, o);
 		render("show", ld_report_show_text, OUT_TEXT_COLOR, d, o);
 		render("show", ld_report_show_json, OUT_JSON, d, o);
