@@ -407,6 +407,12 @@ static int run(int argc, char **argv)
 		return LD_EXIT_NOT_FOUND;
 	}
 	const struct ld_agent *agent = a.agent ? a.agent : ld_launch_agent_detect(path, a.cmd, a.ncmd);
+	const char *refused = agent->refuse ? agent->refuse(path, a.cmd, a.ncmd) : NULL;
+	if (refused) {
+		ld_cli_error(a.cmd[0], "%s", refused);
+		free(path);
+		return LD_EXIT_RECORDER;
+	}
 	char agent_path[PATH_MAX];
 	int status;
 	if (agent->locate(agent_path, sizeof(agent_path)) < 0) {
