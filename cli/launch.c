@@ -299,9 +299,9 @@ const struct ld_agent ld_launch_agents[] = {
 		.locate = python_locate,
 		.inject = python_inject,
 		.refuse = python_refuse,
-		.never_started = "the leakdiff agent never started in the target (was Python run with "
-				 "-I, -S or -E?); nothing was recorded",
-		.no_exit = "exited without an at-exit snapshot (os._exit or a crash?)",
+		.never_started = "the leakdiff agent never started in the target (did a script's #! "
+				 "line or a wrapper add -I, -S or -E?); nothing was recorded",
+		.no_exit = "exited without an at-exit snapshot (a crash, or an exec into another program?)",
 	},
 	{
 		.name = "native",
@@ -312,8 +312,8 @@ const struct ld_agent ld_launch_agents[] = {
 		.never_started = "the leakdiff agent never started in the target "
 				 "(statically linked, setuid and AddressSanitizer programs cannot take it); "
 				 "nothing was recorded",
-		.no_exit = "exited without an at-exit snapshot (_exit, a crash, or an "
-			   "exec into another program?)",
+		.no_exit = "exited without an at-exit snapshot (a crash, an exec into another "
+			   "program, or _exit from a signal handler that interrupted malloc?)",
 	},
 };
 const size_t ld_launch_nagents = sizeof(ld_launch_agents) / sizeof(ld_launch_agents[0]);
