@@ -17,6 +17,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 STATIC = os.environ.get("NATIVE_PROG_STATIC")
 CXX = os.environ.get("NATIVE_PROG_CXX")
 THREADS = os.environ.get("NATIVE_PROG_THREADS")
+TIDY = os.environ.get("NATIVE_PROG_TIDY")
+
+TIDY_NOTE = ["Both snapshots were taken at exit and are nearly empty (64 KiB or less",
+             "live): the program freed its memory before exiting. To see its heap while",
+             "it runs, take snapshots during the run: leakdiff record --every=DURATION or",
+             '--peak, kill -USR2 PID, or leakdiff_snapshot("label") in the program.']
 
 
 def marker(name, text):
@@ -251,6 +257,33 @@ class NativeRecord(TempDirCase):
         meta = load_snap(out)["meta"]
         self.assertEqual((meta["trigger"], os.path.basename(meta["executable"])), ("exit", "dash"))
         self.assertEqual(sorted(p for p in os.listdir(self.tmp) if p.endswith(".snap")), ["sh.snap"])
+
+    def test_tidy_program_explained(self):
+        """A jq-like tool frees everything before it exits: its at-exit
+        snapshots are empty whatever its input, and the diff says why and
+        how to look while it runs, in every format. Snapshots taken while
+        it runs show the index growing, with no note."""
+        _, a = self.record("a.snap", TIDY, "1000", "parsed")
+        r, b = self.record("b.snap", TIDY, "5000", "parsed")
+        self.assertEqual(r.stdout, '{"records":5000,"sum":29992}\n')
+        text = leakdiff("diff", a, b)
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertIn("\n\n" + "\n".join(TIDY_NOTE) + "\n\n", text.stdout)
+        md = leakdiff("diff", "--format=markdown", a, b)
+        self.assertIn("\n\n" + "".join("> %s\n" % line for line in TIDY_NOTE) + "\n", md.stdout)
+        self.assertIs(diff_json(a, b)["freed_at_exit"], True)
+        # While it runs, the index is there: 1,000 then 5,000 records.
+        d = diff_json(self.path("a.1.snap"), self.path("b.1.snap"))
+        self.assertIs(d["freed_at_exit"], False)
+        line = marker("prog_tidy.c", "INDEX-SITE")
+        row = [x for x in d["sites"] if x["frames"][0]["line"] == line][0]
+        self.assertEqual((row["count_before"], row["count_after"]), (1000, 5000))
+        self.assertNotIn(TIDY_NOTE[0], leakdiff("diff", self.path("a.1.snap"), self.path("b.1.snap")).stdout)
+        # One run that freed its memory and one that did not: no note.
+        _, c = self.record("c.snap", STATIC, "30000")
+        self.assertIs(diff_json(a, c)["freed_at_exit"], False)
+        for fmt in ("text", "markdown"):
+            self.assertNotIn(TIDY_NOTE[0], leakdiff("diff", "--format=" + fmt, a, c).stdout)
 
     def test_matches_heaptrack_leak_total(self):
         if not shutil.which("heaptrack") or not shutil.which("heaptrack_print"):
