@@ -390,6 +390,12 @@ static int run(int argc, char **argv)
 	argp_err_exit_status = LD_EXIT_RECORDER;
 	if (argp_parse(&argp, argc, argv, ARGP_IN_ORDER, NULL, &a) != 0)
 		return LD_EXIT_RECORDER;
+	/* A typo in -o must not cost a whole run: check it before the program starts. */
+	struct ld_error err;
+	if (ld_snap_check_writable(a.output, &err) < 0) {
+		ld_cli_error(a.output, "cannot write the snapshot there: %s; nothing was run", err.msg);
+		return LD_EXIT_RECORDER;
+	}
 
 	char *path = ld_launch_resolve(a.cmd[0]);
 	if (!path) {
@@ -401,6 +407,12 @@ static int run(int argc, char **argv)
 		return LD_EXIT_NOT_FOUND;
 	}
 	const struct ld_agent *agent = a.agent ? a.agent : ld_launch_agent_detect(path, a.cmd, a.ncmd);
+	const char *refused = agent->refuse ? agent->refuse(path, a.cmd, a.ncmd) : NULL;
+	if (refused) {
+		ld_cli_error(a.cmd[0], "%s", refused);
+		free(path);
+		return LD_EXIT_RECORDER;
+	}
 	char agent_path[PATH_MAX];
 	int status;
 	if (agent->locate(agent_path, sizeof(agent_path)) < 0) {

@@ -172,6 +172,66 @@ static bool python_detect(const char *path, char *const *argv, int argc)
 	return false;
 }
 
+/*
+ * The interpreter options that keep the agent out: -I and -E make Python
+ * ignore PYTHONPATH, where the agent's sitecustomize is, and -S skips the
+ * site module that imports it. Loading the agent some other way would mean
+ * rewriting the command line, which the program sees (sys.argv, sys.flags,
+ * sys.orig_argv), so the command is refused before it runs instead, with
+ * the way out. Only the interpreter's own options count: they end at the
+ * script, -c CMD, -m MOD or "-".
+ */
+static const char *python_refuse_flags(char *const *argv, int argc, int i)
+{
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		if (a[0] != '-' || !a[1] || strcmp(a, "--") == 0)
+			return NULL;
+		if (a[1] == '-') {
+			/* The only long option that takes a separate value. */
+			if (strcmp(a, "--check-hash-based-pycs") == 0)
+				i++;
+			continue;
+		}
+		for (const char *f = a + 1; *f; f++) {
+			if (*f == 'c' || *f == 'm')
+				return NULL; /* the rest is the program's */
+			if (*f == 'W' || *f == 'X') {
+				if (!f[1])
+					i++; /* the value is the next word */
+				break;
+			}
+			if (*f == 'I')
+				return "Python's -I (isolated mode) ignores PYTHONPATH, through which leakdiff "
+				       "loads its agent, so nothing would be recorded; the command was not run "
+				       "(record it without -I: -s -P keep the rest of the isolation)";
+			if (*f == 'E')
+				return "Python's -E ignores PYTHONPATH, through which leakdiff loads its agent, "
+				       "so nothing would be recorded; the command was not run (record it without -E)";
+			if (*f == 'S')
+				return "Python's -S skips the site module, which starts leakdiff's agent, so "
+				       "nothing would be recorded; the command was not run (record it without -S)";
+		}
+	}
+	return NULL;
+}
+
+static const char *python_refuse(const char *path, char *const *argv, int argc)
+{
+	if (python_name(path))
+		return python_refuse_flags(argv, argc, 1);
+	/* "env [-x] [VAR=x] python3 -I ...": the options after the interpreter. */
+	const char *base = strrchr(path, '/');
+	if (strcmp(base ? base + 1 : path, "env") != 0)
+		return NULL;
+	for (int i = 1; i < argc; i++) {
+		if (argv[i][0] == '-' || strchr(argv[i], '='))
+			continue;
+		return python_name(argv[i]) ? python_refuse_flags(argv, argc, i + 1) : NULL;
+	}
+	return NULL;
+}
+
 static int python_locate(char *out, size_t n)
 {
 	agent_location(out, n, LD_SOURCE_DIR, "agents/python", "python");
@@ -238,9 +298,10 @@ const struct ld_agent ld_launch_agents[] = {
 		.detect = python_detect,
 		.locate = python_locate,
 		.inject = python_inject,
-		.never_started = "the leakdiff agent never started in the target (was Python run with "
-				 "-I, -S or -E?); nothing was recorded",
-		.no_exit = "exited without an at-exit snapshot (os._exit or a crash?)",
+		.refuse = python_refuse,
+		.never_started = "the leakdiff agent never started in the target (did a script's #! "
+				 "line or a wrapper add -I, -S or -E?); nothing was recorded",
+		.no_exit = "exited without an at-exit snapshot (a crash, or an exec into another program?)",
 	},
 	{
 		.name = "native",
@@ -251,8 +312,8 @@ const struct ld_agent ld_launch_agents[] = {
 		.never_started = "the leakdiff agent never started in the target "
 				 "(statically linked, setuid and AddressSanitizer programs cannot take it); "
 				 "nothing was recorded",
-		.no_exit = "exited without an at-exit snapshot (_exit, a crash, or an "
-			   "exec into another program?)",
+		.no_exit = "exited without an at-exit snapshot (a crash, an exec into another "
+			   "program, or _exit from a signal handler that interrupted malloc?)",
 	},
 };
 const size_t ld_launch_nagents = sizeof(ld_launch_agents) / sizeof(ld_launch_agents[0]);

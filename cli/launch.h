@@ -48,6 +48,12 @@ struct ld_agent {
 	 * with errno set.
 	 */
 	int (*inject)(const char *agent, const struct ld_launch_opts *o);
+	/*
+	 * Why the agent could never start in this command (a message), so that
+	 * it is refused before it runs; NULL when it may. NULL for agents that
+	 * fit any command.
+	 */
+	const char *(*refuse)(const char *path, char *const *argv, int argc);
 	/* Why nothing was recorded when no agent ever said hello. */
 	const char *never_started;
 	/* Why there is no at-exit snapshot when the program ended without one. */

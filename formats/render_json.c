@@ -12,6 +12,7 @@
 #include "report.h"
 #include "report_common.h"
 #include "snap.h"
+#include "tidy.h"
 
 struct jctx {
 	const struct ld_report_opts *o;
@@ -336,6 +337,7 @@ int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_repo
 	add(&j, root, "types", o->by == LD_REPORT_SITES ? cJSON_CreateArray() : types_json(&j, d, false));
 	add(&j, root, "sites", o->by == LD_REPORT_TYPES ? cJSON_CreateArray() : sites_json(&j, d, false));
 	add(&j, root, "hints", hints_json(&j, d, false));
+	add(&j, root, "freed_at_exit", cJSON_CreateBool(ld_diff_freed_at_exit(d)));
 	return print(&j, root, out);
 }
 

@@ -12,6 +12,7 @@
 #include "escape.h"
 #include "report.h"
 #include "report_common.h"
+#include "tidy.h"
 #include "units.h"
 
 static void md(struct ld_buf *b, const char *s)
@@ -94,6 +95,12 @@ int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_
 		total_row(&b, "object bytes", &d->objects, true);
 	}
 	ld_buf_putc(&b, '\n');
+	if (ld_diff_freed_at_exit(d)) {
+		/* Fixed text of ours: nothing in it needs escaping. */
+		for (size_t i = 0; i < ld_tidy_note_lines; i++)
+			ld_buf_printf(&b, "> %s\n", ld_tidy_note[i]);
+		ld_buf_putc(&b, '\n');
+	}
 
 	const struct ld_diff_type *sus = ld_diff_suspect(d, o->min_bytes);
 	if (sus) {

@@ -18,6 +18,7 @@
 #include "escape.h"
 #include "report.h"
 #include "report_common.h"
+#include "tidy.h"
 #include "units.h"
 
 #define BOLD "\033[1m"
@@ -665,6 +666,16 @@ static int flush(struct out *w, FILE *out)
 	return ld_report_write(out, &wrapped);
 }
 
+/* Empty at-exit snapshots of a program that tidies up: why, and what to do. */
+static void tidy_note_text(struct out *w, const struct ld_diff *d)
+{
+	if (!ld_diff_freed_at_exit(d))
+		return;
+	ld_buf_putc(&w->b, '\n');
+	for (size_t i = 0; i < ld_tidy_note_lines; i++)
+		ld_buf_printf(&w->b, "%s\n", ld_tidy_note[i]);
+}
+
 int ld_report_diff_text(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
 {
 	struct out w = { .o = o };
@@ -672,6 +683,7 @@ int ld_report_diff_text(FILE *out, const struct ld_diff *d, const struct ld_repo
 	meta_line(&w, "before", o->before_path ? o->before_path : "", d->before);
 	meta_line(&w, "after", o->after_path ? o->after_path : "", d->after);
 	totals(&w, d, false);
+	tidy_note_text(&w, d);
 	verdict_text(&w);
 	suspect_line(&w, d);
 	/* Native snapshots have no object census; say nothing rather than "no types". */

@@ -1030,6 +1030,37 @@ static int write_all(int fd, const unsigned char *p, size_t len)
 	return 0;
 }
 
+/* The name of a temporary file beside path, for mkostemp(); NULL without memory. */
+static char *temp_name(const char *path)
+{
+	size_t n = strlen(path) + 16;
+	char *tmp = malloc(n);
+	if (tmp)
+		snprintf(tmp, n, "%s.tmp.XXXXXX", path);
+	return tmp;
+}
+
+int ld_snap_check_writable(const char *path, struct ld_error *err)
+{
+	struct stat st;
+	/* rename() cannot put a file over a directory, so say it now. */
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return ld_error_set(err, EISDIR, "%s", strerror(EISDIR));
+	char *tmp = temp_name(path);
+	if (!tmp)
+		return ld_error_set(err, ENOMEM, "out of memory");
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	int r = 0;
+	if (fd < 0) {
+		r = ld_error_set(err, errno, "%s", strerror(errno));
+	} else {
+		close(fd);
+		unlink(tmp);
+	}
+	free(tmp);
+	return r;
+}
+
 int ld_snap_save(const char *path, const struct ld_snapshot *s, struct ld_error *err)
 {
 	char *json;
@@ -1044,8 +1075,7 @@ int ld_snap_save(const char *path, const struct ld_snapshot *s, struct ld_error 
 		return ld_error_set(err, -r, "cannot compress snapshot: %s", strerror(-r));
 
 	/* The temporary file sits beside the target so rename() stays atomic. */
-	size_t plen = strlen(path);
-	char *tmp = malloc(plen + 16);
+	char *tmp = temp_name(path);
 	char *dircopy = strdup(path);
 	if (!tmp || !dircopy) {
 		free(gz);
@@ -1053,7 +1083,6 @@ int ld_snap_save(const char *path, const struct ld_snapshot *s, struct ld_error 
 		free(dircopy);
 		return ld_error_set(err, ENOMEM, "out of memory");
 	}
-	snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		r = ld_error_set(err, errno, "cannot create file: %s", strerror(errno));

@@ -85,6 +85,14 @@ int ld_snap_serialize(const struct ld_snapshot *s, char **json, size_t *len);
  */
 int ld_snap_save(const char *path, const struct ld_snapshot *s, struct ld_error *err);
 
+/*
+ * Checks, before anything is worth saving, that ld_snap_save() could write
+ * path: creates and removes a temporary file beside it, the way the save
+ * does, and refuses a directory. Changes nothing on disk. Returns 0 or a
+ * negative errno with a reason in err.
+ */
+int ld_snap_check_writable(const char *path, struct ld_error *err);
+
 /* Appends the metadata m as a JSON object, as the snapshot format has it. */
 void ld_snap_put_meta(struct ld_buf *b, const struct ld_meta *m);
 

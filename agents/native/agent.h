@@ -364,6 +364,15 @@ void ld_track_snapshot(const char *label, const char *trigger, bool final) LD_HI
 /* The at-exit snapshot, then the agent is off for good. */
 void ld_track_exit(void) LD_HIDDEN;
 
+/*
+ * The at-exit snapshot of a process that ends through _exit() or _Exit(),
+ * which skip the destructor: as ld_track_exit(), from any thread and from
+ * a signal handler, since it needs no malloc or stdio. Skipped in a vfork()
+ * child, which shares the parent's memory, and when the calling thread was
+ * interrupted inside the agent, whose locks it may hold.
+ */
+void ld_track_exit_direct(void) LD_HIDDEN;
+
 /* Tracking can be asked for: the agent is on and this thread outside it. */
 static inline bool ld_track_on(void)
 {

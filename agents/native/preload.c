@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <malloc.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "leakdiff.h"
@@ -32,6 +34,7 @@ extern void *__libc_pvalloc(size_t size);
 /* glibc's own, found by the constructor; NULL before. */
 static void *(*real_aligned_alloc)(size_t, size_t);
 static int (*real_posix_memalign)(void **, size_t, size_t);
+static void (*real_exit)(int);
 
 /* ------------------------------------------------------------ hooks */
 
@@ -199,6 +202,7 @@ __attribute__((constructor)) static void agent_start(void)
 	/* Through an integer: ISO C has no object-to-function pointer cast. */
 	real_aligned_alloc = (void *(*)(size_t, size_t))(uintptr_t)dlsym(RTLD_NEXT, "aligned_alloc");
 	real_posix_memalign = (int (*)(void **, size_t, size_t))(uintptr_t)dlsym(RTLD_NEXT, "posix_memalign");
+	real_exit = (void (*)(int))(uintptr_t)dlsym(RTLD_NEXT, "_exit");
 	ld_track_start();
 out:
 	errno = e;
@@ -214,4 +218,31 @@ out:
 __attribute__((destructor)) static void agent_stop(void)
 {
 	ld_track_exit();
+}
+
+/*
+ * _exit() and _Exit() end the process without running destructors, and
+ * programs end that way after success too: dash always does, and so does
+ * Python's os._exit(). Take the at-exit snapshot first (see
+ * ld_track_exit_direct() for when it is skipped), then end the process as
+ * glibc would; before the constructor found glibc's _exit, by the system
+ * call itself.
+ */
+static __attribute__((noreturn)) void end_process(int status)
+{
+	ld_track_exit_direct();
+	if (real_exit)
+		real_exit(status);
+	for (;;)
+		syscall(SYS_exit_group, status);
+}
+
+LD_EXPORT void _exit(int status)
+{
+	end_process(status);
+}
+
+LD_EXPORT void _Exit(int status)
+{
+	end_process(status);
 }

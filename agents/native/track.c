@@ -670,11 +670,16 @@ out:
 	return r;
 }
 
+/* The process the agent started in: a vfork() child shares the agent's
+ * memory without the fork handlers having run, and is told apart by pid. */
+static pid_t track_pid;
+
 int ld_track_start(void)
 {
 	int saved_busy = ld_track_busy;
 	ld_track_busy = 1;
 	int e = errno;
+	track_pid = getpid();
 	ssize_t len = readlink("/proc/self/exe", cfg.executable, sizeof(cfg.executable) - 1);
 	cfg.executable[len > 0 ? len : 0] = '\0';
 	if (gethostname(cfg.host, sizeof(cfg.host) - 1) < 0)
@@ -708,4 +713,19 @@ void ld_track_exit(void)
 		return;
 	ld_track_snapshot("exit", "exit", true);
 	ld_track_stop();
+}
+
+void ld_track_exit_direct(void)
+{
+	if (atomic_load_explicit(&ld_track_state, memory_order_relaxed) != LD_TRACK_ACTIVE)
+		return;
+	/* A vfork() child (posix_spawn's too): its snapshot would be the
+	 * parent's heap, and stopping would stop the parent's agent. */
+	if (getpid() != track_pid)
+		return;
+	/* This thread is inside the agent (a signal handler interrupted a
+	 * hook or a snapshot): it may hold the locks a snapshot takes. */
+	if (ld_track_busy || in_snapshot)
+		return;
+	ld_track_exit();
 }

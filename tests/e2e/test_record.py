@@ -423,9 +423,75 @@ class Process(Recorder):
         self.assertEqual(load_snap(out)["meta"]["runtime"], "python")
 
     def test_isolated_mode_is_reported(self):
-        r, out = self.record("i.snap", PYTHON, "-I", "-c", "pass", check=False)
+        """-I ignores PYTHONPATH, so the agent could never start: the
+        command is refused before it runs, with a one-line message that
+        says why and the way out."""
+        marker = self.path("ran")
+        code = "open(%r, 'w').close()" % marker
+        r, out = self.record("i.snap", PYTHON, "-I", "-c", code, check=False)
         self.assertEqual(r.returncode, 125)
-        self.assertIn("agent never started", r.stderr)
+        self.assertEqual(r.stderr,
+                         "leakdiff: %s: Python's -I (isolated mode) ignores PYTHONPATH, through which "
+                         "leakdiff loads its agent, so nothing would be recorded; the command was not "
+                         "run (record it without -I: -s -P keep the rest of the isolation)\n" % PYTHON)
+        self.assertFalse(os.path.exists(marker))
+        self.assertFalse(os.path.exists(out))
+        # Combined flags, and the interpreter run through env, are read as
+        # Python reads them; an -I after -c belongs to the program.
+        r, _ = self.record("i.snap", "env", PYTHON, "-uEc", code, check=False)
+        self.assertEqual((r.returncode, r.stderr),
+                         (125, "leakdiff: env: Python's -E ignores PYTHONPATH, through which leakdiff "
+                          "loads its agent, so nothing would be recorded; the command was not run "
+                          "(record it without -E)\n"))
+        r, _ = self.record("i.snap", PYTHON, "-W", "ignore", "-S", "-c", code, check=False)
+        self.assertEqual((r.returncode, r.stderr),
+                         (125, "leakdiff: %s: Python's -S skips the site module, which starts "
+                          "leakdiff's agent, so nothing would be recorded; the command was not run "
+                          "(record it without -S)\n" % PYTHON))
+        self.assertFalse(os.path.exists(marker))
+        self.record("i.snap", PYTHON, "-c", code, "-I")
+        self.assertTrue(os.path.exists(marker))
+
+    def test_os_exit_takes_the_exit_snapshot(self):
+        """os._exit() skips atexit handlers; the agent takes the at-exit
+        snapshot before it, so a program that succeeded stays a success."""
+        script = self.path("quick.py")
+        with open(script, "w") as f:
+            f.write("import os, sys\n"
+                    "class Kept:\n    pass\n"
+                    "kept = [Kept() for _ in range(int(sys.argv[1]))]\n"
+                    "sys.stdout.flush()\n"
+                    "os._exit(int(sys.argv[2]))\n")
+        _, a = self.record("a.snap", PYTHON, script, "100", "0")
+        _, b = self.record("b.snap", PYTHON, script, "300", "0")
+        self.assertEqual(load_snap(b)["meta"]["trigger"], "exit")
+        row = find(diff_json(a, b)["types"], name="__main__.Kept")
+        self.assertEqual((row["count_before"], row["count_after"]), (100, 300))
+        # The program's own status is passed on, with the snapshot.
+        r, c = self.record("c.snap", PYTHON, script, "5", "7", check=False)
+        self.assertEqual(r.returncode, 7, r.stderr)
+        self.assertEqual(load_snap(c)["meta"]["trigger"], "exit")
+        self.assertNotIn("without an at-exit snapshot", r.stderr)
+
+    def test_unwritable_output_fails_before_running(self):
+        """A typo in -o is reported before the program runs, not after."""
+        marker = self.path("ran")
+        code = "open(%r, 'w').close()" % marker
+        for out, why in ((self.path("no", "such", "x.snap"), "No such file or directory"),
+                         (self.tmp, "Is a directory")):
+            r = leakdiff("record", "-o", out, "--", PYTHON, "-c", code, env=ENV, cwd=self.tmp)
+            self.assertEqual(r.returncode, 125)
+            self.assertEqual(r.stderr, "leakdiff: %s: cannot write the snapshot there: %s; "
+                             "nothing was run\n" % (out, why))
+            self.assertFalse(os.path.exists(marker))
+        if os.geteuid() != 0:
+            ro = self.path("ro")
+            os.mkdir(ro, 0o555)
+            r = leakdiff("record", "-o", os.path.join(ro, "x.snap"), "--", PYTHON, "-c", code,
+                         env=ENV, cwd=self.tmp)
+            self.assertEqual(r.returncode, 125, r.stderr)
+            self.assertFalse(os.path.exists(marker))
+        self.assertEqual([p for p in os.listdir(self.tmp) if ".tmp." in p], [])
 
 
 class Releases(Recorder):

@@ -17,6 +17,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 STATIC = os.environ.get("NATIVE_PROG_STATIC")
 CXX = os.environ.get("NATIVE_PROG_CXX")
 THREADS = os.environ.get("NATIVE_PROG_THREADS")
+TIDY = os.environ.get("NATIVE_PROG_TIDY")
+
+TIDY_NOTE = ["Both snapshots were taken at exit and are nearly empty (64 KiB or less",
+             "live): the program freed its memory before exiting. To see its heap while",
+             "it runs, take snapshots during the run: leakdiff record --every=DURATION or",
+             '--peak, kill -USR2 PID, or leakdiff_snapshot("label") in the program.']
 
 
 def marker(name, text):
@@ -175,6 +181,109 @@ class NativeRecord(TempDirCase):
         doc = load_snap(out)
         self.assertEqual(doc["meta"]["depth"], 16)
         self.assertEqual(len(deep_site(doc)), 16)
+
+    def build(self, name, text):
+        prog = self.path(name)
+        with open(prog + ".c", "w") as f:
+            f.write(text)
+        subprocess.run([os.environ.get("CC", "cc"), "-g", "-O0", "-o", prog, prog + ".c"], check=True)
+        return prog
+
+    def kept_blocks(self, path, size):
+        return sum(c for c, b, _fr in load_snap(path)["sites"] if b == size * c)
+
+    def test_underscore_exit_takes_the_exit_snapshot(self):
+        """_exit() and _Exit() skip destructors; the agent takes the at-exit
+        snapshot in them, so a program that succeeded stays a success and
+        its status is passed on, also from a signal handler. A vfork()
+        child's _exit must neither snapshot the parent's heap nor stop the
+        parent's agent."""
+        prog = self.build("quick", "#include <stdlib.h>\n"
+                          "#include <string.h>\n"
+                          "#include <sys/wait.h>\n"
+                          "#include <unistd.h>\n"
+                          "#include <signal.h>\n"
+                          "void *volatile kept[64];\n"
+                          "static void on_term(int sig)\n"
+                          "{\n"
+                          "\t_exit(sig == SIGTERM ? 0 : 1);\n"
+                          "}\n"
+                          "int main(int argc, char **argv)\n"
+                          "{\n"
+                          "\tint status = atoi(argv[2]);\n"
+                          "\tfor (int i = 0; i < 40; i++)\n"
+                          "\t\tkept[i] = malloc(4321);\n"
+                          "\tif (strcmp(argv[1], \"vfork\") == 0) {\n"
+                          "\t\tpid_t pid = vfork();\n"
+                          "\t\tif (pid == 0)\n"
+                          "\t\t\t_exit(0);\n"
+                          "\t\twaitpid(pid, NULL, 0);\n"
+                          "\t\tfor (int i = 40; i < 50; i++)\n"
+                          "\t\t\tkept[i] = malloc(4321);\n"
+                          "\t\treturn status;\n"
+                          "\t}\n"
+                          "\tif (strcmp(argv[1], \"signal\") == 0) {\n"
+                          "\t\tsignal(SIGTERM, on_term);\n"
+                          "\t\traise(SIGTERM);\n"
+                          "\t}\n"
+                          "\tif (strcmp(argv[1], \"_Exit\") == 0)\n"
+                          "\t\t_Exit(status);\n"
+                          "\t_exit(status);\n"
+                          "}\n")
+        for how, status, kept in (("_exit", 0, 40), ("_Exit", 0, 40), ("_exit", 3, 40), ("vfork", 0, 50),
+                                   ("signal", 0, 40)):
+            with self.subTest(how=how, status=status):
+                for p in os.listdir(self.tmp):
+                    if p.endswith(".snap"):
+                        os.unlink(self.path(p))
+                r, out = self.record("q.snap", prog, how, str(status), code=status)
+                self.assertNotIn("without an at-exit snapshot", r.stderr)
+                self.assertEqual(load_snap(out)["meta"]["trigger"], "exit")
+                self.assertEqual(self.kept_blocks(out, 4321), kept)
+                self.assertEqual(sorted(p for p in os.listdir(self.tmp) if p.endswith(".snap")), ["q.snap"])
+
+    def test_dash_script(self):
+        """dash, Debian's /bin/sh, always ends with _exit(): a script it
+        runs is recorded with its status 0 and an at-exit snapshot."""
+        if os.path.basename(os.path.realpath("/bin/sh")) != "dash":
+            self.skipTest("/bin/sh is not dash")
+        script = self.path("job.sh")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\nset -e\nx=$(echo made)\necho \"$x\"\n\"$1\" 100\n")
+        os.chmod(script, 0o755)
+        r, out = self.record("sh.snap", script, STATIC)
+        self.assertEqual(r.stdout, "made\n")
+        self.assertNotIn("without an at-exit snapshot", r.stderr)
+        meta = load_snap(out)["meta"]
+        self.assertEqual((meta["trigger"], os.path.basename(meta["executable"])), ("exit", "dash"))
+        self.assertEqual(sorted(p for p in os.listdir(self.tmp) if p.endswith(".snap")), ["sh.snap"])
+
+    def test_tidy_program_explained(self):
+        """A jq-like tool frees everything before it exits: its at-exit
+        snapshots are empty whatever its input, and the diff says why and
+        how to look while it runs, in every format. Snapshots taken while
+        it runs show the index growing, with no note."""
+        _, a = self.record("a.snap", TIDY, "1000", "parsed")
+        r, b = self.record("b.snap", TIDY, "5000", "parsed")
+        self.assertEqual(r.stdout, '{"records":5000,"sum":29992}\n')
+        text = leakdiff("diff", a, b)
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertIn("\n\n" + "\n".join(TIDY_NOTE) + "\n\n", text.stdout)
+        md = leakdiff("diff", "--format=markdown", a, b)
+        self.assertIn("\n\n" + "".join("> %s\n" % line for line in TIDY_NOTE) + "\n", md.stdout)
+        self.assertIs(diff_json(a, b)["freed_at_exit"], True)
+        # While it runs, the index is there: 1,000 then 5,000 records.
+        d = diff_json(self.path("a.1.snap"), self.path("b.1.snap"))
+        self.assertIs(d["freed_at_exit"], False)
+        line = marker("prog_tidy.c", "INDEX-SITE")
+        row = [x for x in d["sites"] if x["frames"][0]["line"] == line][0]
+        self.assertEqual((row["count_before"], row["count_after"]), (1000, 5000))
+        self.assertNotIn(TIDY_NOTE[0], leakdiff("diff", self.path("a.1.snap"), self.path("b.1.snap")).stdout)
+        # One run that freed its memory and one that did not: no note.
+        _, c = self.record("c.snap", STATIC, "30000")
+        self.assertIs(diff_json(a, c)["freed_at_exit"], False)
+        for fmt in ("text", "markdown"):
+            self.assertNotIn(TIDY_NOTE[0], leakdiff("diff", "--format=" + fmt, a, c).stdout)
 
     def test_matches_heaptrack_leak_total(self):
         if not shutil.which("heaptrack") or not shutil.which("heaptrack_print"):

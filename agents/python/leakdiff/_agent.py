@@ -667,6 +667,30 @@ def _at_exit():
                 pass
 
 
+_real_os_exit = None
+
+
+def _os_exit(status):
+    """os._exit() while the agent records: it skips atexit handlers, so
+    the at-exit snapshot is taken here first (the interpreter can still run
+    code), then the process ends through the real os._exit(). In a forked
+    child the agent is finished and this only ends the process."""
+    try:
+        agent = _agent
+        if agent is not None and agent.live():
+            _at_exit()
+    finally:
+        _real_os_exit(status)
+
+
+def _wrap_os_exit():
+    global _real_os_exit
+    if _real_os_exit is None:
+        _real_os_exit = os._exit
+        _os_exit.__doc__ = _real_os_exit.__doc__
+        os._exit = _os_exit
+
+
 def _after_fork_child():
     agent = _agent
     if agent is None:
@@ -792,6 +816,7 @@ def start(config=None, boot_file=None):
     agent.ready = True
     if agent.early_signal:
         _on_signal(agent.signum, None)
+    _wrap_os_exit()
     return agent.live()
 
 
