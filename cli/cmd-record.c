@@ -28,7 +28,7 @@
 #include "snap.h"
 #include "units.h"
 
-enum { OPT_RUNTIME = 0x300, OPT_DEPTH, OPT_EVERY, OPT_SIGNAL, OPT_SAMPLE, OPT_TRACEMALLOC, OPT_TEE };
+enum { OPT_RUNTIME = 0x300, OPT_DEPTH, OPT_EVERY, OPT_SIGNAL, OPT_SAMPLE, OPT_TRACEMALLOC, OPT_TEE, OPT_PEAK };
 
 struct args {
 	const char *output;
@@ -56,6 +56,9 @@ static const struct argp_option options[] = {
 	{ "tracemalloc", OPT_TRACEMALLOC, 0, 0, "Python: record every allocation with tracemalloc instead "
 	  "of the agent's allocator hooks; much slower, but also sees the raw domain and "
 	  "memory that extensions report to tracemalloc (NumPy arrays)", 0 },
+	{ "peak", OPT_PEAK, 0, 0, "Also keep a snapshot of the heap at its high-water mark, in FILE "
+	  "with .peak before the .snap (taken again each time live bytes pass the last peak by 5%, "
+	  "at least 64 KiB; the last one is kept)", 0 },
 	{ "quiet", 'q', 0, 0, "Do not print the name of each snapshot written", 0 },
 	/*
 	 * For tests and debugging, left out of --help: writes every byte read
@@ -126,6 +129,9 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 	case OPT_TRACEMALLOC:
 		a->launch.tracemalloc = true;
 		return 0;
+	case OPT_PEAK:
+		a->launch.peak = true;
+		return 0;
 	case OPT_TEE:
 		if (!*arg)
 			argp_error(state, "--tee-stream needs a file name");
@@ -144,6 +150,8 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 			argp_error(state, "give a command to run, after --");
 		if (a->launch.tracemalloc && a->launch.sample)
 			argp_error(state, "--tracemalloc records every allocation; it cannot be used with --sample");
+		if (a->launch.peak && a->launch.sample)
+			argp_error(state, "--peak follows the exact live bytes; it cannot be used with --sample");
 		if (a->launch.tracemalloc && a->agent && !a->agent->tracemalloc)
 			argp_error(state, "--tracemalloc is for Python programs; it cannot be used with --runtime=%s",
 				   a->agent->name);

@@ -287,6 +287,8 @@ int ld_launch_prepare_env(const struct ld_agent *ag, const char *agent, const st
 	int r = 0;
 	if (o->sample)
 		r |= setenv_num("LEAKDIFF_SAMPLE", (long long)o->sample);
+	if (o->peak)
+		r |= setenv("LEAKDIFF_PEAK", "1", 1);
 	r |= setenv_num("LEAKDIFF_FD", wfd) | setenv("LEAKDIFF_PIPE", pipe_id, 1) |
 		setenv_num("LEAKDIFF_DEPTH", o->depth) | setenv_num("LEAKDIFF_SIGNAL", o->signal);
 	return r ? -1 : 0;

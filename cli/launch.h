@@ -21,6 +21,7 @@ struct ld_launch_opts {
 	int signal;       /* the snapshot signal */
 	uint64_t sample;  /* mean bytes between samples; 0 = exact */
 	bool tracemalloc; /* Python: record with tracemalloc, not the allocator hooks */
+	bool peak;        /* keep a snapshot of the heap at its high-water mark */
 };
 
 /*

@@ -80,6 +80,24 @@ static char *numbered_path(const char *output, long long seq)
 	return p;
 }
 
+/*
+ * Where peak snapshots go: FILE with ".peak" before its ".snap" (or after
+ * it). Each one replaces the last, so the file holds the highest.
+ */
+static char *peak_path(const char *output)
+{
+	size_t len = strlen(output);
+	size_t cap = len + 8;
+	char *p = malloc(cap);
+	if (!p)
+		return NULL;
+	if (len > 5 && strcmp(output + len - 5, ".snap") == 0)
+		snprintf(p, cap, "%.*s.peak.snap", (int)(len - 5), output);
+	else
+		snprintf(p, cap, "%s.peak", output);
+	return p;
+}
+
 /* The "leakdiff: wrote ..." line for a snapshot saved at path. */
 static void announce(const struct ld_recorder *r, const struct ld_wire_event *ev,
 		     const struct ld_snapshot *s, const char *trigger, const char *path)
@@ -135,6 +153,7 @@ static void on_snapshot(struct ld_recorder *r, const struct ld_wire_event *ev)
 	}
 	const char *trigger = s->meta.trigger ? s->meta.trigger : ev->trigger;
 	bool at_exit = strcmp(ev->trigger, "exit") == 0;
+	bool peak = strcmp(ev->trigger, "peak") == 0;
 	/*
 	 * One agent numbers its snapshots from 1, and FILE.N.snap takes that
 	 * number. Once several agents share the pipe (LEAKDIFF_FOLLOW_EXEC),
@@ -148,7 +167,7 @@ static void on_snapshot(struct ld_recorder *r, const struct ld_wire_event *ev)
 		if (at_exit && r->target > 0 && s->meta.pid != (int64_t)r->target)
 			at_exit = false;
 	}
-	char *numbered = at_exit ? NULL : numbered_path(r->cfg.output, number);
+	char *numbered = at_exit ? NULL : peak ? peak_path(r->cfg.output) : numbered_path(r->cfg.output, number);
 	const char *path = at_exit ? r->cfg.output : numbered;
 	if (!path) {
 		out_of_memory(r, s);
@@ -163,7 +182,7 @@ static void on_snapshot(struct ld_recorder *r, const struct ld_wire_event *ev)
 		r->st.written++;
 		if (at_exit)
 			r->st.got_exit = true;
-		else if (number > r->top)
+		else if (!peak && number > r->top)
 			r->top = number;
 		if (!r->cfg.quiet)
 			announce(r, ev, s, trigger, path);

@@ -10,12 +10,13 @@
  * The string form is a comma-separated list of KEY=VALUE items with no
  * spaces (a key given twice takes its last value), e.g.
  *
- *     fd=5,pipe=2049:123456,depth=16,sample=4096,signal=12,follow_exec=0
+ *     fd=5,pipe=2049:123456,depth=16,sample=4096,signal=12,peak=1,follow_exec=0
  *
  * with the keys fd (descriptor of the recorder's pipe), pipe (its DEV:INO),
- * depth, sample, signal and follow_exec, whose values are checked exactly as
- * those of LEAKDIFF_FD, LEAKDIFF_PIPE, LEAKDIFF_DEPTH, LEAKDIFF_SAMPLE,
- * LEAKDIFF_SIGNAL and LEAKDIFF_FOLLOW_EXEC are; an empty value means the
+ * depth, sample, signal, peak and follow_exec, whose values are checked
+ * exactly as those of LEAKDIFF_FD, LEAKDIFF_PIPE, LEAKDIFF_DEPTH,
+ * LEAKDIFF_SAMPLE, LEAKDIFF_SIGNAL, LEAKDIFF_PEAK and LEAKDIFF_FOLLOW_EXEC
+ * are; an empty value means the
  * default. An unknown key or an item without '=' is reported as a problem
  * and skipped.
  *
@@ -171,7 +172,7 @@ static void set_sample(struct ld_config *c, const char *name, const char *s)
 
 static const char *const own_vars[] = {
 	"LEAKDIFF_FD", "LEAKDIFF_PIPE", "LEAKDIFF_DEPTH", "LEAKDIFF_SIGNAL",
-	"LEAKDIFF_SAMPLE", "LEAKDIFF_FOLLOW_EXEC",
+	"LEAKDIFF_SAMPLE", "LEAKDIFF_FOLLOW_EXEC", "LEAKDIFF_PEAK",
 };
 
 /* Whether the LD_PRELOAD entry names this library. */
@@ -235,6 +236,8 @@ bool ld_config_from_env(struct ld_config *c)
 	set_depth(c, "LEAKDIFF_DEPTH", getenv("LEAKDIFF_DEPTH"));
 	set_signal(c, "LEAKDIFF_SIGNAL", getenv("LEAKDIFF_SIGNAL"));
 	set_sample(c, "LEAKDIFF_SAMPLE", getenv("LEAKDIFF_SAMPLE"));
+	const char *peak = getenv("LEAKDIFF_PEAK");
+	c->peak = peak && strcmp(peak, "1") == 0;
 	if (!c->follow_exec) {
 		for (size_t i = 0; i < sizeof(own_vars) / sizeof(own_vars[0]); i++)
 			unsetenv(own_vars[i]);
@@ -277,6 +280,8 @@ bool ld_config_parse(struct ld_config *c, const char *s)
 					set_sample(c, key, val);
 				} else if (strcmp(key, "signal") == 0) {
 					set_signal(c, key, val);
+				} else if (strcmp(key, "peak") == 0) {
+					c->peak = strcmp(val, "1") == 0;
 				} else if (strcmp(key, "follow_exec") == 0) {
 					c->follow_exec = strcmp(val, "1") == 0;
 				} else if (strcmp(key, "fd") != 0 && strcmp(key, "pipe") != 0) {

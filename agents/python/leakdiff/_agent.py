@@ -46,11 +46,16 @@ AGENT_NAME = "leakdiff-python " + VERSION
 ENV_VARS = ("LEAKDIFF_FD", "LEAKDIFF_PIPE", "LEAKDIFF_DEPTH",
             "LEAKDIFF_SIGNAL", "LEAKDIFF_EVERY", "LEAKDIFF_PATH_SECONDS",
             "LEAKDIFF_EXT_DIR", "LEAKDIFF_SAMPLE", "LEAKDIFF_PURE",
-            "LEAKDIFF_TRACER")
+            "LEAKDIFF_TRACER", "LEAKDIFF_PEAK")
 DEFAULT_DEPTH = 16
 MAX_DEPTH = 1024
 LABEL_MAX = 4096
 MESSAGE_MAX = 8192
+# Peak snapshots: the live bytes are looked at every PEAK_POLL seconds; a new
+# one is taken once they passed the last peak by 5%, and at least
+# PEAK_MIN_STEP bytes, and then stopped rising.
+PEAK_POLL = 0.02
+PEAK_MIN_STEP = 64 << 10
 
 # CPython 3.11 cannot find the allocation of objects whose class keeps a
 # "managed" dict (python/cpython#101430); _heap.tracebacks_getter() then
@@ -227,6 +232,7 @@ def read_environment(environ=None, scrub=True):
         else:
             out["problems"].append("LEAKDIFF_TRACER=%r is neither hooks nor tracemalloc; "
                                    "using the hooks" % (raw["LEAKDIFF_TRACER"],))
+    out["peak"] = raw["LEAKDIFF_PEAK"] == "1"
     default_signal = getattr(_signal, "SIGUSR2", None)
     if raw["LEAKDIFF_SIGNAL"] in (None, ""):
         out["signal"] = default_signal
@@ -252,7 +258,7 @@ class Agent:
         "python_version", "executable", "host", "agent_dirs", "agent_prefixes",
         "boot_file", "agent_files", "agent_modules",
         "stdlib_dirs", "stdlib_prefixes", "resolver", "builder", "_tb_verdicts",
-        "use_worker", "census_ext",
+        "use_worker", "census_ext", "peak",
     )
 
     def __init__(self, wire, depth, signum, boot_file):
@@ -289,6 +295,7 @@ class Agent:
         self.builder = _snapshot.Builder(self)
         self._tb_verdicts = _heap.Seq((_heap.Map(), _heap.Map()))
         self.census_ext = None         # the _census module, when it loads
+        self.peak = None               # [next step, live-bytes reader] with --peak
 
     # -- identity of the agent's own code --------------------------------
 
@@ -639,6 +646,10 @@ def _at_exit():
             except (ValueError, OSError, TypeError):
                 pass
     try:
+        peak = agent.peak
+        if peak is not None and agent.live() and peak[1]() >= peak[0]:
+            # The heap is at its highest as the program ends.
+            agent.request("peak", "peak")
         if agent.live():
             agent.request("exit", "exit")
     except Exception:
@@ -766,7 +777,68 @@ def start(config=None, boot_file=None):
 
     _install_signal(agent)
     atexit.register(_at_exit)
+    if config.get("peak"):
+        _start_peak(agent)
     return agent.live()
+
+
+def _live_bytes_reader(agent):
+    """A function returning the live bytes the agent records, or None when
+    it cannot tell them (sampling, no tracer)."""
+    tm = agent.tm
+    ext = getattr(tm, "ext", None)
+    if ext is not None:
+        if getattr(tm, "mean", 0) or not hasattr(ext, "live_bytes"):
+            return None
+        return ext.live_bytes
+    mod = tm.mod
+    if mod is not None and mod.is_tracing() and hasattr(mod, "get_traced_memory"):
+        get = mod.get_traced_memory
+        return lambda: get()[0]
+    return None
+
+
+def _start_peak(agent):
+    read = _live_bytes_reader(agent)
+    if read is None:
+        agent.note("peak snapshots need the live bytes of every allocation, which this agent "
+                   "does not have here (sampling, or no tracer); they are off")
+        return
+    agent.peak = _heap.Seq([PEAK_MIN_STEP, read])
+    try:
+        _start_new_thread(_peak_main, (agent, read))
+    except Exception as exc:
+        agent.peak = None
+        agent.note("cannot start the agent's peak thread: %s; peak snapshots are off" % (exc,))
+
+
+def _peak_main(agent, read):
+    """The agent's peak thread: looks at the live bytes every PEAK_POLL
+    seconds and takes the "peak" snapshot at the first look that finds them
+    no longer rising after they passed the step (agent.peak[0]). A program
+    that holds its peak for longer than that gets a snapshot of exactly its
+    peak."""
+    nap = _allocate_lock()
+    nap.acquire()
+    peak = agent.peak
+    high = last = 0
+    passed = False
+    try:
+        while agent.live():
+            nap.acquire(True, PEAK_POLL)    # a sleep that imports nothing
+            now = read()
+            if now >= peak[0]:
+                passed = True
+            if now > high:
+                high = now
+            if passed and now <= last:
+                agent.request("peak", "peak")
+                peak[0] = high + max(high // 20, PEAK_MIN_STEP)
+                passed = False
+                now = read()
+            last = now
+    except Exception:
+        pass
 
 
 def _install_signal(agent):
