@@ -145,8 +145,9 @@ static void on_snapshot(struct ld_recorder *r, const struct ld_wire_event *ev)
 		out_of_memory(r, s);
 		return;
 	}
-	/* The agent only sees a signal; the recorder knows it was sent on a timer. */
-	if (r->st.requested && s->meta.trigger && strcmp(s->meta.trigger, "signal") == 0 &&
+	/* An agent asked with the signal only sees a signal; the recorder knows
+	 * it was sent on a timer. On the request channel the agent is told. */
+	if (r->st.requested && !r->st.requests && s->meta.trigger && strcmp(s->meta.trigger, "signal") == 0 &&
 	    ld_meta_set(&s->meta.trigger, "interval") < 0) {
 		out_of_memory(r, s);
 		return;
@@ -199,13 +200,14 @@ int ld_recorder_event(void *ctx, const struct ld_wire_event *ev)
 		r->st.connected = true;
 		r->st.hellos++;
 		r->native = strcmp(ev->runtime, "native") == 0;
+		r->st.requests = ev->requests;
 		if (ev->pid > 0)
 			r->st.agent_pid = (pid_t)ev->pid;
 		return 0;
 	case LD_WIRE_SNAPSHOT:
 		on_snapshot(r, ev);
-		/* Only a signal snapshot answers the timer's request, not an API one. */
-		if (strcmp(ev->trigger, "signal") == 0)
+		/* Only a requested snapshot answers the timer's request, not an API one. */
+		if (strcmp(ev->trigger, "signal") == 0 || strcmp(ev->trigger, "interval") == 0)
 			r->st.requested = false;
 		return 0;
 	case LD_WIRE_LOG:

@@ -281,6 +281,7 @@ void ld_doc_time(char out[32]) LD_HIDDEN;
 /* The agent's settings. */
 struct ld_config {
 	struct ld_pipe pipe; /* fd -1: no valid pipe given */
+	struct ld_pipe request; /* the recorder's request channel; fd -1: none */
 	uint32_t depth;      /* frames per allocation, 1 to LD_AGENT_MAX_DEPTH */
 	uint64_t sample;     /* mean bytes between samples; 0: every allocation */
 	int signum;          /* the snapshot signal; 0: none */
@@ -290,8 +291,9 @@ struct ld_config {
 	int nproblems;
 };
 
-/* Fills in the defaults: no pipe, LD_AGENT_DEFAULT_DEPTH frames, every
- * allocation, SIGUSR2, no peak snapshots. */
+/* Fills in the defaults: no pipe, no request channel,
+ * LD_AGENT_DEFAULT_DEPTH frames, every allocation, SIGUSR2, no peak
+ * snapshots. */
 void ld_config_init(struct ld_config *c) LD_HIDDEN;
 
 /*

@@ -81,6 +81,7 @@ void ld_config_init(struct ld_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->pipe.fd = -1;
+	c->request.fd = -1;
 	c->depth = LD_AGENT_DEFAULT_DEPTH;
 	c->signum = SIGUSR2;
 }
@@ -101,10 +102,10 @@ static bool parse_u64(const char *s, uint64_t *out)
 }
 
 /*
- * The pipe named by a descriptor and its "DEV:INO": true and c->pipe set
- * when both are valid, false (and c->pipe left alone) otherwise.
+ * The pipe named by a descriptor and its "DEV:INO": true and *out set when
+ * both are valid, false (and *out left alone) otherwise.
  */
-static bool set_pipe(struct ld_config *c, const char *s_fd, const char *s_pipe)
+static bool parse_pipe(struct ld_pipe *out, const char *s_fd, const char *s_pipe)
 {
 	uint64_t fd = 0, dev = 0, ino = 0;
 	bool have_pipe = parse_u64(s_fd, &fd) && fd <= INT_MAX && s_pipe;
@@ -122,10 +123,16 @@ static bool set_pipe(struct ld_config *c, const char *s_fd, const char *s_pipe)
 	}
 	if (!have_pipe)
 		return false;
-	c->pipe.fd = (int)fd;
-	c->pipe.dev = (dev_t)dev;
-	c->pipe.ino = (ino_t)ino;
+	out->fd = (int)fd;
+	out->dev = (dev_t)dev;
+	out->ino = (ino_t)ino;
 	return true;
+}
+
+/* The recorder's pipe: true and c->pipe set when valid. */
+static bool set_pipe(struct ld_config *c, const char *s_fd, const char *s_pipe)
+{
+	return parse_pipe(&c->pipe, s_fd, s_pipe);
 }
 
 /* The value settings: s NULL or empty keeps the default. */
@@ -173,6 +180,7 @@ static void set_sample(struct ld_config *c, const char *name, const char *s)
 static const char *const own_vars[] = {
 	"LEAKDIFF_FD", "LEAKDIFF_PIPE", "LEAKDIFF_DEPTH", "LEAKDIFF_SIGNAL",
 	"LEAKDIFF_SAMPLE", "LEAKDIFF_FOLLOW_EXEC", "LEAKDIFF_PEAK",
+	"LEAKDIFF_REQUEST_FD", "LEAKDIFF_REQUEST_PIPE",
 };
 
 /* Whether the LD_PRELOAD entry names this library. */
@@ -236,6 +244,7 @@ bool ld_config_from_env(struct ld_config *c)
 	set_depth(c, "LEAKDIFF_DEPTH", getenv("LEAKDIFF_DEPTH"));
 	set_signal(c, "LEAKDIFF_SIGNAL", getenv("LEAKDIFF_SIGNAL"));
 	set_sample(c, "LEAKDIFF_SAMPLE", getenv("LEAKDIFF_SAMPLE"));
+	parse_pipe(&c->request, getenv("LEAKDIFF_REQUEST_FD"), getenv("LEAKDIFF_REQUEST_PIPE"));
 	const char *peak = getenv("LEAKDIFF_PEAK");
 	c->peak = peak && strcmp(peak, "1") == 0;
 	if (!c->follow_exec) {

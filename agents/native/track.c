@@ -4,9 +4,10 @@
  * stack was walked before) and an entry in heap.c's tables, with
  * LEAKDIFF_SAMPLE only a Poisson sample of the bytes; the per-thread state
  * of the hot path; the live-byte count behind peak snapshots; snapshots (at
- * exit, on request, at the heap's peak and on the snapshot signal, whose
- * handler only pokes an eventfd that a helper thread of the agent waits
- * on); and fork handling.
+ * exit, from the program, at the heap's peak, on the recorder's request
+ * channel and on the snapshot signal, whose handler only pokes an eventfd:
+ * all but the first two are taken by a helper thread of the agent); and
+ * fork handling.
  *
  * It does not know how it is reached or configured: the entry points
  * (preload.c's interposed malloc family) call the inline helpers of
@@ -103,6 +104,8 @@ static struct ld_config conf = { .pipe = { .fd = -1 } };
 static struct {
 	bool signal_on;    /* our handler is installed */
 	bool peak_on;      /* live bytes are counted for peak snapshots */
+	bool requests_on;  /* the helper reads the recorder's request channel */
+	bool handler_warned; /* the program replaced our signal handler: said once */
 	int wake_fd;       /* eventfd the signal handler pokes, or -1 */
 	int peak_fd;       /* eventfd a free() at a new peak pokes, or -1 */
 	uintptr_t self_lo, self_hi; /* this library in memory */
@@ -493,6 +496,28 @@ static void send_log(const char *level, const char *message)
 	send_control("log", &j);
 }
 
+static void on_signal(int sig);
+
+/*
+ * A program that installs its own handler for the snapshot signal after
+ * the agent did takes the signal away from it silently: says so, once,
+ * when a snapshot shows it (called with snap_lock held).
+ */
+static void warn_if_handler_replaced(void)
+{
+	struct sigaction cur;
+	if (!cfg.signal_on || cfg.handler_warned || sigaction(conf.signum, NULL, &cur) < 0 ||
+	    cur.sa_handler == on_signal)
+		return;
+	cfg.handler_warned = true;
+	char msg[320] = "the program installed its own handler for signal ";
+	ld_cat_num(msg, sizeof(msg), conf.signum);
+	ld_cat_str(msg, sizeof(msg), ", so that signal sent to the program itself no longer takes a "
+		   "snapshot (sent to leakdiff record, and --every, still do); choose a signal the "
+		   "program leaves alone with --signal");
+	send_log("warning", msg);
+}
+
 void ld_track_stop(void)
 {
 	atomic_store_explicit(&ld_track_state, LD_TRACK_OFF, memory_order_relaxed);
@@ -519,6 +544,7 @@ void ld_track_snapshot(const char *label, const char *trigger, bool final)
 		goto out;
 	if (final)
 		snap_final = true;
+	warn_if_handler_replaced();
 	flush_cache(mine); /* this thread's totals, at least, are complete */
 	if (!data_buf && !(data_buf = ld_pages(LD_AGENT_DATA_CHUNK))) {
 		send_log("warning", "out of memory: snapshot skipped");
@@ -605,24 +631,63 @@ static bool poked(int fd)
 }
 
 /*
+ * Reads what the recorder wrote on the request channel (leakdiff-protocol(7):
+ * lines "snapshot TRIGGER") and takes the snapshots asked for. Returns
+ * false once the channel is done with: the recorder closed it, or the
+ * descriptor is no longer the channel (the program closed or reused it, and
+ * what it reads there now is not ours to take).
+ */
+static bool serve_requests(void)
+{
+	static char line[64];
+	static size_t len;
+	char buf[256];
+	if (!ld_pipe_owned(&conf.request))
+		return false;
+	ssize_t n = read(conf.request.fd, buf, sizeof(buf));
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN;
+	if (n == 0)
+		return false;
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] != '\n') {
+			if (len < sizeof(line) - 1)
+				line[len++] = buf[i];
+			continue;
+		}
+		line[len] = '\0';
+		len = 0;
+		/* Other requests and triggers are for later agents: skipped. */
+		if (strcmp(line, "snapshot interval") == 0)
+			ld_track_snapshot("", "interval", false);
+		else if (strcmp(line, "snapshot signal") == 0)
+			ld_track_snapshot("", "signal", false);
+	}
+	return true;
+}
+
+/*
  * Takes the snapshots that must not be taken where they are asked for:
- * those of the signal (outside the handler) and those of the peak (outside
- * free()).
+ * those of the signal (outside the handler), those of the peak (outside
+ * free()) and those the recorder asks for on its request channel.
  */
 static void *helper_main(void *arg)
 {
 	(void)arg;
 	ld_track_busy = 1; /* everything this thread does is the agent's */
-	struct pollfd fds[2] = {
+	struct pollfd fds[3] = {
 		{ .fd = cfg.wake_fd, .events = POLLIN },
 		{ .fd = cfg.peak_fd, .events = POLLIN },
+		{ .fd = cfg.requests_on ? conf.request.fd : -1, .events = POLLIN },
 	};
 	while (atomic_load_explicit(&ld_track_state, memory_order_relaxed) != LD_TRACK_OFF) {
-		if (poll(fds, 2, -1) < 0) {
+		if (poll(fds, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		if (fds[2].revents && !serve_requests())
+			fds[2].fd = -1; /* poll skips it from now on */
 		if ((fds[1].revents & POLLIN) && poked(cfg.peak_fd)) {
 			ld_track_snapshot("peak", "peak", false);
 			atomic_fetch_add_explicit(&peak_done, 1, memory_order_release);
@@ -659,8 +724,9 @@ static bool signal_usable(void)
 
 /*
  * Starts the helper thread with the eventfds it waits on: for the signal
- * when want_signal, for the peak when want_peak. Returns false (with a
- * problem queued) when it cannot; then neither works.
+ * when want_signal, for the peak when want_peak (it also reads the request
+ * channel when cfg.requests_on). Returns false (with a problem queued) when
+ * it cannot; then none of them works.
  */
 static bool start_helper(bool want_signal, bool want_peak)
 {
@@ -690,7 +756,9 @@ fail:
 	if (cfg.peak_fd >= 0)
 		close(cfg.peak_fd);
 	cfg.wake_fd = cfg.peak_fd = -1;
-	ld_config_problem(&conf, "cannot start the agent's helper thread; snapshots on signal and at the peak are off");
+	cfg.requests_on = false;
+	ld_config_problem(&conf, "cannot start the agent's helper thread; snapshots on signal, at the "
+			  "peak and on the recorder's requests are off");
 	return false;
 }
 
@@ -792,6 +860,8 @@ static void send_hello(void)
 	}
 	if (cfg.peak_on)
 		ld_json_lit(&j, ",\"peak\":true");
+	if (cfg.requests_on)
+		ld_json_lit(&j, ",\"requests\":true");
 	ld_json_lit(&j, cfg.signal_on ? ",\"signal\":true}" : ",\"signal\":false}");
 	if (!send_control("hello", &j))
 		ld_track_stop();
@@ -809,6 +879,15 @@ int ld_track_open(const struct ld_config *c)
 		goto out;
 	if (!conf.follow_exec && fcntl(conf.pipe.fd, F_SETFD, FD_CLOEXEC) < 0)
 		goto out;
+	/*
+	 * The request channel, unless several processes share the stream: a
+	 * request must reach the agent the recorder means, so those are
+	 * asked with the signal. A channel that is not what it should be is
+	 * left alone.
+	 */
+	if (conf.request.fd >= 0 &&
+	    (conf.follow_exec || !ld_pipe_owned(&conf.request) || fcntl(conf.request.fd, F_SETFD, FD_CLOEXEC) < 0))
+		conf.request.fd = -1;
 	dl_iterate_phdr(find_self, (void *)(uintptr_t)ld_track_open);
 	r = 0;
 out:
@@ -840,7 +919,8 @@ int ld_track_start(void)
 		ld_config_problem(&conf, "peak snapshots need every allocation tracked; they are off with sampling");
 		want_peak = false;
 	}
-	if ((want_signal || want_peak) && start_helper(want_signal, want_peak)) {
+	cfg.requests_on = conf.request.fd >= 0;
+	if ((want_signal || want_peak || cfg.requests_on) && start_helper(want_signal, want_peak)) {
 		cfg.signal_on = want_signal && install_signal();
 		cfg.peak_on = want_peak; /* before tracking starts: the count must see every block */
 	}

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """Snapshot triggers of Python programs through the real `leakdiff record`:
-the peak snapshot of --peak, with exact counts."""
+the peak snapshot of --peak, with exact counts; and snapshots the recorder
+asks for (--every, SIGUSR2 sent to the recorder) in a program that handles
+SIGUSR2 itself, whose handler must never run."""
 import os
 import re
+import signal
+import subprocess
 import textwrap
+import time
 
 import harness
 from harness import PYTHON, TempDirCase, leakdiff, load_snap
@@ -29,6 +34,31 @@ PEAK_PROGRAM = textwrap.dedent("""\
         keep.append(node)
     print("kept", len(keep))
     """)
+
+
+# Handles SIGUSR2 itself and counts how often its handler ran; says ready
+# once the handler is in place, keeps an object every 10 ms until the file named by its argument exists (at most
+# 60 s), then prints the count.
+OWN_HANDLER_PROGRAM = textwrap.dedent("""\
+    import os, signal, sys, time
+    ran = 0
+    def rotate_logs(signum, frame):
+        global ran
+        ran += 1
+    signal.signal(signal.SIGUSR2, rotate_logs)
+    print("ready", flush=True)
+    keep = []
+    deadline = time.time() + 60
+    while not os.path.exists(sys.argv[1]) and time.time() < deadline:
+        keep.append(object())
+        time.sleep(0.01)
+    print("handler ran", ran)
+    """)
+
+REPLACED = ("leakdiff: agent: the program installed its own handler for signal %d, so that signal "
+            "sent to the program itself no longer takes a snapshot (sent to leakdiff record, and "
+            "--every, still do); choose a signal the program leaves alone with --signal\n"
+            % signal.SIGUSR2)
 
 
 def site_count(doc, filename, line):
@@ -76,6 +106,82 @@ class Peak(TempDirCase):
 
     def test_peak_with_tracemalloc(self):
         self.run_peak("--tracemalloc")
+
+
+class OwnHandler(TempDirCase):
+    """The program handles SIGUSR2 itself: the recorder's requests travel on
+    the request channel and never run the program's handler."""
+
+    def program(self):
+        prog = self.path("rotate.py")
+        with open(prog, "w") as f:
+            f.write(OWN_HANDLER_PROGRAM)
+        return prog
+
+    def test_every_never_runs_the_programs_handler(self):
+        out = self.path("run.snap")
+        r = leakdiff("record", "--every=100ms", "-o", out, "--", PYTHON, self.program(),
+                     self.path("run.2.snap"), cwd=self.tmp, timeout=180)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "ready\nhandler ran 0\n")
+        for name in ("run.1.snap", "run.2.snap"):
+            self.assertEqual(load_snap(self.path(name))["meta"]["trigger"], "interval", name)
+        self.assertEqual(load_snap(out)["meta"]["trigger"], "exit")
+        # The agent notices its handler was replaced at the first snapshot
+        # after, and says so once, naming --signal.
+        self.assertEqual(r.stderr.count(REPLACED), 1, r.stderr)
+        self.assertEqual(r.stderr.count("--signal"), 1, r.stderr)
+
+    def test_usr2_to_the_recorder_never_runs_the_programs_handler(self):
+        out = self.path("run.snap")
+        p = subprocess.Popen([harness.LEAKDIFF, "record", "-o", out, "--", PYTHON, self.program(),
+                              self.path("run.1.snap")],
+                             env=harness.program_env(), cwd=self.tmp, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, universal_newlines=True)
+        try:
+            self.assertEqual(p.stdout.readline(), "ready\n")
+            # The recorder passes the signal on once it has read the agent's
+            # hello and ignores it before, so ask until the file is there.
+            deadline = time.time() + 60
+            while not os.path.exists(self.path("run.1.snap")) and time.time() < deadline:
+                p.send_signal(signal.SIGUSR2)
+                time.sleep(0.2)
+            stdout, stderr = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertEqual(p.returncode, 0, stderr)
+        self.assertEqual(stdout, "handler ran 0\n")
+        self.assertEqual(load_snap(self.path("run.1.snap"))["meta"]["trigger"], "signal")
+        self.assertEqual(load_snap(out)["meta"]["trigger"], "exit")
+        self.assertEqual(stderr.count(REPLACED), 1, stderr)
+
+    def test_usr2_sent_to_the_program_runs_its_handler(self):
+        """What the warning is about: a signal sent to the program itself
+        is the program's now, and takes no snapshot."""
+        out = self.path("run.snap")
+        p = subprocess.Popen([harness.LEAKDIFF, "record", "-o", out, "--", PYTHON, self.program(),
+                              self.path("go")],
+                             env=harness.program_env(), cwd=self.tmp, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, universal_newlines=True)
+        try:
+            self.assertEqual(p.stdout.readline(), "ready\n")
+            target = int(subprocess.check_output(["pgrep", "-P", str(p.pid)]).split()[0])
+            os.kill(target, signal.SIGUSR2)
+            # The handler runs at the program's next bytecode; it then
+            # stops at the file.
+            time.sleep(0.5)
+            open(self.path("go"), "w").close()
+            stdout, stderr = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertEqual(p.returncode, 0, stderr)
+        self.assertEqual(stdout, "handler ran 1\n")
+        self.assertEqual(sorted(n for n in os.listdir(self.tmp) if n.endswith(".snap")), ["run.snap"])
+        self.assertEqual(stderr.count(REPLACED), 1, stderr)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ AGENT_NAME = "leakdiff-python " + VERSION
 ENV_VARS = ("LEAKDIFF_FD", "LEAKDIFF_PIPE", "LEAKDIFF_DEPTH",
             "LEAKDIFF_SIGNAL", "LEAKDIFF_EVERY", "LEAKDIFF_PATH_SECONDS",
             "LEAKDIFF_EXT_DIR", "LEAKDIFF_SAMPLE", "LEAKDIFF_PURE",
-            "LEAKDIFF_TRACER", "LEAKDIFF_PEAK")
+            "LEAKDIFF_TRACER", "LEAKDIFF_PEAK", "LEAKDIFF_REQUEST_FD",
+            "LEAKDIFF_REQUEST_PIPE")
 DEFAULT_DEPTH = 16
 MAX_DEPTH = 1024
 LABEL_MAX = 4096
@@ -233,6 +234,15 @@ def read_environment(environ=None, scrub=True):
             out["problems"].append("LEAKDIFF_TRACER=%r is neither hooks nor tracemalloc; "
                                    "using the hooks" % (raw["LEAKDIFF_TRACER"],))
     out["peak"] = raw["LEAKDIFF_PEAK"] == "1"
+    # The recorder's request channel: both or neither.
+    out["request_fd"] = out["request_pipe"] = None
+    try:
+        request_fd = int(raw["LEAKDIFF_REQUEST_FD"])
+        request_pipe = _wire.parse_pipe_id(raw["LEAKDIFF_REQUEST_PIPE"])
+        if request_fd >= 0 and request_pipe is not None:
+            out["request_fd"], out["request_pipe"] = request_fd, request_pipe
+    except (TypeError, ValueError):
+        pass
     default_signal = getattr(_signal, "SIGUSR2", None)
     if raw["LEAKDIFF_SIGNAL"] in (None, ""):
         out["signal"] = default_signal
@@ -258,7 +268,7 @@ class Agent:
         "python_version", "executable", "host", "agent_dirs", "agent_prefixes",
         "boot_file", "agent_files", "agent_modules",
         "stdlib_dirs", "stdlib_prefixes", "resolver", "builder", "_tb_verdicts",
-        "use_worker", "census_ext", "peak",
+        "use_worker", "census_ext", "peak", "handler_warned",
     )
 
     def __init__(self, wire, depth, signum, boot_file):
@@ -296,6 +306,7 @@ class Agent:
         self._tb_verdicts = _heap.Seq((_heap.Map(), _heap.Map()))
         self.census_ext = None         # the _census module, when it loads
         self.peak = None               # [next step, live-bytes reader] with --peak
+        self.handler_warned = False
 
     # -- identity of the agent's own code --------------------------------
 
@@ -434,6 +445,7 @@ class Agent:
     def _emit(self, label, trigger):
         if not self.live():
             return None
+        self._check_handler()
         seq = self.seq + 1
         try:
             blob = self._build(seq, label, trigger)
@@ -455,6 +467,23 @@ class Agent:
             "end", {"seq": seq, "bytes": len(blob), "crc32": zlib.crc32(blob) & 0xFFFFFFFF},
             _encode_json)
         return seq if ok else None
+
+    def _check_handler(self):
+        """Says once when the program has put its own handler in place of
+        the agent's for the snapshot signal: that signal, sent to the
+        program, then runs the program's handler and takes no snapshot."""
+        if not self.handler_installed or self.handler_warned or _signal is None:
+            return
+        try:
+            ours = _signal.getsignal(self.signum) is _on_signal
+        except (ValueError, OSError):
+            return
+        if not ours:
+            self.handler_warned = True
+            self.note("the program installed its own handler for signal %d, so that signal "
+                      "sent to the program itself no longer takes a snapshot (sent to leakdiff "
+                      "record, and --every, still do); choose a signal the program leaves alone "
+                      "with --signal" % self.signum)
 
     def _build(self, seq, label, trigger):
         """Collect garbage here, then build and encode the document.
@@ -746,6 +775,8 @@ def start(config=None, boot_file=None):
         "agent": AGENT_NAME, "pid": os.getpid(),
         "python": agent.python_version,
     }
+    if _start_requests(agent, config):
+        hello["requests"] = True
     if agent.executable:
         hello["executable"] = _wire.clean_text(agent.executable)
     if not wire.send_json("hello", hello, _encode_json):
@@ -780,6 +811,53 @@ def start(config=None, boot_file=None):
     if config.get("peak"):
         _start_peak(agent)
     return agent.live()
+
+
+def _start_requests(agent, config):
+    """Starts the thread that reads the recorder's request channel; True
+    when it runs.  It blocks in read() until the recorder, which waits for
+    the hello, asks for something."""
+    fd, pipe = config.get("request_fd"), config.get("request_pipe")
+    if fd is None or pipe is None:
+        return False
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != tuple(pipe):
+            return False
+        os.set_inheritable(fd, False)
+        _start_new_thread(_request_main, (agent, fd, st.st_dev, st.st_ino))
+    except Exception:
+        return False
+    return True
+
+
+def _request_main(agent, fd, dev, ino):
+    """The agent's request thread: takes the snapshots the recorder asks for
+    (lines "snapshot interval" and "snapshot signal", see
+    leakdiff-protocol(7)), in this thread, as leakdiff.snapshot() called
+    from a thread of the program would.  It stops when the recorder closes
+    the channel or the descriptor is no longer the channel: the program
+    closed it, and what it reads there now is not the agent's."""
+    pending = b""
+    try:
+        while agent.live():
+            st = os.fstat(fd)
+            if st.st_dev != dev or st.st_ino != ino:
+                return
+            chunk = os.read(fd, 256)
+            if not chunk:
+                return
+            pending += chunk
+            while b"\n" in pending:
+                line, _, pending = pending.partition(b"\n")
+                if line == b"snapshot interval":
+                    agent.request("", "interval")
+                elif line == b"snapshot signal":
+                    agent.request("", "signal")
+                # anything else is for a later agent
+            pending = pending[-64:]
+    except Exception:
+        pass
 
 
 def _live_bytes_reader(agent):
