@@ -167,8 +167,9 @@ static const struct argp argp = {
 	.args_doc = "[--] COMMAND [ARG...]",
 	.doc = "Run COMMAND with the leakdiff agent inside it and store its heap snapshots. A "
 	       "snapshot is taken when the program exits, when it receives the snapshot signal "
-	       "(kill -USR2 PID), every --every, and when the program calls "
-	       "leakdiff.snapshot(label). Each file written is named on standard error.\v"
+	       "(kill -USR2 PID), every --every, with --peak at the heap's high-water mark, and when "
+	       "the program calls leakdiff.snapshot(label). Each file written is named on standard "
+	       "error.\v"
 	LD_EXIT_HELP_RECORD,
 };
 
