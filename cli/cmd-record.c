@@ -28,7 +28,7 @@
 #include "snap.h"
 #include "units.h"
 
-enum { OPT_RUNTIME = 0x300, OPT_DEPTH, OPT_EVERY, OPT_SIGNAL, OPT_SAMPLE, OPT_TRACEMALLOC, OPT_TEE };
+enum { OPT_RUNTIME = 0x300, OPT_DEPTH, OPT_EVERY, OPT_SIGNAL, OPT_SAMPLE, OPT_TRACEMALLOC, OPT_TEE, OPT_PEAK };
 
 struct args {
 	const char *output;
@@ -56,6 +56,9 @@ static const struct argp_option options[] = {
 	{ "tracemalloc", OPT_TRACEMALLOC, 0, 0, "Python: record every allocation with tracemalloc instead "
 	  "of the agent's allocator hooks; much slower, but also sees the raw domain and "
 	  "memory that extensions report to tracemalloc (NumPy arrays)", 0 },
+	{ "peak", OPT_PEAK, 0, 0, "Also keep a snapshot of the heap at its high-water mark, in FILE "
+	  "with .peak before the .snap (taken again each time live bytes pass the last peak by 5%, "
+	  "at least 64 KiB; the last one is kept)", 0 },
 	{ "quiet", 'q', 0, 0, "Do not print the name of each snapshot written", 0 },
 	/*
 	 * For tests and debugging, left out of --help: writes every byte read
@@ -126,6 +129,9 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 	case OPT_TRACEMALLOC:
 		a->launch.tracemalloc = true;
 		return 0;
+	case OPT_PEAK:
+		a->launch.peak = true;
+		return 0;
 	case OPT_TEE:
 		if (!*arg)
 			argp_error(state, "--tee-stream needs a file name");
@@ -144,6 +150,8 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 			argp_error(state, "give a command to run, after --");
 		if (a->launch.tracemalloc && a->launch.sample)
 			argp_error(state, "--tracemalloc records every allocation; it cannot be used with --sample");
+		if (a->launch.peak && a->launch.sample)
+			argp_error(state, "--peak follows the exact live bytes; it cannot be used with --sample");
 		if (a->launch.tracemalloc && a->agent && !a->agent->tracemalloc)
 			argp_error(state, "--tracemalloc is for Python programs; it cannot be used with --runtime=%s",
 				   a->agent->name);
@@ -159,8 +167,9 @@ static const struct argp argp = {
 	.args_doc = "[--] COMMAND [ARG...]",
 	.doc = "Run COMMAND with the leakdiff agent inside it and store its heap snapshots. A "
 	       "snapshot is taken when the program exits, when it receives the snapshot signal "
-	       "(kill -USR2 PID), every --every, and when the program calls "
-	       "leakdiff.snapshot(label). Each file written is named on standard error.\v"
+	       "(kill -USR2 PID), every --every, with --peak at the heap's high-water mark, and when "
+	       "the program calls leakdiff.snapshot(label). Each file written is named on standard "
+	       "error.\v"
 	LD_EXIT_HELP_RECORD,
 };
 
@@ -179,15 +188,30 @@ struct session {
 	pid_t child;
 	bool own_group;   /* the command runs in a process group of its own */
 	int rfd, sfd;     /* the pipe's read end; the signalfd */
+	int qfd;          /* the request channel's write end */
 	int wstatus;
 	bool pipe_closed; /* every write end was closed while the command ran */
 };
 
-/* Asks the agent for a snapshot; false when it cannot be asked. */
-static bool ask(const struct session *s)
+/*
+ * Asks the agent for a snapshot with the given trigger ("signal" or
+ * "interval"): on the request channel when the agent said it reads it, so
+ * that the program's own handler of the signal never runs, otherwise with
+ * the snapshot signal. False when it cannot be asked (a full channel: the
+ * agent has not read the last requests yet).
+ */
+static bool ask(const struct session *s, const char *trigger)
 {
 	const struct ld_recorder_status *st = ld_recorder_status(s->rec);
-	return kill(st->agent_pid > 0 ? st->agent_pid : s->child, s->a->launch.signal) == 0;
+	if (!st->requests || s->qfd < 0)
+		return kill(st->agent_pid > 0 ? st->agent_pid : s->child, s->a->launch.signal) == 0;
+	char line[32];
+	int n = snprintf(line, sizeof(line), "snapshot %s\n", trigger);
+	ssize_t w;
+	do
+		w = write(s->qfd, line, (size_t)n);
+	while (w < 0 && errno == EINTR);
+	return w == n;
 }
 
 /* Handles the signals that arrived; returns true once the command was reaped. */
@@ -200,7 +224,7 @@ static bool on_signals(struct session *s, bool exited)
 			continue;
 		if ((int)si.ssi_signo == s->a->launch.signal) {
 			if (!exited && st->connected && !st->got_exit)
-				ask(s);
+				ask(s, "signal");
 			continue;
 		}
 		/* Keyboard signals already reached the whole shared group. */
@@ -274,7 +298,7 @@ static void loop(struct session *s)
 		if (next_tick && !exited && st->requested)
 			next_tick = now_ms() + a->every_ms;
 		else if (next_tick && !exited && now_ms() >= next_tick) {
-			if (st->connected && ask(s))
+			if (st->connected && ask(s, "interval"))
 				ld_recorder_requested(s->rec);
 			next_tick = now_ms() + a->every_ms;
 		}
@@ -324,8 +348,8 @@ static int record(const struct args *a, const char *path, const struct ld_agent 
 		  const char *agent_path)
 {
 	int status = LD_EXIT_RECORDER;
-	int pfd[2] = { -1, -1 }, tee = -1;
-	struct session s = { .a = a, .rfd = -1, .sfd = -1 };
+	int pfd[2] = { -1, -1 }, qfd[2] = { -1, -1 }, tee = -1;
+	struct session s = { .a = a, .rfd = -1, .sfd = -1, .qfd = -1 };
 	sigset_t mask, oldmask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
@@ -335,7 +359,8 @@ static int record(const struct args *a, const char *path, const struct ld_agent 
 	ld_launch_ignore_write_signals();
 	if (sigprocmask(SIG_BLOCK, &mask, &oldmask) < 0 ||
 	    (s.sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
-	    pipe2(pfd, O_CLOEXEC) < 0 || ld_launch_prepare_env(agent, agent_path, &a->launch, pfd[1]) < 0) {
+	    pipe2(pfd, O_CLOEXEC) < 0 || ld_launch_prepare_env(agent, agent_path, &a->launch, pfd[1]) < 0 ||
+	    pipe2(qfd, O_CLOEXEC) < 0 || ld_launch_request_env(qfd[0]) < 0) {
 		ld_cli_error(NULL, "cannot set up recording: %s", strerror(errno));
 		goto out;
 	}
@@ -356,7 +381,12 @@ static int record(const struct args *a, const char *path, const struct ld_agent 
 		goto out;
 	}
 	s.own_group = ld_launch_own_group();
+	/* The request channel's read end is the program's too; the recorder
+	 * runs nothing else, so it is inheritable just while spawning. */
+	fcntl(qfd[0], F_SETFD, 0);
 	int r = ld_launch_spawn(path, a->cmd, pfd[1], &oldmask, s.own_group, &s.child);
+	close(qfd[0]);
+	qfd[0] = -1;
 	if (r < 0) {
 		ld_cli_error(a->cmd[0], "%s", strerror(-r));
 		status = r == -ENOENT ? LD_EXIT_NOT_FOUND : LD_EXIT_CANNOT_RUN;
@@ -367,6 +397,9 @@ static int record(const struct args *a, const char *path, const struct ld_agent 
 	pfd[1] = -1;
 	s.rfd = pfd[0];
 	fcntl(s.rfd, F_SETFL, O_NONBLOCK);
+	/* A request the agent has no room for is not waited for. */
+	s.qfd = qfd[1];
+	fcntl(s.qfd, F_SETFL, O_NONBLOCK);
 	loop(&s);
 	status = final_status(&s, agent);
 out:
@@ -377,6 +410,9 @@ out:
 		close(pfd[1]);
 	if (s.sfd >= 0)
 		close(s.sfd);
+	for (int i = 0; i < 2; i++)
+		if (qfd[i] >= 0)
+			close(qfd[i]);
 	if (tee >= 0 && close(tee) < 0 && status != LD_EXIT_RECORDER) {
 		ld_cli_error(a->tee, "%s", strerror(errno));
 		status = LD_EXIT_RECORDER;

@@ -348,9 +348,22 @@ int ld_launch_prepare_env(const struct ld_agent *ag, const char *agent, const st
 	int r = 0;
 	if (o->sample)
 		r |= setenv_num("LEAKDIFF_SAMPLE", (long long)o->sample);
+	if (o->peak)
+		r |= setenv("LEAKDIFF_PEAK", "1", 1);
 	r |= setenv_num("LEAKDIFF_FD", wfd) | setenv("LEAKDIFF_PIPE", pipe_id, 1) |
 		setenv_num("LEAKDIFF_DEPTH", o->depth) | setenv_num("LEAKDIFF_SIGNAL", o->signal);
 	return r ? -1 : 0;
+}
+
+int ld_launch_request_env(int rfd)
+{
+	struct stat st;
+	if (fstat(rfd, &st) < 0)
+		return -1;
+	char pipe_id[64];
+	snprintf(pipe_id, sizeof(pipe_id), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	return setenv_num("LEAKDIFF_REQUEST_FD", rfd) | setenv("LEAKDIFF_REQUEST_PIPE", pipe_id, 1) ? -1 : 0;
 }
 
 /* ------------------------------------------------------------ signals and spawning */

@@ -21,6 +21,7 @@ struct ld_launch_opts {
 	int signal;       /* the snapshot signal */
 	uint64_t sample;  /* mean bytes between samples; 0 = exact */
 	bool tracemalloc; /* Python: record with tracemalloc, not the allocator hooks */
+	bool peak;        /* keep a snapshot of the heap at its high-water mark */
 };
 
 /*
@@ -84,6 +85,13 @@ char *ld_launch_resolve(const char *cmd);
  */
 int ld_launch_prepare_env(const struct ld_agent *ag, const char *agent, const struct ld_launch_opts *o,
 			  int wfd);
+
+/*
+ * Names rfd, the read end of the request channel, and its identity in this
+ * process's environment for the agent (LEAKDIFF_REQUEST_FD and
+ * LEAKDIFF_REQUEST_PIPE). Returns 0, or -1 with errno set.
+ */
+int ld_launch_request_env(int rfd);
 
 /* Adds the signals the recorder passes on to the program to set. */
 void ld_launch_forwarded(sigset_t *set);

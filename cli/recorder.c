@@ -80,6 +80,24 @@ static char *numbered_path(const char *output, long long seq)
 	return p;
 }
 
+/*
+ * Where peak snapshots go: FILE with ".peak" before its ".snap" (or after
+ * it). Each one replaces the last, so the file holds the highest.
+ */
+static char *peak_path(const char *output)
+{
+	size_t len = strlen(output);
+	size_t cap = len + 8;
+	char *p = malloc(cap);
+	if (!p)
+		return NULL;
+	if (len > 5 && strcmp(output + len - 5, ".snap") == 0)
+		snprintf(p, cap, "%.*s.peak.snap", (int)(len - 5), output);
+	else
+		snprintf(p, cap, "%s.peak", output);
+	return p;
+}
+
 /* The "leakdiff: wrote ..." line for a snapshot saved at path. */
 static void announce(const struct ld_recorder *r, const struct ld_wire_event *ev,
 		     const struct ld_snapshot *s, const char *trigger, const char *path)
@@ -127,14 +145,16 @@ static void on_snapshot(struct ld_recorder *r, const struct ld_wire_event *ev)
 		out_of_memory(r, s);
 		return;
 	}
-	/* The agent only sees a signal; the recorder knows it was sent on a timer. */
-	if (r->st.requested && s->meta.trigger && strcmp(s->meta.trigger, "signal") == 0 &&
+	/* An agent asked with the signal only sees a signal; the recorder knows
+	 * it was sent on a timer. On the request channel the agent is told. */
+	if (r->st.requested && !r->st.requests && s->meta.trigger && strcmp(s->meta.trigger, "signal") == 0 &&
 	    ld_meta_set(&s->meta.trigger, "interval") < 0) {
 		out_of_memory(r, s);
 		return;
 	}
 	const char *trigger = s->meta.trigger ? s->meta.trigger : ev->trigger;
 	bool at_exit = strcmp(ev->trigger, "exit") == 0;
+	bool peak = strcmp(ev->trigger, "peak") == 0;
 	/*
 	 * One agent numbers its snapshots from 1, and FILE.N.snap takes that
 	 * number. Once several agents share the pipe (LEAKDIFF_FOLLOW_EXEC),
@@ -148,7 +168,7 @@ static void on_snapshot(struct ld_recorder *r, const struct ld_wire_event *ev)
 		if (at_exit && r->target > 0 && s->meta.pid != (int64_t)r->target)
 			at_exit = false;
 	}
-	char *numbered = at_exit ? NULL : numbered_path(r->cfg.output, number);
+	char *numbered = at_exit ? NULL : peak ? peak_path(r->cfg.output) : numbered_path(r->cfg.output, number);
 	const char *path = at_exit ? r->cfg.output : numbered;
 	if (!path) {
 		out_of_memory(r, s);
@@ -163,7 +183,7 @@ static void on_snapshot(struct ld_recorder *r, const struct ld_wire_event *ev)
 		r->st.written++;
 		if (at_exit)
 			r->st.got_exit = true;
-		else if (number > r->top)
+		else if (!peak && number > r->top)
 			r->top = number;
 		if (!r->cfg.quiet)
 			announce(r, ev, s, trigger, path);
@@ -180,13 +200,14 @@ int ld_recorder_event(void *ctx, const struct ld_wire_event *ev)
 		r->st.connected = true;
 		r->st.hellos++;
 		r->native = strcmp(ev->runtime, "native") == 0;
+		r->st.requests = ev->requests;
 		if (ev->pid > 0)
 			r->st.agent_pid = (pid_t)ev->pid;
 		return 0;
 	case LD_WIRE_SNAPSHOT:
 		on_snapshot(r, ev);
-		/* Only a signal snapshot answers the timer's request, not an API one. */
-		if (strcmp(ev->trigger, "signal") == 0)
+		/* Only a requested snapshot answers the timer's request, not an API one. */
+		if (strcmp(ev->trigger, "signal") == 0 || strcmp(ev->trigger, "interval") == 0)
 			r->st.requested = false;
 		return 0;
 	case LD_WIRE_LOG:

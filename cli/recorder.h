@@ -37,6 +37,7 @@ struct ld_recorder_status {
 	bool connected;   /* an agent said hello */
 	int hellos;       /* agents that said hello: more than one with LEAKDIFF_FOLLOW_EXEC */
 	pid_t agent_pid;  /* the last agent's pid, 0 when it did not say */
+	bool requests;    /* the last agent reads requests on the request channel */
 	bool got_exit;    /* the at-exit snapshot was written */
 	bool exit_failed; /* the at-exit snapshot came but could not be written */
 	bool requested;   /* a timed snapshot was asked for and has not arrived */
@@ -64,7 +65,9 @@ void ld_recorder_set_target(struct ld_recorder *r, pid_t pid);
 
 /*
  * Tells the recorder that the caller asked for a snapshot on a timer, so
- * the next signal snapshot is stamped with the trigger "interval".
+ * that the next signal snapshot (from an agent that was asked with the
+ * signal, not on the request channel) is stamped with the trigger
+ * "interval".
  */
 void ld_recorder_requested(struct ld_recorder *r);
 

@@ -8,6 +8,7 @@
 #ifndef LD_FORMATS_WIRE_H
 #define LD_FORMATS_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,7 @@ struct ld_wire_event {
 	enum ld_wire_event_kind kind;
 	int64_t seq, pid;                 /* -1 when not given */
 	const char *runtime, *agent;      /* hello; never NULL */
+	bool requests;                    /* hello: the agent reads the request channel */
 	const char *label, *trigger;      /* snapshot; never NULL */
 	const char *level, *message;      /* log; never NULL */
 	const char *reason;               /* dropped; never NULL */

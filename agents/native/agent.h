@@ -281,16 +281,19 @@ void ld_doc_time(char out[32]) LD_HIDDEN;
 /* The agent's settings. */
 struct ld_config {
 	struct ld_pipe pipe; /* fd -1: no valid pipe given */
+	struct ld_pipe request; /* the recorder's request channel; fd -1: none */
 	uint32_t depth;      /* frames per allocation, 1 to LD_AGENT_MAX_DEPTH */
 	uint64_t sample;     /* mean bytes between samples; 0: every allocation */
 	int signum;          /* the snapshot signal; 0: none */
+	bool peak;           /* keep taking "peak" snapshots at new high-water marks */
 	bool follow_exec;    /* the pipe is shared with programs the target runs */
 	char problems[4][256]; /* messages for log frames once hello is out */
 	int nproblems;
 };
 
-/* Fills in the defaults: no pipe, LD_AGENT_DEFAULT_DEPTH frames, every
- * allocation, SIGUSR2. */
+/* Fills in the defaults: no pipe, no request channel,
+ * LD_AGENT_DEFAULT_DEPTH frames, every allocation, SIGUSR2, no peak
+ * snapshots. */
 void ld_config_init(struct ld_config *c) LD_HIDDEN;
 
 /*
@@ -360,6 +363,20 @@ void ld_track_stop(void) LD_HIDDEN;
  * again. A write failure turns the agent off for good.
  */
 void ld_track_snapshot(const char *label, const char *trigger, bool final) LD_HIDDEN;
+
+/*
+ * Peak snapshots: set when the live bytes passed the next step (5% above
+ * the last peak, at least 64 KiB), cleared by ld_track_peak_fall().
+ */
+extern atomic_bool ld_track_peak_passed LD_HIDDEN;
+
+/*
+ * For free() while ld_track_peak_passed is set: the first fall after a new
+ * high-water mark. Sets the next step and holds the calling thread (at
+ * most 10 s) while the helper thread takes the "peak" snapshot, so that
+ * the snapshot sees the heap at its peak. Keeps errno.
+ */
+void ld_track_peak_fall(void) LD_HIDDEN;
 
 /* The at-exit snapshot, then the agent is off for good. */
 void ld_track_exit(void) LD_HIDDEN;

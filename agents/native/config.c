@@ -10,12 +10,13 @@
  * The string form is a comma-separated list of KEY=VALUE items with no
  * spaces (a key given twice takes its last value), e.g.
  *
- *     fd=5,pipe=2049:123456,depth=16,sample=4096,signal=12,follow_exec=0
+ *     fd=5,pipe=2049:123456,depth=16,sample=4096,signal=12,peak=1,follow_exec=0
  *
  * with the keys fd (descriptor of the recorder's pipe), pipe (its DEV:INO),
- * depth, sample, signal and follow_exec, whose values are checked exactly as
- * those of LEAKDIFF_FD, LEAKDIFF_PIPE, LEAKDIFF_DEPTH, LEAKDIFF_SAMPLE,
- * LEAKDIFF_SIGNAL and LEAKDIFF_FOLLOW_EXEC are; an empty value means the
+ * depth, sample, signal, peak and follow_exec, whose values are checked
+ * exactly as those of LEAKDIFF_FD, LEAKDIFF_PIPE, LEAKDIFF_DEPTH,
+ * LEAKDIFF_SAMPLE, LEAKDIFF_SIGNAL, LEAKDIFF_PEAK and LEAKDIFF_FOLLOW_EXEC
+ * are; an empty value means the
  * default. An unknown key or an item without '=' is reported as a problem
  * and skipped.
  *
@@ -80,6 +81,7 @@ void ld_config_init(struct ld_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->pipe.fd = -1;
+	c->request.fd = -1;
 	c->depth = LD_AGENT_DEFAULT_DEPTH;
 	c->signum = SIGUSR2;
 }
@@ -100,10 +102,10 @@ static bool parse_u64(const char *s, uint64_t *out)
 }
 
 /*
- * The pipe named by a descriptor and its "DEV:INO": true and c->pipe set
- * when both are valid, false (and c->pipe left alone) otherwise.
+ * The pipe named by a descriptor and its "DEV:INO": true and *out set when
+ * both are valid, false (and *out left alone) otherwise.
  */
-static bool set_pipe(struct ld_config *c, const char *s_fd, const char *s_pipe)
+static bool parse_pipe(struct ld_pipe *out, const char *s_fd, const char *s_pipe)
 {
 	uint64_t fd = 0, dev = 0, ino = 0;
 	bool have_pipe = parse_u64(s_fd, &fd) && fd <= INT_MAX && s_pipe;
@@ -121,10 +123,16 @@ static bool set_pipe(struct ld_config *c, const char *s_fd, const char *s_pipe)
 	}
 	if (!have_pipe)
 		return false;
-	c->pipe.fd = (int)fd;
-	c->pipe.dev = (dev_t)dev;
-	c->pipe.ino = (ino_t)ino;
+	out->fd = (int)fd;
+	out->dev = (dev_t)dev;
+	out->ino = (ino_t)ino;
 	return true;
+}
+
+/* The recorder's pipe: true and c->pipe set when valid. */
+static bool set_pipe(struct ld_config *c, const char *s_fd, const char *s_pipe)
+{
+	return parse_pipe(&c->pipe, s_fd, s_pipe);
 }
 
 /* The value settings: s NULL or empty keeps the default. */
@@ -171,7 +179,8 @@ static void set_sample(struct ld_config *c, const char *name, const char *s)
 
 static const char *const own_vars[] = {
 	"LEAKDIFF_FD", "LEAKDIFF_PIPE", "LEAKDIFF_DEPTH", "LEAKDIFF_SIGNAL",
-	"LEAKDIFF_SAMPLE", "LEAKDIFF_FOLLOW_EXEC",
+	"LEAKDIFF_SAMPLE", "LEAKDIFF_FOLLOW_EXEC", "LEAKDIFF_PEAK",
+	"LEAKDIFF_REQUEST_FD", "LEAKDIFF_REQUEST_PIPE",
 };
 
 /* Whether the LD_PRELOAD entry names this library. */
@@ -235,6 +244,9 @@ bool ld_config_from_env(struct ld_config *c)
 	set_depth(c, "LEAKDIFF_DEPTH", getenv("LEAKDIFF_DEPTH"));
 	set_signal(c, "LEAKDIFF_SIGNAL", getenv("LEAKDIFF_SIGNAL"));
 	set_sample(c, "LEAKDIFF_SAMPLE", getenv("LEAKDIFF_SAMPLE"));
+	parse_pipe(&c->request, getenv("LEAKDIFF_REQUEST_FD"), getenv("LEAKDIFF_REQUEST_PIPE"));
+	const char *peak = getenv("LEAKDIFF_PEAK");
+	c->peak = peak && strcmp(peak, "1") == 0;
 	if (!c->follow_exec) {
 		for (size_t i = 0; i < sizeof(own_vars) / sizeof(own_vars[0]); i++)
 			unsetenv(own_vars[i]);
@@ -277,6 +289,8 @@ bool ld_config_parse(struct ld_config *c, const char *s)
 					set_sample(c, key, val);
 				} else if (strcmp(key, "signal") == 0) {
 					set_signal(c, key, val);
+				} else if (strcmp(key, "peak") == 0) {
+					c->peak = strcmp(val, "1") == 0;
 				} else if (strcmp(key, "follow_exec") == 0) {
 					c->follow_exec = strcmp(val, "1") == 0;
 				} else if (strcmp(key, "fd") != 0 && strcmp(key, "pipe") != 0) {

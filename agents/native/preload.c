@@ -68,8 +68,12 @@ LD_EXPORT void free(void *ptr)
 {
 	/* Out of the table before the block is free: once glibc has it back,
 	 * another thread may be handed the same address. */
-	if (ld_track_on())
+	if (ld_track_on()) {
+		/* The first free after a new high-water mark: the heap is at its peak. */
+		if (ptr && atomic_load_explicit(&ld_track_peak_passed, memory_order_relaxed))
+			ld_track_peak_fall();
 		ld_track_forget(ptr, NULL, NULL);
+	}
 	__libc_free(ptr);
 }
 

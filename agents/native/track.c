@@ -3,9 +3,11 @@
  * addresses (libunwind's unw_backtrace(), or memo.c's copy when the same
  * stack was walked before) and an entry in heap.c's tables, with
  * LEAKDIFF_SAMPLE only a Poisson sample of the bytes; the per-thread state
- * of the hot path; snapshots (at exit, on request and on the snapshot
- * signal, whose handler only pokes an eventfd that a helper thread of the
- * agent waits on); and fork handling.
+ * of the hot path; the live-byte count behind peak snapshots; snapshots (at
+ * exit, from the program, at the heap's peak, on the recorder's request
+ * channel and on the snapshot signal, whose handler only pokes an eventfd:
+ * all but the first two are taken by a helper thread of the agent); and
+ * fork handling.
  *
  * It does not know how it is reached or configured: the entry points
  * (preload.c's interposed malloc family) call the inline helpers of
@@ -28,7 +30,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,11 +103,15 @@ static struct ld_config conf = { .pipe = { .fd = -1 } };
 
 static struct {
 	bool signal_on;    /* our handler is installed */
+	bool peak_on;      /* live bytes are counted for peak snapshots */
+	bool requests_on;  /* the helper reads the recorder's request channel */
+	bool handler_warned; /* the program replaced our signal handler: said once */
 	int wake_fd;       /* eventfd the signal handler pokes, or -1 */
+	int peak_fd;       /* eventfd a free() at a new peak pokes, or -1 */
 	uintptr_t self_lo, self_hi; /* this library in memory */
 	char executable[PATH_MAX];
 	char host[256];
-} cfg = { .wake_fd = -1 };
+} cfg = { .wake_fd = -1, .peak_fd = -1 };
 
 /* ------------------------------------------------------------ tracking */
 
@@ -111,6 +120,100 @@ static int64_t mono_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ peak */
+
+/*
+ * Peak snapshots (LEAKDIFF_PEAK). Each thread adds the bytes it records and
+ * forgets into a count of its own and hands the sum to the shared total
+ * only when it has moved by PEAK_BATCH, or when it would carry the total
+ * past the next step: the hot path touches thread-local memory only. A
+ * hand-over that reaches the step sets ld_track_peak_passed; the next
+ * free() sees it (one relaxed load of a line that is written only at a
+ * step) and calls ld_track_peak_fall(), which holds that thread while the
+ * helper thread takes the snapshot. The heap is then exactly at its
+ * high-water mark for a program whose other threads are not allocating;
+ * otherwise it is off by what they do meanwhile.
+ */
+#define PEAK_BATCH (64 << 10)
+/* The next step is 5% above the last peak, and at least this far. */
+#define PEAK_MIN_STEP (64 << 10)
+/* How long a free() waits for the peak snapshot before going on. */
+#define PEAK_WAIT_NS (INT64_C(10) * 1000000000)
+
+atomic_bool ld_track_peak_passed;
+static _Atomic int64_t peak_live;                /* handed-over live bytes */
+static _Atomic int64_t peak_next = PEAK_MIN_STEP; /* the step to pass */
+static _Atomic uint32_t peak_done;               /* futex: peak snapshots taken */
+static __thread int64_t peak_pend LD_IE;         /* this thread's bytes not handed over */
+static __thread int64_t peak_room LD_IE;         /* hand over once peak_pend passes this */
+
+static void peak_flush(void)
+{
+	int64_t v = atomic_fetch_add_explicit(&peak_live, peak_pend, memory_order_relaxed) + peak_pend;
+	peak_pend = 0;
+	int64_t next = atomic_load_explicit(&peak_next, memory_order_relaxed);
+	if (v >= next) {
+		if (!atomic_load_explicit(&ld_track_peak_passed, memory_order_relaxed))
+			atomic_store_explicit(&ld_track_peak_passed, true, memory_order_relaxed);
+		peak_room = PEAK_BATCH;
+	} else {
+		peak_room = next - v < PEAK_BATCH ? next - v : PEAK_BATCH;
+	}
+}
+
+static inline void peak_add(size_t size)
+{
+	peak_pend += (int64_t)size;
+	if (peak_pend >= peak_room)
+		peak_flush();
+}
+
+static inline void peak_sub(size_t size)
+{
+	peak_pend -= (int64_t)size;
+	if (peak_pend < -PEAK_BATCH)
+		peak_flush();
+}
+
+static void futex_wake_all(_Atomic uint32_t *word)
+{
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+void ld_track_peak_fall(void)
+{
+	/* One thread per step: the others go on freeing. */
+	if (!atomic_exchange_explicit(&ld_track_peak_passed, false, memory_order_relaxed) || cfg.peak_fd < 0)
+		return;
+	int saved_busy = ld_track_busy;
+	ld_track_busy = 1;
+	int e = errno;
+	/* This thread's bytes in, and the next step set from the peak before
+	 * the helper runs, so that hand-overs (ours included) do not ask
+	 * again for the same peak. */
+	int64_t v = atomic_fetch_add_explicit(&peak_live, peak_pend, memory_order_relaxed) + peak_pend;
+	peak_pend = 0;
+	int64_t step = v / 20 > PEAK_MIN_STEP ? v / 20 : PEAK_MIN_STEP;
+	atomic_store_explicit(&peak_next, v + step, memory_order_relaxed);
+	peak_room = 0; /* recomputed at the next hand-over */
+	uint32_t gen = atomic_load_explicit(&peak_done, memory_order_acquire);
+	uint64_t one = 1;
+	if (write(cfg.peak_fd, &one, sizeof(one)) == (ssize_t)sizeof(one)) {
+		int64_t deadline = mono_ns() + PEAK_WAIT_NS;
+		while (atomic_load_explicit(&peak_done, memory_order_acquire) == gen &&
+		       atomic_load_explicit(&ld_track_state, memory_order_relaxed) == LD_TRACK_ACTIVE) {
+			int64_t left = deadline - mono_ns();
+			if (left <= 0)
+				break;
+			/* In slices, so that an agent turned off meanwhile is noticed. */
+			struct timespec ts = { 0, left < 50000000 ? (long)left : 50000000 };
+			syscall(SYS_futex, (uint32_t *)&peak_done, FUTEX_WAIT_PRIVATE, gen, &ts, NULL, 0);
+		}
+	}
+	errno = e;
+	ld_track_busy = saved_busy;
 }
 
 static inline bool ours(uintptr_t ip)
@@ -304,6 +407,8 @@ __attribute__((noinline, used)) void *ld_record_new(void *p, size_t size, const 
 	int e = errno;
 	if (!record_block(p, size, ret_slot, rbp))
 		ld_heap_count_untracked();
+	else if (cfg.peak_on)
+		peak_add(size);
 	errno = e;
 	ld_track_busy = 0;
 	return p;
@@ -334,7 +439,12 @@ __attribute__((noinline)) bool ld_track_remove(void *ptr, uint32_t *site, size_t
 {
 	ld_track_busy = 1;
 	int e = errno;
-	bool had = ld_heap_remove((uintptr_t)ptr, site, size);
+	size_t sz = 0;
+	bool had = ld_heap_remove((uintptr_t)ptr, site, &sz);
+	if (had && size)
+		*size = sz;
+	if (had && cfg.peak_on)
+		peak_sub(sz);
 	errno = e;
 	ld_track_busy = 0;
 	return had;
@@ -346,6 +456,8 @@ void ld_track_restore(void *ptr, size_t size, uint32_t site)
 	int e = errno;
 	if (!ld_heap_add((uintptr_t)ptr, size, site))
 		ld_heap_count_untracked();
+	else if (cfg.peak_on)
+		peak_add(size);
 	errno = e;
 	ld_track_busy = 0;
 }
@@ -384,6 +496,28 @@ static void send_log(const char *level, const char *message)
 	send_control("log", &j);
 }
 
+static void on_signal(int sig);
+
+/*
+ * A program that installs its own handler for the snapshot signal after
+ * the agent did takes the signal away from it silently: says so, once,
+ * when a snapshot shows it (called with snap_lock held).
+ */
+static void warn_if_handler_replaced(void)
+{
+	struct sigaction cur;
+	if (!cfg.signal_on || cfg.handler_warned || sigaction(conf.signum, NULL, &cur) < 0 ||
+	    cur.sa_handler == on_signal)
+		return;
+	cfg.handler_warned = true;
+	char msg[320] = "the program installed its own handler for signal ";
+	ld_cat_num(msg, sizeof(msg), conf.signum);
+	ld_cat_str(msg, sizeof(msg), ", so that signal sent to the program itself no longer takes a "
+		   "snapshot (sent to leakdiff record, and --every, still do); choose a signal the "
+		   "program leaves alone with --signal");
+	send_log("warning", msg);
+}
+
 void ld_track_stop(void)
 {
 	atomic_store_explicit(&ld_track_state, LD_TRACK_OFF, memory_order_relaxed);
@@ -410,6 +544,7 @@ void ld_track_snapshot(const char *label, const char *trigger, bool final)
 		goto out;
 	if (final)
 		snap_final = true;
+	warn_if_handler_replaced();
 	flush_cache(mine); /* this thread's totals, at least, are complete */
 	if (!data_buf && !(data_buf = ld_pages(LD_AGENT_DATA_CHUNK))) {
 		send_log("warning", "out of memory: snapshot skipped");
@@ -488,29 +623,87 @@ static void on_signal(int sig)
 	errno = e;
 }
 
-/* Takes the snapshots the signal asks for, outside the signal handler. */
+/* Reads an eventfd; true when it was poked. */
+static bool poked(int fd)
+{
+	uint64_t n;
+	return read(fd, &n, sizeof(n)) == (ssize_t)sizeof(n);
+}
+
+/*
+ * Reads what the recorder wrote on the request channel (leakdiff-protocol(7):
+ * lines "snapshot TRIGGER") and takes the snapshots asked for. Returns
+ * false once the channel is done with: the recorder closed it, or the
+ * descriptor is no longer the channel (the program closed or reused it, and
+ * what it reads there now is not ours to take).
+ */
+static bool serve_requests(void)
+{
+	static char line[64];
+	static size_t len;
+	char buf[256];
+	if (!ld_pipe_owned(&conf.request))
+		return false;
+	ssize_t n = read(conf.request.fd, buf, sizeof(buf));
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN;
+	if (n == 0)
+		return false;
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] != '\n') {
+			if (len < sizeof(line) - 1)
+				line[len++] = buf[i];
+			continue;
+		}
+		line[len] = '\0';
+		len = 0;
+		/* Other requests and triggers are for later agents: skipped. */
+		if (strcmp(line, "snapshot interval") == 0)
+			ld_track_snapshot("", "interval", false);
+		else if (strcmp(line, "snapshot signal") == 0)
+			ld_track_snapshot("", "signal", false);
+	}
+	return true;
+}
+
+/*
+ * Takes the snapshots that must not be taken where they are asked for:
+ * those of the signal (outside the handler), those of the peak (outside
+ * free()) and those the recorder asks for on its request channel.
+ */
 static void *helper_main(void *arg)
 {
 	(void)arg;
 	ld_track_busy = 1; /* everything this thread does is the agent's */
-	for (;;) {
-		uint64_t n;
-		ssize_t r = read(cfg.wake_fd, &n, sizeof(n));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r != (ssize_t)sizeof(n) || atomic_load_explicit(&ld_track_state, memory_order_relaxed) == LD_TRACK_OFF)
+	struct pollfd fds[3] = {
+		{ .fd = cfg.wake_fd, .events = POLLIN },
+		{ .fd = cfg.peak_fd, .events = POLLIN },
+		{ .fd = cfg.requests_on ? conf.request.fd : -1, .events = POLLIN },
+	};
+	while (atomic_load_explicit(&ld_track_state, memory_order_relaxed) != LD_TRACK_OFF) {
+		if (poll(fds, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
 			break;
-		ld_track_snapshot("", "signal", false);
+		}
+		if (fds[2].revents && !serve_requests())
+			fds[2].fd = -1; /* poll skips it from now on */
+		if ((fds[1].revents & POLLIN) && poked(cfg.peak_fd)) {
+			ld_track_snapshot("peak", "peak", false);
+			atomic_fetch_add_explicit(&peak_done, 1, memory_order_release);
+			futex_wake_all(&peak_done);
+		}
+		if ((fds[0].revents & POLLIN) && poked(cfg.wake_fd))
+			ld_track_snapshot("", "signal", false);
 	}
 	return NULL;
 }
 
 /*
- * Starts the helper thread and installs the handler, unless the program
- * already handles or ignores the signal. Returns whether signal snapshots
- * work.
+ * Whether the snapshot signal can be ours: not when the program already
+ * handles or ignores it. Queues a problem when not.
  */
-static bool start_signal(void)
+static bool signal_usable(void)
 {
 	if (!conf.signum)
 		return false;
@@ -526,11 +719,21 @@ static bool start_signal(void)
 		ld_config_problem(&conf, msg);
 		return false;
 	}
-	cfg.wake_fd = eventfd(0, EFD_CLOEXEC);
-	if (cfg.wake_fd < 0) {
-		ld_config_problem(&conf, "cannot create an eventfd; snapshots on signal are off");
-		return false;
-	}
+	return true;
+}
+
+/*
+ * Starts the helper thread with the eventfds it waits on: for the signal
+ * when want_signal, for the peak when want_peak (it also reads the request
+ * channel when cfg.requests_on). Returns false (with a problem queued) when
+ * it cannot; then none of them works.
+ */
+static bool start_helper(bool want_signal, bool want_peak)
+{
+	if (want_signal && (cfg.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		goto fail;
+	if (want_peak && (cfg.peak_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		goto fail;
 	/* The helper must never receive the program's signals. */
 	sigset_t all, prev;
 	sigfillset(&all);
@@ -543,13 +746,25 @@ static bool start_signal(void)
 	int r = pthread_create(&tid, &attr, helper_main, NULL);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &prev, NULL);
-	if (r != 0) {
-		close(cfg.wake_fd);
-		cfg.wake_fd = -1;
-		ld_config_problem(&conf, "cannot start the helper thread; snapshots on signal are off");
-		return false;
-	}
+	if (r != 0)
+		goto fail;
 	pthread_setname_np(tid, "leakdiff");
+	return true;
+fail:
+	if (cfg.wake_fd >= 0)
+		close(cfg.wake_fd);
+	if (cfg.peak_fd >= 0)
+		close(cfg.peak_fd);
+	cfg.wake_fd = cfg.peak_fd = -1;
+	cfg.requests_on = false;
+	ld_config_problem(&conf, "cannot start the agent's helper thread; snapshots on signal, at the "
+			  "peak and on the recorder's requests are off");
+	return false;
+}
+
+/* Installs the handler that wakes the helper; whether it is in place. */
+static bool install_signal(void)
+{
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -557,7 +772,7 @@ static bool start_signal(void)
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(conf.signum, &sa, NULL) < 0) {
 		ld_config_problem(&conf, "cannot install the snapshot signal handler; snapshots on signal are off");
-		return false; /* the helper just waits forever */
+		return false;
 	}
 	return true;
 }
@@ -643,6 +858,10 @@ static void send_hello(void)
 		ld_json_lit(&j, ",\"sample\":");
 		ld_json_u64(&j, ld_track_sample);
 	}
+	if (cfg.peak_on)
+		ld_json_lit(&j, ",\"peak\":true");
+	if (cfg.requests_on)
+		ld_json_lit(&j, ",\"requests\":true");
 	ld_json_lit(&j, cfg.signal_on ? ",\"signal\":true}" : ",\"signal\":false}");
 	if (!send_control("hello", &j))
 		ld_track_stop();
@@ -660,6 +879,15 @@ int ld_track_open(const struct ld_config *c)
 		goto out;
 	if (!conf.follow_exec && fcntl(conf.pipe.fd, F_SETFD, FD_CLOEXEC) < 0)
 		goto out;
+	/*
+	 * The request channel, unless several processes share the stream: a
+	 * request must reach the agent the recorder means, so those are
+	 * asked with the signal. A channel that is not what it should be is
+	 * left alone.
+	 */
+	if (conf.request.fd >= 0 &&
+	    (conf.follow_exec || !ld_pipe_owned(&conf.request) || fcntl(conf.request.fd, F_SETFD, FD_CLOEXEC) < 0))
+		conf.request.fd = -1;
 	dl_iterate_phdr(find_self, (void *)(uintptr_t)ld_track_open);
 	r = 0;
 out:
@@ -691,7 +919,16 @@ int ld_track_start(void)
 	}
 	if (ld_track_sample)
 		ld_heap_use_filter(); /* before LD_TRACK_ACTIVE: no block is in the table yet */
-	cfg.signal_on = start_signal();
+	bool want_signal = signal_usable(), want_peak = conf.peak;
+	if (want_peak && ld_track_sample) {
+		ld_config_problem(&conf, "peak snapshots need every allocation tracked; they are off with sampling");
+		want_peak = false;
+	}
+	cfg.requests_on = conf.request.fd >= 0;
+	if ((want_signal || want_peak || cfg.requests_on) && start_helper(want_signal, want_peak)) {
+		cfg.signal_on = want_signal && install_signal();
+		cfg.peak_on = want_peak; /* before tracking starts: the count must see every block */
+	}
 	ld_pipe_hold(&conf.pipe);
 	send_hello();
 	for (int i = 0; i < conf.nproblems && !conf.pipe.dead; i++)
@@ -711,6 +948,12 @@ void ld_track_exit(void)
 {
 	if (atomic_load_explicit(&ld_track_state, memory_order_relaxed) != LD_TRACK_ACTIVE)
 		return;
+	/* A heap at its highest when the program ends had no free to show it. */
+	if (cfg.peak_on) {
+		peak_flush();
+		if (atomic_exchange_explicit(&ld_track_peak_passed, false, memory_order_relaxed))
+			ld_track_snapshot("peak", "peak", false);
+	}
 	ld_track_snapshot("exit", "exit", true);
 	ld_track_stop();
 }

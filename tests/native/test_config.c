@@ -133,3 +133,42 @@ Test(config, environment_kept_when_following_exec)
 	cr_assert_str_eq(getenv("LEAKDIFF_FD"), "7");
 	clear_env();
 }
+
+Test(config, no_peak_and_no_request_channel_by_default)
+{
+	struct ld_config c;
+	ld_config_init(&c);
+	cr_assert_not(c.peak);
+	cr_assert_eq(c.request.fd, -1);
+	cr_assert(ld_config_parse(&c, "fd=5,pipe=1:2,peak=1"));
+	cr_assert(c.peak);
+	cr_assert_eq(c.nproblems, 0, "%s", c.problems[0]);
+}
+
+Test(config, peak_and_request_channel_from_the_environment)
+{
+	static const char *const more[] = { "LEAKDIFF_PEAK", "LEAKDIFF_REQUEST_FD", "LEAKDIFF_REQUEST_PIPE" };
+	clear_env();
+	setenv("LEAKDIFF_FD", "7", 1);
+	setenv("LEAKDIFF_PIPE", "3:99", 1);
+	setenv("LEAKDIFF_PEAK", "1", 1);
+	setenv("LEAKDIFF_REQUEST_FD", "9", 1);
+	setenv("LEAKDIFF_REQUEST_PIPE", "3:100", 1);
+	struct ld_config c;
+	ld_config_init(&c);
+	cr_assert(ld_config_from_env(&c));
+	cr_assert(c.peak);
+	cr_assert_eq(c.request.fd, 9);
+	cr_assert_eq(c.request.dev, 3);
+	cr_assert_eq(c.request.ino, 100);
+	cr_assert_eq(c.pipe.fd, 7);
+	cr_assert_eq(c.nproblems, 0, "%s", c.problems[0]);
+	for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+		cr_assert_null(getenv(more[i]), "%s is still set", more[i]);
+	/* A channel without its identity is no channel. */
+	setenv("LEAKDIFF_REQUEST_FD", "9", 1);
+	ld_config_init(&c);
+	ld_config_from_env(&c);
+	cr_assert_eq(c.request.fd, -1);
+	cr_assert_not(c.peak);
+}

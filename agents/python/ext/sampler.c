@@ -125,6 +125,7 @@ static struct {
 	/* live picked blocks: open addressing, linear probing, backward-shift deletion */
 	struct slot *slots;
 	size_t mask, live;
+	uint64_t bytes;   /* sizes of the live picked blocks: the live heap in exact mode */
 	/* picked blocks of 4 GiB and more: rare, so a plain array */
 	struct huge_block *huge;
 	size_t nhuge, cap_huge;
@@ -391,13 +392,13 @@ static void live_put(void *ptr, size_t size, uint32_t stack)
 		S.live++;
 	} else { /* a free the hooks did not see */
 		stack_unref(S.slots[j].stack);
-		if (S.slots[j].size == HUGE)
-			huge_take((uintptr_t)ptr);
+		S.bytes -= S.slots[j].size == HUGE ? huge_take((uintptr_t)ptr) : S.slots[j].size;
 	}
 	if (size >= HUGE && huge_put((uintptr_t)ptr, size) < 0) {
 		S.dropped++;
 		size = 0; /* still a block; its size is lost */
 	}
+	S.bytes += size;
 	S.slots[j].ptr = (uintptr_t)ptr;
 	S.slots[j].size = size >= HUGE ? HUGE : (uint32_t)size;
 	S.slots[j].stack = stack;
@@ -424,8 +425,7 @@ static inline void live_drop(void *ptr)
 			return;
 		i = (i + 1) & mask;
 	}
-	if (S.slots[i].size == HUGE)
-		huge_take((uintptr_t)ptr);
+	S.bytes -= S.slots[i].size == HUGE ? huge_take((uintptr_t)ptr) : S.slots[i].size;
 	stack_unref(S.slots[i].stack);
 	/* Backward-shift deletion: pull later entries of the run into the hole. */
 	size_t hole = i;
@@ -878,9 +878,17 @@ static PyObject *sampler_stats(PyObject *self, PyObject *unused)
 {
 	(void)self;
 	(void)unused;
-	return Py_BuildValue("{sdsisisKsKsKsK}", "mean", S.mean, "exact", S.exact, "depth", S.depth,
-			     "live", (unsigned long long)S.live, "stacks", (unsigned long long)S.kept,
+	return Py_BuildValue("{sdsisisKsKsKsKsK}", "mean", S.mean, "exact", S.exact, "depth", S.depth,
+			     "live", (unsigned long long)S.live, "bytes", (unsigned long long)S.bytes, "stacks", (unsigned long long)S.kept,
 			     "picked", (unsigned long long)S.picked, "dropped", (unsigned long long)S.dropped);
+}
+
+/* For the agent's peak snapshots, polled from its own thread. */
+static PyObject *sampler_live_bytes(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	return PyLong_FromUnsignedLongLong(S.bytes);
 }
 
 static PyMethodDef sampler_methods[] = {
@@ -902,6 +910,8 @@ static PyMethodDef sampler_methods[] = {
 	  "quiet(on): record nothing the calling thread allocates until quiet(False)." },
 	{ "frames", sampler_frames, METH_O, "frames(stack): the (filename, line) pairs of a stack." },
 	{ "stats", sampler_stats, METH_NOARGS, "stats(): counters of the sampler, for tests." },
+	{ "live_bytes", sampler_live_bytes, METH_NOARGS,
+	  "live_bytes(): the summed sizes of the live picked blocks (in exact mode, the live heap)." },
 	{ NULL, NULL, 0, NULL },
 };
 

@@ -46,11 +46,17 @@ AGENT_NAME = "leakdiff-python " + VERSION
 ENV_VARS = ("LEAKDIFF_FD", "LEAKDIFF_PIPE", "LEAKDIFF_DEPTH",
             "LEAKDIFF_SIGNAL", "LEAKDIFF_PATH_SECONDS",
             "LEAKDIFF_EXT_DIR", "LEAKDIFF_SAMPLE", "LEAKDIFF_PURE",
-            "LEAKDIFF_TRACER")
+            "LEAKDIFF_TRACER", "LEAKDIFF_PEAK", "LEAKDIFF_REQUEST_FD",
+            "LEAKDIFF_REQUEST_PIPE")
 DEFAULT_DEPTH = 16
 MAX_DEPTH = 1024
 LABEL_MAX = 4096
 MESSAGE_MAX = 8192
+# Peak snapshots: the live bytes are looked at every PEAK_POLL seconds; a new
+# one is taken once they passed the last peak by 5%, and at least
+# PEAK_MIN_STEP bytes, and then stopped rising.
+PEAK_POLL = 0.02
+PEAK_MIN_STEP = 64 << 10
 
 # CPython 3.11 cannot find the allocation of objects whose class keeps a
 # "managed" dict (python/cpython#101430); _objects.tracebacks_getter() then
@@ -229,6 +235,16 @@ def read_environment(environ=None, scrub=True):
         else:
             out["problems"].append("LEAKDIFF_TRACER=%r is neither hooks nor tracemalloc; "
                                    "using the hooks" % (raw["LEAKDIFF_TRACER"],))
+    out["peak"] = raw["LEAKDIFF_PEAK"] == "1"
+    # The recorder's request channel: both or neither.
+    out["request_fd"] = out["request_pipe"] = None
+    try:
+        request_fd = int(raw["LEAKDIFF_REQUEST_FD"])
+        request_pipe = _wire.parse_pipe_id(raw["LEAKDIFF_REQUEST_PIPE"])
+        if request_fd >= 0 and request_pipe is not None:
+            out["request_fd"], out["request_pipe"] = request_fd, request_pipe
+    except (TypeError, ValueError):
+        pass
     default_signal = getattr(_signal, "SIGUSR2", None)
     if raw["LEAKDIFF_SIGNAL"] in (None, ""):
         out["signal"] = default_signal
@@ -254,7 +270,7 @@ class Agent:
         "python_version", "executable", "host", "agent_dirs", "agent_prefixes",
         "boot_file", "agent_files", "agent_modules",
         "stdlib_dirs", "stdlib_prefixes", "resolver", "builder", "_tb_verdicts",
-        "use_worker", "census_ext",
+        "use_worker", "census_ext", "peak", "handler_warned",
     )
 
     def __init__(self, wire, depth, signum, boot_file):
@@ -294,6 +310,8 @@ class Agent:
         self.builder = _snapshot.Builder(self)
         self._tb_verdicts = _containers.Seq((_containers.Map(), _containers.Map()))
         self.census_ext = None         # the _census module, when it loads
+        self.peak = None               # [next step, live-bytes reader] with --peak
+        self.handler_warned = False
 
     # -- identity of the agent's own code --------------------------------
 
@@ -439,6 +457,7 @@ class Agent:
     def _emit(self, label, trigger):
         if not self.live():
             return None
+        self._check_handler()
         seq = self.seq + 1
         try:
             blob = self._build(seq, label, trigger)
@@ -460,6 +479,23 @@ class Agent:
             "end", {"seq": seq, "bytes": len(blob), "crc32": zlib.crc32(blob) & 0xFFFFFFFF},
             _encode_json)
         return seq if ok else None
+
+    def _check_handler(self):
+        """Says once when the program has put its own handler in place of
+        the agent's for the snapshot signal: that signal, sent to the
+        program, then runs the program's handler and takes no snapshot."""
+        if not self.handler_installed or self.handler_warned or _signal is None:
+            return
+        try:
+            ours = _signal.getsignal(self.signum) is _on_signal
+        except (ValueError, OSError):
+            return
+        if not ours:
+            self.handler_warned = True
+            self.note("the program installed its own handler for signal %d, so that signal "
+                      "sent to the program itself no longer takes a snapshot (sent to leakdiff "
+                      "record, and --every, still do); choose a signal the program leaves alone "
+                      "with --signal" % self.signum)
 
     def _build(self, seq, label, trigger):
         """Collect garbage here, then build and encode the document.
@@ -654,6 +690,10 @@ def _at_exit():
             except (ValueError, OSError, TypeError):
                 pass
     try:
+        peak = agent.peak
+        if peak is not None and agent.live() and peak[1]() >= peak[0]:
+            # The heap is at its highest as the program ends.
+            agent.request("peak", "peak")
         if agent.live():
             agent.request("exit", "exit")
     except Exception:
@@ -775,6 +815,8 @@ def start(config=None, boot_file=None):
         "agent": AGENT_NAME, "pid": os.getpid(),
         "python": agent.python_version,
     }
+    if _start_requests(agent, config):
+        hello["requests"] = True
     if agent.executable:
         hello["executable"] = _wire.clean_text(agent.executable)
     # The handler goes in before the hello: once the recorder has read it,
@@ -817,7 +859,115 @@ def start(config=None, boot_file=None):
     if agent.early_signal:
         _on_signal(agent.signum, None)
     _wrap_os_exit()
+    if config.get("peak"):
+        _start_peak(agent)
     return agent.live()
+
+
+def _start_requests(agent, config):
+    """Starts the thread that reads the recorder's request channel; True
+    when it runs.  It blocks in read() until the recorder, which waits for
+    the hello, asks for something."""
+    fd, pipe = config.get("request_fd"), config.get("request_pipe")
+    if fd is None or pipe is None:
+        return False
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != tuple(pipe):
+            return False
+        os.set_inheritable(fd, False)
+        _start_new_thread(_request_main, (agent, fd, st.st_dev, st.st_ino))
+    except Exception:
+        return False
+    return True
+
+
+def _request_main(agent, fd, dev, ino):
+    """The agent's request thread: takes the snapshots the recorder asks for
+    (lines "snapshot interval" and "snapshot signal", see
+    leakdiff-protocol(7)), in this thread, as leakdiff.snapshot() called
+    from a thread of the program would.  It stops when the recorder closes
+    the channel or the descriptor is no longer the channel: the program
+    closed it, and what it reads there now is not the agent's."""
+    pending = b""
+    try:
+        while agent.live():
+            st = os.fstat(fd)
+            if st.st_dev != dev or st.st_ino != ino:
+                return
+            chunk = os.read(fd, 256)
+            if not chunk:
+                return
+            pending += chunk
+            while b"\n" in pending:
+                line, _, pending = pending.partition(b"\n")
+                if line == b"snapshot interval":
+                    agent.request("", "interval")
+                elif line == b"snapshot signal":
+                    agent.request("", "signal")
+                # anything else is for a later agent
+            pending = pending[-64:]
+    except Exception:
+        pass
+
+
+def _live_bytes_reader(agent):
+    """A function returning the live bytes the agent records, or None when
+    it cannot tell them (sampling, no tracer)."""
+    tm = agent.tm
+    ext = getattr(tm, "ext", None)
+    if ext is not None:
+        if getattr(tm, "mean", 0) or not hasattr(ext, "live_bytes"):
+            return None
+        return ext.live_bytes
+    mod = tm.mod
+    if mod is not None and mod.is_tracing() and hasattr(mod, "get_traced_memory"):
+        get = mod.get_traced_memory
+        return lambda: get()[0]
+    return None
+
+
+def _start_peak(agent):
+    read = _live_bytes_reader(agent)
+    if read is None:
+        agent.note("peak snapshots need the live bytes of every allocation, which this agent "
+                   "does not have here (sampling, or no tracer); they are off")
+        return
+    agent.peak = _heap.Seq([PEAK_MIN_STEP, read])
+    try:
+        _start_new_thread(_peak_main, (agent, read))
+    except Exception as exc:
+        agent.peak = None
+        agent.note("cannot start the agent's peak thread: %s; peak snapshots are off" % (exc,))
+
+
+def _peak_main(agent, read):
+    """The agent's peak thread: looks at the live bytes every PEAK_POLL
+    seconds and takes the "peak" snapshot at the first look that finds them
+    no longer rising after they passed the step (agent.peak[0]). A program
+    that holds its peak for longer than that gets a snapshot of exactly its
+    peak."""
+    nap = _allocate_lock()
+    nap.acquire()
+    peak = agent.peak
+    high = last = 0
+    passed = False
+    try:
+        while agent.live():
+            nap.acquire(True, PEAK_POLL)    # a sleep that imports nothing
+            now = read()
+            if now >= peak[0]:
+                passed = True
+            if now > high:
+                high = now
+            if passed and now <= last:
+                agent.request("peak", "peak")
+                peak[0] = high + max(high // 20, PEAK_MIN_STEP)
+                passed = False
+                now = read()
+            last = now
+    except Exception:
+        pass
 
 
 def _install_signal(agent):
