@@ -1,12 +1,12 @@
 /*
  * _census: the heavy loops of the Python agent's snapshot, in C.
  *
- * run() is the object census of _heap.Census done without a Python object
+ * run() is the object census of _objects.Census done without a Python object
  * per visited object: the tracked objects (the list gc.get_objects() gave)
  * are filed by type in a table keyed by type pointer, then the objects the
  * collector does not track (str, int, untracked tuples, code objects...)
  * that tracked ones refer to are found with tp_traverse, level by level,
- * exactly as _heap.Census finds them with gc.get_referents(): in batches of
+ * exactly as _objects.Census finds them with gc.get_referents(): in batches of
  * BATCH, singly referenced ones first, then the others in order of first
  * sight, code objects' parts last. The order matters: the agent samples the
  * instances of a type with a stride, and both paths must sample the same
@@ -310,7 +310,7 @@ static int file_one(struct walk *w, PyObject *o)
 
 /* Called by tp_traverse: nothing in here may run Python code. An object
  * with one referrer is filed at once; the others when the batch ends, as
- * _heap.Census orders them. */
+ * _objects.Census orders them. */
 static int visit(PyObject *o, void *arg)
 {
 	struct walk *w = arg;
@@ -346,7 +346,7 @@ static void visit_referents(struct walk *w, PyObject *o)
 }
 
 /* Files the batch's objects with several referrers: after the singly
- * referenced ones, the atoms, then the rest (the order of _heap.Census). */
+ * referenced ones, the atoms, then the rest (the order of _objects.Census). */
 static int end_batch(struct walk *w)
 {
 	struct vec *parts[] = {&w->multis, &w->others};

@@ -933,7 +933,7 @@ def _start_peak(agent):
         agent.note("peak snapshots need the live bytes of every allocation, which this agent "
                    "does not have here (sampling, or no tracer); they are off")
         return
-    agent.peak = _heap.Seq([PEAK_MIN_STEP, read])
+    agent.peak = _containers.Seq([PEAK_MIN_STEP, read])
     try:
         _start_new_thread(_peak_main, (agent, read))
     except Exception as exc:
