@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "array.h"
+#include "frames.h"
 #include "hashmap.h"
 #include "keyer.h"
 #include "match.h"
@@ -422,7 +423,7 @@ const struct ld_diff_type *ld_diff_suspect(const struct ld_diff *d, uint64_t min
 {
 	for (size_t i = 0; i < d->ntypes; i++) {
 		const struct ld_diff_type *t = &d->types[i];
-		if (ld_diff_count_delta(&t->row) > 0 && strchr(t->name, '.') &&
+		if (ld_diff_count_delta(&t->row) > 0 && ld_type_is_user(t->name) &&
 		    ld_diff_type_shown(t, min_bytes))
 			return t;
 	}

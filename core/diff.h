@@ -178,8 +178,9 @@ static inline const struct ld_frame *ld_diff_frame(const struct ld_diff_stack *s
 
 /*
  * The type most likely to be the leak: the first (largest byte growth) type
- * whose count grew and whose name is module-qualified, that is, not a
- * built-in container or scalar that grows along with whatever leaks.
+ * whose count grew and that is one of the program's own (ld_type_is_user()
+ * in frames.h), not a built-in container or scalar that grows along with
+ * whatever leaks.
  * NULL when no such type grew by at least min_bytes.
  */
 const struct ld_diff_type *ld_diff_suspect(const struct ld_diff *d, uint64_t min_bytes);

@@ -18,12 +18,29 @@
 /* Longest traceback kept per site. */
 #define LD_DEPTH_MAX 1024
 
+/*
+ * What a frame is, as its KIND element in the file says (see
+ * leakdiff-snapshot(5)). LD_FRAME_UNKNOWN is a frame whose file said
+ * nothing (every file written before kinds existed): core/frames.h gives
+ * its effective kind. LD_FRAME_OTHER is a name this version does not know,
+ * kept so that it is written back unchanged.
+ */
+enum ld_frame_kind {
+	LD_FRAME_UNKNOWN = 0,
+	LD_FRAME_PYTHON,
+	LD_FRAME_NATIVE,
+	LD_FRAME_INLINED,
+	LD_FRAME_OTHER,
+};
+
 struct ld_frame {
 	uint32_t file;     /* string index */
 	uint32_t function; /* string index */
 	uint32_t text;     /* source text of the line, or LD_NOSTR */
 	int32_t line;      /* 0 when unknown */
 	int32_t function_line; /* first line of the function, -1 when unknown */
+	enum ld_frame_kind kind; /* as the file said; LD_FRAME_UNKNOWN when it did not */
+	uint32_t kind_name;      /* string index of the kind's name; unused when unknown */
 };
 
 /* A traceback: depth frame indices at stack in the snapshot's pool. */

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "frames.h"
 #include "units.h"
 
 const char *ld_report_short_path(const struct ld_snapshot *s, const char *file)
@@ -21,26 +22,12 @@ const char *ld_report_short_path(const struct ld_snapshot *s, const char *file)
 	return file[best] ? file + best : file;
 }
 
-bool ld_report_library_frame(const struct ld_snapshot *s, const struct ld_frame *f)
-{
-	const char *file = ld_snapshot_str(s, f->file);
-	if (strncmp(file, "<frozen ", 8) == 0)
-		return true;
-	for (size_t i = 0; i < s->meta.nstdlib; i++) {
-		if (ld_path_root_len(file, s->meta.stdlib[i])) {
-			/* Third-party packages live below the stdlib in some layouts. */
-			return !strstr(file, "/site-packages/") && !strstr(file, "/dist-packages/");
-		}
-	}
-	return false;
-}
-
 int ld_report_caller(const struct ld_diff_stack *st)
 {
-	if (!st->depth || !ld_report_library_frame(st->snap, ld_diff_frame(st, 0)))
+	if (!st->depth || !ld_frame_is_library(st->snap, ld_diff_frame(st, 0)))
 		return -1;
 	for (uint32_t i = 1; i < st->depth; i++)
-		if (!ld_report_library_frame(st->snap, ld_diff_frame(st, i)))
+		if (!ld_frame_is_library(st->snap, ld_diff_frame(st, i)))
 			return (int)i;
 	return -1;
 }

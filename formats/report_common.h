@@ -16,12 +16,9 @@
  */
 const char *ld_report_short_path(const struct ld_snapshot *s, const char *file);
 
-/* True when a frame is in the runtime's standard library or bootstrap. */
-bool ld_report_library_frame(const struct ld_snapshot *s, const struct ld_frame *f);
-
 /*
- * When the innermost frame of st is library code, the index of the first
- * frame that is not (the caller's line people want to see); otherwise -1.
+ * When the innermost frame of st is library code (ld_frame_is_library() in
+ * frames.h), the index of the first frame that is not (the caller's line people want to see); otherwise -1.
  */
 int ld_report_caller(const struct ld_diff_stack *st);
 

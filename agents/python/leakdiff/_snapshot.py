@@ -38,6 +38,7 @@ class Tables:
         self.frames = []
         self.frame_ix = {}
         self.resolved = resolved
+        self.kind = None        # string index of "python", once a frame needs it
 
     def string(self, text):
         ix = self.string_ix.get(text)
@@ -51,12 +52,16 @@ class Tables:
         ix = self.frame_ix.get(key)
         if ix is None:
             name, first, text = self.resolved.get(key, ("?", -1, None))
+            if self.kind is None:
+                self.kind = self.string("python")
+            # The sixth element is the frame's kind (leakdiff-snapshot(5)).
             row = [
                 self.string(filename if isinstance(filename, str) else "?"),
                 line if type(line) is int and line >= 0 else 0,
                 self.string(name),
                 first if type(first) is int and first > 0 else -1,
                 self.string(text) if text else -1,
+                self.kind,
             ]
             ix = self.frame_ix[key] = len(self.frames)
             self.frames.append(row)
