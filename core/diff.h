@@ -65,6 +65,7 @@ struct ld_diff_site {
 
 struct ld_diff_type {
 	const char *name;
+	const char *origin; /* where the type comes from, as a snapshot said; NULL when neither did */
 	struct ld_diff_row row;
 	enum ld_diff_state state;
 	bool suppressed;

@@ -98,7 +98,36 @@ bool ld_frame_is_allocator(const struct ld_snapshot *s, const struct ld_frame *f
 	       (n == 14 && strncmp(fn, "operator new[]", 14) == 0);
 }
 
-bool ld_type_is_user(const char *name)
+/*
+ * Top-level modules CPython builds in or ships as extension modules whose
+ * types carry their name: a type of theirs is never the program's. Modules
+ * written in Python (collections, json) are not here: without an origin a
+ * snapshot cannot tell their types from the program's by name.
+ */
+static const char *const runtime_modules[] = {
+	"_abc", "_asyncio", "_bisect", "_blake2", "_bz2", "_codecs", "_collections", "_contextvars",
+	"_csv", "_ctypes", "_datetime", "_decimal", "_elementtree", "_functools", "_hashlib", "_heapq",
+	"_imp", "_io", "_json", "_locale", "_lsprof", "_lzma", "_md5", "_multibytecodec",
+	"_multiprocessing", "_opcode", "_operator", "_pickle", "_posixsubprocess", "_queue", "_random",
+	"_sha1", "_sha2", "_sha256", "_sha3", "_sha512", "_signal", "_socket", "_sqlite3", "_sre", "_ssl",
+	"_stat", "_string", "_struct", "_symtable", "_thread", "_tokenize", "_tracemalloc", "_typing",
+	"_warnings", "_weakref", "_zoneinfo", "array", "atexit", "binascii", "builtins", "cmath",
+	"errno", "faulthandler", "fcntl", "gc", "grp", "itertools", "marshal", "math", "mmap", "posix",
+	"pwd", "pyexpat", "resource", "select", "sys", "termios", "time", "unicodedata", "zlib",
+};
+
+static bool runtime_module(const char *name, size_t n)
 {
-	return strchr(name, '.') != NULL;
+	for (size_t i = 0; i < sizeof(runtime_modules) / sizeof(runtime_modules[0]); i++)
+		if (strlen(runtime_modules[i]) == n && strncmp(name, runtime_modules[i], n) == 0)
+			return true;
+	return false;
+}
+
+bool ld_type_is_user(const char *name, const char *origin)
+{
+	if (origin)
+		return strcmp(origin, "user") == 0;
+	const char *dot = strchr(name, '.');
+	return dot && !runtime_module(name, (size_t)(dot - name));
 }

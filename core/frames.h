@@ -58,10 +58,15 @@ bool ld_frame_is_library(const struct ld_snapshot *s, const struct ld_frame *f);
 bool ld_frame_is_allocator(const struct ld_snapshot *s, const struct ld_frame *f);
 
 /*
- * True when a type named name is one of the program's own types rather than
- * a built-in container or scalar that grows along with whatever leaks:
- * its name is module-qualified ("app.Session", not "dict").
+ * True when a type is one of the program's own types rather than a
+ * built-in container or scalar, or a type of the runtime's library, that
+ * grows along with whatever leaks. origin is where the snapshot says the
+ * type comes from (struct ld_type), or NULL: then the type is the
+ * program's when origin is "user". Snapshots from before origins say
+ * nothing, and then the name decides: it must be module-qualified
+ * ("app.Session", not "dict") and its module must not be one that CPython
+ * implements in C ("_thread.lock", "_io.TextIOWrapper", "builtins.x").
  */
-bool ld_type_is_user(const char *name);
+bool ld_type_is_user(const char *name, const char *origin);
 
 #endif

@@ -52,6 +52,12 @@ struct ld_site {
 struct ld_type {
 	uint32_t name;
 	uint64_t count, bytes;
+	/*
+	 * String index of where the type comes from as the file said ("user",
+	 * "stdlib", "builtin", "extension", or a name a later version adds);
+	 * LD_NOSTR when it did not say.
+	 */
+	uint32_t origin;
 };
 
 struct ld_type_site {
@@ -145,6 +151,7 @@ void ld_snapshot_destroy(struct ld_snapshot *s);
 int ld_snapshot_add_frame(struct ld_snapshot *s, const struct ld_frame *f, uint32_t *idx);
 int ld_snapshot_add_site(struct ld_snapshot *s, uint64_t count, uint64_t bytes,
 			 const uint32_t *frames, uint32_t depth);
+/* ld_snapshot_add_type() adds a type of unknown origin; the caller may set it after. */
 int ld_snapshot_add_type(struct ld_snapshot *s, uint32_t name, uint64_t count, uint64_t bytes);
 int ld_snapshot_add_type_site(struct ld_snapshot *s, uint32_t type, uint64_t count,
 			      uint64_t bytes, const uint32_t *frames, uint32_t depth);

@@ -278,8 +278,17 @@ static int read_types(struct reader *rd, const cJSON *root)
 		snprintf(what, sizeof(what), "types[%zu][2]", i);
 		if ((r = get_count(rd, cJSON_GetArrayItem(e, 2), what, &bytes)) < 0)
 			return r;
+		uint32_t origin = LD_NOSTR;
+		/* A fourth element that is not a number is not an origin: skipped, as before origins. */
+		const cJSON *o = cJSON_GetArrayItem(e, 3);
+		if (o && cJSON_IsNumber(o)) {
+			snprintf(what, sizeof(what), "types[%zu][3]", i);
+			if ((r = get_index(rd, o, what, rd->s->strings.n, "strings", 1, &origin)) < 0)
+				return r;
+		}
 		if (ld_snapshot_add_type(rd->s, name, count, bytes) < 0)
 			return oom(rd);
+		rd->s->types[rd->s->ntypes - 1].origin = origin;
 		i++;
 	}
 	return 0;
@@ -922,9 +931,13 @@ int ld_snap_serialize(const struct ld_snapshot *s, char **json, size_t *len)
 		      (unsigned long long)s->totals.heap_bytes, (unsigned long long)s->totals.heap_blocks,
 		      (unsigned long long)s->totals.objects, (unsigned long long)s->totals.object_bytes);
 	ld_buf_puts(&b, ",\n\"types\":[");
-	for (size_t i = 0; i < s->ntypes; i++)
-		ld_buf_printf(&b, "%s[%u,%llu,%llu]", i ? "," : "", s->types[i].name,
+	for (size_t i = 0; i < s->ntypes; i++) {
+		ld_buf_printf(&b, "%s[%u,%llu,%llu", i ? "," : "", s->types[i].name,
 			      (unsigned long long)s->types[i].count, (unsigned long long)s->types[i].bytes);
+		if (s->types[i].origin != LD_NOSTR)
+			ld_buf_printf(&b, ",%u", s->types[i].origin);
+		ld_buf_putc(&b, ']');
+	}
 	ld_buf_puts(&b, "],\n\"sites\":[");
 	for (size_t i = 0; i < s->nsites; i++) {
 		const struct ld_site *st = &s->sites[i];

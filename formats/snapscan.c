@@ -378,13 +378,19 @@ static int scan_types(struct scan *sc)
 	if (!open_array(sc, &more))
 		return DECLINE;
 	while (more) {
-		uint32_t name;
+		uint32_t name, origin = LD_NOSTR;
 		uint64_t count, bytes;
+		bool more_fields;
 		if (!eat(sc, '[') || !read_index(sc, nstr, false, &name) || !eat(sc, ',') ||
-		    !read_count(sc, &count) || !eat(sc, ',') || !read_count(sc, &bytes) || !eat(sc, ']'))
+		    !read_count(sc, &count) || !eat(sc, ',') || !read_count(sc, &bytes) ||
+		    !next_elem(sc, &more_fields))
+			return DECLINE;
+		/* A fifth field would be ignored by the tree reader; not worth copying that. */
+		if (more_fields && (!read_index(sc, nstr, true, &origin) || !eat(sc, ']')))
 			return DECLINE;
 		if (ld_snapshot_add_type(sc->s, name, count, bytes) < 0)
 			return -ENOMEM;
+		sc->s->types[sc->s->ntypes - 1].origin = origin;
 		if (!next_elem(sc, &more))
 			return DECLINE;
 	}

@@ -95,11 +95,30 @@ Test(frame_rules, allocator_wrappers)
 	ld_snapshot_destroy(s);
 }
 
-Test(type_rules, dotted_names_are_user_types)
+Test(type_rules, without_an_origin_dotted_names_outside_the_runtime_are_user_types)
 {
-	cr_assert(ld_type_is_user("app.session.Session"));
-	cr_assert(ld_type_is_user("__main__.Leaky"));
-	cr_assert_not(ld_type_is_user("dict"));
-	cr_assert_not(ld_type_is_user("list"));
-	cr_assert_not(ld_type_is_user(""));
+	cr_assert(ld_type_is_user("app.session.Session", NULL));
+	cr_assert(ld_type_is_user("__main__.Leaky", NULL));
+	cr_assert(ld_type_is_user("_app.Thing", NULL), "only CPython's own modules are left out");
+	cr_assert(ld_type_is_user("threading.Thread", NULL), "modules in Python cannot be told by name");
+	cr_assert_not(ld_type_is_user("dict", NULL));
+	cr_assert_not(ld_type_is_user("list", NULL));
+	cr_assert_not(ld_type_is_user("", NULL));
+	cr_assert_not(ld_type_is_user("_thread.lock", NULL));
+	cr_assert_not(ld_type_is_user("_thread.RLock", NULL));
+	cr_assert_not(ld_type_is_user("_io.TextIOWrapper", NULL));
+	cr_assert_not(ld_type_is_user("builtins.weird", NULL));
+	cr_assert_not(ld_type_is_user("itertools.count", NULL));
+	cr_assert(ld_type_is_user("_threadx.lock", NULL), "a module name is compared whole");
+}
+
+Test(type_rules, the_origin_decides_when_there_is_one)
+{
+	cr_assert(ld_type_is_user("app.Session", "user"));
+	cr_assert(ld_type_is_user("Session", "user"), "a user type need not be dotted");
+	cr_assert_not(ld_type_is_user("app.Session", "stdlib"));
+	cr_assert_not(ld_type_is_user("collections.OrderedDict", "stdlib"));
+	cr_assert_not(ld_type_is_user("_thread.lock", "builtin"));
+	cr_assert_not(ld_type_is_user("numpy.ndarray", "extension"));
+	cr_assert_not(ld_type_is_user("app.Session", "from-the-future"));
 }

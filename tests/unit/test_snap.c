@@ -222,6 +222,7 @@ static void assert_same_snapshot(const struct ld_snapshot *a, const struct ld_sn
 		cr_assert_eq(a->types[i].name, b->types[i].name, "types[%zu].name", i);
 		cr_assert_eq(a->types[i].count, b->types[i].count, "types[%zu].count", i);
 		cr_assert_eq(a->types[i].bytes, b->types[i].bytes, "types[%zu].bytes", i);
+		cr_assert_eq(a->types[i].origin, b->types[i].origin, "types[%zu].origin", i);
 	}
 
 	cr_assert_eq(a->nsites, b->nsites);
@@ -1365,4 +1366,44 @@ Test(snap_kinds, a_kind_must_name_a_string)
 	expect_json_rejected(HDR ",\"strings\":[\"f\"],\"frames\":[[0,1,0,-1,-1,0.5]]}",
 			     "frames[0][5]: index 0.5 out of range (1 strings)");
 	cr_assert_eq(readers(HDR ",\"strings\":[\"f\"],\"frames\":[[0,1,0,-1,-1,1]]}"), -EAGAIN);
+}
+
+/* ---------------------------------------------------------------- type origins */
+
+Test(snap_kinds, type_origins_read_write_and_round_trip)
+{
+	const char *json = HDR ",\"strings\":[\"app.Job\",\"_thread.lock\",\"dict\",\"user\",\"builtin\",\"moon\"],"
+			       "\"types\":[[0,2,112,3],[1,5,360,4],[2,1,64],[2,1,64,-1],[0,1,8,5]]}";
+	cr_assert_eq(readers(json), 0, "the scanner declined origins");
+	struct ld_snapshot *s = expect_json_loads(json);
+	cr_assert_eq(s->ntypes, 5);
+	cr_assert_str_eq(ld_snapshot_str(s, s->types[0].origin), "user");
+	cr_assert_str_eq(ld_snapshot_str(s, s->types[1].origin), "builtin");
+	cr_assert_eq(s->types[2].origin, LD_NOSTR);
+	cr_assert_eq(s->types[3].origin, LD_NOSTR);
+	cr_assert_str_eq(ld_snapshot_str(s, s->types[4].origin), "moon");
+	char *out;
+	size_t len;
+	cr_assert_eq(ld_snap_serialize(s, &out, &len), 0);
+	cr_assert_not_null(strstr(out, "\"types\":[[0,2,112,3],[1,5,360,4],[2,1,64],[2,1,64],[0,1,8,5]]"), "%s", out);
+	cr_assert_eq(readers(out), 0);
+	free(out);
+	ld_snapshot_destroy(s);
+
+	/* Files from before origins: three elements, no origin, written back the same. */
+	s = expect_json_loads(HDR ",\"strings\":[\"a.T\"],\"types\":[[0,2,112]]}");
+	cr_assert_eq(s->types[0].origin, LD_NOSTR);
+	cr_assert_eq(ld_snap_serialize(s, &out, &len), 0);
+	cr_assert_not_null(strstr(out, "\"types\":[[0,2,112]]"), "%s", out);
+	free(out);
+	ld_snapshot_destroy(s);
+}
+
+Test(snap_kinds, an_origin_must_name_a_string)
+{
+	expect_json_rejected(HDR ",\"strings\":[\"T\"],\"types\":[[0,1,1,1]]}",
+			     "types[0][3]: index 1 out of range (1 strings)");
+	cr_assert_eq(readers(HDR ",\"strings\":[\"T\"],\"types\":[[0,1,1,1]]}"), -EAGAIN);
+	cr_assert_eq(readers(HDR ",\"strings\":[\"T\"],\"types\":[[0,1,1,\"user\"]]}"), -EAGAIN,
+		     "the tree reader skips what is not an index");
 }

@@ -90,6 +90,53 @@ class Tables:
         return out
 
 
+def _extension_suffixes():
+    try:
+        from importlib.machinery import EXTENSION_SUFFIXES
+        return tuple(EXTENSION_SUFFIXES)
+    except Exception:
+        return (".so", ".pyd")
+
+
+_EXTENSION_SUFFIXES = _extension_suffixes()
+
+
+def type_origin(t, kinds):
+    """Where type t comes from: "builtin" (compiled into the interpreter),
+    "extension" (a module loaded from a shared library), "stdlib" or
+    "user" (the program's own code, third-party packages included).  The
+    report's suspect is a "user" type: a name with a dot in it says
+    nothing (_thread.lock is as dotted as app.Session)."""
+    mod = _heap.type_module(t)
+    top = mod.partition(".")[0]
+    if not mod or top == "builtins" or top in sys.builtin_module_names:
+        return "builtin"
+    module = sys.modules.get(mod) or sys.modules.get(top)
+    try:
+        path = getattr(module, "__file__", None) if module is not None else None
+    except Exception:
+        path = None
+    if isinstance(path, str) and path.endswith(_EXTENSION_SUFFIXES):
+        return "extension"
+    if kinds.is_stdlib(mod):
+        return "stdlib"
+    return "user" if kinds.is_user(mod) else "stdlib"
+
+
+def _origins(totals, kinds):
+    """{type name: origin} for the census's types; for types of one name,
+    the first one's."""
+    out = {}
+    for t in totals:
+        try:
+            name = _heap.type_name(t)
+            if name not in out:
+                out[name] = type_origin(t, kinds)
+        except Exception:
+            pass
+    return out
+
+
 def _iso_utc(stamp):
     whole = int(stamp)
     ms = int((stamp - whole) * 1000)
@@ -153,6 +200,7 @@ class Builder:
                 self.note("%d objects left out of the census: their type "
                           "cannot be hashed" % census.skipped)
             types = census.by_name()
+            origins = _origins(census.totals, kinds)
             tracing = agent.tm.is_tracing()
             depth = agent.tm.get_traceback_limit() if tracing else agent.depth
             names = _heap.Namer()
@@ -195,7 +243,12 @@ class Builder:
         types.sort(key=lambda row: (-row[1], row[0]))
         for name, count, size in types:
             type_ix[name] = len(type_rows)
-            type_rows.append([tables.string(name), count, size])
+            row = [tables.string(name), count, size]
+            origin = origins.get(name)
+            if origin is not None:
+                # The fourth element is where the type comes from (leakdiff-snapshot(5)).
+                row.append(tables.string(origin))
+            type_rows.append(row)
             objects += count
             object_bytes += size
 
