@@ -54,6 +54,12 @@ enum ld_frame_kind ld_frame_effective_kind(const struct ld_snapshot *s, const st
 	return LD_FRAME_UNKNOWN;
 }
 
+bool ld_frame_is_native(const struct ld_snapshot *s, const struct ld_frame *f)
+{
+	enum ld_frame_kind k = ld_frame_effective_kind(s, f);
+	return k == LD_FRAME_NATIVE || k == LD_FRAME_INLINED;
+}
+
 bool ld_frame_is_library(const struct ld_snapshot *s, const struct ld_frame *f)
 {
 	const char *file = ld_snapshot_str(s, f->file);
@@ -82,13 +88,41 @@ static bool contains_nocase(const char *name, size_t n, const char *word)
 	return false;
 }
 
-bool ld_frame_is_allocator(const struct ld_snapshot *s, const struct ld_frame *f)
+/* Whether p, to the end of the string, is "0x" and at least one hex digit. */
+static bool hex_offset(const char *p)
 {
-	if (ld_frame_effective_kind(s, f) == LD_FRAME_PYTHON)
+	if (p[0] != '0' || p[1] != 'x' || !p[2])
+		return false;
+	for (p += 2; *p; p++)
+		if (!isxdigit((unsigned char)*p))
+			return false;
+	return true;
+}
+
+bool ld_frame_is_unresolved(const struct ld_snapshot *s, const struct ld_frame *f)
+{
+	if (!ld_frame_is_native(s, f))
 		return false;
 	const char *fn = ld_snapshot_str(s, f->function);
-	size_t n = strcspn(fn, "@");
-	if (n == 0)
+	const char *plus = strrchr(fn, '+');
+	return hex_offset(fn) || (plus && plus > fn && hex_offset(plus + 1));
+}
+
+size_t ld_frame_function_len(const struct ld_snapshot *s, const struct ld_frame *f)
+{
+	const char *fn = ld_snapshot_str(s, f->function);
+	if (!ld_frame_is_native(s, f))
+		return strlen(fn);
+	return strcspn(fn, "@");
+}
+
+bool ld_frame_is_allocator(const struct ld_snapshot *s, const struct ld_frame *f)
+{
+	if (!ld_frame_is_native(s, f))
+		return false;
+	const char *fn = ld_snapshot_str(s, f->function);
+	size_t n = ld_frame_function_len(s, f);
+	if (n == 0 || ld_frame_is_unresolved(s, f))
 		return false;
 	if (contains_nocase(fn, n, "alloc") || contains_nocase(fn, n, "memalign") ||
 	    contains_nocase(fn, n, "strdup") || contains_nocase(fn, n, "strndup"))

@@ -37,6 +37,9 @@ int ld_frame_set_kind(struct ld_snapshot *s, struct ld_frame *f, enum ld_frame_k
  */
 enum ld_frame_kind ld_frame_effective_kind(const struct ld_snapshot *s, const struct ld_frame *f);
 
+/* True when f is machine code: its effective kind is native or inlined. */
+bool ld_frame_is_native(const struct ld_snapshot *s, const struct ld_frame *f);
+
 /*
  * True when f is library code rather than the program's: Python's frozen
  * bootstrap, or a file below one of s's standard library directories
@@ -53,9 +56,23 @@ bool ld_frame_is_library(const struct ld_snapshot *s, const struct ld_frame *f);
  * case, contains "alloc" (malloc, calloc, realloc, xmalloc, jv_mem_alloc,
  * Perl_safesysmalloc, sqlite3Malloc, PyMem_Malloc, ...) or "memalign", is
  * C++'s "operator new" or "operator new[]", or is a strdup family function.
- * Python frames never are: a Python function allocating is the program's.
+ * Only native frames (ld_frame_is_native()) that have a name can be: a
+ * Python function allocating is the program's.
  */
 bool ld_frame_is_allocator(const struct ld_snapshot *s, const struct ld_frame *f);
+
+/*
+ * True when f is a native frame the recorder could not name: its
+ * function is a module and an offset ("libfoo.so+0x1a2b", from a stripped
+ * file) or a bare address ("0x7f3a1c2d4e5f", outside every module).
+ */
+bool ld_frame_is_unresolved(const struct ld_snapshot *s, const struct ld_frame *f);
+
+/*
+ * Length of f's function name as a report shows it: without the symbol
+ * version a native symbol may carry ("malloc@@GLIBC_2.2.5" is "malloc").
+ */
+size_t ld_frame_function_len(const struct ld_snapshot *s, const struct ld_frame *f);
 
 /*
  * True when a type is one of the program's own types rather than a

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "escape.h"
+#include "frames.h"
 #include "report.h"
 #include "report_common.h"
 #include "snap.h"
@@ -88,6 +89,8 @@ static cJSON *frames_json(struct jctx *j, const struct ld_diff_stack *st)
 		/* Only what the file said: reports of older snapshots stay as they were. */
 		if (f->kind != LD_FRAME_UNKNOWN)
 			add_str(j, o, "kind", ld_snapshot_str(st->snap, f->kind_name));
+		if (ld_frame_is_unresolved(st->snap, f))
+			add(j, o, "unresolved", check(j, cJSON_CreateTrue()));
 		add(j, a, NULL, o);
 	}
 	return a;

@@ -122,3 +122,35 @@ Test(type_rules, the_origin_decides_when_there_is_one)
 	cr_assert_not(ld_type_is_user("numpy.ndarray", "extension"));
 	cr_assert_not(ld_type_is_user("app.Session", "from-the-future"));
 }
+
+Test(frame_rules, unresolved_frames_and_symbol_versions)
+{
+	struct ld_snapshot *s = snap("native");
+	static const char *const unresolved[] = { "jq+0x2fc9", "libjq.so.1+0x1a2b", "0x7f3a1c2d4e5f" };
+	static const char *const named[] = { "jv_mem_alloc", "main", "operator+", "f+0x", "0x", "+0x12",
+					     "ns::T::operator+", "x+0x12g" };
+	for (size_t i = 0; i < sizeof(unresolved) / sizeof(unresolved[0]); i++) {
+		struct ld_frame f = frame(s, "/usr/bin/jq", unresolved[i]);
+		cr_assert(ld_frame_is_unresolved(s, &f), "%s", unresolved[i]);
+		cr_assert_not(ld_frame_is_allocator(s, &f), "%s: no name, so no wrapper", unresolved[i]);
+	}
+	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+		struct ld_frame f = frame(s, "/usr/bin/jq", named[i]);
+		cr_assert_not(ld_frame_is_unresolved(s, &f), "%s", named[i]);
+	}
+	struct ld_frame v = frame(s, "/lib/libc.so.6", "__libc_start_main@@GLIBC_2.34");
+	cr_assert_eq(ld_frame_function_len(s, &v), strlen("__libc_start_main"));
+	struct ld_frame m = frame(s, "/lib/libc.so.6", "malloc");
+	cr_assert_eq(ld_frame_function_len(s, &m), 6);
+	cr_assert(ld_frame_is_native(s, &m));
+	ld_snapshot_destroy(s);
+
+	/* Python frames are neither, whatever their names look like. */
+	s = snap("python");
+	struct ld_frame p = frame(s, "app.py", "0x10");
+	cr_assert_not(ld_frame_is_native(s, &p));
+	cr_assert_not(ld_frame_is_unresolved(s, &p));
+	struct ld_frame q = frame(s, "app.py", "a@b");
+	cr_assert_eq(ld_frame_function_len(s, &q), 3);
+	ld_snapshot_destroy(s);
+}
