@@ -17,8 +17,12 @@
 const char *ld_report_short_path(const struct ld_snapshot *s, const char *file);
 
 /*
- * When the innermost frame of st is library code (ld_frame_is_library() in
- * frames.h), the index of the first frame that is not (the caller's line people want to see); otherwise -1.
+ * The frame a "called from" line shows, or -1 for none. Python: when the
+ * innermost frame of st is library code (ld_frame_is_library() in
+ * frames.h), the first frame that is not (the caller's line people want to
+ * see). Native: when it is library code or an allocator wrapper
+ * (ld_frame_is_allocator()), the first frame past the wrappers that has a
+ * name, else the first past them at all.
  */
 int ld_report_caller(const struct ld_diff_stack *st);
 
