@@ -54,6 +54,11 @@ class NativeReport(TempDirCase):
         for p in parted:
             self.assertRegex(p, OFFSET)
         self.assertEqual(len(set(parted)), 3, parted)
+        # The markdown report tells them apart the same way.
+        r = leakdiff("diff", "--format=markdown", a, b)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        md = re.findall(r"<br>by way of (prog\\_wrap\+0x[0-9a-f]+) \|", r.stdout)
+        self.assertEqual(sorted(m.replace("\\_", "_") for m in md), sorted(parted), r.stdout)
 
     def test_json_marks_unresolved_frames(self):
         a, b = self.pair()
