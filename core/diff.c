@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "array.h"
+#include "frames.h"
 #include "hashmap.h"
 #include "keyer.h"
 #include "match.h"
@@ -218,8 +219,11 @@ static int type_fold(struct type_table *t, const struct ld_snapshot *s, bool aft
 	const char *name = ld_snapshot_str(s, ty->name);
 	uint64_t h = ld_strtab_hash(&s->strings, ty->name);
 	size_t row;
+	const char *origin = ty->origin != LD_NOSTR ? ld_snapshot_str(s, ty->origin) : NULL;
 	if (type_find(t, name, h, &row) == 0) {
 		row_add(&t->rows[row].row, after, ty->count, ty->bytes);
+		if (!t->rows[row].origin)
+			t->rows[row].origin = origin;
 		t->rows[row].state = merge_state(t->rows[row].state, false, after);
 		return 0;
 	}
@@ -233,6 +237,7 @@ static int type_fold(struct type_table *t, const struct ld_snapshot *s, bool aft
 	struct ld_diff_type *d = &t->rows[t->n++];
 	memset(d, 0, sizeof(*d));
 	d->name = name;
+	d->origin = origin;
 	d->state = merge_state(LD_DIFF_KEPT, true, after);
 	row_add(&d->row, after, ty->count, ty->bytes);
 	return 0;
@@ -422,7 +427,7 @@ const struct ld_diff_type *ld_diff_suspect(const struct ld_diff *d, uint64_t min
 {
 	for (size_t i = 0; i < d->ntypes; i++) {
 		const struct ld_diff_type *t = &d->types[i];
-		if (ld_diff_count_delta(&t->row) > 0 && strchr(t->name, '.') &&
+		if (ld_diff_count_delta(&t->row) > 0 && ld_type_is_user(t->name, t->origin) &&
 		    ld_diff_type_shown(t, min_bytes))
 			return t;
 	}

@@ -65,6 +65,7 @@ struct ld_diff_site {
 
 struct ld_diff_type {
 	const char *name;
+	const char *origin; /* where the type comes from, as a snapshot said; NULL when neither did */
 	struct ld_diff_row row;
 	enum ld_diff_state state;
 	bool suppressed;
@@ -178,8 +179,9 @@ static inline const struct ld_frame *ld_diff_frame(const struct ld_diff_stack *s
 
 /*
  * The type most likely to be the leak: the first (largest byte growth) type
- * whose count grew and whose name is module-qualified, that is, not a
- * built-in container or scalar that grows along with whatever leaks.
+ * whose count grew and that is one of the program's own (ld_type_is_user()
+ * in frames.h), not a built-in container or scalar that grows along with
+ * whatever leaks.
  * NULL when no such type grew by at least min_bytes.
  */
 const struct ld_diff_type *ld_diff_suspect(const struct ld_diff *d, uint64_t min_bytes);

@@ -113,7 +113,7 @@ int ld_snapshot_add_type(struct ld_snapshot *s, uint32_t name, uint64_t count, u
 {
 	if (LD_ARRAY_RESERVE(s->types, s->types_cap, s->ntypes + 1) < 0)
 		return -ENOMEM;
-	s->types[s->ntypes++] = (struct ld_type){ .name = name, .count = count, .bytes = bytes };
+	s->types[s->ntypes++] = (struct ld_type){ .name = name, .count = count, .bytes = bytes, .origin = LD_NOSTR };
 	return 0;
 }
 

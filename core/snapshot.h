@@ -18,12 +18,29 @@
 /* Longest traceback kept per site. */
 #define LD_DEPTH_MAX 1024
 
+/*
+ * What a frame is, as its KIND element in the file says (see
+ * leakdiff-snapshot(5)). LD_FRAME_UNKNOWN is a frame whose file said
+ * nothing (every file written before kinds existed): core/frames.h gives
+ * its effective kind. LD_FRAME_OTHER is a name this version does not know,
+ * kept so that it is written back unchanged.
+ */
+enum ld_frame_kind {
+	LD_FRAME_UNKNOWN = 0,
+	LD_FRAME_PYTHON,
+	LD_FRAME_NATIVE,
+	LD_FRAME_INLINED,
+	LD_FRAME_OTHER,
+};
+
 struct ld_frame {
 	uint32_t file;     /* string index */
 	uint32_t function; /* string index */
 	uint32_t text;     /* source text of the line, or LD_NOSTR */
 	int32_t line;      /* 0 when unknown */
 	int32_t function_line; /* first line of the function, -1 when unknown */
+	enum ld_frame_kind kind; /* as the file said; LD_FRAME_UNKNOWN when it did not */
+	uint32_t kind_name;      /* string index of the kind's name; unused when unknown */
 };
 
 /* A traceback: depth frame indices at stack in the snapshot's pool. */
@@ -35,6 +52,12 @@ struct ld_site {
 struct ld_type {
 	uint32_t name;
 	uint64_t count, bytes;
+	/*
+	 * String index of where the type comes from as the file said ("user",
+	 * "stdlib", "builtin", "extension", or a name a later version adds);
+	 * LD_NOSTR when it did not say.
+	 */
+	uint32_t origin;
 };
 
 struct ld_type_site {
@@ -128,6 +151,7 @@ void ld_snapshot_destroy(struct ld_snapshot *s);
 int ld_snapshot_add_frame(struct ld_snapshot *s, const struct ld_frame *f, uint32_t *idx);
 int ld_snapshot_add_site(struct ld_snapshot *s, uint64_t count, uint64_t bytes,
 			 const uint32_t *frames, uint32_t depth);
+/* ld_snapshot_add_type() adds a type of unknown origin; the caller may set it after. */
 int ld_snapshot_add_type(struct ld_snapshot *s, uint32_t name, uint64_t count, uint64_t bytes);
 int ld_snapshot_add_type_site(struct ld_snapshot *s, uint32_t type, uint64_t count,
 			      uint64_t bytes, const uint32_t *frames, uint32_t depth);

@@ -546,22 +546,33 @@ static const char *symbol_at(struct mod *m, uint64_t pc)
 	return NULL;
 }
 
-/* A symbol table name, demangled and stripped, in *owned when it had to be copied. */
+/*
+ * A symbol table name, demangled and stripped, and without the symbol
+ * version some carry ("__libc_start_main@@GLIBC_2.34": the version says
+ * nothing of the function and differs between builds); in *owned when it
+ * had to be copied.
+ */
 static const char *symtab_function(struct mod *m, uint64_t pc, char **owned)
 {
 	const char *name = symbol_at(m, pc);
 	if (!name)
 		return NULL;
+	const char *at = strchr(name, '@');
+	char *bare = NULL;
+	if (at && at > name && (bare = strndup(name, (size_t)(at - name))))
+		name = bare;
 	if (name[0] == '_' && name[1] == 'Z') {
 		int status = -1;
 		char *d = __cxa_demangle(name, NULL, NULL, &status);
 		if (d && status == 0) {
 			ld_symbolize_strip_signature(d);
+			free(bare);
 			*owned = d;
 			return d;
 		}
 		free(d);
 	}
+	*owned = bare;
 	return name;
 }
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frames.h"
 #include "hashmap.h"
 #include "jsoncheck.h"
 #include "strtab.h"
@@ -134,6 +135,7 @@ static uint64_t frame_hash(const struct ld_frame *f)
 {
 	uint64_t h = ld_hash_mix(f->file, f->function);
 	h = ld_hash_mix(h, (uint64_t)(uint32_t)f->line);
+	h = ld_hash_mix(h, (uint64_t)f->kind);
 	return ld_hash_mix(h, (uint64_t)(uint32_t)f->function_line);
 }
 
@@ -146,7 +148,8 @@ static int on_symbol(void *ctx, const struct ld_symbol *sym)
 	struct ld_frame f = { .text = LD_NOSTR, .line = sym->line, .function_line = sym->function_line };
 	int r;
 	if ((r = ld_strtab_intern(&s->strings, sym->file, strlen(sym->file), &f.file)) < 0 ||
-	    (r = ld_strtab_intern(&s->strings, sym->function, strlen(sym->function), &f.function)) < 0)
+	    (r = ld_strtab_intern(&s->strings, sym->function, strlen(sym->function), &f.function)) < 0 ||
+	    (r = ld_frame_set_kind(s, &f, sym->inlined ? LD_FRAME_INLINED : LD_FRAME_NATIVE)) < 0)
 		return -ENOMEM;
 	if (sym->comp_dir && sym->comp_dir[0] == '/') {
 		uint32_t ignored;
@@ -159,7 +162,7 @@ static int on_symbol(void *ctx, const struct ld_symbol *sym)
 	while (ld_hashmap_next(&b->frame_index, &it, &idx)) {
 		const struct ld_frame *g = &s->frames[idx];
 		if (g->file == f.file && g->function == f.function && g->line == f.line &&
-		    g->function_line == f.function_line) {
+		    g->function_line == f.function_line && g->kind == f.kind) {
 			b->stack[b->depth++] = idx;
 			return 0;
 		}

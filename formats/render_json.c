@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "escape.h"
+#include "frames.h"
 #include "report.h"
 #include "report_common.h"
 #include "snap.h"
@@ -86,6 +87,11 @@ static cJSON *frames_json(struct jctx *j, const struct ld_diff_stack *st)
 			add_num(j, o, "function_line", f->function_line);
 		if (f->text != LD_NOSTR)
 			add_str(j, o, "text", ld_snapshot_str(st->snap, f->text));
+		/* Only what the file said: reports of older snapshots stay as they were. */
+		if (f->kind != LD_FRAME_UNKNOWN)
+			add_str(j, o, "kind", ld_snapshot_str(st->snap, f->kind_name));
+		if (ld_frame_is_unresolved(st->snap, f))
+			add(j, o, "unresolved", check(j, cJSON_CreateTrue()));
 		add(j, a, NULL, o);
 	}
 	return a;

@@ -146,6 +146,9 @@ int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_
 			ld_buf_printf(&b, "<details open><summary>Growth by allocation site (top %zu of %zu)"
 				      "</summary>\n\n", shown, selected);
 			ld_buf_puts(&b, "| bytes | blocks | before → after | allocated at |\n|---:|---:|---:|---|\n");
+			int *twins = NULL;
+			if (ld_report_twins(d->sites, d->nsites, o, o->top, &twins) < 0)
+				twins = NULL; /* out of memory: rows alike just stay alike */
 			for (size_t i = 0, n = 0; i < d->nsites && n < shown; i++) {
 				const struct ld_diff_site *s = &d->sites[i];
 				if (!ld_diff_site_shown(s, o->min_bytes))
@@ -158,6 +161,10 @@ int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_
 					ld_buf_puts(&b, "<br>called from ");
 					ld_report_frame(&b, &s->stack, (uint32_t)caller, LD_ESCAPE_MARKDOWN);
 				}
+				if (twins && twins[i] > 0) {
+					ld_buf_puts(&b, "<br>by way of ");
+					ld_report_frame(&b, &s->stack, (uint32_t)twins[i], LD_ESCAPE_MARKDOWN);
+				}
 				if (s->state != LD_DIFF_KEPT)
 					ld_buf_printf(&b, " (%s)", ld_diff_state_name(s->state));
 				else if (s->match != LD_MATCH_EXACT)
@@ -166,6 +173,7 @@ int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_
 					ld_buf_printf(&b, " (grew in %u of %u)", s->grew_in, d->intervals);
 				ld_buf_puts(&b, " |\n");
 			}
+			free(twins);
 			ld_buf_puts(&b, "\n</details>\n\n");
 		}
 	}

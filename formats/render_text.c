@@ -89,8 +89,11 @@ static void delta_cell(struct out *w, const char *s, int64_t v, int width)
 }
 
 
-/* The site's headline and, indented below it, what makes it readable. */
-static void stack_text(struct out *w, const struct ld_diff_stack *st, int indent)
+/*
+ * The site's headline and, indented below it, what makes it readable;
+ * differ >= 0 is the frame that tells it from rows that print alike.
+ */
+static void stack_text(struct out *w, const struct ld_diff_stack *st, int indent, int differ)
 {
 	if (!st->depth) {
 		ld_buf_puts(&w->b, "(no traceback)\n");
@@ -114,6 +117,14 @@ static void stack_text(struct out *w, const struct ld_diff_stack *st, int indent
 		style(w, DIM);
 		ld_buf_puts(&w->b, "called from ");
 		ld_report_frame(&w->b, st, (uint32_t)caller, LD_ESCAPE_TEXT);
+		style(w, RESET);
+		ld_buf_putc(&w->b, '\n');
+	}
+	if (differ > 0 && (uint32_t)differ < st->depth) {
+		ld_buf_printf(&w->b, "%*s", indent + 2, "");
+		style(w, DIM);
+		ld_buf_puts(&w->b, "by way of ");
+		ld_report_frame(&w->b, st, (uint32_t)differ, LD_ESCAPE_TEXT);
 		style(w, RESET);
 		ld_buf_putc(&w->b, '\n');
 	}
@@ -379,7 +390,7 @@ static void suspect_line(struct out *w, const struct ld_diff *d)
 	for (size_t j = 0; j < t->nsites; j++) {
 		if (ld_diff_count_delta(&t->sites[j].row) > 0 && !t->sites[j].suppressed) {
 			ld_buf_puts(&w->b, ", allocated at\n  ");
-			stack_text(w, &t->sites[j].stack, 2);
+			stack_text(w, &t->sites[j].stack, 2, -1);
 			return;
 		}
 	}
@@ -426,7 +437,7 @@ static void types_table(struct out *w, const struct ld_diff *d, bool show)
 			else
 				ld_size_format(c, sizeof(c), ld_diff_bytes_delta(&s->row), true);
 			ld_buf_printf(&w->b, "%*s%s at ", col, "", c);
-			stack_text(w, &s->stack, col);
+			stack_text(w, &s->stack, col, -1);
 		}
 	}
 }
@@ -440,6 +451,9 @@ static void sites_table(struct out *w, const struct ld_diff *d, bool show)
 	table_header(w, "blocks", "allocated at", show);
 	size_t n = 0;
 	int col = w->narrow ? NAME_COL_NARROW : show ? NAME_COL_SHOW : NAME_COL_DIFF;
+	int *twins = NULL;
+	if (!w->o->verbose && ld_report_twins(d->sites, d->nsites, w->o, w->o->top, &twins) < 0)
+		twins = NULL; /* out of memory: rows alike just stay alike */
 	for (size_t i = 0; i < d->nsites && n < shown; i++) {
 		const struct ld_diff_site *s = &d->sites[i];
 		if (!ld_diff_site_shown(s, w->o->min_bytes))
@@ -453,8 +467,9 @@ static void sites_table(struct out *w, const struct ld_diff *d, bool show)
 		} else if (d->intervals > 1) {
 			ld_buf_printf(&w->b, "[grew in %u of %u]  ", s->grew_in, d->intervals);
 		}
-		stack_text(w, &s->stack, col);
+		stack_text(w, &s->stack, col, twins ? twins[i] : -1);
 	}
+	free(twins);
 }
 
 typedef void table_fn(struct out *w, const struct ld_diff *d, bool show);

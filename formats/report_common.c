@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frames.h"
 #include "units.h"
 
 const char *ld_report_short_path(const struct ld_snapshot *s, const char *file)
@@ -23,26 +24,41 @@ const char *ld_report_short_path(const struct ld_snapshot *s, const char *file)
 	return file[best] ? file + best : file;
 }
 
-bool ld_report_library_frame(const struct ld_snapshot *s, const struct ld_frame *f)
+/*
+ * Native stacks: past the allocator and the functions that only wrap it,
+ * the first frame with a name (a named library function says more than an
+ * offset in a stripped program); an unnamed one only when no frame has a
+ * name.
+ */
+static int native_caller(const struct ld_diff_stack *st)
 {
-	const char *file = ld_snapshot_str(s, f->file);
-	if (strncmp(file, "<frozen ", 8) == 0)
-		return true;
-	for (size_t i = 0; i < s->meta.nstdlib; i++) {
-		if (ld_path_root_len(file, s->meta.stdlib[i])) {
-			/* Third-party packages live below the stdlib in some layouts. */
-			return !strstr(file, "/site-packages/") && !strstr(file, "/dist-packages/");
-		}
+	const struct ld_snapshot *s = st->snap;
+	const struct ld_frame *f0 = ld_diff_frame(st, 0);
+	if (!ld_frame_is_library(s, f0) && !ld_frame_is_allocator(s, f0))
+		return -1;
+	int unnamed = -1;
+	for (uint32_t i = 1; i < st->depth; i++) {
+		const struct ld_frame *f = ld_diff_frame(st, i);
+		if (ld_frame_is_allocator(s, f))
+			continue;
+		if (!ld_frame_is_unresolved(s, f))
+			return (int)i;
+		if (unnamed < 0)
+			unnamed = (int)i;
 	}
-	return false;
+	return unnamed;
 }
 
 int ld_report_caller(const struct ld_diff_stack *st)
 {
-	if (!st->depth || !ld_report_library_frame(st->snap, ld_diff_frame(st, 0)))
+	if (!st->depth)
+		return -1;
+	if (ld_frame_is_native(st->snap, ld_diff_frame(st, 0)))
+		return native_caller(st);
+	if (!ld_frame_is_library(st->snap, ld_diff_frame(st, 0)))
 		return -1;
 	for (uint32_t i = 1; i < st->depth; i++)
-		if (!ld_report_library_frame(st->snap, ld_diff_frame(st, i)))
+		if (!ld_frame_is_library(st->snap, ld_diff_frame(st, i)))
 			return (int)i;
 	return -1;
 }
@@ -97,13 +113,37 @@ void ld_report_frame(struct ld_buf *b, const struct ld_diff_stack *st, uint32_t 
 		ld_buf_puts(b, "(no traceback)");
 		return;
 	}
+	const struct ld_snapshot *s = st->snap;
 	const struct ld_frame *f = ld_diff_frame(st, i);
-	ld_escape_append(b, ld_report_short_path(st->snap, ld_snapshot_str(st->snap, f->file)), mode);
-	ld_buf_printf(b, ":%d", f->line);
-	const char *fn = ld_snapshot_str(st->snap, f->function);
-	if (*fn) {
-		ld_buf_puts(b, " in ");
+	const char *file = ld_snapshot_str(s, f->file), *fn = ld_snapshot_str(s, f->function);
+	if (!ld_frame_is_native(s, f)) {
+		ld_escape_append(b, ld_report_short_path(s, file), mode);
+		ld_buf_printf(b, ":%d", f->line);
+		if (*fn) {
+			ld_buf_puts(b, " in ");
+			ld_escape_append(b, fn, mode);
+		}
+		return;
+	}
+	/* The module and offset name the frame already; its file is the module again. */
+	if (ld_frame_is_unresolved(s, f)) {
 		ld_escape_append(b, fn, mode);
+		return;
+	}
+	size_t n = ld_frame_function_len(s, f);
+	if (f->line == 0 && *file) {
+		/* No line: the file is the program's or the library's, shown alike by name. */
+		const char *slash = strrchr(file, '/');
+		ld_escape_append(b, slash && slash[1] ? slash + 1 : file, mode);
+	} else {
+		ld_escape_append(b, ld_report_short_path(s, file), mode);
+		ld_buf_printf(b, ":%d", f->line);
+	}
+	if (n) {
+		char *name = strndup(fn, n);
+		ld_buf_puts(b, " in ");
+		ld_escape_append(b, name ? name : fn, mode);
+		free(name);
 	}
 }
 
@@ -168,6 +208,46 @@ static size_t prefix_bytes(const char *s, size_t cols)
 		i++;
 		while (((unsigned char)s[i] & 0xc0) == 0x80)
 			i++;
+/* Frame i of st as a report prints it, in a new string; NULL when out of memory. */
+static char *frame_text(const struct ld_diff_stack *st, uint32_t i)
+{
+	struct ld_buf b;
+	ld_buf_init(&b);
+	ld_report_frame(&b, st, i, LD_ESCAPE_TEXT);
+	size_t len;
+	char *t = ld_buf_detach(&b, &len);
+	ld_buf_finish(&b);
+	return t;
+}
+
+/* The headline of a row: its first frame and the caller shown under it. */
+static char *headline(const struct ld_diff_stack *st)
+{
+	struct ld_buf b;
+	ld_buf_init(&b);
+	ld_report_frame(&b, st, 0, LD_ESCAPE_TEXT);
+	int caller = ld_report_caller(st);
+	if (caller > 0) {
+		ld_buf_putc(&b, '\n');
+		ld_report_frame(&b, st, (uint32_t)caller, LD_ESCAPE_TEXT);
+	}
+	size_t len;
+	char *t = ld_buf_detach(&b, &len);
+	ld_buf_finish(&b);
+	return t;
+}
+
+/* Index of the first frame of a that prints unlike b's; a->depth when none does. */
+static uint32_t first_difference(const struct ld_diff_stack *a, const struct ld_diff_stack *b)
+{
+	uint32_t i = 0;
+	for (; i < a->depth && i < b->depth; i++) {
+		char *x = frame_text(a, i), *y = frame_text(b, i);
+		bool same = x && y && strcmp(x, y) == 0;
+		free(x);
+		free(y);
+		if (!same)
+			break;
 	}
 	return i;
 }
@@ -306,4 +386,82 @@ void ld_report_command(struct ld_buf *b, char *const *argv, size_t n, size_t max
 	else if (line.len)
 		ld_buf_add(b, line.data, line.len);
 	ld_buf_finish(&line);
+struct twin {
+	size_t row;
+	char *head;
+};
+
+static int twin_cmp(const void *a, const void *b)
+{
+	const struct twin *x = a, *y = b;
+	int c = strcmp(x->head, y->head);
+	return c ? c : (x->row > y->row) - (x->row < y->row);
+}
+
+/* Rows of one headline compared pairwise; a larger group is left as it is. */
+#define TWINS_MAX 64
+
+int ld_report_twins(const struct ld_diff_site *rows, size_t n, const struct ld_report_opts *o, size_t top,
+		    int **out)
+{
+	*out = NULL;
+	size_t shown = ld_report_count_sites(rows, n, o, top, NULL);
+	int *differ = malloc((n ? n : 1) * sizeof(*differ));
+	struct twin *tw = calloc(shown ? shown : 1, sizeof(*tw));
+	if (!differ || !tw) {
+		free(differ);
+		free(tw);
+		return -ENOMEM;
+	}
+	size_t k = 0;
+	int r = 0;
+	for (size_t i = 0; i < n; i++)
+		differ[i] = -1;
+	for (size_t i = 0, seen = 0; i < n && seen < shown; i++) {
+		if (!ld_diff_site_shown(&rows[i], o->min_bytes))
+			continue;
+		seen++;
+		/* Native rows only, for now: Python reports keep their layout. */
+		if (!rows[i].stack.depth || !ld_frame_is_native(rows[i].stack.snap, ld_diff_frame(&rows[i].stack, 0)))
+			continue;
+		tw[k].row = i;
+		if (!(tw[k].head = headline(&rows[i].stack))) {
+			r = -ENOMEM;
+			break;
+		}
+		k++;
+	}
+	if (r == 0)
+		qsort(tw, k, sizeof(*tw), twin_cmp);
+	for (size_t g = 0; r == 0 && g < k;) {
+		size_t e = g + 1;
+		while (e < k && strcmp(tw[e].head, tw[g].head) == 0)
+			e++;
+		if (e - g > 1 && e - g <= TWINS_MAX) {
+			for (size_t a = g; a < e; a++) {
+				const struct ld_diff_stack *sa = &rows[tw[a].row].stack;
+				uint32_t at = 0;
+				for (size_t b = g; b < e; b++) {
+					if (b == a)
+						continue;
+					uint32_t d = first_difference(sa, &rows[tw[b].row].stack);
+					if (d > at)
+						at = d;
+				}
+				/* The caller line shows frame caller already. */
+				if (at > 0 && at < sa->depth && (int)at != ld_report_caller(sa))
+					differ[tw[a].row] = (int)at;
+			}
+		}
+		g = e;
+	}
+	for (size_t i = 0; i < k; i++)
+		free(tw[i].head);
+	free(tw);
+	if (r < 0) {
+		free(differ);
+		return r;
+	}
+	*out = differ;
+	return 0;
 }

@@ -18,14 +18,27 @@
  */
 const char *ld_report_short_path(const struct ld_snapshot *s, const char *file);
 
-/* True when a frame is in the runtime's standard library or bootstrap. */
-bool ld_report_library_frame(const struct ld_snapshot *s, const struct ld_frame *f);
-
 /*
- * When the innermost frame of st is library code, the index of the first
- * frame that is not (the caller's line people want to see); otherwise -1.
+ * The frame a "called from" line shows, or -1 for none. Python: when the
+ * innermost frame of st is library code (ld_frame_is_library() in
+ * frames.h), the first frame that is not (the caller's line people want to
+ * see). Native: when it is library code or an allocator wrapper
+ * (ld_frame_is_allocator()), the first frame past the wrappers that has a
+ * name, else the first past them at all.
  */
 int ld_report_caller(const struct ld_diff_stack *st);
+
+/*
+ * Rows that print alike: among the native rows of a site table that a
+ * report shows (as ld_report_count_sites() selects them), those with the same
+ * first frame and "called from" line as another. On success *out is an
+ * array of n ints, which the caller frees: for such a row, the index of
+ * the frame just past the longest beginning its traceback shares (in
+ * print) with another row alike, to show under it; -1 for other rows, and
+ * where that frame is already shown or the traceback ends first. Returns 0 or -ENOMEM (*out NULL).
+ */
+int ld_report_twins(const struct ld_diff_site *rows, size_t n, const struct ld_report_opts *o, size_t top,
+		    int **out);
 
 /* Number of rows a table shows: selected ones, cut at o->top. */
 size_t ld_report_count_sites(const struct ld_diff_site *rows, size_t n, const struct ld_report_opts *o,

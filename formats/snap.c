@@ -24,6 +24,7 @@
 #include <zlib.h>
 
 #include "buf.h"
+#include "frames.h"
 #include "gunzip.h"
 #include "jsoncheck.h"
 #include "snapscan.h"
@@ -160,7 +161,7 @@ static int read_frames(struct reader *rd, const cJSON *root)
 		int n = cJSON_IsArray(f) ? cJSON_GetArraySize(f) : 0;
 		if (n < 3)
 			return ld_json_reject(rd->err, "frames[%zu]: expected [file, line, function, ...]", i);
-		struct ld_frame fr = { .text = LD_NOSTR, .function_line = -1 };
+		struct ld_frame fr = { .text = LD_NOSTR, .function_line = -1, .kind_name = LD_NOSTR };
 		int64_t line, fline = -1;
 		snprintf(what, sizeof(what), "frames[%zu][0]", i);
 		if ((r = get_index(rd, cJSON_GetArrayItem(f, 0), what, nstr, "strings", 0, &fr.file)) < 0)
@@ -180,6 +181,14 @@ static int read_frames(struct reader *rd, const cJSON *root)
 			snprintf(what, sizeof(what), "frames[%zu][4]", i);
 			if ((r = get_index(rd, cJSON_GetArrayItem(f, 4), what, nstr, "strings", 1, &fr.text)) < 0)
 				return r;
+		}
+		/* A sixth element that is not a number is not a kind: skipped, as before kinds. */
+		if (n > 5 && cJSON_IsNumber(cJSON_GetArrayItem(f, 5))) {
+			snprintf(what, sizeof(what), "frames[%zu][5]", i);
+			if ((r = get_index(rd, cJSON_GetArrayItem(f, 5), what, nstr, "strings", 1, &fr.kind_name)) < 0)
+				return r;
+			if (fr.kind_name != LD_NOSTR)
+				fr.kind = ld_frame_kind_parse(ld_snapshot_str(rd->s, fr.kind_name));
 		}
 		fr.line = (int32_t)line;
 		fr.function_line = (int32_t)fline;
@@ -269,8 +278,17 @@ static int read_types(struct reader *rd, const cJSON *root)
 		snprintf(what, sizeof(what), "types[%zu][2]", i);
 		if ((r = get_count(rd, cJSON_GetArrayItem(e, 2), what, &bytes)) < 0)
 			return r;
+		uint32_t origin = LD_NOSTR;
+		/* A fourth element that is not a number is not an origin: skipped, as before origins. */
+		const cJSON *o = cJSON_GetArrayItem(e, 3);
+		if (o && cJSON_IsNumber(o)) {
+			snprintf(what, sizeof(what), "types[%zu][3]", i);
+			if ((r = get_index(rd, o, what, rd->s->strings.n, "strings", 1, &origin)) < 0)
+				return r;
+		}
 		if (ld_snapshot_add_type(rd->s, name, count, bytes) < 0)
 			return oom(rd);
+		rd->s->types[rd->s->ntypes - 1].origin = origin;
 		i++;
 	}
 	return 0;
@@ -905,15 +923,21 @@ int ld_snap_serialize(const struct ld_snapshot *s, char **json, size_t *len)
 		const struct ld_frame *f = &s->frames[i];
 		ld_buf_printf(&b, "%s[%u,%d,%u,%d,", i ? "," : "", f->file, f->line, f->function, f->function_line);
 		put_index(&b, f->text);
+		if (f->kind != LD_FRAME_UNKNOWN)
+			ld_buf_printf(&b, ",%u", f->kind_name);
 		ld_buf_putc(&b, ']');
 	}
 	ld_buf_printf(&b, "],\n\"totals\":{\"heap_bytes\":%llu,\"heap_blocks\":%llu,\"objects\":%llu,\"object_bytes\":%llu}",
 		      (unsigned long long)s->totals.heap_bytes, (unsigned long long)s->totals.heap_blocks,
 		      (unsigned long long)s->totals.objects, (unsigned long long)s->totals.object_bytes);
 	ld_buf_puts(&b, ",\n\"types\":[");
-	for (size_t i = 0; i < s->ntypes; i++)
-		ld_buf_printf(&b, "%s[%u,%llu,%llu]", i ? "," : "", s->types[i].name,
+	for (size_t i = 0; i < s->ntypes; i++) {
+		ld_buf_printf(&b, "%s[%u,%llu,%llu", i ? "," : "", s->types[i].name,
 			      (unsigned long long)s->types[i].count, (unsigned long long)s->types[i].bytes);
+		if (s->types[i].origin != LD_NOSTR)
+			ld_buf_printf(&b, ",%u", s->types[i].origin);
+		ld_buf_putc(&b, ']');
+	}
 	ld_buf_puts(&b, "],\n\"sites\":[");
 	for (size_t i = 0; i < s->nsites; i++) {
 		const struct ld_site *st = &s->sites[i];

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frames.h"
 #include "snap.h"
 
 #define DECLINE (-EAGAIN)
@@ -309,16 +310,20 @@ static int scan_frames(struct scan *sc)
 	if (!open_array(sc, &more))
 		return DECLINE;
 	while (more) {
-		struct ld_frame f = { .text = LD_NOSTR, .function_line = -1 };
+		struct ld_frame f = { .text = LD_NOSTR, .function_line = -1, .kind_name = LD_NOSTR };
 		if (!eat(sc, '[') || !read_index(sc, nstr, false, &f.file) || !eat(sc, ',') ||
 		    !read_line(sc, false, &f.line) || !eat(sc, ',') ||
 		    !read_index(sc, nstr, false, &f.function) || !next_elem(sc, &more_fields))
 			return DECLINE;
 		if (more_fields && (!read_line(sc, true, &f.function_line) || !next_elem(sc, &more_fields)))
 			return DECLINE;
-		/* A sixth field would be ignored by the tree reader; not worth copying that. */
-		if (more_fields && (!read_index(sc, nstr, true, &f.text) || !eat(sc, ']')))
+		if (more_fields && (!read_index(sc, nstr, true, &f.text) || !next_elem(sc, &more_fields)))
 			return DECLINE;
+		/* A seventh field would be ignored by the tree reader; not worth copying that. */
+		if (more_fields && (!read_index(sc, nstr, true, &f.kind_name) || !eat(sc, ']')))
+			return DECLINE;
+		if (f.kind_name != LD_NOSTR)
+			f.kind = ld_frame_kind_parse(ld_strtab_get(&sc->s->strings, f.kind_name));
 		uint32_t idx;
 		int r = ld_snapshot_add_frame(sc->s, &f, &idx);
 		if (r < 0)
@@ -373,13 +378,19 @@ static int scan_types(struct scan *sc)
 	if (!open_array(sc, &more))
 		return DECLINE;
 	while (more) {
-		uint32_t name;
+		uint32_t name, origin = LD_NOSTR;
 		uint64_t count, bytes;
+		bool more_fields;
 		if (!eat(sc, '[') || !read_index(sc, nstr, false, &name) || !eat(sc, ',') ||
-		    !read_count(sc, &count) || !eat(sc, ',') || !read_count(sc, &bytes) || !eat(sc, ']'))
+		    !read_count(sc, &count) || !eat(sc, ',') || !read_count(sc, &bytes) ||
+		    !next_elem(sc, &more_fields))
+			return DECLINE;
+		/* A fifth field would be ignored by the tree reader; not worth copying that. */
+		if (more_fields && (!read_index(sc, nstr, true, &origin) || !eat(sc, ']')))
 			return DECLINE;
 		if (ld_snapshot_add_type(sc->s, name, count, bytes) < 0)
 			return -ENOMEM;
+		sc->s->types[sc->s->ntypes - 1].origin = origin;
 		if (!next_elem(sc, &more))
 			return DECLINE;
 	}

@@ -196,6 +196,11 @@ Test(native, expands_inlined_calls)
 	cr_assert_str_eq(str(s, f1->function), "inlining_caller");
 	cr_assert_eq(f1->line, outer);
 	cr_assert(ends_with(str(s, f1->file), "test_native.c"));
+	/* The snapshot says which frame was inlined into which. */
+	cr_assert_eq(f0->kind, LD_FRAME_INLINED);
+	cr_assert_str_eq(str(s, f0->kind_name), "inlined");
+	cr_assert_eq(f1->kind, LD_FRAME_NATIVE);
+	cr_assert_str_eq(str(s, f1->kind_name), "native");
 	ld_snapshot_destroy(s);
 	free(doc);
 }

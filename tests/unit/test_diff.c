@@ -1101,6 +1101,55 @@ Test(diff, suspect_is_the_largest_module_type_whose_count_grew)
 	cr_assert_not_null(ld_diff_suspect(diff, 560));
 }
 
+/* A type row with an origin, as the Python agent writes them. */
+static void type_from(struct ld_snapshot *s, const char *name, const char *origin, uint64_t count, uint64_t bytes)
+{
+	uint32_t t = type(s, name, count, bytes);
+	s->types[t].origin = str(s, origin);
+}
+
+Test(diff, suspect_is_a_user_type_by_origin)
+{
+	/* _thread.lock grew most, but it is the interpreter's, whatever its dots say. */
+	type_from(before, "_thread.lock", "builtin", 10, 720);
+	type_from(after, "_thread.lock", "builtin", 5010, 360720);
+	type_from(before, "collections.OrderedDict", "stdlib", 1, 100);
+	type_from(after, "collections.OrderedDict", "stdlib", 900, 90000);
+	type_from(before, "app.Job", "user", 10, 560);
+	type_from(after, "app.Job", "user", 20, 1120);
+	run(NULL);
+	const struct ld_diff_type *t = ld_diff_suspect(diff, 0);
+	cr_assert_not_null(t);
+	cr_assert_str_eq(t->name, "app.Job");
+	cr_assert_str_eq(t->origin, "user");
+}
+
+Test(diff, suspect_by_name_leaves_out_the_runtimes_modules)
+{
+	/* Snapshots from before origins: the name decides. */
+	type(before, "_thread.lock", 10, 720);
+	type(after, "_thread.lock", 5010, 360720);
+	type(before, "_io.BytesIO", 1, 100);
+	type(after, "_io.BytesIO", 900, 90000);
+	type(before, "app.Job", 10, 560);
+	type(after, "app.Job", 20, 1120);
+	run(NULL);
+	const struct ld_diff_type *t = ld_diff_suspect(diff, 0);
+	cr_assert_not_null(t);
+	cr_assert_str_eq(t->name, "app.Job");
+	cr_assert_null(t->origin);
+}
+
+Test(diff, the_later_snapshots_origin_counts)
+{
+	/* An old snapshot against a new one: the new one says where the type is from. */
+	type(before, "_private.Lock", 10, 720);
+	type_from(after, "_private.Lock", "extension", 5010, 360720);
+	run(NULL);
+	cr_assert_null(ld_diff_suspect(diff, 0));
+	cr_assert_str_eq(diff->types[0].origin, "extension");
+}
+
 Test(diff, no_suspect_when_nothing_grew)
 {
 	type(before, "app.Session", 10, 560);

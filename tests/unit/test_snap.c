@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "frames.h"
 #include "helpers.h"
 #include "snap.h"
 #include "snapshot.h"
@@ -211,6 +212,9 @@ static void assert_same_snapshot(const struct ld_snapshot *a, const struct ld_sn
 		cr_assert_eq(fa->text, fb->text, "frames[%zu].text", i);
 		cr_assert_eq(fa->line, fb->line, "frames[%zu].line", i);
 		cr_assert_eq(fa->function_line, fb->function_line, "frames[%zu].function_line", i);
+		cr_assert_eq(fa->kind, fb->kind, "frames[%zu].kind", i);
+		if (fa->kind != LD_FRAME_UNKNOWN)
+			cr_assert_eq(fa->kind_name, fb->kind_name, "frames[%zu].kind_name", i);
 	}
 
 	cr_assert_eq(a->ntypes, b->ntypes);
@@ -218,6 +222,7 @@ static void assert_same_snapshot(const struct ld_snapshot *a, const struct ld_sn
 		cr_assert_eq(a->types[i].name, b->types[i].name, "types[%zu].name", i);
 		cr_assert_eq(a->types[i].count, b->types[i].count, "types[%zu].count", i);
 		cr_assert_eq(a->types[i].bytes, b->types[i].bytes, "types[%zu].bytes", i);
+		cr_assert_eq(a->types[i].origin, b->types[i].origin, "types[%zu].origin", i);
 	}
 
 	cr_assert_eq(a->nsites, b->nsites);
@@ -1259,4 +1264,146 @@ Test(snap_scan, traceback_length_limit_is_the_tree_readers)
 		cr_assert_eq(readers(text), depth <= LD_DEPTH_MAX ? 0 : -EAGAIN, "depth %d", depth);
 		free(text);
 	}
+}
+
+/* ---------------------------------------------------------------- frame kinds */
+
+TestSuite(snap_kinds, .init = setup, .fini = teardown);
+
+Test(snap_kinds, files_without_kinds_read_as_before)
+{
+	/* A document as written before kinds existed: every frame's kind is unknown. */
+	static const char *const runtimes[] = { "python", "native", NULL };
+	static const enum ld_frame_kind effective[] = { LD_FRAME_PYTHON, LD_FRAME_NATIVE, LD_FRAME_UNKNOWN };
+	for (int i = 0; i < 3; i++) {
+		char json[256];
+		snprintf(json, sizeof(json), HDR "%s%s%s" TABLES "}", runtimes[i] ? ",\"meta\":{\"runtime\":\"" : "",
+			 runtimes[i] ? runtimes[i] : "", runtimes[i] ? "\"}" : "");
+		cr_assert_eq(readers(json), 0, "%s", json);
+		struct ld_snapshot *s = expect_json_loads(json);
+		cr_assert_eq(s->nframes, 3);
+		for (size_t f = 0; f < s->nframes; f++) {
+			cr_assert_eq(s->frames[f].kind, LD_FRAME_UNKNOWN, "%s: frames[%zu]", json, f);
+			cr_assert_eq(ld_frame_effective_kind(s, &s->frames[f]), effective[i], "%s", json);
+		}
+		char *out;
+		size_t len;
+		cr_assert_eq(ld_snap_serialize(s, &out, &len), 0);
+		cr_assert_not_null(strstr(out, "\"frames\":[[0,1,1,-1,-1],[0,2,1,-1,-1],[0,3,1,1,1]]"),
+				   "the writer adds no kind the file did not have: %s", out);
+		free(out);
+		ld_snapshot_destroy(s);
+	}
+}
+
+#define KINDS ",\"meta\":{\"runtime\":\"native\"},\"strings\":[\"a.c\",\"f\",\"native\",\"inlined\",\"python\",\"interpreter\"]"
+
+Test(snap_kinds, both_readers_take_kinds)
+{
+	const char *json = HDR KINDS ",\"frames\":[[0,1,1,-1,-1,2],[0,2,1,-1,-1,3],[0,3,1,-1,-1,4],"
+				 "[0,4,1,-1,-1,5],[0,5,1,-1,-1,-1],[0,6,1,-1,-1]],\"sites\":[[1,8,[1,0,5,4,3,2]]]}";
+	cr_assert_eq(readers(json), 0, "the scanner declined kinds");
+	struct ld_snapshot *s = expect_json_loads(json);
+	static const enum ld_frame_kind want[] = { LD_FRAME_NATIVE, LD_FRAME_INLINED, LD_FRAME_PYTHON,
+						   LD_FRAME_OTHER, LD_FRAME_UNKNOWN, LD_FRAME_UNKNOWN };
+	cr_assert_eq(s->nframes, 6);
+	for (size_t i = 0; i < 6; i++)
+		cr_assert_eq(s->frames[i].kind, want[i], "frames[%zu].kind is %d", i, s->frames[i].kind);
+	cr_assert_str_eq(ld_snapshot_str(s, s->frames[3].kind_name), "interpreter");
+	/* An unknown kind is "other"; an absent one is what the runtime says. */
+	cr_assert_eq(ld_frame_effective_kind(s, &s->frames[3]), LD_FRAME_OTHER);
+	cr_assert_eq(ld_frame_effective_kind(s, &s->frames[4]), LD_FRAME_NATIVE);
+	cr_assert_eq(ld_frame_effective_kind(s, &s->frames[2]), LD_FRAME_PYTHON);
+
+	/* Written back: kinds the file had, unknown names included, and none where it had none. */
+	char *out;
+	size_t len;
+	cr_assert_eq(ld_snap_serialize(s, &out, &len), 0);
+	cr_assert_not_null(strstr(out, "\"frames\":[[0,1,1,-1,-1,2],[0,2,1,-1,-1,3],[0,3,1,-1,-1,4],"
+				       "[0,4,1,-1,-1,5],[0,5,1,-1,-1],[0,6,1,-1,-1]]"), "%s", out);
+	cr_assert_eq(readers(out), 0);
+	struct ld_snapshot *back = NULL;
+	struct ld_error err;
+	cr_assert_eq(ld_snap_parse(out, len, &back, &err), 0, "%s", err.msg);
+	assert_same_snapshot(s, back);
+	ld_snapshot_destroy(back);
+	free(out);
+	ld_snapshot_destroy(s);
+}
+
+Test(snap_kinds, built_kinds_round_trip)
+{
+	struct ld_snapshot *s = build_full();
+	struct ld_frame f = { .file = s->frames[0].file, .function = s->frames[0].function, .line = 7,
+			      .function_line = -1, .text = LD_NOSTR };
+	cr_assert_eq(ld_frame_set_kind(s, &f, LD_FRAME_INLINED), 0);
+	cr_assert_eq(f.kind, LD_FRAME_INLINED);
+	cr_assert_str_eq(ld_snapshot_str(s, f.kind_name), "inlined");
+	cr_assert_eq(ld_frame_set_kind(s, &f, LD_FRAME_OTHER), -EINVAL, "an unnamed kind cannot be set");
+	uint32_t idx;
+	cr_assert_eq(ld_snapshot_add_frame(s, &f, &idx), 0);
+	cr_assert_eq(ld_frame_set_kind(s, &s->frames[0], LD_FRAME_PYTHON), 0);
+	char *json;
+	size_t len;
+	cr_assert_eq(ld_snap_serialize(s, &json, &len), 0);
+	cr_assert_eq(readers(json), 0);
+	struct ld_snapshot *back = NULL;
+	struct ld_error err;
+	cr_assert_eq(ld_snap_parse(json, len, &back, &err), 0, "%s", err.msg);
+	assert_same_snapshot(s, back);
+	cr_assert_eq(back->frames[0].kind, LD_FRAME_PYTHON);
+	cr_assert_eq(back->frames[1].kind, LD_FRAME_UNKNOWN);
+	cr_assert_eq(back->frames[idx].kind, LD_FRAME_INLINED);
+	ld_snapshot_destroy(back);
+	free(json);
+	ld_snapshot_destroy(s);
+}
+
+Test(snap_kinds, a_kind_must_name_a_string)
+{
+	expect_json_rejected(HDR ",\"strings\":[\"f\"],\"frames\":[[0,1,0,-1,-1,1]]}",
+			     "frames[0][5]: index 1 out of range (1 strings)");
+	expect_json_rejected(HDR ",\"strings\":[\"f\"],\"frames\":[[0,1,0,-1,-1,0.5]]}",
+			     "frames[0][5]: index 0.5 out of range (1 strings)");
+	cr_assert_eq(readers(HDR ",\"strings\":[\"f\"],\"frames\":[[0,1,0,-1,-1,1]]}"), -EAGAIN);
+}
+
+/* ---------------------------------------------------------------- type origins */
+
+Test(snap_kinds, type_origins_read_write_and_round_trip)
+{
+	const char *json = HDR ",\"strings\":[\"app.Job\",\"_thread.lock\",\"dict\",\"user\",\"builtin\",\"moon\"],"
+			       "\"types\":[[0,2,112,3],[1,5,360,4],[2,1,64],[2,1,64,-1],[0,1,8,5]]}";
+	cr_assert_eq(readers(json), 0, "the scanner declined origins");
+	struct ld_snapshot *s = expect_json_loads(json);
+	cr_assert_eq(s->ntypes, 5);
+	cr_assert_str_eq(ld_snapshot_str(s, s->types[0].origin), "user");
+	cr_assert_str_eq(ld_snapshot_str(s, s->types[1].origin), "builtin");
+	cr_assert_eq(s->types[2].origin, LD_NOSTR);
+	cr_assert_eq(s->types[3].origin, LD_NOSTR);
+	cr_assert_str_eq(ld_snapshot_str(s, s->types[4].origin), "moon");
+	char *out;
+	size_t len;
+	cr_assert_eq(ld_snap_serialize(s, &out, &len), 0);
+	cr_assert_not_null(strstr(out, "\"types\":[[0,2,112,3],[1,5,360,4],[2,1,64],[2,1,64],[0,1,8,5]]"), "%s", out);
+	cr_assert_eq(readers(out), 0);
+	free(out);
+	ld_snapshot_destroy(s);
+
+	/* Files from before origins: three elements, no origin, written back the same. */
+	s = expect_json_loads(HDR ",\"strings\":[\"a.T\"],\"types\":[[0,2,112]]}");
+	cr_assert_eq(s->types[0].origin, LD_NOSTR);
+	cr_assert_eq(ld_snap_serialize(s, &out, &len), 0);
+	cr_assert_not_null(strstr(out, "\"types\":[[0,2,112]]"), "%s", out);
+	free(out);
+	ld_snapshot_destroy(s);
+}
+
+Test(snap_kinds, an_origin_must_name_a_string)
+{
+	expect_json_rejected(HDR ",\"strings\":[\"T\"],\"types\":[[0,1,1,1]]}",
+			     "types[0][3]: index 1 out of range (1 strings)");
+	cr_assert_eq(readers(HDR ",\"strings\":[\"T\"],\"types\":[[0,1,1,1]]}"), -EAGAIN);
+	cr_assert_eq(readers(HDR ",\"strings\":[\"T\"],\"types\":[[0,1,1,\"user\"]]}"), -EAGAIN,
+		     "the tree reader skips what is not an index");
 }

@@ -38,6 +38,7 @@ class Tables:
         self.frames = []
         self.frame_ix = {}
         self.resolved = resolved
+        self.kind = None        # string index of "python", once a frame needs it
 
     def string(self, text):
         ix = self.string_ix.get(text)
@@ -51,12 +52,16 @@ class Tables:
         ix = self.frame_ix.get(key)
         if ix is None:
             name, first, text = self.resolved.get(key, ("?", -1, None))
+            if self.kind is None:
+                self.kind = self.string("python")
+            # The sixth element is the frame's kind (leakdiff-snapshot(5)).
             row = [
                 self.string(filename if isinstance(filename, str) else "?"),
                 line if type(line) is int and line >= 0 else 0,
                 self.string(name),
                 first if type(first) is int and first > 0 else -1,
                 self.string(text) if text else -1,
+                self.kind,
             ]
             ix = self.frame_ix[key] = len(self.frames)
             self.frames.append(row)
@@ -83,6 +88,53 @@ class Tables:
             ix = known(f)
             out.append(self.frame(f[0], f[1]) if ix is None else ix)
         return out
+
+
+def _extension_suffixes():
+    try:
+        from importlib.machinery import EXTENSION_SUFFIXES
+        return tuple(EXTENSION_SUFFIXES)
+    except Exception:
+        return (".so", ".pyd")
+
+
+_EXTENSION_SUFFIXES = _extension_suffixes()
+
+
+def type_origin(t, kinds):
+    """Where type t comes from: "builtin" (compiled into the interpreter),
+    "extension" (a module loaded from a shared library), "stdlib" or
+    "user" (the program's own code, third-party packages included).  The
+    report's suspect is a "user" type: a name with a dot in it says
+    nothing (_thread.lock is as dotted as app.Session)."""
+    mod = _typeinfo.type_module(t)
+    top = mod.partition(".")[0]
+    if not mod or top == "builtins" or top in sys.builtin_module_names:
+        return "builtin"
+    module = sys.modules.get(mod) or sys.modules.get(top)
+    try:
+        path = getattr(module, "__file__", None) if module is not None else None
+    except Exception:
+        path = None
+    if isinstance(path, str) and path.endswith(_EXTENSION_SUFFIXES):
+        return "extension"
+    if kinds.is_stdlib(mod):
+        return "stdlib"
+    return "user" if kinds.is_user(mod) else "stdlib"
+
+
+def _origins(totals, kinds):
+    """{type name: origin} for the census's types; for types of one name,
+    the first one's."""
+    out = {}
+    for t in totals:
+        try:
+            name = _typeinfo.type_name(t)
+            if name not in out:
+                out[name] = type_origin(t, kinds)
+        except Exception:
+            pass
+    return out
 
 
 def _iso_utc(stamp):
@@ -148,6 +200,7 @@ class Builder:
                 self.note("%d objects left out of the census: their type "
                           "cannot be hashed" % census.skipped)
             types = census.by_name()
+            origins = _origins(census.totals, kinds)
             tracing = agent.tm.is_tracing()
             depth = agent.tm.get_traceback_limit() if tracing else agent.depth
             names = _typeinfo.Namer()
@@ -190,7 +243,12 @@ class Builder:
         types.sort(key=lambda row: (-row[1], row[0]))
         for name, count, size in types:
             type_ix[name] = len(type_rows)
-            type_rows.append([tables.string(name), count, size])
+            row = [tables.string(name), count, size]
+            origin = origins.get(name)
+            if origin is not None:
+                # The fourth element is where the type comes from (leakdiff-snapshot(5)).
+                row.append(tables.string(origin))
+            type_rows.append(row)
             objects += count
             object_bytes += size
 
