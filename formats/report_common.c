@@ -208,46 +208,6 @@ static size_t prefix_bytes(const char *s, size_t cols)
 		i++;
 		while (((unsigned char)s[i] & 0xc0) == 0x80)
 			i++;
-/* Frame i of st as a report prints it, in a new string; NULL when out of memory. */
-static char *frame_text(const struct ld_diff_stack *st, uint32_t i)
-{
-	struct ld_buf b;
-	ld_buf_init(&b);
-	ld_report_frame(&b, st, i, LD_ESCAPE_TEXT);
-	size_t len;
-	char *t = ld_buf_detach(&b, &len);
-	ld_buf_finish(&b);
-	return t;
-}
-
-/* The headline of a row: its first frame and the caller shown under it. */
-static char *headline(const struct ld_diff_stack *st)
-{
-	struct ld_buf b;
-	ld_buf_init(&b);
-	ld_report_frame(&b, st, 0, LD_ESCAPE_TEXT);
-	int caller = ld_report_caller(st);
-	if (caller > 0) {
-		ld_buf_putc(&b, '\n');
-		ld_report_frame(&b, st, (uint32_t)caller, LD_ESCAPE_TEXT);
-	}
-	size_t len;
-	char *t = ld_buf_detach(&b, &len);
-	ld_buf_finish(&b);
-	return t;
-}
-
-/* Index of the first frame of a that prints unlike b's; a->depth when none does. */
-static uint32_t first_difference(const struct ld_diff_stack *a, const struct ld_diff_stack *b)
-{
-	uint32_t i = 0;
-	for (; i < a->depth && i < b->depth; i++) {
-		char *x = frame_text(a, i), *y = frame_text(b, i);
-		bool same = x && y && strcmp(x, y) == 0;
-		free(x);
-		free(y);
-		if (!same)
-			break;
 	}
 	return i;
 }
@@ -386,6 +346,52 @@ void ld_report_command(struct ld_buf *b, char *const *argv, size_t n, size_t max
 	else if (line.len)
 		ld_buf_add(b, line.data, line.len);
 	ld_buf_finish(&line);
+}
+
+/* Frame i of st as a report prints it, in a new string; NULL when out of memory. */
+static char *frame_text(const struct ld_diff_stack *st, uint32_t i)
+{
+	struct ld_buf b;
+	ld_buf_init(&b);
+	ld_report_frame(&b, st, i, LD_ESCAPE_TEXT);
+	size_t len;
+	char *t = ld_buf_detach(&b, &len);
+	ld_buf_finish(&b);
+	return t;
+}
+
+/* The headline of a row: its first frame and the caller shown under it. */
+static char *headline(const struct ld_diff_stack *st)
+{
+	struct ld_buf b;
+	ld_buf_init(&b);
+	ld_report_frame(&b, st, 0, LD_ESCAPE_TEXT);
+	int caller = ld_report_caller(st);
+	if (caller > 0) {
+		ld_buf_putc(&b, '\n');
+		ld_report_frame(&b, st, (uint32_t)caller, LD_ESCAPE_TEXT);
+	}
+	size_t len;
+	char *t = ld_buf_detach(&b, &len);
+	ld_buf_finish(&b);
+	return t;
+}
+
+/* Index of the first frame of a that prints unlike b's; a->depth when none does. */
+static uint32_t first_difference(const struct ld_diff_stack *a, const struct ld_diff_stack *b)
+{
+	uint32_t i = 0;
+	for (; i < a->depth && i < b->depth; i++) {
+		char *x = frame_text(a, i), *y = frame_text(b, i);
+		bool same = x && y && strcmp(x, y) == 0;
+		free(x);
+		free(y);
+		if (!same)
+			break;
+	}
+	return i;
+}
+
 struct twin {
 	size_t row;
 	char *head;
