@@ -81,7 +81,10 @@ class NativeReport(TempDirCase):
         a, b = self.pair()
         r = leakdiff("diff", "--verbose", "--top=1", a, b)
         self.assertEqual(r.returncode, 0, r.stderr)
-        frames = [line.strip() for line in r.stdout.splitlines() if line.startswith("      ")]
+        # The frames of the site table (the header above it may print the
+        # command, a path, on an indented line of its own).
+        table = r.stdout.split("Growth by allocation site", 1)[1]
+        frames = [line.strip() for line in table.splitlines() if line.startswith("      ")]
         # Frames without a line: "file in function" or "module+0xOFFSET", never a path.
         no_line = [f for f in frames if "libc.so" in f or "prog_wrap" in f]
         self.assertTrue(no_line, r.stdout)
