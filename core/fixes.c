@@ -110,6 +110,25 @@ static enum ld_fix container_fix(const struct ld_diff *d, const struct ld_diff_h
 	return LD_FIX_CONTAINER;
 }
 
+/*
+ * A path of no known shape that starts at a container or an lru_cache of
+ * the program's hints: the fix of that hint, so that the path's line says
+ * what to do about its root. Roots without such a hint (sys.modules, a
+ * thread's frame) get none.
+ */
+static enum ld_fix root_fix(const struct ld_diff *d, const struct ld_diff_hint *h, bool show)
+{
+	if (!h->path_len)
+		return LD_FIX_NONE;
+	const char *root = ld_snapshot_str(h->path_snap, h->path[0]);
+	for (size_t i = 0; i < d->nhints; i++) {
+		const struct ld_diff_hint *r = &d->hints[i];
+		if ((r->kind == LD_HINT_CONTAINER || r->kind == LD_HINT_LRU_CACHE) && strcmp(r->name, root) == 0)
+			return ld_hint_fix_kind(d, r, show);
+	}
+	return LD_FIX_NONE;
+}
+
 enum ld_fix ld_hint_fix_kind(const struct ld_diff *d, const struct ld_diff_hint *h, bool show)
 {
 	bool grew = !show && h->after > h->before;
@@ -130,7 +149,8 @@ enum ld_fix ld_hint_fix_kind(const struct ld_diff *d, const struct ld_diff_hint 
 	case LD_HINT_PATH:
 		if (h->state == LD_DIFF_GONE)
 			return LD_FIX_NONE;
-		return path_fix(h->path_snap, h->path, h->path_len);
+		enum ld_fix f = path_fix(h->path_snap, h->path, h->path_len);
+		return f != LD_FIX_NONE ? f : root_fix(d, h, show);
 	}
 	return LD_FIX_NONE;
 }

@@ -40,7 +40,8 @@ enum ld_fix {
  * method held in a container, a callback's; an asyncio task held by a set,
  * a task's), and the types of the diff (a container named Class.attr whose
  * Class grew is a registry of instances). A container that a retention path
- * starts from takes the path's more specific cause.
+ * starts from takes the path's more specific cause; a path of no known
+ * shape takes the fix of the container or lru_cache hint at its root.
  */
 enum ld_fix ld_hint_fix_kind(const struct ld_diff *d, const struct ld_diff_hint *h, bool show);
 

@@ -261,3 +261,24 @@ Test(fixes, every_cause_has_one_short_line)
 		cr_assert_leq(strlen(t), 80, "%s", t);
 	}
 }
+
+Test(fixes, plain_path_takes_the_fix_of_the_hint_at_its_root)
+{
+	hint(before, LD_HINT_CONTAINER, "app.cache.CACHE", "dict", 10, -1);
+	hint(after, LD_HINT_CONTAINER, "app.cache.CACHE", "dict", 30, -1);
+	PATH(after, "app.cache.CACHE", "dict", "app.cache.Page");
+	hint(before, LD_HINT_LRU_CACHE, "app.pricing.quote", NULL, 10, -1);
+	hint(after, LD_HINT_LRU_CACHE, "app.pricing.quote", NULL, 30, -1);
+	PATH(after, "app.pricing.quote", "functools._lru_cache_wrapper", "app.pricing.Quote");
+	/* Its root did not grow: the path alone says nothing to fix. */
+	hint(before, LD_HINT_CONTAINER, "app.config.settings", "dict", 12, -1);
+	hint(after, LD_HINT_CONTAINER, "app.config.settings", "dict", 12, -1);
+	PATH(after, "app.config.settings", "dict", "app.config.Option");
+	/* A root that is no hint of ours. */
+	PATH(after, "sys.modules", "dict", "module", "dict", "app.plugins.Plugin");
+	run();
+	cr_assert_eq(fix_of(LD_HINT_PATH, "app.cache.Page"), LD_FIX_CONTAINER);
+	cr_assert_eq(fix_of(LD_HINT_PATH, "app.pricing.Quote"), LD_FIX_LRU);
+	cr_assert_eq(fix_of(LD_HINT_PATH, "app.config.Option"), LD_FIX_NONE);
+	cr_assert_eq(fix_of(LD_HINT_PATH, "app.plugins.Plugin"), LD_FIX_NONE);
+}
