@@ -97,5 +97,77 @@ class Fixes(unittest.TestCase):
                       "  - fix: " + REGISTRY + "\n", section)
 
 
+BUS = """\
+import sys
+
+
+class Report:
+    def __init__(self, n):
+        self.n = n
+
+
+class Listener:
+    def __init__(self, n):
+        self.n = n
+
+    def on_event(self, event):
+        return self.n
+
+
+class EventBus:
+    def __init__(self):
+        self.handlers = []
+
+    def subscribe(self, fn):
+        self.handlers.append(fn)
+
+
+bus = EventBus()
+
+
+def handle(n):
+    report = Report(n)
+    bus.subscribe(lambda event: report.n)
+    bus.subscribe(Listener(n).on_event)
+
+
+for i in range(int(sys.argv[1])):
+    handle(i)
+"""
+
+
+class Callbacks(harness.TempDirCase):
+    """Closures and bound methods subscribed to an event bus and never
+    unsubscribed: the paths run through a function's cell and a bound
+    method held by the bus's list."""
+
+    def test_paths_through_subscribed_callables(self):
+        with open(self.path("bus.py"), "w") as f:
+            f.write(BUS)
+        snaps = []
+        for n in (1000, 3000):
+            out = self.path("%d.snap" % n)
+            r = leakdiff("record", "-o", out, "--", PYTHON, "bus.py", str(n), env=ENV, cwd=self.tmp)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            snaps.append(out)
+        d = harness.diff_json(*snaps)
+        fix = "unsubscribe when done, or subscribe a weakref.WeakMethod"
+        for name in ("__main__.Report", "__main__.Listener"):
+            t = find(d["types"], name=name)
+            self.assertEqual(t["count_delta"], 2000, name)
+        p = find(d["hints"], kind="path", type="__main__.Report")
+        self.assertEqual(p["path"], ["__main__.bus", "__main__.EventBus", "list", "function", "cell",
+                                     "__main__.Report"])
+        self.assertEqual(p["fix"], fix)
+        p = find(d["hints"], kind="path", type="__main__.Listener")
+        self.assertEqual(p["path"], ["__main__.bus", "__main__.EventBus", "list", "method",
+                                     "__main__.Listener"])
+        self.assertEqual(p["fix"], fix)
+        # The bus itself, one instance held by a module global, gets none.
+        for h in d["hints"]:
+            if h["kind"] == "path" and h["path"][-1] == "__main__.EventBus":
+                self.assertNotIn("fix", h, h)
+
+
 if __name__ == "__main__":
     harness.main()
