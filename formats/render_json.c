@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "escape.h"
+#include "fixes.h"
 #include "frames.h"
 #include "report.h"
 #include "report_common.h"
@@ -198,6 +199,9 @@ static cJSON *hints_json(struct jctx *j, const struct ld_diff *d, bool show)
 			add_str(j, o, "type", h->type);
 		if (h->kind == LD_HINT_LRU_CACHE)
 			add(j, o, "maxsize", h->maxsize < 0 ? cJSON_CreateNull() : cJSON_CreateNumber((double)h->maxsize));
+		const char *fix = ld_hint_fix(d, h, show);
+		if (fix)
+			add_str(j, o, "fix", fix);
 		if (h->kind == LD_HINT_PATH) {
 			cJSON *p = check(j, cJSON_CreateArray());
 			for (uint32_t k = 0; p && k < h->path_len; k++)

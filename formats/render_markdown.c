@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "escape.h"
+#include "fixes.h"
 #include "report.h"
 #include "report_common.h"
 #include "tidy.h"
@@ -55,6 +56,74 @@ static void row_numbers(struct ld_buf *b, const struct ld_diff_row *r)
 	ld_count_format(z, sizeof(z), (int64_t)r->count_before, false);
 	ld_count_format(w, sizeof(w), (int64_t)r->count_after, false);
 	ld_buf_printf(b, "| %s | %s | %s → %s | ", x, y, z, w);
+}
+
+/*
+ * The leak hints as a list, one item per hint with its suggested fix as a
+ * sub-item: the same hints as the text report's, in the same order.
+ */
+static void hints(struct ld_buf *b, const struct ld_diff *d)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < d->nhints; i++)
+		n += ld_report_hint_shown(&d->hints[i]);
+	if (!n)
+		return;
+	ld_buf_puts(b, "<details open><summary>Leak hints</summary>\n\n");
+	for (size_t i = 0; i < d->nhints; i++) {
+		const struct ld_diff_hint *h = &d->hints[i];
+		if (!ld_report_hint_shown(h))
+			continue;
+		char x[32], y[32], z[32];
+		ld_count_format(x, sizeof(x), (int64_t)h->before, false);
+		ld_count_format(y, sizeof(y), (int64_t)h->after, false);
+		ld_count_format(z, sizeof(z), (int64_t)h->after - (int64_t)h->before, true);
+		const char *entries = ld_report_noun((int64_t)h->after, "entry", "entries");
+		const char *objects = ld_report_noun((int64_t)h->after, "object", "objects");
+		ld_buf_puts(b, "- **");
+		md(b, ld_hint_kind_name(h->kind));
+		ld_buf_puts(b, "** ");
+		switch (h->kind) {
+		case LD_HINT_CONTAINER:
+			md(b, h->name);
+			ld_buf_puts(b, ": ");
+			md(b, h->type);
+			ld_buf_printf(b, " %s → %s %s (%s)", x, y, entries, z);
+			break;
+		case LD_HINT_LRU_CACHE:
+			md(b, h->name);
+			if (h->maxsize < 0)
+				ld_buf_puts(b, ": unbounded lru\\_cache (maxsize=None)");
+			else
+				ld_buf_printf(b, ": lru\\_cache(maxsize=%lld)", (long long)h->maxsize);
+			ld_buf_printf(b, " %s → %s %s (%s)", x, y, entries, z);
+			break;
+		case LD_HINT_GARBAGE:
+			md(b, h->type);
+			ld_buf_printf(b, ": %s → %s uncollectable %s in gc.garbage", x, y, objects);
+			break;
+		case LD_HINT_CYCLES:
+			ld_buf_printf(b, "%s → %s %s in reference cycles freed by the snapshot's collection",
+				      x, y, objects);
+			break;
+		case LD_HINT_PATH:
+			/* Stored root first; read instance first, as "what holds it". */
+			for (uint32_t k = h->path_len; k-- > 0;) {
+				md(b, ld_snapshot_str(h->path_snap, h->path[k]));
+				if (k)
+					ld_buf_puts(b, " ← ");
+			}
+			break;
+		}
+		ld_buf_putc(b, '\n');
+		const char *fix = ld_hint_fix(d, h, false);
+		if (fix) {
+			ld_buf_puts(b, "  - fix: ");
+			md(b, fix);
+			ld_buf_putc(b, '\n');
+		}
+	}
+	ld_buf_puts(b, "\n</details>\n\n");
 }
 
 int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
@@ -177,6 +246,7 @@ int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_
 			ld_buf_puts(&b, "\n</details>\n\n");
 		}
 	}
+	hints(&b, d);
 	if (o->suppressed)
 		ld_buf_printf(&b, "%zu row%s suppressed.\n", o->suppressed, o->suppressed == 1 ? "" : "s");
 

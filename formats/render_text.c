@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "escape.h"
+#include "fixes.h"
 #include "report.h"
 #include "report_common.h"
 #include "tidy.h"
@@ -572,6 +573,13 @@ static void hints(struct out *w, const struct ld_diff *d, bool show)
 			path_text(w, h);
 			ld_buf_putc(&w->b, '\n');
 			break;
+		}
+		/* Under the hint's text, where the kind column leaves room. */
+		const char *fix = ld_hint_fix(d, h, show);
+		if (fix) {
+			ld_buf_printf(&w->b, "  %-10s fix: ", "");
+			text(w, fix);
+			ld_buf_putc(&w->b, '\n');
 		}
 	}
 }
