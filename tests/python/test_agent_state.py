@@ -63,7 +63,8 @@ def snapshot_rows(agent, seq):
     doc = json.loads(agent._build(seq, "", "api"))
     strings = doc["strings"]
     rows = _containers.Map()
-    for ix, count, size in doc["types"]:
+    for row in doc["types"]:
+        ix, count, size = row[:3]      # a fourth element is the type's origin
         if strings[ix] in WATCHED:
             rows[strings[ix]] = _containers.Seq((count, size))
     del doc, strings
