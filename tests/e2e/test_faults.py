@@ -792,6 +792,37 @@ class Concurrency(FaultCase):
         end = load_snap(self.path("run.snap"))["meta"]["elapsed_ms"]
         self.assertGreater(max(m["elapsed_ms"] for m in later), end - 1000, r.stderr)
 
+    def test_every_ticks_during_back_to_back_api_snapshots(self):
+        """A program taking API snapshots back to back for two seconds:
+        nearly every --every tick lands while one is being taken. Each must
+        be queued and answered, so the timer goes on to the end; were one
+        absorbed by the API snapshot, the recorder would wait for its answer
+        for good and no interval snapshot would follow."""
+        prog = self.write("loop.py", textwrap.dedent("""\
+            import leakdiff, time
+            t = time.time()
+            n = 0
+            while time.time() - t < 2:
+                leakdiff.snapshot("api")
+                n += 1
+            print("finished", n > 1, flush=True)
+            """))
+        try:
+            r = self.record(self.path("run.snap"), PYTHON, prog, opts=["--every=50ms"], timeout=60)
+        except subprocess.TimeoutExpired:
+            self.fail("a 2-second program did not finish in 60 s under --every=50ms: %d snapshots "
+                      "written meanwhile" % len(self.snaps()))
+        self.assertEqual((r.returncode, r.stdout), (0, "finished True\n"), r.stderr)
+        self.assertNotIn("dropped", r.stderr)
+        n = len(self.snaps())
+        metas = [load_snap(self.path("run.%d.snap" % i))["meta"] for i in range(1, n)]
+        self.assertEqual([m["seq"] for m in metas], list(range(1, n)))
+        interval = [m for m in metas if m["trigger"] == "interval"]
+        # ticks every 50 ms plus a snapshot's time: several a second
+        self.assertGreaterEqual(len(interval), 3, r.stderr)
+        end = load_snap(self.path("run.snap"))["meta"]["elapsed_ms"]
+        self.assertGreater(max(m["elapsed_ms"] for m in interval), end - 1000, r.stderr)
+
     def threads(self, api, every):
         """Six threads allocating; two more and the main thread calling
         leakdiff.snapshot() in a loop (api), the recorder's timer (every)."""

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import harness  # noqa: E402
 
 sys.path.insert(0, os.path.join(harness.SOURCE, "agents", "python"))
-from leakdiff import _agent, _containers, _objects, _snapshot, _typeinfo  # noqa: E402
+from leakdiff import _agent, _containers, _hints, _objects, _snapshot, _typeinfo  # noqa: E402
 
 import unittest  # noqa: E402
 
@@ -279,6 +279,34 @@ class QuietAllocations(unittest.TestCase):
         tracemalloc.start(4)
         x = Slotted(1)
         self.assertIsNotNone(tracemalloc.get_object_traceback(x))
+
+
+class ContainerHints(unittest.TestCase):
+    """Which module-level containers a snapshot names when there are more
+    than it keeps (_hints.CONTAINER_HINTS): the largest, the program's own
+    before the standard library's."""
+
+    def test_the_largest_are_kept(self):
+        most = _hints.CONTAINER_HINTS
+        user = {"c%d" % n: list(range(n)) for n in range(1, most + 11)}
+        stdlib = {"big": list(range(most + 100)), "small": list(range(999))}
+        namespaces = [("app", user, True), ("json", stdlib, False)]
+        hints = _hints.container_hints(namespaces, lambda t: t.__name__)
+        self.assertEqual(len(hints), most)
+        lengths = [h["length"] for h in hints]
+        # the program's own containers, longest first, down to the cut
+        self.assertEqual(lengths, list(range(most + 10, 10, -1)))
+        self.assertEqual(hints[0], {"kind": "container", "name": "app.c%d" % (most + 10),
+                                    "type": "list", "length": most + 10})
+        self.assertNotIn("json.big", [h["name"] for h in hints])
+
+    def test_the_standard_library_follows_the_program(self):
+        user = {"a": [1, 2], "b": [1, 2, 3]}
+        stdlib = {"big": list(range(5000)), "small": list(range(999))}
+        hints = _hints.container_hints([("json", stdlib, False), ("app", user, True)],
+                                       lambda t: t.__name__)
+        self.assertEqual([(h["name"], h["length"]) for h in hints],
+                         [("app.b", 3), ("app.a", 2), ("json.big", 5000)])
 
 
 class PureCensus(unittest.TestCase):

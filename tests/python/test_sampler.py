@@ -115,6 +115,28 @@ class Exact(unittest.TestCase):
         self.assertLessEqual(alive, DEAD_MAX)
         self.assertLess(EXT.stats()["stacks"], 2 * DEAD_MAX)
 
+    def test_run_time_code_never_piles_up_past_dead_max(self):
+        # The bound holds all along, not only at the end: how many code
+        # objects are left when the loop stops depends on where the last
+        # cleanup fell, and a DEAD_MAX of 16,384 left fewer than 4,096 of
+        # 20,000. Counted every 256 snippets, the dead stacks waiting for a
+        # cleanup are at most DEAD_MAX + 1 (the one that makes it due) plus
+        # the snippets compiled since the count before.
+        refs = []
+        most = 0
+        for i in range(3 * DEAD_MAX):
+            code = compile("y = [%d]" % i, "<piling>", "exec")
+            ns = {}
+            exec(code, ns)
+            refs.append(weakref.ref(code))
+            del ns, code
+            if i % 256 == 255:
+                for _ in range(100):
+                    pass  # pending calls run between bytecodes
+                most = max(most, sum(1 for r in refs if r() is not None))
+        self.assertGreater(most, 0)
+        self.assertLessEqual(most, DEAD_MAX + 1 + 256)
+
     def test_stats_say_exact(self):
         stats = EXT.stats()
         self.assertEqual(stats["exact"], 1)

@@ -53,6 +53,12 @@ void th_fail_after(long n);
 long th_fail_off(void);
 /* While on, allocations neither fail nor count (for test bookkeeping). */
 void th_fail_hold(int on);
+/*
+ * The largest single request (malloc, calloc's product, realloc) seen
+ * through the wrappers since the last th_largest_reset(); 0 without --wrap.
+ */
+void th_largest_reset(void);
+size_t th_largest(void);
 #ifdef TH_HAVE_WRAP
 #define TH_REQUIRE_WRAP() ((void)0)
 #else

@@ -20,6 +20,15 @@ void th_fail_hold(int on)
 	(void)on;
 }
 
+void th_largest_reset(void)
+{
+}
+
+size_t th_largest(void)
+{
+	return 0;
+}
+
 #else
 
 void *__real_malloc(size_t n);
@@ -32,6 +41,7 @@ void *__wrap_realloc(void *p, size_t n);
 static long budget = -1; /* allocations left before failing; -1: never fail */
 static long count;
 static int held;
+static size_t largest;
 
 void th_fail_after(long n)
 {
@@ -50,6 +60,22 @@ void th_fail_hold(int on)
 	held = on;
 }
 
+void th_largest_reset(void)
+{
+	largest = 0;
+}
+
+size_t th_largest(void)
+{
+	return largest;
+}
+
+static void note_size(size_t n)
+{
+	if (n > largest)
+		largest = n;
+}
+
 /* True when this allocation is to fail. */
 static int fail_now(void)
 {
@@ -66,16 +92,19 @@ static int fail_now(void)
 
 void *__wrap_malloc(size_t n)
 {
+	note_size(n);
 	return fail_now() ? NULL : __real_malloc(n);
 }
 
 void *__wrap_calloc(size_t n, size_t size)
 {
+	note_size(size && n > SIZE_MAX / size ? SIZE_MAX : n * size);
 	return fail_now() ? NULL : __real_calloc(n, size);
 }
 
 void *__wrap_realloc(void *p, size_t n)
 {
+	note_size(n);
 	return fail_now() ? NULL : __real_realloc(p, n);
 }
 

@@ -1343,6 +1343,19 @@ Test(suppress, pattern_syntax)
 	cr_assert_not(ld_suppressions_match(NULL, FUNC, "anything"));
 }
 
+Test(suppress, brackets_never_open_a_class)
+{
+	/*
+	 * Every [ and ] is escaped, not only the ] that would close a class:
+	 * glibc's fnmatch() takes an unclosed [ literally, except before "[.",
+	 * where it starts a collating symbol and nothing matches.
+	 */
+	parse_ok("f[[.\nop[[=x\n");
+	cr_assert(ld_suppressions_match(&supp, FUNC, "f[[.x"), "\"f[[.\" is literal");
+	cr_assert(ld_suppressions_match(&supp, FUNC, "a_op[[=x"), "\"op[[=x\" is literal");
+	cr_assert_not(ld_suppressions_match(&supp, FUNC, "f[x"));
+}
+
 Test(suppress, bad_lines)
 {
 	struct ld_error err;
@@ -1592,6 +1605,34 @@ Test(diff, rows_sort_by_growth_then_file_line_function_at_every_depth)
 			strcat(got, part);
 		}
 		cr_assert_str_eq(got, want[i], "row %zu", i);
+	}
+}
+
+Test(diff, rows_grown_in_count_only_sort_before_unchanged_ones)
+{
+	/*
+	 * Growth is bytes first, then count: a row with the same bytes and
+	 * more blocks grew, and comes before every unchanged row, whatever its
+	 * traceback; one with fewer blocks comes after them.
+	 */
+	uint32_t ba = frame(before, "a.py", "f", 1), bb = frame(before, "b.py", "g", 2);
+	uint32_t bc = frame(before, "c.py", "h", 3), bd = frame(before, "0.py", "e", 4);
+	SITE(before, 2, 16, ba);
+	SITE(before, 1, 16, bb);
+	SITE(before, 2, 16, bc);
+	SITE(before, 1, 8, bd);
+	uint32_t aa = frame(after, "a.py", "f", 1), ab = frame(after, "b.py", "g", 2);
+	uint32_t ac = frame(after, "c.py", "h", 3), ad = frame(after, "0.py", "e", 4);
+	SITE(after, 2, 16, aa); /* unchanged */
+	SITE(after, 2, 16, ab); /* +1 block, +0 bytes */
+	SITE(after, 1, 16, ac); /* -1 block, +0 bytes */
+	SITE(after, 1, 8, ad);  /* unchanged, and first by name */
+	cr_assert_eq(ld_diff_create(before, after, NULL, &diff), 0);
+	cr_assert_eq(diff->nsites, 4);
+	static const char *const want[] = { "b.py", "0.py", "a.py", "c.py" };
+	for (size_t i = 0; i < 4; i++) {
+		const struct ld_frame *f = ld_diff_frame(&diff->sites[i].stack, 0);
+		cr_assert_str_eq(ld_snapshot_str(diff->sites[i].stack.snap, f->file), want[i], "row %zu", i);
 	}
 }
 

@@ -707,6 +707,27 @@ Test(snap_reject, gzip_bomb_over_the_limit)
 	free(zeros);
 }
 
+Test(snap_reject, gzip_bomb_buffer_never_outgrows_the_limit)
+{
+	/*
+	 * The cap bounds memory too: the buffer doubles up to the limit (and
+	 * the byte past it that proves the stream too long), never beyond, so
+	 * a bomb costs at most the limit before it is rejected.
+	 */
+	TH_REQUIRE_WRAP();
+	size_t n = 8u << 20, gzlen, max = 1u << 20;
+	char *zeros = calloc(1, n);
+	cr_assert_not_null(zeros);
+	unsigned char *gz = th_gzip(zeros, n, &gzlen);
+	cr_assert_lt(gzlen * 4, max / 2, "the buffer must grow a few times to reach the limit");
+	th_largest_reset();
+	expect_bytes_rejected(gz, gzlen, max, -EFBIG, "decompresses to more than 1048576 bytes");
+	cr_assert_leq(th_largest(), max + 2, "a request of %zu bytes with a limit of %zu", th_largest(), max);
+	cr_assert_geq(th_largest(), max / 2, "the wrappers saw the buffer grow (largest %zu)", th_largest());
+	free(gz);
+	free(zeros);
+}
+
 Test(snap_reject, size_limit_is_exact)
 {
 	/* A document of exactly L bytes passes a limit of L and fails L - 1. */
