@@ -91,6 +91,11 @@ const char *ld_report_limit_option(enum ld_limit_kind k)
 									     : "--max-type-growth";
 }
 
+bool ld_report_no_line(const struct ld_snapshot *s, const struct ld_frame *f)
+{
+	return f->line <= 0 && s->meta.runtime && strcmp(s->meta.runtime, "native") == 0;
+}
+
 void ld_report_frame(struct ld_buf *b, const struct ld_diff_stack *st, uint32_t i, enum ld_escape_mode mode)
 {
 	if (i >= st->depth) {
@@ -98,9 +103,24 @@ void ld_report_frame(struct ld_buf *b, const struct ld_diff_stack *st, uint32_t 
 		return;
 	}
 	const struct ld_frame *f = ld_diff_frame(st, i);
-	ld_escape_append(b, ld_report_short_path(st->snap, ld_snapshot_str(st->snap, f->file)), mode);
-	ld_buf_printf(b, ":%d", f->line);
+	const char *file = ld_snapshot_str(st->snap, f->file);
 	const char *fn = ld_snapshot_str(st->snap, f->function);
+	bool no_line = ld_report_no_line(st->snap, f);
+	if (no_line && *fn) {
+		/* No line: the file is only the module the code is in, so the
+		 * function leads and the module's base name follows it. */
+		const char *base = strrchr(file, '/');
+		ld_escape_append(b, fn, mode);
+		if (*file) {
+			ld_buf_puts(b, " (");
+			ld_escape_append(b, base && base[1] ? base + 1 : file, mode);
+			ld_buf_puts(b, ")");
+		}
+		return;
+	}
+	ld_escape_append(b, ld_report_short_path(st->snap, file), mode);
+	if (!no_line)
+		ld_buf_printf(b, ":%d", f->line);
 	if (*fn) {
 		ld_buf_puts(b, " in ");
 		ld_escape_append(b, fn, mode);
