@@ -692,6 +692,7 @@ int ld_track_start(void)
 	if (ld_track_sample)
 		ld_heap_use_filter(); /* before LD_TRACK_ACTIVE: no block is in the table yet */
 	cfg.signal_on = start_signal();
+	ld_exec_release_signal(conf.signum, cfg.signal_on);
 	ld_pipe_hold(&conf.pipe);
 	send_hello();
 	for (int i = 0; i < conf.nproblems && !conf.pipe.dead; i++)
@@ -705,6 +706,15 @@ out:
 	errno = e;
 	ld_track_busy = saved_busy;
 	return atomic_load_explicit(&ld_track_state, memory_order_relaxed) == LD_TRACK_ACTIVE ? 0 : -1;
+}
+
+int ld_track_exec_fd(int *signum)
+{
+	if (atomic_load_explicit(&ld_track_state, memory_order_relaxed) != LD_TRACK_ACTIVE ||
+	    getpid() != track_pid || conf.follow_exec || !ld_pipe_owned(&conf.pipe))
+		return -1;
+	*signum = cfg.signal_on ? conf.signum : 0;
+	return conf.pipe.fd;
 }
 
 void ld_track_exit(void)
