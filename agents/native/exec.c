@@ -97,10 +97,23 @@ void ld_exec_release_signal(int signum, bool handled)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
-/* Whether name=... in an environment entry is one the agent sets itself. */
+/* Whether name=value in an environment entry is "name=". */
+static bool names(const char *entry, const char *name)
+{
+	size_t n = strlen(name);
+	return strncmp(entry, name, n) == 0 && entry[n] == '=';
+}
+
+/* Whether an environment entry is one the agent sets itself (others, such
+ * as the program's own LEAKDIFF_ settings, are passed on untouched). */
 static bool is_ours(const char *entry)
 {
-	return strncmp(entry, "LEAKDIFF_", 9) == 0 || strncmp(entry, "LD_PRELOAD=", 11) == 0;
+	if (names(entry, "LD_PRELOAD") || names(entry, "LEAKDIFF_SIGNAL_HELD"))
+		return true;
+	for (size_t i = 0; i < NCARRIED; i++)
+		if (names(entry, carried[i]))
+			return true;
+	return false;
 }
 
 /*
