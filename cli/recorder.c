@@ -24,6 +24,7 @@ struct ld_recorder {
 	bool native;      /* the last agent said hello as the native runtime */
 	struct ld_symbolizer *sym; /* native: reused across snapshots */
 	long long top;    /* highest file number written so far */
+	long long base;   /* added to a lone agent's numbers: see LD_WIRE_HELLO */
 	bool broken;      /* the stream was corrupt; the rest is ignored */
 	bool tee_failed;  /* the copy of the stream could not be written */
 };
@@ -162,7 +163,7 @@ static void on_snapshot(struct ld_recorder *r, const struct ld_wire_event *ev)
 	 * instead, and only the target process (exec keeps its pid) writes its
 	 * at-exit snapshot to FILE: nothing overwrites anything.
 	 */
-	long long number = (long long)ev->seq;
+	long long number = (long long)ev->seq + r->base;
 	if (r->st.hellos > 1) {
 		number = r->top + 1;
 		if (at_exit && r->target > 0 && s->meta.pid != (int64_t)r->target)
@@ -198,7 +199,19 @@ int ld_recorder_event(void *ctx, const struct ld_wire_event *ev)
 	switch (ev->kind) {
 	case LD_WIRE_HELLO:
 		r->st.connected = true;
-		r->st.hellos++;
+		/*
+		 * The pid of the last hello again: the traced process ran another
+		 * program with exec and the agent came with it. That agent takes
+		 * the first one's place and counts from 1 again, so its files are
+		 * numbered on after those already written.
+		 */
+		if (r->st.hellos > 0 && ev->pid > 0 && (pid_t)ev->pid == r->st.agent_pid) {
+			r->base = r->top;
+			/* A request the program before the exec left unanswered
+			 * would hold up the timer for good. */
+			r->st.requested = false;
+		} else
+			r->st.hellos++;
 		r->native = strcmp(ev->runtime, "native") == 0;
 		r->st.requests = ev->requests;
 		if (ev->pid > 0)

@@ -35,7 +35,8 @@ struct ld_recorder_config {
 /* What the caller may want to know about the stream so far. */
 struct ld_recorder_status {
 	bool connected;   /* an agent said hello */
-	int hellos;       /* agents that said hello: more than one with LEAKDIFF_FOLLOW_EXEC */
+	int hellos;       /* agents that said hello, one per process (its execs count once):
+			   more than one with LEAKDIFF_FOLLOW_EXEC */
 	pid_t agent_pid;  /* the last agent's pid, 0 when it did not say */
 	bool requests;    /* the last agent reads requests on the request channel */
 	bool got_exit;    /* the at-exit snapshot was written */

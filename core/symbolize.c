@@ -750,8 +750,10 @@ static int dwarf_frames(struct ld_symbolizer *s, struct mod *m, uint64_t pc, cha
 			snprintf(path_buf, cap, "%s", m->path);
 		else if (file)
 			relative_path(file, comp_dir, path_buf, cap);
-		r = push_rec(s, anonymous || file ? path_buf : "", anonymous ? 0 : line, fn ? fn : "??",
-			     anonymous ? -1 : decl_line(die), comp_dir, inl);
+		/* Without a source file (a unit with no line table), the frame
+		 * is named by its module, like one with no DWARF at all. */
+		r = push_rec(s, anonymous || file ? path_buf : m->path, anonymous || !file ? 0 : line,
+			     fn ? fn : "??", anonymous ? -1 : decl_line(die), comp_dir, inl);
 		free(owned);
 		free(sym_owned);
 		if (r < 0)
@@ -780,8 +782,8 @@ static int dwarf_frames(struct ld_symbolizer *s, struct mod *m, uint64_t pc, cha
 		else if (file)
 			relative_path(file, comp_dir, path_buf, cap);
 		if (fn || pushed) {
-			r = push_rec(s, anonymous || file ? path_buf : "", anonymous ? 0 : line, fn ? fn : "??", -1,
-				     comp_dir, false);
+			r = push_rec(s, anonymous || file ? path_buf : m->path, anonymous || !file ? 0 : line,
+				     fn ? fn : "??", -1, comp_dir, false);
 			if (r == 0)
 				pushed++;
 		}

@@ -83,7 +83,8 @@ static cJSON *frames_json(struct jctx *j, const struct ld_diff_stack *st)
 		cJSON *o = check(j, cJSON_CreateObject());
 		add_str(j, o, "function", ld_snapshot_str(st->snap, f->function));
 		add_str(j, o, "file", ld_snapshot_str(st->snap, f->file));
-		add_num(j, o, "line", f->line);
+		if (!ld_report_no_line(st->snap, f)) /* absent when unknown, rather than 0 */
+			add_num(j, o, "line", f->line);
 		if (f->function_line >= 0)
 			add_num(j, o, "function_line", f->function_line);
 		if (f->text != LD_NOSTR)

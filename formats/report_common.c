@@ -107,6 +107,11 @@ const char *ld_report_limit_option(enum ld_limit_kind k)
 									     : "--max-type-growth";
 }
 
+bool ld_report_no_line(const struct ld_snapshot *s, const struct ld_frame *f)
+{
+	return f->line <= 0 && s->meta.runtime && strcmp(s->meta.runtime, "native") == 0;
+}
+
 void ld_report_frame(struct ld_buf *b, const struct ld_diff_stack *st, uint32_t i, enum ld_escape_mode mode)
 {
 	if (i >= st->depth) {
@@ -130,21 +135,31 @@ void ld_report_frame(struct ld_buf *b, const struct ld_diff_stack *st, uint32_t 
 		ld_escape_append(b, fn, mode);
 		return;
 	}
+	/* The name without its symbol version ("@@GLIBC_2.34"). */
 	size_t n = ld_frame_function_len(s, f);
-	if (f->line == 0 && *file) {
-		/* No line: the file is the program's or the library's, shown alike by name. */
-		const char *slash = strrchr(file, '/');
-		ld_escape_append(b, slash && slash[1] ? slash + 1 : file, mode);
+	char *name = n ? strndup(fn, n) : NULL;
+	const char *shown = name ? name : fn;
+	if (ld_report_no_line(s, f) && n) {
+		/* No line: the file is only the module the code is in, so the
+		 * function leads and the module's base name follows it, alike for
+		 * the program and its libraries. */
+		const char *base = strrchr(file, '/');
+		ld_escape_append(b, shown, mode);
+		if (*file) {
+			ld_buf_puts(b, " (");
+			ld_escape_append(b, base && base[1] ? base + 1 : file, mode);
+			ld_buf_puts(b, ")");
+		}
 	} else {
 		ld_escape_append(b, ld_report_short_path(s, file), mode);
-		ld_buf_printf(b, ":%d", f->line);
+		if (!ld_report_no_line(s, f))
+			ld_buf_printf(b, ":%d", f->line);
+		if (n) {
+			ld_buf_puts(b, " in ");
+			ld_escape_append(b, shown, mode);
+		}
 	}
-	if (n) {
-		char *name = strndup(fn, n);
-		ld_buf_puts(b, " in ");
-		ld_escape_append(b, name ? name : fn, mode);
-		free(name);
-	}
+	free(name);
 }
 
 void ld_report_limit_text(struct ld_buf *b, const struct ld_limit_hit *h, const struct ld_limits *lim,

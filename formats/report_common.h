@@ -56,7 +56,17 @@ bool ld_report_hint_shown(const struct ld_diff_hint *h);
 void ld_report_limit_text(struct ld_buf *b, const struct ld_limit_hit *h, const struct ld_limits *lim,
 			  const struct ld_verdict *v, enum ld_escape_mode mode);
 
-/* Appends "file:line in function" for frame i of st, escaped for mode. */
+/*
+ * True when f is a native frame whose line is unknown (0): its file is then
+ * only the library or program the code is in. Python frames keep line 0.
+ */
+bool ld_report_no_line(const struct ld_snapshot *s, const struct ld_frame *f);
+
+/*
+ * Appends "file:line in function" for frame i of st, escaped for mode; a
+ * frame without a line (see ld_report_no_line) as "function (module)",
+ * the base name of its file.
+ */
 void ld_report_frame(struct ld_buf *b, const struct ld_diff_stack *st, uint32_t i, enum ld_escape_mode mode);
 
 /*

@@ -390,6 +390,15 @@ void ld_track_exit(void) LD_HIDDEN;
  */
 void ld_track_exit_direct(void) LD_HIDDEN;
 
+/*
+ * The pipe's descriptor when the calling process may hand the agent on to
+ * the program it execs: the agent is on, this is the process it started in
+ * (not a vfork() child) and exec is not followed through the environment
+ * already (LEAKDIFF_FOLLOW_EXEC); *signum is then the snapshot signal, 0
+ * when snapshots on signal are off. -1 otherwise, *signum untouched.
+ */
+int ld_track_exec_fd(int *signum) LD_HIDDEN;
+
 /* Tracking can be asked for: the agent is on and this thread outside it. */
 static inline bool ld_track_on(void)
 {
@@ -465,5 +474,25 @@ static inline bool ld_track_forget(void *ptr, uint32_t *site, size_t *size)
 /* Puts back a block that ld_track_forget() took out, for a realloc() that
  * failed and left it intact; keeps errno. */
 void ld_track_restore(void *ptr, size_t size, uint32_t site) LD_HIDDEN;
+
+/* ------------------------------------------------------------ exec.c */
+
+/*
+ * Finds glibc's execvpe and fexecve and, unless LEAKDIFF_FOLLOW_EXEC=1,
+ * copies the agent's variables and this library's path, so that the exec
+ * family can hand them to the program the traced process becomes. Call
+ * from the constructor with ld_track_busy set, before ld_config_from_env()
+ * removes the variables. Nothing to free; on failure exec is not followed.
+ */
+void ld_exec_remember(void) LD_HIDDEN;
+
+/*
+ * When the program that exec'd into this one held the snapshot signal
+ * blocked across the exec, unblocks it in the calling thread: a request
+ * that came meanwhile then reaches the handler, or, when handled is false
+ * (snapshots on signal are off), is dropped first. Does nothing otherwise.
+ * Call once the handler is installed, from the constructor's thread.
+ */
+void ld_exec_release_signal(int signum, bool handled) LD_HIDDEN;
 
 #endif

@@ -22,7 +22,9 @@
  * first one, bias is what was added to the ELF's virtual addresses (the
  * load bias; 0 for a fixed-address executable) and build_id the
  * NT_GNU_BUILD_ID note in hex ("" when there is none). The executable's path
- * comes from /proc/self/exe.
+ * comes from /proc/self/exe, and an object the loader knows by a relative
+ * path (dlopen("./libplug.so")) is named by the absolute path the kernel
+ * shows for its mapping, so that the recorder finds the file.
  *
  * A site is one distinct stack with live blocks: their number and requested
  * bytes, the return addresses innermost first (each points just after a
@@ -42,6 +44,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <link.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -213,6 +216,7 @@ void ld_doc_time(char out[32])
 #define MAX_MODULES 4096
 #define PATH_BYTES (512u << 10)
 #define BUILD_ID_MAX 64
+#define SCRATCH_BYTES (16u << 10)
 
 struct module {
 	uint64_t start, end, offset, bias;
@@ -231,6 +235,8 @@ static struct {
 	char *paths;
 	size_t n, path_used;
 	const char *executable;
+	char *scratch;              /* for reading /proc/self/maps */
+	char resolved[PATH_MAX];    /* the path found there */
 } mods;
 
 static void note_build_id(struct module *m, const ElfW(Phdr) *ph, ElfW(Addr) bias)
@@ -253,6 +259,61 @@ static void note_build_id(struct module *m, const ElfW(Phdr) *ph, ElfW(Addr) bia
 		}
 		p = name_at + name + desc;
 	}
+}
+
+/*
+ * The absolute path of the file mapped at addr, from /proc/self/maps, into
+ * out; false when it cannot be found. For an object loaded by a relative
+ * path (dlopen("./libplug.so")), whose name in the loader's list is only
+ * good in the working directory of that moment. Reads with plain system
+ * calls into a buffer of the module map's own, under the loader lock.
+ */
+static bool mapped_path(uint64_t addr, char *buf, size_t cap, char *out, size_t out_cap)
+{
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool found = false;
+	size_t have = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf + have, cap - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		char *line = buf, *nl;
+		while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
+			*nl = '\0';
+			/* "start-end perms offset dev inode   path" */
+			char *p = line;
+			uint64_t lo = 0, hi = 0;
+			while (*p && *p != '-')
+				lo = lo * 16 + (uint64_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10), p++;
+			if (*p == '-')
+				p++;
+			while (*p && *p != ' ')
+				hi = hi * 16 + (uint64_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10), p++;
+			char *path = strchr(p, '/');
+			if (addr >= lo && addr < hi) {
+				size_t len = path ? strlen(path) : 0;
+				found = path && len < out_cap && !strstr(path, " (deleted)");
+				if (found)
+					memcpy(out, path, len + 1);
+				goto done;
+			}
+			line = nl + 1;
+		}
+		/* Keep the unfinished line; one longer than the buffer is skipped. */
+		size_t rest = have - (size_t)(line - buf);
+		if (rest == cap)
+			rest = 0;
+		memmove(buf, line, rest);
+		have = rest;
+	}
+done:
+	close(fd);
+	return found;
 }
 
 static int collect_module(struct dl_phdr_info *info, size_t size, void *ctx)
@@ -298,6 +359,11 @@ static int collect_module(struct dl_phdr_info *info, size_t size, void *ctx)
 	const char *path = info->dlpi_name && *info->dlpi_name && mods.n ? info->dlpi_name : NULL;
 	if (!path)
 		path = mods.n == 0 && mods.executable ? mods.executable : info->dlpi_name ? info->dlpi_name : "";
+	/* A relative name with a directory in it: the file is found by where
+	 * it is mapped, since the working directory may have changed. */
+	if (path[0] != '/' && strchr(path, '/') && mods.scratch &&
+	    mapped_path(m->start, mods.scratch, SCRATCH_BYTES, mods.resolved, sizeof(mods.resolved)))
+		path = mods.resolved;
 	size_t len = strlen(path) + 1;
 	if (len > PATH_BYTES - mods.path_used)
 		return 1;
@@ -327,6 +393,8 @@ static void write_modules(struct ld_json *j, const char *executable)
 			return;
 		}
 	}
+	if (!mods.scratch)
+		mods.scratch = ld_pages(SCRATCH_BYTES); /* without it, relative names stay */
 	mods.n = 0;
 	mods.path_used = 0;
 	mods.executable = executable;

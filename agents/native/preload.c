@@ -196,6 +196,7 @@ __attribute__((constructor)) static void agent_start(void)
 	static struct ld_config conf;
 	ld_track_busy = 1;
 	int e = errno;
+	ld_exec_remember(); /* before the variables are removed */
 	ld_config_init(&conf);
 	if (!ld_config_from_env(&conf)) {
 		ld_track_stop();
@@ -209,6 +210,7 @@ __attribute__((constructor)) static void agent_start(void)
 	real_exit = (void (*)(int))(uintptr_t)dlsym(RTLD_NEXT, "_exit");
 	ld_track_start();
 out:
+	ld_exec_release_signal(conf.signum, false); /* the agent did not start: nothing takes it */
 	errno = e;
 	ld_track_busy = 0;
 }

@@ -929,6 +929,7 @@ int ld_track_start(void)
 		cfg.signal_on = want_signal && install_signal();
 		cfg.peak_on = want_peak; /* before tracking starts: the count must see every block */
 	}
+	ld_exec_release_signal(conf.signum, cfg.signal_on);
 	ld_pipe_hold(&conf.pipe);
 	send_hello();
 	for (int i = 0; i < conf.nproblems && !conf.pipe.dead; i++)
@@ -942,6 +943,15 @@ out:
 	errno = e;
 	ld_track_busy = saved_busy;
 	return atomic_load_explicit(&ld_track_state, memory_order_relaxed) == LD_TRACK_ACTIVE ? 0 : -1;
+}
+
+int ld_track_exec_fd(int *signum)
+{
+	if (atomic_load_explicit(&ld_track_state, memory_order_relaxed) != LD_TRACK_ACTIVE ||
+	    getpid() != track_pid || conf.follow_exec || !ld_pipe_owned(&conf.pipe))
+		return -1;
+	*signum = cfg.signal_on ? conf.signum : 0;
+	return conf.pipe.fd;
 }
 
 void ld_track_exit(void)

@@ -401,23 +401,38 @@ class Semantics(NativeCase):
 class Exec(NativeCase):
     """Programs the target execs are not traced, unless LEAKDIFF_FOLLOW_EXEC=1."""
 
-    def test_exec_is_not_followed(self):
+    def test_exec_is_followed_for_the_same_pid(self):
+        """The shell execs the program in its own process: the agent comes
+        along (issue 15; this replaced the test that the exec'd program was
+        not recorded), says hello again with the same pid and writes the
+        at-exit snapshot of the program the shell became."""
         rc, events, stream, err, _ = record(self.tmp, ["/bin/sh", "-c", 'exec "$0" 100', PROG_STATIC])
-        # The program exited 0 without an at-exit snapshot: the recorder
-        # says why and makes that 125 (a failing program's status would
-        # have been passed on instead).
-        self.assertEqual(rc, 125, err)
-        # The shell said hello and was replaced before any snapshot; the
-        # program it became never saw the agent.
-        self.assertEqual([e["kind"] for e in events if e["kind"] != "exit"], ["hello", "note"], events)
-        # Which of its two explanations the recorder gives depends on
-        # whether the program it became was still running when the recorder
-        # saw the pipe close (the exec closes it): both name the exec.
-        self.assertTrue("the agent's pipe was closed while the program ran" in events[1]["text"] or
-                        "exited without an at-exit snapshot" in events[1]["text"], events[1]["text"])
-        self.assertIn("exec", events[1]["text"])
-        self.assertEqual([t for t, _ in split_frames(stream)], ["hello"])
-        self.assertEqual(os.listdir(self.tmp), ["stream.raw"])
+        self.assertEqual(rc, 0, err)
+        hellos = [json.loads(p) for t, p in split_frames(stream) if t == "hello"]
+        self.assertEqual(len(hellos), 2)
+        self.assertEqual(hellos[0]["pid"], hellos[1]["pid"])
+        self.assertNotEqual(os.path.basename(hellos[0]["executable"]), "prog_static")
+        self.assertEqual(os.path.basename(hellos[1]["executable"]), "prog_static")
+        self.assertEqual([e["kind"] for e in events if e["kind"] not in ("hello", "exit")], ["snapshot"], events)
+        exits = self.snapshots(events, "exit")
+        self.assertEqual(len(exits), 1, events)
+        line = marker_line("prog_static.c", "RECORD-SITE")
+        self.assertEqual([s[0] for s in self.site_at(load(exits[0]), "prog_static.c", line)], [10])
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["run.snap", "stream.raw"])
+
+    def test_forked_child_that_execs_is_not_traced(self):
+        """A child the shell forks runs the program untraced (no hello of
+        its own), while the exec'd program is recorded."""
+        rc, events, stream, err, _ = record(self.tmp, ["/bin/sh", "-c", '"$0" 300; exec "$0" 100',
+                                                       PROG_STATIC])
+        self.assertEqual(rc, 0, err)
+        hellos = [json.loads(p) for t, p in split_frames(stream) if t == "hello"]
+        self.assertEqual(len({h["pid"] for h in hellos}), 1, hellos)
+        exits = self.snapshots(events, "exit")
+        self.assertEqual(len(exits), 1, events)
+        line = marker_line("prog_static.c", "RECORD-SITE")
+        self.assertEqual([s[0] for s in self.site_at(load(exits[0]), "prog_static.c", line)], [10])
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["run.snap", "stream.raw"])
 
     def test_follow_exec(self):
         rc, events, stream, err, _ = record(self.tmp, ["/bin/sh", "-c", 'exec "$0" 100', PROG_STATIC],

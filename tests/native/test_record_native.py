@@ -54,7 +54,7 @@ class NativeRecord(TempDirCase):
         libc = [x for x in top["frames"] if os.path.basename(x["file"]).startswith("libc.so")]
         self.assertTrue(libc, top["frames"])
         for x in libc:
-            self.assertEqual(x["line"], 0, x)
+            self.assertNotIn("line", x)
         self.assertIn("__libc_start_call_main", [x["function"] for x in libc])
 
     def test_sampling_estimates(self):
@@ -276,7 +276,7 @@ class NativeRecord(TempDirCase):
         d = diff_json(self.path("a.1.snap"), self.path("b.1.snap"))
         self.assertIs(d["freed_at_exit"], False)
         line = marker("prog_tidy.c", "INDEX-SITE")
-        row = [x for x in d["sites"] if x["frames"][0]["line"] == line][0]
+        row = [x for x in d["sites"] if x["frames"][0].get("line") == line][0]
         self.assertEqual((row["count_before"], row["count_after"]), (1000, 5000))
         self.assertNotIn(TIDY_NOTE[0], leakdiff("diff", self.path("a.1.snap"), self.path("b.1.snap")).stdout)
         # One run that freed its memory and one that did not: no note.
