@@ -18,7 +18,7 @@ passes the driver as that file.
 
 import sys
 
-from . import _agent, _containers, _hooks
+from . import _agent, _containers, _hooks, _paths
 
 
 class _Keeper:
@@ -95,17 +95,24 @@ class Session:
         """Learn the agent modules imported since (the plugin, say)."""
         self.agent.refresh_agent_files()
 
-    def snapshot(self, label=""):
+    def snapshot(self, label="", paths=True):
         """A leakdiff-snapshot(5) document, as uncompressed JSON bytes.
 
-        Collects garbage first, like every snapshot of the agent.  Raises
-        what the build raised; the caller owns the bytes.
+        Collects garbage first, like every snapshot of the agent.  With
+        ``paths`` False the search for retention paths, the dearest part
+        of a snapshot, is skipped: a caller comparing a series of snapshots
+        only shows the paths of the last.  Raises what the build raised;
+        the caller owns the bytes.
         """
         self.seq += 1
         agent = self.agent
+        budget = _paths.PATH_SECONDS
+        if not paths:
+            _paths.PATH_SECONDS = 0
         try:
             return agent._build(self.seq, _agent._clean_label(label), "api")
         finally:
+            _paths.PATH_SECONDS = budget
             notes = agent.builder.notes
             while notes:
                 agent.note(notes.pop(0))

@@ -25,6 +25,7 @@ import gc
 import gzip
 import json
 import linecache
+import logging
 import os
 import re
 import shutil
@@ -36,6 +37,11 @@ import time
 import pytest
 
 from . import _inproc
+
+try:
+    from _pytest.logging import LogCaptureHandler as _LogCapture
+except ImportError:  # pragma: no cover - another pytest layout
+    _LogCapture = None
 
 DEFAULT_REPEAT = 4
 # Growth under this many bytes in total is never a leak by default, even
@@ -129,10 +135,25 @@ def _settle():
     """The same clean-up before every snapshot: caches the interpreter and
     the standard library fill on their own.  functools caches are the
     program's and are left alone."""
+    _clear_log_capture()
     sys._clear_type_cache()
     re.purge()
     linecache.clearcache()
     gc.collect()
+
+
+def _clear_log_capture():
+    """pytest keeps every log record of a test's call phase (for caplog
+    and the report); all the runs of a checked test are one call phase, so
+    the records of earlier runs are dropped, and the report shows the last
+    run's."""
+    if _LogCapture is None:
+        return
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _LogCapture):
+            del handler.records[:]
+            handler.stream.seek(0)
+            handler.stream.truncate()
 
 
 class _Settings:
@@ -225,11 +246,11 @@ class Checker:
             warm = time.perf_counter() - warm_started
             session = self._session()
             _settle()
-            _write(paths[0], session.snapshot(labels[0]))
+            _write(paths[0], session.snapshot(labels[0], False))
             for i in range(repeat):
                 original()
                 _settle()
-                _write(paths[i + 1], session.snapshot(labels[i + 1]))
+                _write(paths[i + 1], session.snapshot(labels[i + 1], i == repeat - 1))
             self.notes.extend(n for n in session.notes() if n not in self.notes)
             leaks, report = self.verdict(paths, settings)
             self.checked += 1
