@@ -96,12 +96,14 @@ def pytest_configure(config):
 
 
 def find_binary():
-    """The leakdiff program: $LEAKDIFF, else the one installed with this
+    """The leakdiff program: $LEAKDIFF (when it is set, even to nothing
+    that runs: then there is none), else the one installed with this
     package (PREFIX/bin beside PREFIX/lib/leakdiff/python) or the build
     tree beside the sources, else PATH; None when there is none."""
     env = os.environ.get("LEAKDIFF")
-    if env and os.access(env, os.X_OK) and os.path.isfile(env):
-        return env
+    if env:
+        # Named but not there: the user's choice, not a cue to look around.
+        return env if os.path.isfile(env) and os.access(env, os.X_OK) else None
     here = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
     up = here
     for _ in range(6):
@@ -115,7 +117,8 @@ def find_binary():
 
 def find_ext_dir():
     """Where the agent's C accelerators are: $LEAKDIFF_EXT_DIR, the ext/
-    directory installed beside the package, or the build tree's; None for
+    directory installed beside the package (in the sources it holds only
+    the C files), or the build tree's; None for
     the pure-Python agent ($LEAKDIFF_PURE) or when there is none."""
     if os.environ.get("LEAKDIFF_PURE"):
         return None
@@ -126,8 +129,11 @@ def find_ext_dir():
     for path in (os.path.join(here, "ext"),
                  os.path.join(os.path.dirname(os.path.dirname(here)),
                               "build", "agents", "python", "ext")):
-        if os.path.isdir(path):
-            return path
+        try:
+            if any(name.startswith("_sampler.") for name in os.listdir(path)):
+                return path
+        except OSError:
+            pass
     return None
 
 
@@ -176,6 +182,7 @@ class Checker:
         self.leaking = []
         self.added = 0.0
         self.notes = []
+        self.tracer = None      # what recorded the sites: hooks, tracemalloc
 
     # -- which tests, with what settings ------------------------------------
 
@@ -227,6 +234,7 @@ class Checker:
     def _session(self):
         if self.session is None:
             self.session = _inproc.Session(ext_dir=find_ext_dir(), caller_file=__file__)
+            self.tracer = self.session.tracer()
         self.session.refresh()
         return self.session
 
@@ -354,12 +362,13 @@ class Checker:
 
     def stats(self):
         return {"checked": self.checked, "leaking": list(self.leaking),
-                "added": self.added, "notes": list(self.notes)}
+                "added": self.added, "notes": list(self.notes), "tracer": self.tracer}
 
     def merge(self, stats):
         self.checked += stats.get("checked", 0)
         self.leaking.extend(stats.get("leaking", ()))
         self.added += stats.get("added", 0.0)
+        self.tracer = self.tracer or stats.get("tracer")
         for note in stats.get("notes", ()):
             if note not in self.notes:
                 self.notes.append(note)
@@ -381,8 +390,9 @@ class Checker:
             return
         tr = terminalreporter
         tr.section("leakdiff")
-        tr.write_line("%d tests checked, %d leaking; the checks added %.2fs"
-                      % (self.checked, len(self.leaking), self.added))
+        tr.write_line("%d tests checked, %d leaking; the checks added %.2fs%s"
+                      % (self.checked, len(self.leaking), self.added,
+                         " (sites from %s)" % self.tracer if self.tracer else ""))
         for nodeid in self.leaking:
             tr.write_line("  leaking: " + nodeid)
         for note in self.notes:
