@@ -21,7 +21,6 @@ Without a leakdiff binary the plugin compares the snapshots' types and
 sites itself, without hints or retention paths, and says so once.
 """
 
-import gc
 import gzip
 import json
 import linecache
@@ -140,12 +139,13 @@ def find_ext_dir():
 def _settle():
     """The same clean-up before every snapshot: caches the interpreter and
     the standard library fill on their own.  functools caches are the
-    program's and are left alone."""
+    program's and are left alone.  The snapshot collects garbage itself."""
     _clear_log_capture()
-    sys._clear_type_cache()
+    clear_type_cache = getattr(sys, "_clear_type_cache", None)
+    if clear_type_cache is not None:
+        clear_type_cache()
     re.purge()
     linecache.clearcache()
-    gc.collect()
 
 
 def _clear_log_capture():
@@ -248,6 +248,7 @@ class Checker:
         paths = [os.path.join(workdir, "%03d.snap" % i) for i in range(repeat + 1)]
         labels = ["warm-up"] + ["run %d" % (i + 1) for i in range(repeat)]
         keep = False
+        warm = 0.0
         try:
             warm_started = time.perf_counter()
             original()
@@ -268,7 +269,7 @@ class Checker:
                 keep = kept == workdir
                 pytest.fail(self.message(report, leaks, repeat, kept, paths), pytrace=False)
         finally:
-            self.added += time.perf_counter() - started - locals().get("warm", 0.0)
+            self.added += time.perf_counter() - started - warm
             if not keep:
                 shutil.rmtree(workdir, ignore_errors=True)
 
