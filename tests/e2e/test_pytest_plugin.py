@@ -2,7 +2,8 @@
 suite of tests/pytest_plugin/, run by pytest in a subprocess: every leaky
 test fails naming its type and its line, the warm-up cache and every clean
 test pass; the marker alone, the comparison without the leakdiff program,
-the entry point, pytest-xdist and a run under `leakdiff record` work too.
+the entry point, pytest-xdist and a run under `leakdiff record` work too,
+and this project's documentation tests pass under the plugin.
 
 pytest is run by every interpreter that has it (Debian's python3 with
 python3-pytest, which scripts/setup installs; the interpreter the
@@ -156,6 +157,20 @@ class TestFixtureSuite(PluginCase):
                 r, results = run_pytest(python, ext, ["--leakdiff", LEAKY_FILE], self.tmp)
                 self.assert_leaks(results, r.stdout + r.stderr)
                 self.assertEqual(results[WARM_UP][0], "passed")
+
+
+class TestOwnTests(PluginCase):
+    def test_project_tests_pass(self):
+        """This project's own documentation tests, collected by pytest as
+        unittest cases and checked: nothing fails."""
+        python, ext = self.pythons()[0]
+        docs = os.path.join(harness.SOURCE, "tests", "e2e", "test_docs.py")
+        r, results = run_pytest(python, ext, ["--leakdiff", docs], self.tmp,
+                                extra_env={"LEAKDIFF_SOURCE": harness.SOURCE})
+        output = r.stdout + r.stderr
+        self.assertEqual(r.returncode, 0, output[-3000:])
+        self.assertGreater(len(results), 0)
+        self.assertIn("%d tests checked, 0 leaking" % len(results), output)
 
 
 class TestModes(PluginCase):
