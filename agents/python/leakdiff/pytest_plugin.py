@@ -247,7 +247,6 @@ class Checker:
         # the loop itself allocates the same at every step.
         paths = [os.path.join(workdir, "%03d.snap" % i) for i in range(repeat + 1)]
         labels = ["warm-up"] + ["run %d" % (i + 1) for i in range(repeat)]
-        keep = False
         warm = 0.0
         try:
             warm_started = time.perf_counter()
@@ -266,12 +265,11 @@ class Checker:
             if leaks:
                 self.leaking.append(item.nodeid)
                 kept = self.keep(item, workdir, paths)
-                keep = kept == workdir
                 pytest.fail(self.message(report, leaks, repeat, kept, paths), pytrace=False)
         finally:
             self.added += time.perf_counter() - started - warm
-            if not keep:
-                shutil.rmtree(workdir, ignore_errors=True)
+            # Gone already when keep() moved it.
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def keep(self, item, workdir, paths):
         """Moves the snapshots of a leaking test under --leakdiff-dir;
