@@ -4,7 +4,7 @@
     suite.py SECTION [--quick] [--reps N] --work DIR --bin DIR
              --leakdiff PATH --python PY --root DIR
 
-SECTION is python, snapshot, diff, size or native (see bench/run).  Every
+SECTION is python, snapshot, diff, size, native or pytest (see bench/run).  Every
 command runs under `/usr/bin/time -f %M` (its peak RSS: for a tree of
 processes, the largest single one), started with Popen and reaped with
 os.wait4(), which gives the CPU time (user + sys of the command and every
@@ -846,8 +846,84 @@ def agent_memory(ld, keep, snap):
     table(["live blocks", "plain RssAnon", "under leakdiff record", "agent bytes per block"], rows)
 
 
+# -- 6. the pytest plugin ------------------------------------------------------
+
+def pytest_python():
+    """An interpreter with pytest: the benchmark's, else Debian's."""
+    for py in (ARGS.python, "/usr/bin/python3"):
+        if subprocess.run([py, "-c", "import pytest"], stdout=DEVNULL, stderr=DEVNULL).returncode == 0:
+            return py
+    return None
+
+
+def section_pytest():
+    print("## 6. pytest plugin\n")
+    py = pytest_python()
+    if py is None:
+        note("skipped: no interpreter with pytest (scripts/setup installs python3-pytest)")
+        return
+    agent = os.path.join(ARGS.root, "agents", "python")
+    fixtures = os.path.join(ARGS.root, "tests", "pytest_plugin", "test_clean.py")
+    env = {"PYTHONPATH": agent, "LEAKDIFF": ARGS.leakdiff, "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+           "LEAKDIFF_EXT_DIR": os.path.join(os.path.dirname(os.path.dirname(ARGS.leakdiff)),
+                                            "agents", "python", "ext")}
+    base = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
+            os.path.dirname(fixtures), "-p", "leakdiff.pytest_plugin", fixtures]
+    tracer = []
+
+    def run(extra):
+        def fn():
+            out = os.path.join(ARGS.work, "pytest.out")
+            with open(out, "wb") as f:
+                r = measure(base + extra, env=env, cwd=ARGS.work, stdout=f)
+            if failed(r):
+                return {"skip": describe_failure(r, "pytest " + " ".join(extra))}
+            with open(out, errors="replace") as f:
+                text = f.read()
+            if "(sites from " in text:
+                tracer[:] = [text.split("(sites from ", 1)[1].split(")", 1)[0]]
+            return r
+        return fn
+
+    note("The clean fixture suite `tests/pytest_plugin/test_clean.py` (63 tests) under `%s -m "
+         "pytest`, plain and with `--leakdiff` (a warm-up run, then 4 runs with a snapshot "
+         "after each, and `leakdiff diff` of the 5 snapshots). Target of issue 16: at most "
+         "(4 + 1) x 1.3 = 6.5 times the plain suite. Load average at start: %s." % (py, load()))
+    cols = [("plain", run([])), ("--leakdiff", run(["--leakdiff"]))]
+    res, broken = round_robin(cols, reps(3))
+    rows = []
+    for name, _fn in cols:
+        rs = res[name]
+        if not rs:
+            rows.append([name, "n/a", "n/a", "n/a", "n/a", broken.get(name, "")])
+            continue
+        ratio_w = [r["wall"] / p["wall"] for r, p in zip(rs, res["plain"])]
+        ratio_c = [r["cpu"] / p["cpu"] for r, p in zip(rs, res["plain"])]
+        rows.append([name, spread([r["wall"] for r in rs], fs), spread(ratio_w, fr),
+                     spread([r["cpu"] for r in rs], fs), spread(ratio_c, fr),
+                     "sites from %s" % tracer[0] if tracer and name != "plain" else ""])
+    table(["run", "wall", "wall ratio", "CPU", "CPU ratio", "note"], rows)
+
+    n = 20000 if ARGS.quick else 200000
+    script = os.path.join(ARGS.root, "bench", "pytest_snap.py")
+    note("One in-process snapshot as the plugin takes it between runs (clean-up, garbage "
+         "collection, census, type sites, sites, document), in a process with %d live "
+         "objects besides the interpreter's; median (range) of %d. Target of issue 16: "
+         "under 50 ms." % (n, reps(5)))
+    r = subprocess.run([py, script, agent, str(n), str(reps(5))], env=dict(os.environ, **env),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=1800)
+    if r.returncode != 0:
+        note("failed: %s" % r.stderr.strip()[-300:])
+        return
+    doc = json.loads(r.stdout)
+    table(["snapshot", "time", "tracer"],
+          [["without retention paths (runs 0 to N-1)", spread(doc["plain"], fs), doc["tracer"]],
+           ["with retention paths (the last run)", spread(doc["paths"], fs), doc["tracer"]]])
+
+
 SECTIONS = {"python": section_python, "snapshot": section_snapshot, "diff": section_diff,
-            "size": section_size, "native": section_native}
+            "size": section_size, "native": section_native, "pytest": section_pytest}
 
 
 def main():

@@ -1,0 +1,495 @@
+"""pytest plugin: a test that leaks fails, with the line that leaks.
+
+Enabled with ``pytest -p leakdiff.pytest_plugin`` (or through the pytest11
+entry point installed beside the package), then ``--leakdiff`` checks every
+test and ``@pytest.mark.leakdiff(...)`` checks marked tests or changes
+their settings.
+
+A checked test's call phase runs once to warm up and then ``repeat`` more
+times, with its function-scope fixtures set up once.  After the warm-up and
+after each repetition the interpreter's known caches are cleared and an
+in-process snapshot is taken (_inproc.Session) and written as a .snap
+file.  The verdict is leakdiff's own trend logic (``leakdiff diff`` given
+all the snapshots, which counts in how many steps each type and site grew):
+the test fails when some type or site grew in every step, by at least one
+object per repetition and more than a small byte floor, or by more than
+max_growth bytes when that is set.  Growth that only happens on the first
+run (a cache filling up) falls in the warm-up and is not seen; noise goes
+up and down and does not grow every time.
+
+Without a leakdiff binary the plugin compares the snapshots' types and
+sites itself, without hints or retention paths, and says so once.
+"""
+
+import gzip
+import json
+import linecache
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from . import _inproc
+
+try:
+    from _pytest.logging import LogCaptureHandler as _LogCapture
+except ImportError:  # pragma: no cover - another pytest layout
+    _LogCapture = None
+
+DEFAULT_REPEAT = 4
+# Growth under this many bytes in total is never a leak by default, even
+# when it grew every time (one small int per repetition, say).
+BYTE_FLOOR = 32
+MAX_REPEAT = 255        # leakdiff diff reads up to 256 snapshots
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)(i?b?)\s*$", re.IGNORECASE)
+
+
+def parse_size(text):
+    """Bytes in "4096", "64k", "1KiB", "2MB" (powers of 1024); ValueError
+    when it is none of those."""
+    if isinstance(text, int):
+        if text < 0:
+            raise ValueError("a size cannot be negative")
+        return text
+    m = _SIZE.match(str(text))
+    if not m:
+        raise ValueError("%r is not a size in bytes (like 4096, 64k or 1MiB)" % (text,))
+    return int(m.group(1)) * 1024 ** " kmg".index((m.group(2) or " ").lower())
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("leakdiff", "leak checks by heap snapshots (leakdiff)")
+    group.addoption("--leakdiff", action="store_true", default=False,
+                    help="check every test for memory that grows on each run of it")
+    group.addoption("--leakdiff-repeat", type=int, default=None, metavar="N",
+                    help="runs of a checked test after its warm-up run (default %d)"
+                    % DEFAULT_REPEAT)
+    group.addoption("--leakdiff-max-growth", default=None, metavar="BYTES",
+                    help="growth in bytes a type or site may show over all the runs "
+                    "(default: %d bytes and one object per run)" % BYTE_FLOOR)
+    group.addoption("--leakdiff-dir", default=None, metavar="DIR",
+                    help="keep the snapshots of leaking tests under DIR, for leakdiff diff")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "leakdiff(repeat=4, max_growth=None, enabled=True): check this test for leaks "
+        "(also without --leakdiff), with these settings; enabled=False leaves it out")
+    repeat = config.getoption("leakdiff_repeat")
+    if repeat is not None and not 1 <= repeat <= MAX_REPEAT:
+        raise pytest.UsageError("--leakdiff-repeat must be between 1 and %d" % MAX_REPEAT)
+    growth = config.getoption("leakdiff_max_growth")
+    if growth is not None:
+        try:
+            parse_size(growth)
+        except ValueError as exc:
+            raise pytest.UsageError("--leakdiff-max-growth: %s" % exc)
+    config.pluginmanager.register(Checker(config), "leakdiff-checker")
+
+
+def find_binary():
+    """The leakdiff program: $LEAKDIFF (when it is set, even to nothing
+    that runs: then there is none), else the one installed with this
+    package (PREFIX/bin beside PREFIX/lib/leakdiff/python) or the build
+    tree beside the sources, else PATH; None when there is none."""
+    env = os.environ.get("LEAKDIFF")
+    if env:
+        # Named but not there: the user's choice, not a cue to look around.
+        return env if os.path.isfile(env) and os.access(env, os.X_OK) else None
+    here = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    up = here
+    for _ in range(6):
+        up = os.path.dirname(up)
+        for rel in ("bin/leakdiff", "build/cli/leakdiff", "cli/leakdiff"):
+            path = os.path.join(up, rel)
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                return path
+    return shutil.which("leakdiff")
+
+
+def find_ext_dir():
+    """Where the agent's C accelerators are: $LEAKDIFF_EXT_DIR, the ext/
+    directory installed beside the package (in the sources it holds only
+    the C files), or the build tree's; None for
+    the pure-Python agent ($LEAKDIFF_PURE) or when there is none."""
+    if os.environ.get("LEAKDIFF_PURE"):
+        return None
+    env = os.environ.get("LEAKDIFF_EXT_DIR")
+    if env:
+        return env
+    here = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    for path in (os.path.join(here, "ext"),
+                 os.path.join(os.path.dirname(os.path.dirname(here)),
+                              "build", "agents", "python", "ext")):
+        try:
+            if any(name.startswith("_sampler.") for name in os.listdir(path)):
+                return path
+        except OSError:
+            pass
+    return None
+
+
+def _settle():
+    """The same clean-up before every snapshot: caches the interpreter and
+    the standard library fill on their own.  functools caches are the
+    program's and are left alone.  The snapshot collects garbage itself."""
+    _clear_log_capture()
+    clear_type_cache = getattr(sys, "_clear_type_cache", None)
+    if clear_type_cache is not None:
+        clear_type_cache()
+    re.purge()
+    linecache.clearcache()
+
+
+def _clear_log_capture():
+    """pytest keeps every log record of a test's call phase (for caplog
+    and the report); all the runs of a checked test are one call phase, so
+    the records of earlier runs are dropped, and the report shows the last
+    run's."""
+    if _LogCapture is None:
+        return
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _LogCapture):
+            del handler.records[:]
+            handler.stream.seek(0)
+            handler.stream.truncate()
+
+
+class _Settings:
+    __slots__ = ("repeat", "max_growth")
+
+    def __init__(self, repeat, max_growth):
+        self.repeat = repeat
+        self.max_growth = max_growth
+
+
+class Checker:
+    """The plugin's state for one pytest session (one per xdist worker)."""
+
+    def __init__(self, config):
+        self.config = config
+        self.session = None
+        self.binary = None
+        self.binary_known = False
+        self.checked = 0
+        self.leaking = []
+        self.added = 0.0
+        self.notes = []
+        self.tracer = None      # what recorded the sites: hooks, tracemalloc
+
+    # -- which tests, with what settings ------------------------------------
+
+    def settings(self, item):
+        if not isinstance(item, pytest.Function):
+            return None
+        marker = item.get_closest_marker("leakdiff")
+        if marker is None and not self.config.getoption("leakdiff"):
+            return None
+        kw = dict(marker.kwargs) if marker is not None else {}
+        if not kw.pop("enabled", True):
+            return None
+        repeat = kw.pop("repeat", None)
+        if repeat is None:
+            repeat = self.config.getoption("leakdiff_repeat") or DEFAULT_REPEAT
+        growth = kw.pop("max_growth", None)
+        if growth is None:
+            growth = self.config.getoption("leakdiff_max_growth")
+        if kw:
+            raise pytest.UsageError("@pytest.mark.leakdiff: unknown setting %s"
+                                    % ", ".join(sorted(kw)))
+        if not isinstance(repeat, int) or not 1 <= repeat <= MAX_REPEAT:
+            raise pytest.UsageError("@pytest.mark.leakdiff: repeat must be between 1 and %d"
+                                    % MAX_REPEAT)
+        return _Settings(repeat, None if growth is None else parse_size(growth))
+
+    # -- running a checked test ------------------------------------------------
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item):
+        settings = self.settings(item)
+        if settings is None:
+            yield
+            return
+        original = item.runtest
+
+        def checked():
+            self.check(item, original, settings)
+
+        item.runtest = checked
+        try:
+            yield
+        finally:
+            try:
+                del item.runtest
+            except AttributeError:
+                pass
+
+    def _session(self):
+        if self.session is None:
+            self.session = _inproc.Session(ext_dir=find_ext_dir(), caller_file=__file__)
+            self.tracer = self.session.tracer()
+        self.session.refresh()
+        return self.session
+
+    def check(self, item, original, settings):
+        """Warm up, repeat with snapshots, then fail the test if it leaks."""
+        started = time.perf_counter()
+        workdir = tempfile.mkdtemp(prefix="leakdiff-pytest-")
+        repeat = settings.repeat
+        # Everything the loop needs exists before the first snapshot, so
+        # the loop itself allocates the same at every step.
+        paths = [os.path.join(workdir, "%03d.snap" % i) for i in range(repeat + 1)]
+        labels = ["warm-up"] + ["run %d" % (i + 1) for i in range(repeat)]
+        warm = 0.0
+        try:
+            warm_started = time.perf_counter()
+            original()
+            warm = time.perf_counter() - warm_started
+            session = self._session()
+            _settle()
+            _write(paths[0], session.snapshot(labels[0], False))
+            for i in range(repeat):
+                original()
+                _settle()
+                _write(paths[i + 1], session.snapshot(labels[i + 1], i == repeat - 1))
+            self.notes.extend(n for n in session.notes() if n not in self.notes)
+            leaks, report = self.verdict(paths, settings)
+            self.checked += 1
+            if leaks:
+                self.leaking.append(item.nodeid)
+                kept = self.keep(item, workdir, paths)
+                pytest.fail(self.message(report, leaks, repeat, kept, paths), pytrace=False)
+        finally:
+            self.added += time.perf_counter() - started - warm
+            # Gone already when keep() moved it.
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def keep(self, item, workdir, paths):
+        """Moves the snapshots of a leaking test under --leakdiff-dir;
+        returns where they are, or None."""
+        base = self.config.getoption("leakdiff_dir")
+        if not base:
+            return None
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid).strip("_")[:150] or "test"
+        dest = os.path.join(base, name)
+        try:
+            os.makedirs(base, exist_ok=True)
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.move(workdir, dest)
+        except OSError:
+            return None
+        for i, p in enumerate(paths):
+            paths[i] = os.path.join(dest, os.path.basename(p))
+        return dest
+
+    # -- the verdict ----------------------------------------------------------
+
+    def _binary(self):
+        if not self.binary_known:
+            self.binary_known = True
+            self.binary = find_binary()
+            if self.binary is None:
+                self.notes.append("no leakdiff program found ($LEAKDIFF, beside the agent or "
+                                  "on PATH): snapshots compared in Python, without hints "
+                                  "or retention paths")
+        return self.binary
+
+    def verdict(self, paths, settings):
+        """(rows that grew every time by more than allowed, diff report)."""
+        binary = self._binary()
+        report = None
+        if binary is not None:
+            r = subprocess.run([binary, "diff", "--format=json", "--top=0", "--color=never",
+                                "--type-sites=3"] + paths,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if r.returncode in (0, 1) and r.stdout.strip():
+                report = json.loads(r.stdout)
+            else:
+                raise RuntimeError("leakdiff diff failed: %s" % (r.stderr.strip()[-500:],))
+        else:
+            report = python_trend(paths)
+        steps = report.get("intervals", len(paths) - 1)
+        leaks = []
+        for kind in ("types", "sites"):
+            for row in report.get(kind) or ():
+                if row.get("grew_in") != steps:
+                    continue
+                if settings.max_growth is not None:
+                    over = row["bytes_delta"] > settings.max_growth
+                else:
+                    over = row["count_delta"] >= settings.repeat and row["bytes_delta"] > BYTE_FLOOR
+                if over:
+                    leaks.append((kind, row))
+        return leaks, report
+
+    def message(self, report, leaks, repeat, kept, paths):
+        lines = ["leakdiff: memory grew in every one of %d runs of this test" % repeat]
+        for kind, row in leaks:
+            per = row["count_delta"] / float(repeat)
+            amount = "+%d %s (%s per run), %s" % (
+                row["count_delta"], "objects" if kind == "types" else "blocks",
+                ("+%d" % per) if per == int(per) else ("+%.1f" % per), _bytes(row["bytes_delta"]))
+            if kind == "types":
+                lines.append("  type %s: %s" % (row["name"], amount))
+                for site in (row.get("sites") or [])[:3]:
+                    lines.append("    allocated at %s" % _where(site))
+            else:
+                lines.append("  site %s: %s" % (_where(row), amount))
+        # Retention paths only for the types that leak: the others are
+        # about whatever the snapshot happened to look at.
+        leaking = set(row.get("name") for kind, row in leaks if kind == "types")
+        for hint in report.get("hints") or ():
+            if hint.get("kind") == "path" and hint.get("type") not in leaking:
+                continue
+            text = _hint(hint)
+            if text:
+                lines.append("  hint: " + text)
+        if kept:
+            lines.append("  snapshots: leakdiff diff " + " ".join(paths))
+        else:
+            lines.append("  (--leakdiff-dir=DIR keeps the snapshots of leaking tests)")
+        return "\n".join(lines)
+
+    # -- the summary, also across xdist workers ----------------------------
+
+    def stats(self):
+        return {"checked": self.checked, "leaking": list(self.leaking),
+                "added": self.added, "notes": list(self.notes), "tracer": self.tracer}
+
+    def merge(self, stats):
+        self.checked += stats.get("checked", 0)
+        self.leaking.extend(stats.get("leaking", ()))
+        self.added += stats.get("added", 0.0)
+        self.tracer = self.tracer or stats.get("tracer")
+        for note in stats.get("notes", ()):
+            if note not in self.notes:
+                self.notes.append(note)
+
+    def pytest_sessionfinish(self, session):
+        out = getattr(session.config, "workeroutput", None)
+        if out is not None:
+            out["leakdiff"] = json.dumps(self.stats())
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        del error
+        data = getattr(node, "workeroutput", {}).get("leakdiff")
+        if data:
+            self.merge(json.loads(data))
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not self.checked and not self.leaking and not self.notes:
+            return
+        tr = terminalreporter
+        tr.section("leakdiff")
+        tr.write_line("%d tests checked, %d leaking; the checks added %.2fs%s"
+                      % (self.checked, len(self.leaking), self.added,
+                         " (sites from %s)" % self.tracer if self.tracer else ""))
+        for nodeid in self.leaking:
+            tr.write_line("  leaking: " + nodeid)
+        for note in self.notes:
+            tr.write_line("  note: " + note)
+
+    def pytest_unconfigure(self, config):
+        del config
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+
+def _write(path, blob):
+    with open(path, "wb") as f:
+        f.write(gzip.compress(blob, 1))
+
+
+def _bytes(n):
+    sign = "+" if n >= 0 else "-"
+    n = abs(n)
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024 or unit == "MiB":
+            return ("%s%d %s" % (sign, n, unit)) if unit == "B" else ("%s%.1f %s" % (sign, n, unit))
+        n /= 1024.0
+    return ""
+
+
+def _where(site):
+    """file:line in function, and the caller outside the standard library
+    when the allocating line is in it."""
+    frames = site.get("frames") or []
+    if not frames:
+        return "?"
+    f = frames[0]
+    text = "%s:%s in %s" % (f.get("file"), f.get("line"), f.get("function"))
+    caller = site.get("caller")
+    if isinstance(caller, int) and 0 < caller < len(frames):
+        c = frames[caller]
+        text += ", called from %s:%s in %s" % (c.get("file"), c.get("line"), c.get("function"))
+    return text
+
+
+def _hint(hint):
+    kind = hint.get("kind")
+    if kind == "path":
+        return "a %s is kept by %s" % (hint.get("type"), " -> ".join(hint.get("path") or []))
+    if kind in ("container", "lru_cache") and (hint.get("delta") or 0) > 0:
+        what = "lru_cache" if kind == "lru_cache" else (hint.get("type") or "container")
+        bound = ""
+        if kind == "lru_cache" and hint.get("maxsize") is None:
+            bound = " (unbounded)"
+        return "%s %s%s grew by %d entries" % (what, hint.get("name"), bound, hint["delta"])
+    if kind == "garbage" and (hint.get("delta") or 0) > 0:
+        return "gc.garbage grew by %d %s objects" % (hint["delta"], hint.get("type"))
+    return None
+
+
+# -- the comparison without the leakdiff program --------------------------------
+
+def _load(path):
+    with gzip.open(path, "rb") as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+def _tables(doc):
+    strings = doc.get("strings") or []
+    frames = []
+    for fr in doc.get("frames") or []:
+        frames.append({"file": strings[fr[0]], "line": fr[1], "function": strings[fr[2]]})
+    types = {}
+    for name, count, size in doc.get("types") or []:
+        types[strings[name]] = (count, size)
+    sites = {}
+    for count, size, tb in doc.get("sites") or []:
+        key = tuple((frames[i]["file"], frames[i]["line"], frames[i]["function"]) for i in tb)
+        old = sites.get(key, (0, 0))
+        sites[key] = (old[0] + count, old[1] + size)
+    return types, sites
+
+
+def python_trend(paths):
+    """A report shaped like the types and sites of leakdiff diff's JSON,
+    from the snapshots alone: first against last, and in how many steps
+    each row grew (in count or in bytes)."""
+    tables = [_tables(_load(p)) for p in paths]
+    out = {"intervals": len(paths) - 1, "types": [], "sites": [], "hints": []}
+    for ix, kind in ((0, "types"), (1, "sites")):
+        keys = set()
+        for t in tables:
+            keys.update(t[ix])
+        for key in keys:
+            seq = [t[ix].get(key, (0, 0)) for t in tables]
+            grew = sum(1 for a, b in zip(seq, seq[1:]) if b[0] > a[0] or b[1] > a[1])
+            row = {"grew_in": grew, "count_delta": seq[-1][0] - seq[0][0],
+                   "bytes_delta": seq[-1][1] - seq[0][1]}
+            if kind == "types":
+                row["name"] = key
+            else:
+                row["frames"] = [{"file": f, "line": ln, "function": fn} for f, ln, fn in key]
+            out[kind].append(row)
+    return out

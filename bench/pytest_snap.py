@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""The snapshot the pytest plugin takes between two runs of a test, timed
+in a process with OBJECTS live objects (bench/run --only=pytest).
+
+    pytest_snap.py AGENT_DIR OBJECTS REPS
+
+Prints one JSON line: the tracer, then the seconds of each snapshot without
+the retention-path search (all but the last of a test's) and with it (the
+last), each after the plugin's clean-up.
+"""
+import json
+import sys
+import time
+
+sys.path.insert(0, sys.argv[1])
+from leakdiff import _inproc, pytest_plugin  # noqa: E402
+
+
+class Record:
+    def __init__(self, n):
+        self.n = n
+        self.name = "r%d" % n
+
+
+def main():
+    n, reps = int(sys.argv[2]), int(sys.argv[3])
+    # A third each of instances of a class of the program, dicts and strings.
+    live = [Record(i) for i in range(n // 3)]
+    live += [{"k": i} for i in range(n // 3)]
+    live += ["s%d" % i for i in range(n - len(live))]
+    session = _inproc.Session(ext_dir=pytest_plugin.find_ext_dir(), caller_file=__file__)
+    session.snapshot("first")      # the first one also warms the source resolver up
+    out = {"tracer": session.tracer(), "plain": [], "paths": []}
+    for _ in range(reps):
+        for key, paths in (("plain", False), ("paths", True)):
+            t0 = time.perf_counter()
+            pytest_plugin._settle()
+            blob = session.snapshot("bench", paths)
+            out[key].append(time.perf_counter() - t0)
+            del blob
+    session.close()
+    print(json.dumps(out))
+    del live
+
+
+if __name__ == "__main__":
+    main()
