@@ -462,10 +462,14 @@ def _tables(doc):
     for fr in doc.get("frames") or []:
         frames.append({"file": strings[fr[0]], "line": fr[1], "function": strings[fr[2]]})
     types = {}
-    for name, count, size in doc.get("types") or []:
+    # Rows may carry more elements than these (a type's origin): readers
+    # take the ones they know, as leakdiff-snapshot(5) says.
+    for row in doc.get("types") or []:
+        name, count, size = row[:3]
         types[strings[name]] = (count, size)
     sites = {}
-    for count, size, tb in doc.get("sites") or []:
+    for row in doc.get("sites") or []:
+        count, size, tb = row[:3]
         key = tuple((frames[i]["file"], frames[i]["line"], frames[i]["function"]) for i in tb)
         old = sites.get(key, (0, 0))
         sites[key] = (old[0] + count, old[1] + size)
