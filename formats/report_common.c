@@ -73,7 +73,8 @@ bool ld_report_hint_shown(const struct ld_diff_hint *h)
 {
 	switch (h->kind) {
 	case LD_HINT_PATH:
-		return h->state != LD_DIFF_GONE;
+		/* A path of a type whose count held still explains no change. */
+		return h->state != LD_DIFF_GONE && h->type_count_delta != 0;
 	case LD_HINT_GARBAGE:
 		return h->after > 0 || h->before != h->after;
 	case LD_HINT_CYCLES:

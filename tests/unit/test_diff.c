@@ -8,6 +8,7 @@
 
 #include "diff.h"
 #include "helpers.h"
+#include "report_common.h"
 #include "snapshot.h"
 #include "suppress.h"
 #include "verdict.h"
@@ -1602,4 +1603,31 @@ Test(diff, random_tracebacks_come_out_sorted)
 	cr_assert_gt(diff->nsites, 100);
 	for (size_t i = 1; i < diff->nsites; i++)
 		cr_assert_leq(expected_order(&diff->sites[i - 1], &diff->sites[i]), 0, "rows %zu and %zu", i - 1, i);
+}
+
+Test(diff, path_hint_carries_its_type_count_change)
+{
+	static const char *const p[] = { "mod.bus", "mod.Report" };
+	static const char *const q[] = { "mod.bus", "mod.Bus" };
+	static const char *const r[] = { "mod.x", "mod.Gone" };
+	type(before, "mod.Report", 10, 100);
+	type(after, "mod.Report", 30, 300);
+	type(before, "mod.Bus", 1, 50);
+	type(after, "mod.Bus", 1, 50);
+	hint(after, LD_HINT_PATH, NULL, "mod.Report", 0, -1, p, 2);
+	hint(after, LD_HINT_PATH, NULL, "mod.Bus", 0, -1, q, 2);
+	hint(after, LD_HINT_PATH, NULL, "mod.Gone", 0, -1, r, 2);
+	run(NULL);
+	cr_assert_eq(diff->nhints, 3);
+	for (size_t i = 0; i < diff->nhints; i++) {
+		const struct ld_diff_hint *h = &diff->hints[i];
+		/* The grown type's path is reported; a still or unknown type's is not. */
+		if (strcmp(h->type, "mod.Report") == 0) {
+			cr_assert_eq(h->type_count_delta, 20);
+			cr_assert(ld_report_hint_shown(h));
+		} else {
+			cr_assert_eq(h->type_count_delta, 0, "%s", h->type);
+			cr_assert_not(ld_report_hint_shown(h), "%s", h->type);
+		}
+	}
 }
