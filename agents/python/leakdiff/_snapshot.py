@@ -163,7 +163,7 @@ class Builder:
                     agent.tm.stop()
                 except Exception:
                     pass
-            hints = self._hints(census, kinds, names, collected, lap)
+            hints = self._hints(census, kinds, names, collected, lap, ts_groups, tracing)
         finally:
             census.release()
             census = None
@@ -332,7 +332,7 @@ class Builder:
                 prev[1] += pair[1]
         return groups, sampled
 
-    def _hints(self, census, kinds, names, collected, lap):
+    def _hints(self, census, kinds, names, collected, lap, ts_groups, tracing):
         hints = []
         namespaces = _paths.module_namespaces(kinds)
         try:
@@ -356,20 +356,17 @@ class Builder:
             hints.append({"kind": "cycles", "collected": collected})
         lap("hints")
         try:
-            user = [
-                (count, t) for t, (count, _size) in census.totals.items()
-                if kinds.is_user(_typeinfo.type_module(t))
-            ]
-            user.sort(key=lambda e: -e[0])
-            targets = [t for _count, t in user[:_paths.PATH_TYPES]]
-            del user
+            agent = self.agent
+            deadline = time.perf_counter() + _paths.PATH_SECONDS
+            targets = _paths.choose_targets(census, ts_groups, kinds, names, self._program_file,
+                                            self._instances_at if tracing else None)
             if targets:
                 skip = {id(sys.modules)}
                 for _name, ns, _is_user in namespaces:
                     skip.add(id(ns))
-                deadline = time.perf_counter() + _paths.PATH_SECONDS
-                paths = _paths.retention_paths(namespaces, targets, skip, names, deadline)
-                for t in targets:
+                paths = _paths.retention_paths(namespaces, targets, skip, names, deadline,
+                                               agent.agent_files)
+                for t, _ids in targets:
                     path = paths.get(t)
                     if path:
                         hints.append({"kind": "path", "type": names(t),
@@ -382,6 +379,29 @@ class Builder:
                 if key in hint:
                     hint[key] = clean_text(hint[key])
         return hints
+
+    def _instances_at(self, t, group, site):
+        """The ids of the instances of t in group whose allocation traceback
+        is site (a traceback as _type_sites gives it), as a Names."""
+        agent = self.agent
+        get = _objects.tracebacks_getter(t, agent.tm.mod._get_object_traceback,
+                                         agent.by_address())
+        ids = _containers.Seq()
+        for obj in group:
+            try:
+                if get(obj) == site:
+                    ids.append(id(obj))
+            except Exception:
+                continue
+        return _containers.Names(ids)
+
+    def _program_file(self, filename):
+        """True for a file of the program: neither the standard library's
+        (nor site-packages under it), nor the agent's, nor "<...>"."""
+        agent = self.agent
+        if filename[:1] == "<" or filename.startswith(agent.stdlib_prefixes):
+            return False
+        return not agent.is_agent_traceback(((filename, 0),))
 
     def _sites(self):
         """[(frames, count, bytes)] of the live traced blocks, agent's left out.
