@@ -32,7 +32,7 @@ size_t ld_report_count_types(const struct ld_diff_type *rows, size_t n, const st
 			     size_t *selected);
 
 /* Whether a hint is worth reporting: it grew, it is garbage, or it is the path
- * of a type whose object count changed. */
+ * of a type whose object count grew. */
 bool ld_report_hint_shown(const struct ld_diff_hint *h);
 
 /*

@@ -1610,6 +1610,7 @@ Test(diff, path_hint_carries_its_type_count_change)
 	static const char *const p[] = { "mod.bus", "mod.Report" };
 	static const char *const q[] = { "mod.bus", "mod.Bus" };
 	static const char *const r[] = { "mod.x", "mod.Gone" };
+	static const char *const f[] = { "mod.y", "mod.Fewer" };
 	type(before, "mod.Report", 10, 100);
 	type(after, "mod.Report", 30, 300);
 	type(before, "mod.Bus", 1, 50);
@@ -1617,14 +1618,20 @@ Test(diff, path_hint_carries_its_type_count_change)
 	hint(after, LD_HINT_PATH, NULL, "mod.Report", 0, -1, p, 2);
 	hint(after, LD_HINT_PATH, NULL, "mod.Bus", 0, -1, q, 2);
 	hint(after, LD_HINT_PATH, NULL, "mod.Gone", 0, -1, r, 2);
+	type(before, "mod.Fewer", 5, 50);
+	type(after, "mod.Fewer", 4, 40);
+	hint(after, LD_HINT_PATH, NULL, "mod.Fewer", 0, -1, f, 2);
 	run(NULL);
-	cr_assert_eq(diff->nhints, 3);
+	cr_assert_eq(diff->nhints, 4);
 	for (size_t i = 0; i < diff->nhints; i++) {
 		const struct ld_diff_hint *h = &diff->hints[i];
-		/* The grown type's path is reported; a still or unknown type's is not. */
+		/* Only the grown type's path is reported. */
 		if (strcmp(h->type, "mod.Report") == 0) {
 			cr_assert_eq(h->type_count_delta, 20);
 			cr_assert(ld_report_hint_shown(h));
+		} else if (strcmp(h->type, "mod.Fewer") == 0) {
+			cr_assert_eq(h->type_count_delta, -1);
+			cr_assert_not(ld_report_hint_shown(h));
 		} else {
 			cr_assert_eq(h->type_count_delta, 0, "%s", h->type);
 			cr_assert_not(ld_report_hint_shown(h), "%s", h->type);
