@@ -303,7 +303,7 @@ def _plain_instance(t):
     return not issubclass(t, CONTAINER_BASES + (tuple, type, ModuleType))
 
 
-def _children(obj, skip, agent_files):
+def _children(obj, skip, agent_files, running):
     t = type(obj)
     if atom_type(t) or id(obj) in skip:
         return ()
@@ -316,6 +316,8 @@ def _children(obj, skip, agent_files):
         # (a module dict, skipped); the agent's frames hold the search.
         if obj.f_code.co_filename in agent_files:
             return ()
+        if id(obj) in running:
+            return running_frame_children(obj)
         return gc.get_referents(obj)
     if t is FunctionType:
         out = []
@@ -332,6 +334,38 @@ def _children(obj, skip, agent_files):
         # nothing that can keep an instance of a program class alive.
         return ()
     return gc.get_referents(obj)
+
+
+_OPTIMIZED = 0x1                # CO_OPTIMIZED: a function's frame, fast locals
+
+
+def running_frame_children(frame):
+    """What a frame that is still running holds: its caller and its locals.
+
+    From 3.11 to 3.12 the collector does not see into the locals of a frame
+    still running (the interpreter owns them, not the frame object), so
+    they are read through f_locals.  There that makes a dict of the locals
+    and keeps it on the frame, holding every value until the next read: it
+    is emptied again at once, or the agent would keep alive what the
+    program lets go.  (A program calling locals() in that function gets
+    the same dict, refilled by its next call.)  Before 3.11 the collector
+    sees the locals; from 3.13 f_locals is a view that makes nothing.
+    """
+    out = Seq(gc.get_referents(frame))
+    if not (3, 11) <= sys.version_info < (3, 14):
+        return out
+    try:
+        function = frame.f_code.co_flags & _OPTIMIZED
+        values = frame.f_locals
+        if sys.version_info >= (3, 13):
+            out.extend(values.values())
+        elif function and type(values) is dict:
+            out.extend(values.values())
+            values.clear()
+    except Exception:
+        pass
+    values = None
+    return out
 
 
 def _all_roots(namespaces, user_pass, agent_files):
@@ -370,6 +404,7 @@ def retention_paths(namespaces, targets, skip, names, deadline, agent_files=()):
     # A tuple, not a set: "in" compares identity first and hashes nothing.
     want = tuple(allowed)
     visited = set()
+    running = Map()     # ids of the threads' frames, which are running
     for user_pass in (True, False):
         if not want or time.perf_counter() > deadline:
             break
@@ -385,6 +420,8 @@ def retention_paths(namespaces, targets, skip, names, deadline, agent_files=()):
             t = type(value)
             # A thread's frame is named by its label alone.
             parent[k] = (None, label, value, type(label) is not str or t is not FrameType)
+            if t is FrameType:
+                running[k] = True
             if t in want and _is_wanted(allowed, t, k):
                 found[t] = _path_of(parent, k, names)
                 want = _without(want, t)
@@ -398,7 +435,7 @@ def retention_paths(namespaces, targets, skip, names, deadline, agent_files=()):
                     want = ()
                     break
                 try:
-                    kids = _children(obj, skip, agent_files)
+                    kids = _children(obj, skip, agent_files, running)
                 except Exception:
                     continue
                 look_through = _plain_instance(type(obj))
