@@ -1,18 +1,16 @@
 #!/usr/bin/env python3
 """End to end: retention paths explain what grew, and only what grew.
 
-Four small programs leak in the ways the Python guide lists, each by a
+Five small programs leak in the ways the Python guide lists, each by a
 number of objects known by construction: caught exceptions kept with
 their tracebacks (the tracebacks keep each frame's locals), closures
 subscribed to an event bus and never unsubscribed, finished asyncio tasks
-kept in a set, and threads filling a cache held in a local of a frame
-that never returns.  Each is recorded at two sizes; the diff must name a
-path from the root a person knows (the module global, the thread's frame)
-down to the type that grew, and no path for a type whose count did not
-grow.
+kept in a set, threads filling a cache held in a local of a frame that
+never returns, and pending tasks holding a list in a local.  Each is
+recorded at two sizes; the diff must name a path from the root a person
+knows (a module global, a thread's frame, a task) down to the type that
+grew, and no path for a type whose count did not grow.
 """
-import os
-
 import harness
 from harness import PYTHON, TempDirCase, diff_json, find, leakdiff, load_snap, source_line
 
@@ -140,6 +138,37 @@ for w in workers:
     w.join()
 '''
 
+PENDING = '''\
+import asyncio
+import sys
+
+import leakdiff
+
+N = int(sys.argv[1])
+
+
+class Chunk:
+    pass
+
+
+async def collect(n, gate):
+    chunks = [Chunk() for _ in range(n)]
+    await gate.wait()               # root: the pending task
+    return len(chunks)
+
+
+async def main():
+    gate = asyncio.Event()
+    tasks = [asyncio.ensure_future(collect(N, gate)) for _ in range(2)]
+    await asyncio.sleep(0)
+    leakdiff.snapshot("pending")
+    gate.set()
+    await asyncio.gather(*tasks)
+
+
+asyncio.run(main())
+'''
+
 
 class RetentionPaths(TempDirCase):
     tracer = ()     # options that pick the agent's recorder of allocations
@@ -238,6 +267,15 @@ class RetentionPaths(TempDirCase):
         self.assertEqual(len(path), 3, path)
         self.assertRegex(path[0], r"^thread filler-[01]: frame fill at threads\.py:%d$" % line)
         self.assertEqual(path[1:], ["dict", "__main__.Entry"])
+        self.assert_only_grown_paths(d)
+
+    def test_pending_tasks(self):
+        d = self.pair("pending", PENDING, snap=".1")
+        self.assertEqual(self.type_row(d, "__main__.Chunk")["count_delta"], 2 * (LARGE - SMALL))
+        path = self.path_of(d, "__main__.Chunk")
+        line = source_line(self.prog, "# root: the pending task")
+        self.assertRegex(path[0], r"^task Task-\d+: coroutine collect at pending\.py:%d$" % line)
+        self.assertEqual(path[1:], ["coroutine", "list", "__main__.Chunk"])
         self.assert_only_grown_paths(d)
 
 

@@ -418,8 +418,8 @@ def retention_paths(namespaces, targets, skip, names, deadline, agent_files=()):
                 continue
             visited.add(k)
             t = type(value)
-            # A thread's frame is named by its label alone.
-            parent[k] = (None, label, value, type(label) is not str or t is not FrameType)
+            # A thread's frame or a task is named by its label alone.
+            parent[k] = (None, label, value, type(label) is not str)
             if t is FrameType:
                 running[k] = True
             if t in want and _is_wanted(allowed, t, k):
