@@ -219,7 +219,7 @@ def program_site(frames, is_program_file):
     return program
 
 
-def choose_targets(census, ts_groups, kinds, names, is_program_file, instances_at):
+def choose_targets(census, ts_groups, kinds, names, is_program_file, instances_at, deadline):
     """The types to find a retention path for, each with the ids of the
     instances a path may end at (None: any instance).
 
@@ -234,7 +234,8 @@ def choose_targets(census, ts_groups, kinds, names, is_program_file, instances_a
     from that site gets no path, since a path to another instance would
     explain something else.  ``instances_at`` is None when allocations are
     not traced; then only the program's types are searched, for any
-    instance.  Returns a Seq of (type, Names or None).
+    instance.  No lookups start after ``deadline``, the one of the whole
+    search.  Returns a Seq of (type, Names or None).
     """
     verdicts = Map()    # file name -> is the program's
 
@@ -272,7 +273,7 @@ def choose_targets(census, ts_groups, kinds, names, is_program_file, instances_a
         if hit is None or instances_at is None:
             out.append((t, None))
             continue
-        if left <= 0:
+        if left <= 0 or time.perf_counter() > deadline:
             continue
         n = census.totals[t][0]
         # Look up enough instances to expect a few hundred from the site.

@@ -359,7 +359,8 @@ class Builder:
             agent = self.agent
             deadline = time.perf_counter() + _paths.PATH_SECONDS
             targets = _paths.choose_targets(census, ts_groups, kinds, names, self._program_file,
-                                            self._instances_at if tracing else None)
+                                            self._instances_at if tracing else None,
+                                            deadline)
             if targets:
                 skip = {id(sys.modules)}
                 for _name, ns, _is_user in namespaces:
