@@ -239,10 +239,13 @@ class RetentionPaths(TempDirCase):
                           "__main__.Report"])
         self.assertEqual(self.path_of(d, "function"),
                          ["__main__.bus", "__main__.EventBus", "list", "function"])
-        # The recording has a path for the bus (one of the program's most
-        # numerous types), but it did not grow: the diff leaves it out.
+        # The bus did not grow: no path for it.  (From 3.11 the recording
+        # has one, the bus being among the program's most numerous types
+        # there; older interpreters have more types of their own.)
         snap = load_snap(self.path("bus-%d.snap" % LARGE))
-        self.assertIn("__main__.EventBus", [h["type"] for h in snap["hints"] if h["kind"] == "path"])
+        if tuple(int(x) for x in snap["meta"]["python"].split(".")[:2]) >= (3, 11):
+            self.assertIn("__main__.EventBus",
+                          [h["type"] for h in snap["hints"] if h["kind"] == "path"])
         self.assertIsNone(find(d["hints"], kind="path", type="__main__.EventBus"))
         self.assert_only_grown_paths(d)
 
@@ -275,7 +278,9 @@ class RetentionPaths(TempDirCase):
         path = self.path_of(d, "__main__.Chunk")
         line = source_line(self.prog, "# root: the pending task")
         self.assertRegex(path[0], r"^task Task-\d+: coroutine collect at pending\.py:%d$" % line)
-        self.assertEqual(path[1:], ["coroutine", "list", "__main__.Chunk"])
+        # Before 3.11 a coroutine holds its locals through a frame object.
+        self.assertIn(path[1:], (["coroutine", "list", "__main__.Chunk"],
+                                 ["coroutine", "frame", "list", "__main__.Chunk"]))
         self.assert_only_grown_paths(d)
 
 

@@ -153,6 +153,10 @@ class Builder:
             names = _typeinfo.Namer()
             ts_groups, sampled = self._type_sites(census, kinds, names) if tracing else ({}, {})
             lap("type_sites")
+            # Before the traces may be read and tracing stopped (below): the
+            # path targets are the instances allocated at a site.
+            path_plan = self._path_targets(census, kinds, names, ts_groups, tracing)
+            lap("path_targets")
             if tracing and trigger == "exit" and agent.started_tracing and not self.quiet:
                 # No snapshot follows the one at exit: once the traces are
                 # read, tracing the agent's own work is pure cost (unless
@@ -163,7 +167,7 @@ class Builder:
                     agent.tm.stop()
                 except Exception:
                     pass
-            hints = self._hints(census, kinds, names, collected, lap, ts_groups, tracing)
+            hints = self._hints(census, kinds, names, collected, lap, path_plan)
         finally:
             census.release()
             census = None
@@ -332,7 +336,21 @@ class Builder:
                 prev[1] += pair[1]
         return groups, sampled
 
-    def _hints(self, census, kinds, names, collected, lap, ts_groups, tracing):
+    def _path_targets(self, census, kinds, names, ts_groups, tracing):
+        """(targets, deadline) for the retention paths (see
+        _paths.choose_targets); the deadline bounds the lookups and the
+        search together."""
+        deadline = time.perf_counter() + _paths.PATH_SECONDS
+        try:
+            targets = _paths.choose_targets(census, ts_groups, kinds, names, self._program_file,
+                                            self._instances_at if tracing else None,
+                                            deadline)
+        except Exception as exc:
+            self.note("path hints skipped: %r" % (exc,))
+            targets = ()
+        return targets, deadline
+
+    def _hints(self, census, kinds, names, collected, lap, path_plan):
         hints = []
         namespaces = _paths.module_namespaces(kinds)
         try:
@@ -357,10 +375,7 @@ class Builder:
         lap("hints")
         try:
             agent = self.agent
-            deadline = time.perf_counter() + _paths.PATH_SECONDS
-            targets = _paths.choose_targets(census, ts_groups, kinds, names, self._program_file,
-                                            self._instances_at if tracing else None,
-                                            deadline)
+            targets, deadline = path_plan
             if targets:
                 skip = {id(sys.modules)}
                 for _name, ns, _is_user in namespaces:
