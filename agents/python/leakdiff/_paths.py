@@ -164,7 +164,8 @@ def thread_roots(agent_files):
                 frame = frame.f_back
             except Exception:
                 break
-    # tops holds this very generator's caller frames: drop them now.
+    # tops holds the frames of every thread, the snapshot's own included:
+    # drop them so that no reference cycle outlives the search.
     del tops[:]
 
 
