@@ -373,6 +373,20 @@ static int hint_cmp(const void *a, const void *b)
 	return c ? c : strcmp(x->type, y->type);
 }
 
+/*
+ * An agent records paths for more types than will have grown (a recording
+ * knows nothing of the one it will be compared with), so each path hint
+ * carries its type's count change for the report to choose by.  Types are
+ * looked up by the name the agent wrote; a type in neither census is 0.
+ */
+static int64_t type_count_delta(const struct ld_diff *d, const char *name)
+{
+	for (size_t i = 0; i < d->ntypes; i++)
+		if (strcmp(d->types[i].name, name) == 0)
+			return ld_diff_count_delta(&d->types[i].row);
+	return 0;
+}
+
 static int diff_hints(struct ld_diff *d)
 {
 	size_t cap = d->before->nhints + d->after->nhints;
@@ -417,6 +431,9 @@ static int diff_hints(struct ld_diff *d)
 				row->before += h->value;
 		}
 	}
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].kind == LD_HINT_PATH)
+			rows[i].type_count_delta = type_count_delta(d, rows[i].type);
 	qsort(rows, n, sizeof(*rows), hint_cmp);
 	d->hints = rows;
 	d->nhints = n;

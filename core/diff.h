@@ -84,6 +84,7 @@ struct ld_diff_hint {
 	const struct ld_snapshot *path_snap; /* path hints: where the path lives */
 	const uint32_t *path;
 	uint32_t path_len;
+	int64_t type_count_delta; /* path hints: how the type's object count changed */
 };
 
 struct ld_diff {

@@ -91,7 +91,12 @@ bool ld_report_hint_shown(const struct ld_diff_hint *h)
 {
 	switch (h->kind) {
 	case LD_HINT_PATH:
-		return h->state != LD_DIFF_GONE;
+		/*
+		 * Only a grown type's path explains growth: one of a type that
+		 * held still or shrank (a singleton, a constant, a count that
+		 * wobbles by one between runs) is a false lead.
+		 */
+		return h->state != LD_DIFF_GONE && h->type_count_delta > 0;
 	case LD_HINT_GARBAGE:
 		return h->after > 0 || h->before != h->after;
 	case LD_HINT_CYCLES:

@@ -46,7 +46,8 @@ size_t ld_report_count_sites(const struct ld_diff_site *rows, size_t n, const st
 size_t ld_report_count_types(const struct ld_diff_type *rows, size_t n, const struct ld_report_opts *o,
 			     size_t *selected);
 
-/* Whether a hint is worth reporting (it grew, or it is a path or garbage). */
+/* Whether a hint is worth reporting: it grew, it is garbage, or it is the path
+ * of a type whose object count grew. */
 bool ld_report_hint_shown(const struct ld_diff_hint *h);
 
 /*

@@ -8,6 +8,7 @@
 
 #include "diff.h"
 #include "helpers.h"
+#include "report_common.h"
 #include "snapshot.h"
 #include "suppress.h"
 #include "verdict.h"
@@ -1692,4 +1693,38 @@ Test(diff, random_tracebacks_come_out_sorted)
 	cr_assert_gt(diff->nsites, 100);
 	for (size_t i = 1; i < diff->nsites; i++)
 		cr_assert_leq(expected_order(&diff->sites[i - 1], &diff->sites[i]), 0, "rows %zu and %zu", i - 1, i);
+}
+
+Test(diff, path_hint_carries_its_type_count_change)
+{
+	static const char *const p[] = { "mod.bus", "mod.Report" };
+	static const char *const q[] = { "mod.bus", "mod.Bus" };
+	static const char *const r[] = { "mod.x", "mod.Gone" };
+	static const char *const f[] = { "mod.y", "mod.Fewer" };
+	type(before, "mod.Report", 10, 100);
+	type(after, "mod.Report", 30, 300);
+	type(before, "mod.Bus", 1, 50);
+	type(after, "mod.Bus", 1, 50);
+	hint(after, LD_HINT_PATH, NULL, "mod.Report", 0, -1, p, 2);
+	hint(after, LD_HINT_PATH, NULL, "mod.Bus", 0, -1, q, 2);
+	hint(after, LD_HINT_PATH, NULL, "mod.Gone", 0, -1, r, 2);
+	type(before, "mod.Fewer", 5, 50);
+	type(after, "mod.Fewer", 4, 40);
+	hint(after, LD_HINT_PATH, NULL, "mod.Fewer", 0, -1, f, 2);
+	run(NULL);
+	cr_assert_eq(diff->nhints, 4);
+	for (size_t i = 0; i < diff->nhints; i++) {
+		const struct ld_diff_hint *h = &diff->hints[i];
+		/* Only the grown type's path is reported. */
+		if (strcmp(h->type, "mod.Report") == 0) {
+			cr_assert_eq(h->type_count_delta, 20);
+			cr_assert(ld_report_hint_shown(h));
+		} else if (strcmp(h->type, "mod.Fewer") == 0) {
+			cr_assert_eq(h->type_count_delta, -1);
+			cr_assert_not(ld_report_hint_shown(h));
+		} else {
+			cr_assert_eq(h->type_count_delta, 0, "%s", h->type);
+			cr_assert_not(ld_report_hint_shown(h), "%s", h->type);
+		}
+	}
 }

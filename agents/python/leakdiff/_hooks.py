@@ -138,6 +138,21 @@ class Builder(_snapshot.Builder):
         stacks.clear()
         return {k: [max(1, int(c + 0.5)), int(b + 0.5)] for k, (c, b) in groups.items()}, {}
 
+    def _instances_at(self, t, group, site):
+        """The ids of the instances in group recorded at site (the frames
+        _type_sites gives), as a Names; under sampling, of the picked ones."""
+        ext = self.agent.tm.ext
+        stacks = _containers.Map()
+        ids = _containers.Seq()
+        for i, stack, _w in ext.picked(group):
+            hit = stacks.get(stack)
+            if hit is None:
+                hit = stacks[stack] = ext.frames(stack) == site
+            if hit:
+                ids.append(id(group[i]))
+        stacks.clear()
+        return _containers.Names(ids)
+
     def _sites(self):
         """[(frames, count, bytes)] of the recorded blocks, the agent's left out.
 

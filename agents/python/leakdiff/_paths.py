@@ -1,22 +1,32 @@
 """Roots and retention paths.
 
 The roots are the globals of every module and the attributes of the
-program's own classes; the container hints (_hints.py) look at them, and
-the retention paths start from them: for the program's most numerous
-types, a breadth-first search finds one instance and reports the chain of
-references that keeps it alive, in bounded time.
+program's own classes (the container hints, _hints.py, look at them too),
+the frames of the program's threads, and the asyncio tasks not yet done.
+The retention paths start from them: for the types most likely to have
+grown, a breadth-first search finds one instance allocated at the type's
+busiest site in the program and reports the chain of references that
+keeps it alive, in bounded time.
+
+Which types grew is for the diff to say (a recording of one run knows
+nothing of the other run it will be compared with), so more types get a
+path than will be shown; ``leakdiff diff`` keeps the paths of the types
+whose count grew.
 """
 
 import gc
 import sys
 import time
 
-from ._containers import Map, Seq
+from ._containers import Map, Names, Seq
 from ._typeinfo import (CONTAINER_BASES, FrameType, FunctionType, MethodType, ModuleType,
                         atom_type, get_flags, get_qualname, get_tdict, module_dict,
                         type_module)
 
 PATH_TYPES = 3                  # user types that get a retention path
+PATH_SITE_TYPES = 8             # more types, built-ins too, by program site
+PATH_LOOKUPS = 2000             # allocation lookups for one type's instances
+PATH_LOOKUP_BUDGET = 8000       # and for all of them
 PATH_DEPTH = 8
 PATH_NODES = 20000
 PATH_FANOUT = 1000              # children queued per expanded object
@@ -111,6 +121,178 @@ def roots(namespaces):
                     yield prefix, key, value, True
 
 
+def _where(code, line):
+    """``func at file:line`` for a frame or coroutine: the file's base name,
+    which is what a person looks for in the program."""
+    try:
+        name = code.co_name
+        filename = code.co_filename
+    except Exception:
+        return "?"
+    if not isinstance(filename, str):
+        filename = "?"
+    base = filename.rpartition("/")[2] or filename
+    return "%s at %s:%s" % (name, base, line if type(line) is int else "?")
+
+
+def thread_roots(agent_files):
+    """Yield (label, frame) for every frame of every thread, innermost first,
+    leaving out the agent's own frames (the snapshot's included).
+
+    A frame holds its function's locals: a cache built in a local of a
+    thread that never returns lives as long as that frame.
+    """
+    try:
+        tops = Seq(sys._current_frames().items())
+    except Exception:
+        return
+    threading = sys.modules.get("threading")
+    active = getattr(threading, "_active", None)
+    for ident, frame in tops:
+        thread = None
+        try:
+            thread = active.get(ident) if active is not None else None
+            tname = thread.name if thread is not None else "%d" % ident
+        except Exception:
+            tname = "%d" % ident
+        thread = None
+        while frame is not None:
+            try:
+                code = frame.f_code
+                if code.co_filename not in agent_files:
+                    yield ("thread %s: frame %s" % (tname, _where(code, frame.f_lineno)), frame)
+                frame = frame.f_back
+            except Exception:
+                break
+    # tops holds the frames of every thread, the snapshot's own included:
+    # drop them so that no reference cycle outlives the search.
+    del tops[:]
+
+
+def task_roots():
+    """Yield (label, task) for the asyncio tasks that are not done.
+
+    The event loop holds a pending task through callbacks and handles a
+    person does not know by name; the task and its coroutine are what the
+    program made.  The registry of tasks is weak, so a task found there is
+    alive; a task that is done is no root (whatever keeps it is).
+    """
+    tasks = sys.modules.get("asyncio.tasks")
+    if tasks is None:
+        return
+    found = Seq()
+    for attr in ("_all_tasks", "_scheduled_tasks", "_eager_tasks"):
+        registry = getattr(tasks, attr, None)
+        if registry is None:
+            continue
+        try:
+            found.extend(registry)
+        except Exception:
+            continue
+    for task in found:
+        try:
+            if task.done():
+                continue
+            coro = task.get_coro()
+            code = getattr(coro, "cr_code", None)
+            frame = getattr(coro, "cr_frame", None)
+            line = frame.f_lineno if frame is not None else None
+            what = _where(code, line) if code is not None else type(coro).__name__
+            yield ("task %s: coroutine %s" % (task.get_name(), what), task)
+        except Exception:
+            continue
+    del found[:]
+
+
+def program_site(frames, is_program_file):
+    """True when an allocation traceback runs through the program's own
+    code, outside of an import: where the program, not the interpreter's
+    start-up or an import, made the object."""
+    program = False
+    for f in frames:
+        filename = f[0]
+        if type(filename) is not str:
+            continue
+        if filename.startswith("<frozen importlib"):
+            return False
+        if not program and is_program_file(filename):
+            program = True
+    return program
+
+
+def choose_targets(census, ts_groups, kinds, names, is_program_file, instances_at, deadline):
+    """The types to find a retention path for, each with the ids of the
+    instances a path may end at (None: any instance).
+
+    First the PATH_SITE_TYPES types, built-in ones included, with the most
+    instances at one site in the program (``ts_groups`` is the snapshot's
+    type x site table, {(type name, traceback): [count, bytes]}); then the
+    PATH_TYPES most numerous types of the program.  A type with a program
+    site gets the ids of its instances allocated there, found by looking up
+    up to PATH_LOOKUPS instances (PATH_LOOKUP_BUDGET in all) with
+    ``instances_at(t, instances, traceback)``, which returns the ids of
+    those allocated there; a type none of whose looked-up instances came
+    from that site gets no path, since a path to another instance would
+    explain something else.  ``instances_at`` is None when allocations are
+    not traced; then only the program's types are searched, for any
+    instance.  No lookups start after ``deadline``, the one of the whole
+    search.  Returns a Seq of (type, Names or None).
+    """
+    verdicts = Map()    # file name -> is the program's
+
+    def known(filename):
+        hit = verdicts.get(filename)
+        if hit is None:
+            hit = verdicts[filename] = bool(is_program_file(filename))
+        return hit
+
+    best = Map()        # type name -> (count, traceback)
+    for (tname, frames), pair in ts_groups.items():
+        count = pair[0]
+        prev = best.get(tname)
+        if (prev is None or count > prev[0]) and program_site(frames, known):
+            best[tname] = (count, frames)
+    ranked = Seq()
+    user = Seq()
+    for t, (count, _size) in census.totals.items():
+        hit = best.get(names(t))
+        if hit is not None:
+            ranked.append((hit[0], t))
+        if kinds.is_user(type_module(t)):
+            user.append((count, t))
+    ranked.sort(key=lambda e: -e[0])
+    user.sort(key=lambda e: -e[0])
+    order = Seq(t for _c, t in ranked[:PATH_SITE_TYPES])
+    for _c, t in user[:PATH_TYPES]:
+        if t not in order:
+            order.append(t)
+    del ranked, user
+    out = Seq()
+    left = PATH_LOOKUP_BUDGET
+    for t in order:
+        hit = best.get(names(t))
+        if hit is None or instances_at is None:
+            out.append((t, None))
+            continue
+        if left <= 0 or time.perf_counter() > deadline:
+            continue
+        n = census.totals[t][0]
+        # Look up enough instances to expect a few hundred from the site.
+        want = min(n, PATH_LOOKUPS, left, max(256, (256 * n) // max(hit[0], 1)))
+        group = census.sample(t, want)
+        if not group:
+            continue
+        left -= len(group)
+        try:
+            ids = instances_at(t, group, hit[1])
+        except Exception:
+            ids = None
+        del group
+        if ids:
+            out.append((t, Names(ids)))
+    return out
+
+
 # -- retention paths ----------------------------------------------------------------
 
 def _plain_instance(t):
@@ -123,14 +305,22 @@ def _plain_instance(t):
     return not issubclass(t, CONTAINER_BASES + (tuple, type, ModuleType))
 
 
-def _children(obj, skip):
+def _children(obj, skip, agent_files, running):
     t = type(obj)
     if atom_type(t) or id(obj) in skip:
         return ()
     if type_module(t).startswith("leakdiff"):
         return ()
-    if issubclass(t, (type, ModuleType)) or t is FrameType:
+    if issubclass(t, (type, ModuleType)):
         return ()
+    if t is FrameType:
+        # A frame's referents are its locals, its caller and its globals
+        # (a module dict, skipped); the agent's frames hold the search.
+        if obj.f_code.co_filename in agent_files:
+            return ()
+        if id(obj) in running:
+            return running_frame_children(obj)
+        return gc.get_referents(obj)
     if t is FunctionType:
         out = []
         for part in (obj.__closure__, obj.__defaults__):
@@ -148,35 +338,93 @@ def _children(obj, skip):
     return gc.get_referents(obj)
 
 
-def retention_paths(namespaces, targets, skip, names, deadline):
-    """Breadth-first search from roots to one instance of each target type.
+_OPTIMIZED = 0x1                # CO_OPTIMIZED: a function's frame, fast locals
 
-    ``targets`` is a set of types; returns {type: [path strings]}.  Roots of
-    the program's modules are searched first, then the standard library's.
-    At most PATH_NODES objects are queued for expansion and the search stops
+
+def running_frame_children(frame):
+    """What a frame that is still running holds: its caller and its locals.
+
+    From 3.11 to 3.12 the collector does not see into the locals of a frame
+    still running (the interpreter owns them, not the frame object), so
+    they are read through f_locals.  There that makes a dict of the locals
+    and keeps it on the frame, holding every value until the next read: it
+    is emptied again at once, or the agent would keep alive what the
+    program lets go.  (A program calling locals() in that function gets
+    the same dict, refilled by its next call.)  Before 3.11 the collector
+    sees the locals; from 3.13 f_locals is a view that makes nothing.
+    """
+    out = Seq(gc.get_referents(frame))
+    if not (3, 11) <= sys.version_info < (3, 14):
+        return out
+    try:
+        function = frame.f_code.co_flags & _OPTIMIZED
+        values = frame.f_locals
+        if sys.version_info >= (3, 13):
+            out.extend(values.values())
+        elif function and type(values) is dict:
+            out.extend(values.values())
+            values.clear()
+    except Exception:
+        pass
+    values = None
+    return out
+
+
+def _all_roots(namespaces, user_pass, agent_files):
+    """(label, value) of the roots of one pass: the program's module globals
+    and class attributes, its threads' frames and its pending tasks first,
+    then the standard library's globals.  A label is a (prefix, key) pair
+    for a global, joined only when a path is written, or a string."""
+    for prefix, key, value, is_user in roots(namespaces):
+        if is_user == user_pass:
+            yield (prefix, key), value
+    if user_pass:
+        for label, frame in thread_roots(agent_files):
+            yield label, frame
+        for label, task in task_roots():
+            yield label, task
+
+
+def retention_paths(namespaces, targets, skip, names, deadline, agent_files=()):
+    """Breadth-first search from roots to one wanted instance of each type.
+
+    ``targets`` is a sequence of (type, ids): a path ends at an instance of
+    the type whose id is in ids, or at any instance when ids is None (see
+    choose_targets).  Returns {type: [path strings]}, root first.  The
+    program's roots are searched first, then the standard library's.  At
+    most PATH_NODES objects are queued for expansion and the search stops
     at ``deadline``; the children of an expanded object are always checked
     for targets (a cheap type test), so a big container near a root does
-    not hide the instances right behind it.
+    not hide the instances right behind it.  An instance of a wanted type
+    that is not one of the wanted ones is searched through like any other
+    object: an exception not raised at the site may still hold one that was.
     """
     found = Map()
+    allowed = Map()
+    for t, ids in targets:
+        allowed[t] = ids
     # A tuple, not a set: "in" compares identity first and hashes nothing.
-    want = tuple(targets)
+    want = tuple(allowed)
     visited = set()
+    running = Map()     # ids of the threads' frames, which are running
     for user_pass in (True, False):
         if not want or time.perf_counter() > deadline:
             break
         parent = Map()   # id(obj) -> (parent id or None, root, obj, shown)
         level = Seq()
-        for prefix, key, value, is_user in roots(namespaces):
-            if is_user != user_pass or atom_type(type(value)):
+        for label, value in _all_roots(namespaces, user_pass, agent_files):
+            if atom_type(type(value)):
                 continue
             k = id(value)
             if k in visited or k in skip:
                 continue
             visited.add(k)
-            parent[k] = (None, (prefix, key), value, True)
             t = type(value)
-            if t in want:
+            # A thread's frame or a task is named by its label alone.
+            parent[k] = (None, label, value, type(label) is not str)
+            if t is FrameType:
+                running[k] = True
+            if t in want and _is_wanted(allowed, t, k):
                 found[t] = _path_of(parent, k, names)
                 want = _without(want, t)
             level.append(value)
@@ -189,7 +437,7 @@ def retention_paths(namespaces, targets, skip, names, deadline):
                     want = ()
                     break
                 try:
-                    kids = _children(obj, skip)
+                    kids = _children(obj, skip, agent_files, running)
                 except Exception:
                     continue
                 look_through = _plain_instance(type(obj))
@@ -206,14 +454,14 @@ def retention_paths(namespaces, targets, skip, names, deadline):
                         # targets: a sample path needs no more of them.
                         for kid in kids[start:start + PATH_FANOUT]:
                             t = type(kid)
-                            if t in want:
+                            if t in want and _is_wanted(allowed, t, id(kid)):
                                 want = _reached(parent, found, want, pid, kid, t, names)
                         if not want:
                             break
                         continue
                     for kid in kids[:PATH_FANOUT]:
                         t = type(kid)
-                        if t in want:
+                        if t in want and _is_wanted(allowed, t, id(kid)):
                             want = _reached(parent, found, want, pid, kid, t, names)
                             continue
                         if not room or atom_type(t):
@@ -231,6 +479,11 @@ def retention_paths(namespaces, targets, skip, names, deadline):
             depth += 1
         del parent, level
     return found
+
+
+def _is_wanted(allowed, t, k):
+    ids = allowed[t]
+    return ids is None or k in ids
 
 
 def _reached(parent, found, want, pid, kid, t, names):
@@ -254,7 +507,7 @@ def _path_of(parent, key, names):
         if shown:
             steps.append(names(type(obj)))
         if root is not None:
-            steps.append(root[0] + "." + root[1])
+            steps.append(root if type(root) is str else root[0] + "." + root[1])
         key = up
     steps.reverse()
     return steps

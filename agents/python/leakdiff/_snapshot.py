@@ -206,6 +206,10 @@ class Builder:
             names = _typeinfo.Namer()
             ts_groups, sampled = self._type_sites(census, kinds, names) if tracing else ({}, {})
             lap("type_sites")
+            # Before the traces may be read and tracing stopped (below): the
+            # path targets are the instances allocated at a site.
+            path_plan = self._path_targets(census, kinds, names, ts_groups, tracing)
+            lap("path_targets")
             if tracing and trigger == "exit" and agent.started_tracing and not self.quiet:
                 # No snapshot follows the one at exit: once the traces are
                 # read, tracing the agent's own work is pure cost (unless
@@ -216,7 +220,7 @@ class Builder:
                     agent.tm.stop()
                 except Exception:
                     pass
-            hints = self._hints(census, kinds, names, collected, lap)
+            hints = self._hints(census, kinds, names, collected, lap, path_plan)
         finally:
             census.release()
             census = None
@@ -390,7 +394,21 @@ class Builder:
                 prev[1] += pair[1]
         return groups, sampled
 
-    def _hints(self, census, kinds, names, collected, lap):
+    def _path_targets(self, census, kinds, names, ts_groups, tracing):
+        """(targets, deadline) for the retention paths (see
+        _paths.choose_targets); the deadline bounds the lookups and the
+        search together."""
+        deadline = time.perf_counter() + _paths.PATH_SECONDS
+        try:
+            targets = _paths.choose_targets(census, ts_groups, kinds, names, self._program_file,
+                                            self._instances_at if tracing else None,
+                                            deadline)
+        except Exception as exc:
+            self.note("path hints skipped: %r" % (exc,))
+            targets = ()
+        return targets, deadline
+
+    def _hints(self, census, kinds, names, collected, lap, path_plan):
         hints = []
         namespaces = _paths.module_namespaces(kinds)
         try:
@@ -414,20 +432,15 @@ class Builder:
             hints.append({"kind": "cycles", "collected": collected})
         lap("hints")
         try:
-            user = [
-                (count, t) for t, (count, _size) in census.totals.items()
-                if kinds.is_user(_typeinfo.type_module(t))
-            ]
-            user.sort(key=lambda e: -e[0])
-            targets = [t for _count, t in user[:_paths.PATH_TYPES]]
-            del user
+            agent = self.agent
+            targets, deadline = path_plan
             if targets:
                 skip = {id(sys.modules)}
                 for _name, ns, _is_user in namespaces:
                     skip.add(id(ns))
-                deadline = time.perf_counter() + _paths.PATH_SECONDS
-                paths = _paths.retention_paths(namespaces, targets, skip, names, deadline)
-                for t in targets:
+                paths = _paths.retention_paths(namespaces, targets, skip, names, deadline,
+                                               agent.agent_files)
+                for t, _ids in targets:
                     path = paths.get(t)
                     if path:
                         hints.append({"kind": "path", "type": names(t),
@@ -440,6 +453,29 @@ class Builder:
                 if key in hint:
                     hint[key] = clean_text(hint[key])
         return hints
+
+    def _instances_at(self, t, group, site):
+        """The ids of the instances of t in group whose allocation traceback
+        is site (a traceback as _type_sites gives it), as a Names."""
+        agent = self.agent
+        get = _objects.tracebacks_getter(t, agent.tm.mod._get_object_traceback,
+                                         agent.by_address())
+        ids = _containers.Seq()
+        for obj in group:
+            try:
+                if get(obj) == site:
+                    ids.append(id(obj))
+            except Exception:
+                continue
+        return _containers.Names(ids)
+
+    def _program_file(self, filename):
+        """True for a file of the program: neither the standard library's
+        (nor site-packages under it), nor the agent's, nor "<...>"."""
+        agent = self.agent
+        if filename[:1] == "<" or filename.startswith(agent.stdlib_prefixes):
+            return False
+        return not agent.is_agent_traceback(((filename, 0),))
 
     def _sites(self):
         """[(frames, count, bytes)] of the live traced blocks, agent's left out.
