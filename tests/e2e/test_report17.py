@@ -415,5 +415,47 @@ class CommandLine(TempDirCase):
         self.assertLess(len(line), 300)
 
 
+
+MP_PROGRAM = """\
+import multiprocessing, sys
+KEEP = []
+def work():
+    pass
+if __name__ == "__main__":
+    multiprocessing.set_start_method("spawn")
+    p = multiprocessing.Process(target=work)
+    p.start()
+    p.join()
+    # Now sys.modules has __mp_main__ too, the same module as __main__.
+    assert sys.modules["__mp_main__"] is sys.modules["__main__"]
+    KEEP.extend(object() for _ in range(int(sys.argv[1])))
+"""
+
+
+class ModuleAliases(TempDirCase):
+    """A module under two names in sys.modules (multiprocessing's
+    __mp_main__ for __main__) is one module: its containers are reported
+    once, under the name the program knows."""
+
+    def test_mp_main_reported_once(self):
+        prog = self.path("mp.py")
+        with open(prog, "w") as f:
+            f.write(MP_PROGRAM)
+        snaps = []
+        for n in (100, 300):
+            out = self.path("mp%d.snap" % n)
+            r = leakdiff("record", "-q", "-o", out, "--", harness.PYTHON, prog, str(n), cwd=self.tmp)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            snaps.append(out)
+        hints = [h for h in load_snap(snaps[1])["hints"] if h.get("kind") == "container"]
+        names = [h["name"] for h in hints if h["name"].endswith(".KEEP")]
+        self.assertEqual(names, ["__main__.KEEP"])
+        self.assertEqual([h["length"] for h in hints if h["name"] == "__main__.KEEP"], [300])
+        r = leakdiff("diff", "--format=json", *snaps)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = [h for h in json.loads(r.stdout)["hints"] if h.get("kind") == "container"]
+        self.assertEqual([(h["name"], h["before"], h["after"]) for h in rows if "KEEP" in h["name"]],
+                         [("__main__.KEEP", 100, 300)])
+
 if __name__ == "__main__":
     harness.main()

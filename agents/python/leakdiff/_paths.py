@@ -40,8 +40,13 @@ _CELL = type((lambda x: lambda: x)(0).__closure__[0])
 # -- roots -----------------------------------------------------------------------
 
 def module_namespaces(kinds):
-    """(name, dict, is_user) for every module in sys.modules, user first."""
+    """(name, dict, is_user) for every module in sys.modules, user first.
+
+    A module registered under two names (multiprocessing adds __mp_main__
+    for __main__, os adds os.path for posixpath) is listed once, under its
+    own __name__, so that its containers are not reported twice."""
     user, std = [], []
+    where = {}          # id of a namespace -> (list, index) of its entry
     for name, mod in list(sys.modules.items()):
         if not isinstance(name, str) or mod is None:
             continue
@@ -55,10 +60,17 @@ def module_namespaces(kinds):
             continue
         if type(ns) is not dict:
             continue
-        if kinds.is_stdlib(name):
-            std.append((name, ns, False))
-        else:
-            user.append((name, ns, True))
+        seen = where.get(id(ns))
+        if seen is not None:
+            # Keep the alias only when it is the module's own name.
+            if ns.get("__name__") == name:
+                bucket, i = seen
+                bucket[i] = (name, ns, bucket[i][2])
+            continue
+        bucket = std if kinds.is_stdlib(name) else user
+        where[id(ns)] = (bucket, len(bucket))
+        bucket.append((name, ns, bucket is user))
+    del where
     return user + std
 
 
