@@ -101,6 +101,13 @@ struct ld_meta {
 
 struct ld_totals {
 	uint64_t heap_bytes, heap_blocks, objects, object_bytes;
+	/*
+	 * What the process had from the C library's malloc when the Python
+	 * agent took the snapshot, less the agent's own tables; meaningful
+	 * only when has_malloc (older files and native snapshots have none).
+	 */
+	uint64_t malloc_bytes;
+	bool has_malloc;
 };
 
 #define LD_GC_GENERATIONS 8

@@ -14,6 +14,7 @@
 #include "report.h"
 #include "report_common.h"
 #include "snap.h"
+#include "blind.h"
 #include "tidy.h"
 
 struct jctx {
@@ -349,6 +350,15 @@ int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_repo
 	add(&j, root, "sites", o->by == LD_REPORT_TYPES ? cJSON_CreateArray() : sites_json(&j, d, false));
 	add(&j, root, "hints", hints_json(&j, d, false));
 	add(&j, root, "freed_at_exit", cJSON_CreateBool(ld_diff_freed_at_exit(d)));
+	struct ld_blind blind;
+	if (ld_blind_check(d->before, d->after, &blind)) {
+		cJSON *bo = check(&j, cJSON_CreateObject());
+		add_num(&j, bo, "bytes", (double)blind.unexplained);
+		add_num(&j, bo, "malloc_delta", (double)blind.malloc_delta);
+		add_num(&j, bo, "heap_delta", (double)blind.heap_delta);
+		add_str(&j, bo, "record_with", "--runtime=native");
+		add(&j, root, "native_unexplained", bo);
+	}
 	return print(&j, root, out);
 }
 

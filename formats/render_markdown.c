@@ -13,6 +13,7 @@
 #include "fixes.h"
 #include "report.h"
 #include "report_common.h"
+#include "blind.h"
 #include "tidy.h"
 #include "units.h"
 
@@ -169,6 +170,17 @@ int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_
 		for (size_t i = 0; i < ld_tidy_note_lines; i++)
 			ld_buf_printf(&b, "> %s\n", ld_tidy_note[i]);
 		ld_buf_putc(&b, '\n');
+	}
+
+	struct ld_blind blind;
+	if (ld_blind_check(d->before, d->after, &blind)) {
+		char size[32];
+		ld_size_format(size, sizeof(size), (int64_t)blind.unexplained, false);
+		/* Fixed text of ours and a size: nothing in it needs escaping. */
+		ld_buf_printf(&b, "> Native memory grew by **%s** more than the traced heap explains.", size);
+		for (size_t i = 0; i < ld_blind_advice_lines; i++)
+			ld_buf_printf(&b, "\n> %s", ld_blind_advice[i]);
+		ld_buf_puts(&b, "\n\n");
 	}
 
 	const struct ld_diff_type *sus = ld_diff_suspect(d, o->min_bytes);

@@ -19,6 +19,7 @@
 #include "fixes.h"
 #include "report.h"
 #include "report_common.h"
+#include "blind.h"
 #include "tidy.h"
 #include "units.h"
 
@@ -699,6 +700,19 @@ static void tidy_note_text(struct out *w, const struct ld_diff *d)
 		ld_buf_printf(&w->b, "%s\n", ld_tidy_note[i]);
 }
 
+/* Native growth that no traced site explains (blind.h): how much, and what to do. */
+static void blind_text(struct out *w, const struct ld_diff *d)
+{
+	struct ld_blind b;
+	if (!ld_blind_check(d->before, d->after, &b))
+		return;
+	char size[32];
+	ld_size_format(size, sizeof(size), (int64_t)b.unexplained, false);
+	ld_buf_printf(&w->b, "\nNative memory grew by %s more than the traced heap explains.\n", size);
+	for (size_t i = 0; i < ld_blind_advice_lines; i++)
+		ld_buf_printf(&w->b, "%s\n", ld_blind_advice[i]);
+}
+
 int ld_report_diff_text(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
 {
 	struct out w = { .o = o };
@@ -707,6 +721,7 @@ int ld_report_diff_text(FILE *out, const struct ld_diff *d, const struct ld_repo
 	meta_line(&w, "after", o->after_path ? o->after_path : "", d->after);
 	totals(&w, d, false);
 	tidy_note_text(&w, d);
+	blind_text(&w, d);
 	verdict_text(&w);
 	suspect_line(&w, d);
 	/* Native snapshots have no object census; say nothing rather than "no types". */

@@ -534,6 +534,12 @@ static int read_totals(struct reader *rd, const cJSON *root)
 	    (r = opt_count(rd, t, "totals", "objects", &tt->objects)) < 0 ||
 	    (r = opt_count(rd, t, "totals", "object_bytes", &tt->object_bytes)) < 0)
 		return r;
+	const cJSON *mb = cJSON_GetObjectItemCaseSensitive(t, "malloc_bytes");
+	if (mb && !cJSON_IsNull(mb)) {
+		if ((r = get_count(rd, mb, "totals.malloc_bytes", &tt->malloc_bytes)) < 0)
+			return r;
+		tt->has_malloc = true;
+	}
 	return 0;
 }
 
@@ -927,9 +933,12 @@ int ld_snap_serialize(const struct ld_snapshot *s, char **json, size_t *len)
 			ld_buf_printf(&b, ",%u", f->kind_name);
 		ld_buf_putc(&b, ']');
 	}
-	ld_buf_printf(&b, "],\n\"totals\":{\"heap_bytes\":%llu,\"heap_blocks\":%llu,\"objects\":%llu,\"object_bytes\":%llu}",
+	ld_buf_printf(&b, "],\n\"totals\":{\"heap_bytes\":%llu,\"heap_blocks\":%llu,\"objects\":%llu,\"object_bytes\":%llu",
 		      (unsigned long long)s->totals.heap_bytes, (unsigned long long)s->totals.heap_blocks,
 		      (unsigned long long)s->totals.objects, (unsigned long long)s->totals.object_bytes);
+	if (s->totals.has_malloc)
+		ld_buf_printf(&b, ",\"malloc_bytes\":%llu", (unsigned long long)s->totals.malloc_bytes);
+	ld_buf_putc(&b, '}');
 	ld_buf_puts(&b, ",\n\"types\":[");
 	for (size_t i = 0; i < s->ntypes; i++) {
 		ld_buf_printf(&b, "%s[%u,%llu,%llu", i ? "," : "", s->types[i].name,

@@ -128,7 +128,7 @@ static struct ld_snapshot *build_full(void)
 	add_hint(s, LD_HINT_PATH, NULL, "app.session.Session", 0, -1, 0, 0, path, 3);
 
 	s->totals = (struct ld_totals){ .heap_bytes = 1203600, .heap_blocks = 16043, .objects = 32023,
-					.object_bytes = 2525808 };
+					.object_bytes = 2525808, .malloc_bytes = 5490432, .has_malloc = true };
 	s->gc.present = true;
 	s->gc.enabled = 0;
 	s->gc.collected = 200;
@@ -262,6 +262,8 @@ static void assert_same_snapshot(const struct ld_snapshot *a, const struct ld_sn
 	cr_assert_eq(a->totals.heap_blocks, b->totals.heap_blocks);
 	cr_assert_eq(a->totals.objects, b->totals.objects);
 	cr_assert_eq(a->totals.object_bytes, b->totals.object_bytes);
+	cr_assert_eq(a->totals.has_malloc, b->totals.has_malloc);
+	cr_assert_eq(a->totals.malloc_bytes, b->totals.malloc_bytes);
 
 	cr_assert_eq(a->gc.present, b->gc.present);
 	cr_assert_eq(a->gc.enabled, b->gc.enabled);
@@ -388,6 +390,8 @@ Test(snap_roundtrip, save_then_load_gives_the_same_snapshot)
 	cr_assert_eq(back->hints[1].hits, 5);
 	cr_assert_eq(back->gc.enabled, 0);
 	cr_assert_eq(back->gc.generations[2].uncollectable, 1);
+	cr_assert(back->totals.has_malloc);
+	cr_assert_eq(back->totals.malloc_bytes, 5490432);
 
 	/* Saved again, the file is byte for byte the same. */
 	char p2[4096];

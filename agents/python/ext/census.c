@@ -34,6 +34,9 @@
 
 #include <pthread.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1177,7 +1180,34 @@ static void quiet_after_fork(void)
 	quiet_on = 0;
 }
 
+/*
+ * malloc_bytes(): what the C library's malloc has handed out and not yet
+ * had back, in bytes, or None where that cannot be asked cheaply. With
+ * glibc 2.33 and later it is mallinfo2()'s in-use bytes of the heap arenas
+ * (uordblks) plus the blocks it serves with mmap (hblkhd), summed over all
+ * arenas. pymalloc's arenas are mapped by Python itself and are not in it;
+ * Python's large blocks, extensions' and ctypes' mallocs are. Takes the
+ * allocator's lock for a walk of the arenas' headers: microseconds.
+ */
+static PyObject *malloc_bytes(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+#if defined(__GLIBC__) && defined(__GLIBC_PREREQ)
+#if __GLIBC_PREREQ(2, 33)
+	struct mallinfo2 mi = mallinfo2();
+	return PyLong_FromUnsignedLongLong((unsigned long long)mi.uordblks + (unsigned long long)mi.hblkhd);
+#endif
+#endif
+	Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(malloc_bytes_doc,
+	     "malloc_bytes(): bytes in use from the C library's malloc (mallinfo2 uordblks + "
+	     "hblkhd), or None where it cannot tell.");
+
 static PyMethodDef module_methods[] = {
+	{"malloc_bytes", malloc_bytes, METH_NOARGS, malloc_bytes_doc},
 	{"arm", arm, METH_O, arm_doc},
 	{"quiet", quiet, METH_O, quiet_doc},
 	{"frame_rows", frame_rows, METH_VARARGS, frame_rows_doc},

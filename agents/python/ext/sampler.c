@@ -878,9 +878,20 @@ static PyObject *sampler_stats(PyObject *self, PyObject *unused)
 {
 	(void)self;
 	(void)unused;
-	return Py_BuildValue("{sdsisisKsKsKsKsK}", "mean", S.mean, "exact", S.exact, "depth", S.depth,
+	/*
+	 * The malloc'ed tables that grow with the live blocks (the stacks
+	 * themselves grow with the program's code, not its data): the agent
+	 * takes them out of the process's malloc total, which they would
+	 * otherwise inflate by doublings (see _snapshot._malloc_bytes).
+	 */
+	unsigned long long tables = (unsigned long long)(S.slots ? S.mask + 1 : 0) * sizeof(struct slot) +
+				    (unsigned long long)(S.index ? S.index_mask + 1 : 0) * sizeof(uint32_t) +
+				    (unsigned long long)S.cap_stacks * sizeof(struct stack *) +
+				    (unsigned long long)S.cap_huge * sizeof(struct huge_block);
+	return Py_BuildValue("{sdsisisKsKsKsKsKsK}", "mean", S.mean, "exact", S.exact, "depth", S.depth,
 			     "live", (unsigned long long)S.live, "bytes", (unsigned long long)S.bytes, "stacks", (unsigned long long)S.kept,
-			     "picked", (unsigned long long)S.picked, "dropped", (unsigned long long)S.dropped);
+			     "picked", (unsigned long long)S.picked, "dropped", (unsigned long long)S.dropped,
+			     "table_bytes", tables);
 }
 
 /* For the agent's peak snapshots, polled from its own thread. */

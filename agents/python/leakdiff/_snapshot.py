@@ -190,6 +190,8 @@ class Builder:
         # Everything alive during the census is of the agent's own types.
         kinds = _typeinfo.ModuleKinds(agent.stdlib_prefixes, agent.agent_modules)
         ext = getattr(agent, "census_ext", None)
+        # Read before the census allocates its tables (see _malloc_bytes).
+        malloc_bytes = _malloc_bytes(agent, ext)
         census = _objects.Census() if ext is None else _objects.CCensus(ext)
         lap = _Laps(started)
         traces = None
@@ -332,6 +334,8 @@ class Builder:
             },
             "hints": hints,
         }
+        if malloc_bytes is not None:
+            doc["totals"]["malloc_bytes"] = malloc_bytes
         lap("document")
         self.phases = lap.phases
         meta["elapsed_ms"] = round((time.perf_counter() - started) * 1000.0, 3)
@@ -505,6 +509,33 @@ class Builder:
             _objects.add_counts(merged, key, count, size)
         del rows
         return [(frames, c, b) for frames, (c, b) in merged.items()]
+
+
+def _malloc_bytes(agent, ext):
+    """Bytes the process has from the C library's malloc, less the agent's
+    own tables that grow with the traced blocks (the hooks' live table,
+    tracemalloc's traces); None when the _census extension cannot tell
+    (not loaded, built before it could, not glibc).  The diff compares its
+    growth with the traced heap's to say when memory grew where no hook
+    looks (leakdiff-diff(1)).  Read at the start of a snapshot, before the
+    census and the document allocate anything."""
+    read = getattr(ext, "malloc_bytes", None)    # an older _census has none
+    if read is None:
+        return None
+    try:
+        total = read()
+        if total is None:
+            return None
+        own = 0
+        tm = agent.tm
+        sampler = getattr(tm, "ext", None)
+        if sampler is not None:
+            own = sampler.stats().get("table_bytes", 0)
+        elif tm.is_tracing():
+            own = tm.mod.get_tracemalloc_memory()
+        return max(0, int(total) - int(own))
+    except Exception:
+        return None
 
 
 def _group_traces(traces):
