@@ -95,25 +95,33 @@ class Session:
         """Learn the agent modules imported since (the plugin, say)."""
         self.agent.refresh_agent_files()
 
-    def snapshot(self, label="", paths=True):
+    def snapshot(self, label="", paths=True, type_sites=True, hints=True):
         """A leakdiff-snapshot(5) document, as uncompressed JSON bytes.
 
         Collects garbage first, like every snapshot of the agent.  With
         ``paths`` False the search for retention paths, the dearest part
         of a snapshot, is skipped: a caller comparing a series of snapshots
-        only shows the paths of the last.  Raises what the build raised;
-        the caller owns the bytes.
+        only shows the paths of the last.  ``type_sites`` False leaves out
+        the type x site table and ``hints`` False every hint (paths
+        included): what remains, the types and the sites, is what tells
+        whether something grew, at a fraction of the cost.  Raises what
+        the build raised; the caller owns the bytes.
         """
         self.seq += 1
         agent = self.agent
         budget = _paths.PATH_SECONDS
         if not paths:
             _paths.PATH_SECONDS = 0
+        builder = agent.builder
+        if not (type_sites and hints):
+            builder.light = _containers.Names(
+                (() if type_sites else ("type_sites",)) + (() if hints else ("hints",)))
         try:
             return agent._build(self.seq, _agent._clean_label(label), "api")
         finally:
             _paths.PATH_SECONDS = budget
-            notes = agent.builder.notes
+            builder.light = ()
+            notes = builder.notes
             while notes:
                 agent.note(notes.pop(0))
 

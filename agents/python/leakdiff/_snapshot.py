@@ -168,11 +168,15 @@ class _Laps:
 class Builder:
     """Takes one snapshot for the agent; see take()."""
 
-    __slots__ = ("agent", "phases", "notes", "quiet")
+    __slots__ = ("agent", "phases", "notes", "quiet", "light")
 
     def __init__(self, agent):
         self.agent = agent
         self.quiet = False  # the agent's allocations skip tracemalloc
+        # Parts left out of the next documents, for callers that compare
+        # only types and sites (the pytest plugin between runs): a set
+        # holding "type_sites" and/or "hints"; empty for a full document.
+        self.light = ()
         self.phases = ()    # (name, seconds) of the last snapshot, for tests
         self.notes = _containers.Seq()   # warnings for the user; see note()
 
@@ -204,7 +208,11 @@ class Builder:
             tracing = agent.tm.is_tracing()
             depth = agent.tm.get_traceback_limit() if tracing else agent.depth
             names = _typeinfo.Namer()
-            ts_groups, sampled = self._type_sites(census, kinds, names) if tracing else ({}, {})
+            light = self.light
+            if tracing and "type_sites" not in light:
+                ts_groups, sampled = self._type_sites(census, kinds, names)
+            else:
+                ts_groups, sampled = {}, {}
             lap("type_sites")
             if tracing and trigger == "exit" and agent.started_tracing and not self.quiet:
                 # No snapshot follows the one at exit: once the traces are
@@ -216,7 +224,7 @@ class Builder:
                     agent.tm.stop()
                 except Exception:
                     pass
-            hints = self._hints(census, kinds, names, collected, lap)
+            hints = [] if "hints" in light else self._hints(census, kinds, names, collected, lap)
         finally:
             census.release()
             census = None

@@ -8,17 +8,19 @@ their settings.
 A checked test's call phase runs once to warm up and then ``repeat`` more
 times, with its function-scope fixtures set up once.  After the warm-up and
 after each repetition the interpreter's known caches are cleared and an
-in-process snapshot is taken (_inproc.Session) and written as a .snap
-file.  The verdict is leakdiff's own trend logic (``leakdiff diff`` given
-all the snapshots, which counts in how many steps each type and site grew):
-the test fails when some type or site grew in every step, by at least one
+in-process snapshot of types and sites is taken (_inproc.Session) and
+kept in memory.  The verdict is leakdiff's own trend logic, which counts
+in how many steps each type and site grew; it is first computed here on
+the types and sites, and only a test where something grew in every step
+gets a full last snapshot, its .snap files and a ``leakdiff diff`` of them,
+which then decides and gives the message.  The test fails when some type or site grew in every step, by at least one
 object per repetition and more than a small byte floor, or by more than
 max_growth bytes when that is set.  Growth that only happens on the first
 run (a cache filling up) falls in the warm-up and is not seen; noise goes
 up and down and does not grow every time.
 
-Without a leakdiff binary the plugin compares the snapshots' types and
-sites itself, without hints or retention paths, and says so once.
+Without a leakdiff binary the plugin's own comparison is the verdict,
+and the message has no hints or retention paths; it says so once.
 """
 
 import gzip
@@ -35,7 +37,7 @@ import time
 
 import pytest
 
-from . import _inproc
+from . import _containers, _inproc
 
 try:
     from _pytest.logging import LogCaptureHandler as _LogCapture
@@ -239,37 +241,71 @@ class Checker:
         return self.session
 
     def check(self, item, original, settings):
-        """Warm up, repeat with snapshots, then fail the test if it leaks."""
+        """Warm up, repeat with snapshots, then fail the test if it leaks.
+
+        The snapshots between runs hold types and sites only and stay in
+        memory (bytes in an agent Seq, which the census does not count).
+        Only when some row grew in every step (growth(), the rule of verdict()),
+        is a full snapshot taken in place of the last one (type x site,
+        hints, retention paths: what the message shows), and are the
+        snapshots written out for ``leakdiff diff``, whose report is then
+        the verdict and the message.  The first snapshot keeps its hints,
+        so that a container's growth is counted from it.
+        """
         started = time.perf_counter()
-        workdir = tempfile.mkdtemp(prefix="leakdiff-pytest-")
         repeat = settings.repeat
         # Everything the loop needs exists before the first snapshot, so
         # the loop itself allocates the same at every step.
-        paths = [os.path.join(workdir, "%03d.snap" % i) for i in range(repeat + 1)]
+        blobs = _containers.Seq()
         labels = ["warm-up"] + ["run %d" % (i + 1) for i in range(repeat)]
         warm = 0.0
+        workdir = None
         try:
             warm_started = time.perf_counter()
             original()
             warm = time.perf_counter() - warm_started
             session = self._session()
             _settle()
-            _write(paths[0], session.snapshot(labels[0], False))
+            blobs.append(session.snapshot(labels[0], False, False, True))
             for i in range(repeat):
                 original()
                 _settle()
-                _write(paths[i + 1], session.snapshot(labels[i + 1], i == repeat - 1))
+                blobs.append(session.snapshot(labels[i + 1], False, False, False))
             self.notes.extend(n for n in session.notes() if n not in self.notes)
-            leaks, report = self.verdict(paths, settings)
+            tables = [_tables(json.loads(blob.decode("utf-8"))) for blob in blobs]
+            leaks = growth(tables, settings)
+            tables = None
             self.checked += 1
-            if leaks:
-                self.leaking.append(item.nodeid)
-                kept = self.keep(item, workdir, paths)
-                pytest.fail(self.message(report, leaks, repeat, kept, paths), pytrace=False)
+            if not leaks:
+                return
+            # The state is the last run's: take it again, in full, and
+            # write the series out for leakdiff diff and --leakdiff-dir.
+            # The rows found are dropped first, or they would be counted.
+            leaks = None
+            _settle()
+            blobs[-1] = session.snapshot(labels[-1], True)
+            self.notes.extend(n for n in session.notes() if n not in self.notes)
+            workdir = tempfile.mkdtemp(prefix="leakdiff-pytest-")
+            paths = [os.path.join(workdir, "%03d.snap" % i) for i in range(repeat + 1)]
+            for path, blob in zip(paths, blobs):
+                _write(path, blob)
+            if self._binary() is not None:
+                leaks, report = self.verdict(paths, settings)
+            else:
+                report = {"hints": []}
+                leaks = growth([_tables(json.loads(blob.decode("utf-8"))) for blob in blobs],
+                               settings)
+            if not leaks:
+                return
+            self.leaking.append(item.nodeid)
+            kept = self.keep(item, workdir, paths)
+            pytest.fail(self.message(report, leaks, repeat, kept, paths), pytrace=False)
         finally:
+            del blobs[:]
             self.added += time.perf_counter() - started - warm
             # Gone already when keep() moved it.
-            shutil.rmtree(workdir, ignore_errors=True)
+            if workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
 
     def keep(self, item, workdir, paths):
         """Moves the snapshots of a leaking test under --leakdiff-dir;
@@ -302,32 +338,17 @@ class Checker:
         return self.binary
 
     def verdict(self, paths, settings):
-        """(rows that grew every time by more than allowed, diff report)."""
-        binary = self._binary()
-        report = None
-        if binary is not None:
-            r = subprocess.run([binary, "diff", "--format=json", "--top=0", "--color=never",
-                                "--type-sites=3"] + paths,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            if r.returncode in (0, 1) and r.stdout.strip():
-                report = json.loads(r.stdout)
-            else:
-                raise RuntimeError("leakdiff diff failed: %s" % (r.stderr.strip()[-500:],))
+        """(rows that grew every time by more than allowed, diff report),
+        from ``leakdiff diff`` on the snapshot files."""
+        r = subprocess.run([self._binary(), "diff", "--format=json", "--top=0", "--color=never",
+                            "--type-sites=3"] + paths,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if r.returncode in (0, 1) and r.stdout.strip():
+            report = json.loads(r.stdout)
         else:
-            report = python_trend(paths)
+            raise RuntimeError("leakdiff diff failed: %s" % (r.stderr.strip()[-500:],))
         steps = report.get("intervals", len(paths) - 1)
-        leaks = []
-        for kind in ("types", "sites"):
-            for row in report.get(kind) or ():
-                if row.get("grew_in") != steps:
-                    continue
-                if settings.max_growth is not None:
-                    over = row["bytes_delta"] > settings.max_growth
-                else:
-                    over = row["count_delta"] >= settings.repeat and row["bytes_delta"] > BYTE_FLOOR
-                if over:
-                    leaks.append((kind, row))
-        return leaks, report
+        return _over(report, steps, settings), report
 
     def message(self, report, leaks, repeat, kept, paths):
         lines = ["leakdiff: memory grew in every one of %d runs of this test" % repeat]
@@ -449,47 +470,66 @@ def _hint(hint):
     return None
 
 
-# -- the comparison without the leakdiff program --------------------------------
-
-def _load(path):
-    with gzip.open(path, "rb") as f:
-        return json.loads(f.read().decode("utf-8"))
-
+# -- the comparison in memory ------------------------------------------------------
 
 def _tables(doc):
+    """({type name: (count, bytes)}, {frames: (count, bytes)}) of a
+    snapshot document, frames as ((file, line, function), ...)."""
     strings = doc.get("strings") or []
-    frames = []
-    for fr in doc.get("frames") or []:
-        frames.append({"file": strings[fr[0]], "line": fr[1], "function": strings[fr[2]]})
+    frames = [(strings[fr[0]], fr[1], strings[fr[2]]) for fr in doc.get("frames") or []]
     types = {}
-    for name, count, size in doc.get("types") or []:
-        types[strings[name]] = (count, size)
+    for row in doc.get("types") or []:
+        types[strings[row[0]]] = (row[1], row[2])
     sites = {}
     for count, size, tb in doc.get("sites") or []:
-        key = tuple((frames[i]["file"], frames[i]["line"], frames[i]["function"]) for i in tb)
-        old = sites.get(key, (0, 0))
-        sites[key] = (old[0] + count, old[1] + size)
+        key = tuple([frames[i] for i in tb])
+        old = sites.get(key)
+        sites[key] = (count, size) if old is None else (old[0] + count, old[1] + size)
     return types, sites
 
 
-def python_trend(paths):
-    """A report shaped like the types and sites of leakdiff diff's JSON,
-    from the snapshots alone: first against last, and in how many steps
-    each row grew (in count or in bytes)."""
-    tables = [_tables(_load(p)) for p in paths]
-    out = {"intervals": len(paths) - 1, "types": [], "sites": [], "hints": []}
+def _over(report, steps, settings):
+    """The rows of a trend report that grew in every one of ``steps``
+    intervals by more than the settings allow, as (kind, row)."""
+    leaks = []
+    for kind in ("types", "sites"):
+        for row in report.get(kind) or ():
+            if row.get("grew_in") != steps:
+                continue
+            if settings.max_growth is not None:
+                over = row["bytes_delta"] > settings.max_growth
+            else:
+                over = row["count_delta"] >= settings.repeat and row["bytes_delta"] > BYTE_FLOOR
+            if over:
+                leaks.append((kind, row))
+    return leaks
+
+
+def growth(tables, settings):
+    """The verdict leakdiff diff's trend rows give, computed on the tables
+    of a series of snapshots (see _tables): the (kind, row) that grew, in
+    count or in bytes, in every step by more than allowed.  A row can only grow in every step when it is in
+    the last table, so only those rows are followed."""
+    steps = len(tables) - 1
+    leaks = []
     for ix, kind in ((0, "types"), (1, "sites")):
-        keys = set()
-        for t in tables:
-            keys.update(t[ix])
-        for key in keys:
-            seq = [t[ix].get(key, (0, 0)) for t in tables]
-            grew = sum(1 for a, b in zip(seq, seq[1:]) if b[0] > a[0] or b[1] > a[1])
-            row = {"grew_in": grew, "count_delta": seq[-1][0] - seq[0][0],
-                   "bytes_delta": seq[-1][1] - seq[0][1]}
+        columns = [t[ix] for t in tables]
+        for key, last in columns[-1].items():
+            seq = [c.get(key, (0, 0)) for c in columns]
+            grew = 0
+            for a, b in zip(seq, seq[1:]):
+                if b[0] > a[0] or b[1] > a[1]:
+                    grew += 1
+                else:
+                    break
+            if grew != steps:
+                continue
+            row = {"grew_in": grew, "count_delta": last[0] - seq[0][0],
+                   "bytes_delta": last[1] - seq[0][1]}
             if kind == "types":
                 row["name"] = key
             else:
                 row["frames"] = [{"file": f, "line": ln, "function": fn} for f, ln, fn in key]
-            out[kind].append(row)
-    return out
+            leaks.append((kind, row))
+    return _over({"types": [r for k, r in leaks if k == "types"],
+                  "sites": [r for k, r in leaks if k == "sites"]}, steps, settings)
