@@ -27,6 +27,7 @@ import gzip
 import json
 import linecache
 import logging
+import marshal
 import os
 import re
 import shutil
@@ -244,7 +245,9 @@ class Checker:
         """Warm up, repeat with snapshots, then fail the test if it leaks.
 
         The snapshots between runs hold types and sites only and stay in
-        memory (bytes in an agent Seq, which the census does not count).
+        memory (marshal bytes in an agent Seq, which the census does not
+        count; the allocator hooks do not record the plugin's work on
+        them).
         Only when some row grew in every step (growth(), the rule of verdict()),
         is a full snapshot taken in place of the last one (type x site,
         hints, retention paths: what the message shows), and are the
@@ -266,15 +269,14 @@ class Checker:
             warm = time.perf_counter() - warm_started
             session = self._session()
             _settle()
-            blobs.append(session.snapshot(labels[0], False, False, True))
+            blobs.append(_pack(session, session.snapshot(labels[0], False, False, True, False)))
             for i in range(repeat):
                 original()
                 _settle()
-                blobs.append(session.snapshot(labels[i + 1], False, False, False))
+                blobs.append(_pack(session, session.snapshot(labels[i + 1], False, False, False,
+                                                             False)))
             self.notes.extend(n for n in session.notes() if n not in self.notes)
-            tables = [_tables(json.loads(blob.decode("utf-8"))) for blob in blobs]
-            leaks = growth(tables, settings)
-            tables = None
+            leaks = _compare(session, blobs, settings)
             self.checked += 1
             if not leaks:
                 return
@@ -283,18 +285,17 @@ class Checker:
             # The rows found are dropped first, or they would be counted.
             leaks = None
             _settle()
-            blobs[-1] = session.snapshot(labels[-1], True)
+            blobs[-1] = _pack(session, session.snapshot(labels[-1], True, True, True, False))
             self.notes.extend(n for n in session.notes() if n not in self.notes)
             workdir = tempfile.mkdtemp(prefix="leakdiff-pytest-")
             paths = [os.path.join(workdir, "%03d.snap" % i) for i in range(repeat + 1)]
             for path, blob in zip(paths, blobs):
-                _write(path, blob)
+                _write(path, _inproc.encode(marshal.loads(blob)))
             if self._binary() is not None:
                 leaks, report = self.verdict(paths, settings)
             else:
                 report = {"hints": []}
-                leaks = growth([_tables(json.loads(blob.decode("utf-8"))) for blob in blobs],
-                               settings)
+                leaks = _compare(session, blobs, settings)
             if not leaks:
                 return
             self.leaking.append(item.nodeid)
@@ -425,6 +426,28 @@ class Checker:
             self.session = None
 
 
+def _pack(session, doc):
+    """The document as marshal bytes, made without recording it: much
+    cheaper to make and read back than JSON, which is only made for the
+    files of a leaking test."""
+    quiet = session.quiet(True)
+    try:
+        return marshal.dumps(doc)
+    finally:
+        if quiet:
+            session.quiet(False)
+
+
+def _compare(session, blobs, settings):
+    """growth() of the packed documents, worked out without recording."""
+    quiet = session.quiet(True)
+    try:
+        return growth([_tables(marshal.loads(blob)) for blob in blobs], settings)
+    finally:
+        if quiet:
+            session.quiet(False)
+
+
 def _write(path, blob):
     with open(path, "wb") as f:
         f.write(gzip.compress(blob, 1))
@@ -481,8 +504,9 @@ def _tables(doc):
     for row in doc.get("types") or []:
         types[strings[row[0]]] = (row[1], row[2])
     sites = {}
+    frame = frames.__getitem__
     for count, size, tb in doc.get("sites") or []:
-        key = tuple([frames[i] for i in tb])
+        key = tuple(map(frame, tb))
         old = sites.get(key)
         sites[key] = (count, size) if old is None else (old[0] + count, old[1] + size)
     return types, sites
