@@ -253,13 +253,17 @@ class Checker:
         hints, retention paths: what the message shows), and are the
         snapshots written out for ``leakdiff diff``, whose report is then
         the verdict and the message.  The first snapshot keeps its hints,
-        so that a container's growth is counted from it.
+        so that a container's growth is counted from it.  The rows are
+        followed from one snapshot to the next (_follow()), and once none
+        has grown in every step so far, the remaining runs take no
+        snapshot: the verdict is known to be a pass.
         """
         started = time.perf_counter()
         repeat = settings.repeat
         # Everything the loop needs exists before the first snapshot, so
         # the loop itself allocates the same at every step.
         blobs = _containers.Seq()
+        rows = _containers.Seq([None])    # what _follow() keeps, packed
         labels = ["warm-up"] + ["run %d" % (i + 1) for i in range(repeat)]
         warm = 0.0
         workdir = None
@@ -270,13 +274,20 @@ class Checker:
             session = self._session()
             _settle()
             blobs.append(_pack(session, session.snapshot(labels[0], False, False, True, False)))
+            growing = _follow(session, blobs, rows)
             for i in range(repeat):
                 original()
+                if not growing:
+                    # Nothing grew in every step so far, so nothing can:
+                    # the runs go on (they may still fail), the snapshots
+                    # would not change the verdict.
+                    continue
                 _settle()
                 blobs.append(_pack(session, session.snapshot(labels[i + 1], False, False, False,
                                                              False)))
+                growing = _follow(session, blobs, rows)
             self.notes.extend(n for n in session.notes() if n not in self.notes)
-            leaks = _compare(session, blobs, settings)
+            leaks = _rows_over(session, rows, repeat, settings) if growing else None
             self.checked += 1
             if not leaks:
                 return
@@ -302,7 +313,7 @@ class Checker:
             kept = self.keep(item, workdir, paths)
             pytest.fail(self.message(report, leaks, repeat, kept, paths), pytrace=False)
         finally:
-            del blobs[:]
+            del blobs[:], rows[:]
             self.added += time.perf_counter() - started - warm
             # Gone already when keep() moved it.
             if workdir:
@@ -433,6 +444,63 @@ def _pack(session, doc):
     quiet = session.quiet(True)
     try:
         return marshal.dumps(doc)
+    finally:
+        if quiet:
+            session.quiet(False)
+
+
+def _follow(session, blobs, rows):
+    """Takes in the newest of the packed documents ``blobs`` and says
+    whether some type or site grew in every step so far.
+
+    rows[0] holds, packed, the types and sites of the first document, then
+    after each step {(0 for types or 1 for sites, key): (first count, first
+    bytes, last count, last bytes)} of the rows that grew (in count or in
+    bytes) in every step so far: the verdict of growth(), worked out one
+    step at a time, so that a test whose rows stop growing can stop."""
+    quiet = session.quiet(True)
+    try:
+        new = _tables(marshal.loads(blobs[-1]))
+        if len(blobs) == 1:
+            rows[0] = marshal.dumps(new)
+            return True
+        old = marshal.loads(rows[0])
+        kept = {}
+        if len(blobs) == 2:
+            for ix in (0, 1):
+                before = old[ix]
+                for key, (count, size) in new[ix].items():
+                    first = before.get(key, (0, 0))
+                    if count > first[0] or size > first[1]:
+                        kept[(ix, key)] = (first[0], first[1], count, size)
+        else:
+            for (ix, key), (c0, b0, c1, b1) in old.items():
+                now = new[ix].get(key)
+                if now is not None and (now[0] > c1 or now[1] > b1):
+                    kept[(ix, key)] = (c0, b0, now[0], now[1])
+        rows[0] = marshal.dumps(kept)
+        return bool(kept)
+    finally:
+        if quiet:
+            session.quiet(False)
+
+
+def _rows_over(session, rows, steps, settings):
+    """The (kind, row) of what _follow() kept after ``steps`` steps that
+    grew by more than the settings allow, as growth() gives them."""
+    quiet = session.quiet(True)
+    try:
+        kept = marshal.loads(rows[0])
+        report = {"types": [], "sites": []}
+        for (ix, key), (c0, b0, c1, b1) in kept.items():
+            row = {"grew_in": steps, "count_delta": c1 - c0, "bytes_delta": b1 - b0}
+            if ix == 0:
+                row["name"] = key
+                report["types"].append(row)
+            else:
+                row["frames"] = [{"file": f, "line": ln, "function": fn} for f, ln, fn in key]
+                report["sites"].append(row)
+        return _over(report, steps, settings)
     finally:
         if quiet:
             session.quiet(False)
