@@ -4,9 +4,12 @@ in a process with OBJECTS live objects (bench/run --only=pytest).
 
     pytest_snap.py AGENT_DIR OBJECTS REPS
 
-Prints one JSON line: the tracer, then the seconds of each snapshot without
-the retention-path search (all but the last of a test's) and with it (the
-last), each after the plugin's clean-up.
+Prints one JSON line: the tracer, then the wall and CPU seconds (process
+time, every thread) of each kind of snapshot the plugin takes, each after
+the plugin's clean-up: "between" (types and sites only: after runs 1 to
+N of every test), "first" (the same and the hints: after the warm-up) and
+"full" (type x site, hints and retention paths: the one more a test gets
+when something grew in every run).
 """
 import json
 import sys
@@ -30,13 +33,20 @@ def main():
     live += ["s%d" % i for i in range(n - len(live))]
     session = _inproc.Session(ext_dir=pytest_plugin.find_ext_dir(), caller_file=__file__)
     session.snapshot("first")      # the first one also warms the source resolver up
-    out = {"tracer": session.tracer(), "plain": [], "paths": []}
+    out = {"tracer": session.tracer()}
+    kinds = (("between", (False, False, False)), ("first", (False, False, True)),
+             ("full", (True, True, True)))
+    for key, _how in kinds:
+        out[key] = []
+        out[key + "_cpu"] = []
     for _ in range(reps):
-        for key, paths in (("plain", False), ("paths", True)):
+        for key, how in kinds:
+            c0 = time.process_time()
             t0 = time.perf_counter()
             pytest_plugin._settle()
-            blob = session.snapshot("bench", paths)
+            blob = session.snapshot("bench", *how)
             out[key].append(time.perf_counter() - t0)
+            out[key + "_cpu"].append(time.process_time() - c0)
             del blob
     session.close()
     print(json.dumps(out))

@@ -497,8 +497,9 @@ class Agent:
                       "record, and --every, still do); choose a signal the program leaves alone "
                       "with --signal" % self.signum)
 
-    def _build(self, seq, label, trigger):
-        """Collect garbage here, then build and encode the document.
+    def _build(self, seq, label, trigger, encode=True):
+        """Collect garbage here, then build and encode the document (the
+        document itself, a dict, with ``encode`` False).
 
         The collection runs in the calling thread, as a collection the
         program triggered would, so finalizers see no strange thread.  The
@@ -509,6 +510,7 @@ class Agent:
         writes to the pipe happen in this thread.
         """
         job = _Job(self.builder, seq, label, trigger)
+        job.encode = encode
         token = _next_token()
         start_args = (token,)   # untracked by the collection below
         before = _snapshot.uncollectable_total()
@@ -553,7 +555,7 @@ class _Job:
     """One document to build, possibly on a worker thread."""
 
     __slots__ = ("builder", "seq", "label", "trigger", "collected",
-                 "uncollectable", "blob", "error", "done")
+                 "uncollectable", "blob", "error", "done", "encode")
 
     def __init__(self, builder, seq, label, trigger):
         self.builder = builder
@@ -565,6 +567,7 @@ class _Job:
         self.blob = None
         self.error = None
         self.done = None
+        self.encode = True
 
     def run(self):
         # The document is built with the agent's own allocations untraced
@@ -576,7 +579,7 @@ class _Job:
             self.builder.quiet = quiet
             doc = self.builder.take(self.seq, self.label, self.trigger,
                                     self.collected, self.uncollectable)
-            self.blob = _encode_json(doc)
+            self.blob = _encode_json(doc) if self.encode else doc
         except BaseException as exc:
             self.error = exc
         finally:

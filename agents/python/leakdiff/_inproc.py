@@ -95,27 +95,47 @@ class Session:
         """Learn the agent modules imported since (the plugin, say)."""
         self.agent.refresh_agent_files()
 
-    def snapshot(self, label="", paths=True):
-        """A leakdiff-snapshot(5) document, as uncompressed JSON bytes.
+    def snapshot(self, label="", paths=True, type_sites=True, hints=True, encode=True):
+        """A leakdiff-snapshot(5) document, as uncompressed JSON bytes
+        (with ``encode`` False, the document as a dict: see encode()).
 
         Collects garbage first, like every snapshot of the agent.  With
         ``paths`` False the search for retention paths, the dearest part
         of a snapshot, is skipped: a caller comparing a series of snapshots
-        only shows the paths of the last.  Raises what the build raised;
-        the caller owns the bytes.
+        only shows the paths of the last.  ``type_sites`` False leaves out
+        the type x site table and ``hints`` False every hint (paths
+        included): what remains, the types and the sites, is what tells
+        whether something grew, at a fraction of the cost.  Raises what
+        the build raised; the caller owns the bytes.
         """
         self.seq += 1
         agent = self.agent
         budget = _paths.PATH_SECONDS
         if not paths:
             _paths.PATH_SECONDS = 0
+        builder = agent.builder
+        if not (type_sites and hints):
+            builder.light = _containers.Names(
+                (() if type_sites else ("type_sites",)) + (() if hints else ("hints",)))
         try:
-            return agent._build(self.seq, _agent._clean_label(label), "api")
+            return agent._build(self.seq, _agent._clean_label(label), "api", encode)
         finally:
             _paths.PATH_SECONDS = budget
-            notes = agent.builder.notes
+            builder.light = ()
+            notes = builder.notes
             while notes:
                 agent.note(notes.pop(0))
+
+    def quiet(self, on):
+        """Stop (True) or resume (False) recording what the calling thread
+        allocates, where the tracer can (it is what a snapshot's own work
+        does): the caller's comparisons of documents then cost no
+        allocation tracebacks.  Returns whether recording is off.  One
+        thread at a time; pair every quiet(True) with quiet(False)."""
+        try:
+            return bool(self.agent.tm.quiet(on))
+        except Exception:
+            return False
 
     def notes(self):
         """The agent's notes so far, taken out of the session."""
@@ -132,6 +152,11 @@ class Session:
                 self.agent.tm.stop()
             except Exception:
                 pass
+
+
+def encode(doc):
+    """The JSON bytes of a document snapshot(encode=False) returned."""
+    return _agent._encode_json(doc)
 
 
 def _loaded(directory, name):

@@ -168,11 +168,15 @@ class _Laps:
 class Builder:
     """Takes one snapshot for the agent; see take()."""
 
-    __slots__ = ("agent", "phases", "notes", "quiet")
+    __slots__ = ("agent", "phases", "notes", "quiet", "light")
 
     def __init__(self, agent):
         self.agent = agent
         self.quiet = False  # the agent's allocations skip tracemalloc
+        # Parts left out of the next documents, for callers that compare
+        # only types and sites (the pytest plugin between runs): a set
+        # holding "type_sites" and/or "hints"; empty for a full document.
+        self.light = ()
         self.phases = ()    # (name, seconds) of the last snapshot, for tests
         self.notes = _containers.Seq()   # warnings for the user; see note()
 
@@ -206,7 +210,11 @@ class Builder:
             tracing = agent.tm.is_tracing()
             depth = agent.tm.get_traceback_limit() if tracing else agent.depth
             names = _typeinfo.Namer()
-            ts_groups, sampled = self._type_sites(census, kinds, names) if tracing else ({}, {})
+            light = self.light
+            if tracing and "type_sites" not in light:
+                ts_groups, sampled = self._type_sites(census, kinds, names)
+            else:
+                ts_groups, sampled = {}, {}
             lap("type_sites")
             # Before the traces may be read and tracing stopped (below): the
             # path targets are the instances allocated at a site.
@@ -222,7 +230,7 @@ class Builder:
                     agent.tm.stop()
                 except Exception:
                     pass
-            hints = self._hints(census, kinds, names, collected, lap, path_plan)
+            hints = [] if "hints" in light else self._hints(census, kinds, names, collected, lap, path_plan)
         finally:
             census.release()
             census = None

@@ -8,23 +8,26 @@ their settings.
 A checked test's call phase runs once to warm up and then ``repeat`` more
 times, with its function-scope fixtures set up once.  After the warm-up and
 after each repetition the interpreter's known caches are cleared and an
-in-process snapshot is taken (_inproc.Session) and written as a .snap
-file.  The verdict is leakdiff's own trend logic (``leakdiff diff`` given
-all the snapshots, which counts in how many steps each type and site grew):
-the test fails when some type or site grew in every step, by at least one
+in-process snapshot of types and sites is taken (_inproc.Session) and
+kept in memory.  The verdict is leakdiff's own trend logic, which counts
+in how many steps each type and site grew; it is first computed here on
+the types and sites, and only a test where something grew in every step
+gets a full last snapshot, its .snap files and a ``leakdiff diff`` of them,
+which then decides and gives the message.  The test fails when some type or site grew in every step, by at least one
 object per repetition and more than a small byte floor, or by more than
 max_growth bytes when that is set.  Growth that only happens on the first
 run (a cache filling up) falls in the warm-up and is not seen; noise goes
 up and down and does not grow every time.
 
-Without a leakdiff binary the plugin compares the snapshots' types and
-sites itself, without hints or retention paths, and says so once.
+Without a leakdiff binary the plugin's own comparison is the verdict,
+and the message has no hints or retention paths; it says so once.
 """
 
 import gzip
 import json
 import linecache
 import logging
+import marshal
 import os
 import re
 import shutil
@@ -35,7 +38,7 @@ import time
 
 import pytest
 
-from . import _inproc
+from . import _containers, _inproc
 
 try:
     from _pytest.logging import LogCaptureHandler as _LogCapture
@@ -239,37 +242,82 @@ class Checker:
         return self.session
 
     def check(self, item, original, settings):
-        """Warm up, repeat with snapshots, then fail the test if it leaks."""
+        """Warm up, repeat with snapshots, then fail the test if it leaks.
+
+        The snapshots between runs hold types and sites only and stay in
+        memory (marshal bytes in an agent Seq, which the census does not
+        count; the allocator hooks do not record the plugin's work on
+        them).
+        Only when some row grew in every step (growth(), the rule of verdict()),
+        is a full snapshot taken in place of the last one (type x site,
+        hints, retention paths: what the message shows), and are the
+        snapshots written out for ``leakdiff diff``, whose report is then
+        the verdict and the message.  The first snapshot keeps its hints,
+        so that a container's growth is counted from it.  The rows are
+        followed from one snapshot to the next (_follow()), and once none
+        has grown in every step so far, the remaining runs take no
+        snapshot: the verdict is known to be a pass.
+        """
         started = time.perf_counter()
-        workdir = tempfile.mkdtemp(prefix="leakdiff-pytest-")
         repeat = settings.repeat
         # Everything the loop needs exists before the first snapshot, so
         # the loop itself allocates the same at every step.
-        paths = [os.path.join(workdir, "%03d.snap" % i) for i in range(repeat + 1)]
+        blobs = _containers.Seq()
+        rows = _containers.Seq([None])    # what _follow() keeps, packed
         labels = ["warm-up"] + ["run %d" % (i + 1) for i in range(repeat)]
         warm = 0.0
+        workdir = None
         try:
             warm_started = time.perf_counter()
             original()
             warm = time.perf_counter() - warm_started
             session = self._session()
             _settle()
-            _write(paths[0], session.snapshot(labels[0], False))
+            blobs.append(_pack(session, session.snapshot(labels[0], False, False, True, False)))
+            growing = _follow(session, blobs, rows)
             for i in range(repeat):
                 original()
+                if not growing:
+                    # Nothing grew in every step so far, so nothing can:
+                    # the runs go on (they may still fail), the snapshots
+                    # would not change the verdict.
+                    continue
                 _settle()
-                _write(paths[i + 1], session.snapshot(labels[i + 1], i == repeat - 1))
+                blobs.append(_pack(session, session.snapshot(labels[i + 1], False, False, False,
+                                                             False)))
+                growing = _follow(session, blobs, rows)
             self.notes.extend(n for n in session.notes() if n not in self.notes)
-            leaks, report = self.verdict(paths, settings)
+            leaks = _rows_over(session, rows, repeat, settings) if growing else None
             self.checked += 1
-            if leaks:
-                self.leaking.append(item.nodeid)
-                kept = self.keep(item, workdir, paths)
-                pytest.fail(self.message(report, leaks, repeat, kept, paths), pytrace=False)
+            if not leaks:
+                return
+            # The state is the last run's: take it again, in full, and
+            # write the series out for leakdiff diff and --leakdiff-dir.
+            # The rows found are dropped first, or they would be counted.
+            leaks = None
+            _settle()
+            blobs[-1] = _pack(session, session.snapshot(labels[-1], True, True, True, False))
+            self.notes.extend(n for n in session.notes() if n not in self.notes)
+            workdir = tempfile.mkdtemp(prefix="leakdiff-pytest-")
+            paths = [os.path.join(workdir, "%03d.snap" % i) for i in range(repeat + 1)]
+            for path, blob in zip(paths, blobs):
+                _write(path, _inproc.encode(marshal.loads(blob)))
+            if self._binary() is not None:
+                leaks, report = self.verdict(paths, settings)
+            else:
+                report = {"hints": []}
+                leaks = _compare(session, blobs, settings)
+            if not leaks:
+                return
+            self.leaking.append(item.nodeid)
+            kept = self.keep(item, workdir, paths)
+            pytest.fail(self.message(report, leaks, repeat, kept, paths), pytrace=False)
         finally:
+            del blobs[:], rows[:]
             self.added += time.perf_counter() - started - warm
             # Gone already when keep() moved it.
-            shutil.rmtree(workdir, ignore_errors=True)
+            if workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
 
     def keep(self, item, workdir, paths):
         """Moves the snapshots of a leaking test under --leakdiff-dir;
@@ -302,32 +350,17 @@ class Checker:
         return self.binary
 
     def verdict(self, paths, settings):
-        """(rows that grew every time by more than allowed, diff report)."""
-        binary = self._binary()
-        report = None
-        if binary is not None:
-            r = subprocess.run([binary, "diff", "--format=json", "--top=0", "--color=never",
-                                "--type-sites=3"] + paths,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            if r.returncode in (0, 1) and r.stdout.strip():
-                report = json.loads(r.stdout)
-            else:
-                raise RuntimeError("leakdiff diff failed: %s" % (r.stderr.strip()[-500:],))
+        """(rows that grew every time by more than allowed, diff report),
+        from ``leakdiff diff`` on the snapshot files."""
+        r = subprocess.run([self._binary(), "diff", "--format=json", "--top=0", "--color=never",
+                            "--type-sites=3"] + paths,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if r.returncode in (0, 1) and r.stdout.strip():
+            report = json.loads(r.stdout)
         else:
-            report = python_trend(paths)
+            raise RuntimeError("leakdiff diff failed: %s" % (r.stderr.strip()[-500:],))
         steps = report.get("intervals", len(paths) - 1)
-        leaks = []
-        for kind in ("types", "sites"):
-            for row in report.get(kind) or ():
-                if row.get("grew_in") != steps:
-                    continue
-                if settings.max_growth is not None:
-                    over = row["bytes_delta"] > settings.max_growth
-                else:
-                    over = row["count_delta"] >= settings.repeat and row["bytes_delta"] > BYTE_FLOOR
-                if over:
-                    leaks.append((kind, row))
-        return leaks, report
+        return _over(report, steps, settings), report
 
     def message(self, report, leaks, repeat, kept, paths):
         lines = ["leakdiff: memory grew in every one of %d runs of this test" % repeat]
@@ -404,6 +437,85 @@ class Checker:
             self.session = None
 
 
+def _pack(session, doc):
+    """The document as marshal bytes, made without recording it: much
+    cheaper to make and read back than JSON, which is only made for the
+    files of a leaking test."""
+    quiet = session.quiet(True)
+    try:
+        return marshal.dumps(doc)
+    finally:
+        if quiet:
+            session.quiet(False)
+
+
+def _follow(session, blobs, rows):
+    """Takes in the newest of the packed documents ``blobs`` and says
+    whether some type or site grew in every step so far.
+
+    rows[0] holds, packed, the types and sites of the first document, then
+    after each step {(0 for types or 1 for sites, key): (first count, first
+    bytes, last count, last bytes)} of the rows that grew (in count or in
+    bytes) in every step so far: the verdict of growth(), worked out one
+    step at a time, so that a test whose rows stop growing can stop."""
+    quiet = session.quiet(True)
+    try:
+        new = _tables(marshal.loads(blobs[-1]))
+        if len(blobs) == 1:
+            rows[0] = marshal.dumps(new)
+            return True
+        old = marshal.loads(rows[0])
+        kept = {}
+        if len(blobs) == 2:
+            for ix in (0, 1):
+                before = old[ix]
+                for key, (count, size) in new[ix].items():
+                    first = before.get(key, (0, 0))
+                    if count > first[0] or size > first[1]:
+                        kept[(ix, key)] = (first[0], first[1], count, size)
+        else:
+            for (ix, key), (c0, b0, c1, b1) in old.items():
+                now = new[ix].get(key)
+                if now is not None and (now[0] > c1 or now[1] > b1):
+                    kept[(ix, key)] = (c0, b0, now[0], now[1])
+        rows[0] = marshal.dumps(kept)
+        return bool(kept)
+    finally:
+        if quiet:
+            session.quiet(False)
+
+
+def _rows_over(session, rows, steps, settings):
+    """The (kind, row) of what _follow() kept after ``steps`` steps that
+    grew by more than the settings allow, as growth() gives them."""
+    quiet = session.quiet(True)
+    try:
+        kept = marshal.loads(rows[0])
+        report = {"types": [], "sites": []}
+        for (ix, key), (c0, b0, c1, b1) in kept.items():
+            row = {"grew_in": steps, "count_delta": c1 - c0, "bytes_delta": b1 - b0}
+            if ix == 0:
+                row["name"] = key
+                report["types"].append(row)
+            else:
+                row["frames"] = [{"file": f, "line": ln, "function": fn} for f, ln, fn in key]
+                report["sites"].append(row)
+        return _over(report, steps, settings)
+    finally:
+        if quiet:
+            session.quiet(False)
+
+
+def _compare(session, blobs, settings):
+    """growth() of the packed documents, worked out without recording."""
+    quiet = session.quiet(True)
+    try:
+        return growth([_tables(marshal.loads(blob)) for blob in blobs], settings)
+    finally:
+        if quiet:
+            session.quiet(False)
+
+
 def _write(path, blob):
     with open(path, "wb") as f:
         f.write(gzip.compress(blob, 1))
@@ -449,51 +561,69 @@ def _hint(hint):
     return None
 
 
-# -- the comparison without the leakdiff program --------------------------------
-
-def _load(path):
-    with gzip.open(path, "rb") as f:
-        return json.loads(f.read().decode("utf-8"))
-
+# -- the comparison in memory ------------------------------------------------------
 
 def _tables(doc):
+    """({type name: (count, bytes)}, {frames: (count, bytes)}) of a
+    snapshot document, frames as ((file, line, function), ...)."""
     strings = doc.get("strings") or []
-    frames = []
-    for fr in doc.get("frames") or []:
-        frames.append({"file": strings[fr[0]], "line": fr[1], "function": strings[fr[2]]})
+    frames = [(strings[fr[0]], fr[1], strings[fr[2]]) for fr in doc.get("frames") or []]
     types = {}
-    # Rows may carry more elements than these (a type's origin): readers
-    # take the ones they know, as leakdiff-snapshot(5) says.
     for row in doc.get("types") or []:
-        name, count, size = row[:3]
-        types[strings[name]] = (count, size)
+        types[strings[row[0]]] = (row[1], row[2])
     sites = {}
+    frame = frames.__getitem__
+    # Rows may carry more elements than these: take the ones known.
     for row in doc.get("sites") or []:
         count, size, tb = row[:3]
-        key = tuple((frames[i]["file"], frames[i]["line"], frames[i]["function"]) for i in tb)
-        old = sites.get(key, (0, 0))
-        sites[key] = (old[0] + count, old[1] + size)
+        key = tuple(map(frame, tb))
+        old = sites.get(key)
+        sites[key] = (count, size) if old is None else (old[0] + count, old[1] + size)
     return types, sites
 
 
-def python_trend(paths):
-    """A report shaped like the types and sites of leakdiff diff's JSON,
-    from the snapshots alone: first against last, and in how many steps
-    each row grew (in count or in bytes)."""
-    tables = [_tables(_load(p)) for p in paths]
-    out = {"intervals": len(paths) - 1, "types": [], "sites": [], "hints": []}
+def _over(report, steps, settings):
+    """The rows of a trend report that grew in every one of ``steps``
+    intervals by more than the settings allow, as (kind, row)."""
+    leaks = []
+    for kind in ("types", "sites"):
+        for row in report.get(kind) or ():
+            if row.get("grew_in") != steps:
+                continue
+            if settings.max_growth is not None:
+                over = row["bytes_delta"] > settings.max_growth
+            else:
+                over = row["count_delta"] >= settings.repeat and row["bytes_delta"] > BYTE_FLOOR
+            if over:
+                leaks.append((kind, row))
+    return leaks
+
+
+def growth(tables, settings):
+    """The verdict leakdiff diff's trend rows give, computed on the tables
+    of a series of snapshots (see _tables): the (kind, row) that grew, in
+    count or in bytes, in every step by more than allowed.  A row can only grow in every step when it is in
+    the last table, so only those rows are followed."""
+    steps = len(tables) - 1
+    leaks = []
     for ix, kind in ((0, "types"), (1, "sites")):
-        keys = set()
-        for t in tables:
-            keys.update(t[ix])
-        for key in keys:
-            seq = [t[ix].get(key, (0, 0)) for t in tables]
-            grew = sum(1 for a, b in zip(seq, seq[1:]) if b[0] > a[0] or b[1] > a[1])
-            row = {"grew_in": grew, "count_delta": seq[-1][0] - seq[0][0],
-                   "bytes_delta": seq[-1][1] - seq[0][1]}
+        columns = [t[ix] for t in tables]
+        for key, last in columns[-1].items():
+            seq = [c.get(key, (0, 0)) for c in columns]
+            grew = 0
+            for a, b in zip(seq, seq[1:]):
+                if b[0] > a[0] or b[1] > a[1]:
+                    grew += 1
+                else:
+                    break
+            if grew != steps:
+                continue
+            row = {"grew_in": grew, "count_delta": last[0] - seq[0][0],
+                   "bytes_delta": last[1] - seq[0][1]}
             if kind == "types":
                 row["name"] = key
             else:
                 row["frames"] = [{"file": f, "line": ln, "function": fn} for f, ln, fn in key]
-            out[kind].append(row)
-    return out
+            leaks.append((kind, row))
+    return _over({"types": [r for k, r in leaks if k == "types"],
+                  "sites": [r for k, r in leaks if k == "sites"]}, steps, settings)
