@@ -191,7 +191,18 @@ struct session {
 	int qfd;          /* the request channel's write end */
 	int wstatus;
 	bool pipe_closed; /* every write end was closed while the command ran */
+	uint64_t heard_ms; /* when the last request went out or the last bytes came in */
 };
+
+/*
+ * How long an --every request may go unanswered, with nothing at all coming
+ * from the agent, before it is asked again. A request can be lost without a
+ * trace: a signal that reached a process as it ran another program with
+ * exec, or one the new agent had to drop; waiting for its answer forever
+ * would end the interval snapshots for good. A snapshot that is merely slow
+ * to start costs at most one extra snapshot.
+ */
+#define STALE_REQUEST_MS 5000
 
 /*
  * Asks the agent for a snapshot with the given trigger ("signal" or
@@ -253,6 +264,7 @@ static bool drain(struct session *s, bool exited)
 			/* EOF, or (once the target is gone) nothing left to drain. */
 			return len == 0 || (exited && errno == EAGAIN);
 		ld_recorder_feed(s->rec, buf, (size_t)len);
+		s->heard_ms = now_ms();
 	}
 }
 
@@ -295,11 +307,13 @@ static void loop(struct session *s)
 		 */
 		if (st->got_exit)
 			next_tick = 0; /* the program is shutting down: ask no more */
-		if (next_tick && !exited && st->requested)
+		uint64_t stale = a->every_ms * 10 > STALE_REQUEST_MS ? a->every_ms * 10 : STALE_REQUEST_MS;
+		if (next_tick && !exited && st->requested && now_ms() - s->heard_ms < stale)
 			next_tick = now_ms() + a->every_ms;
-		else if (next_tick && !exited && now_ms() >= next_tick) {
+		else if (next_tick && !exited && (st->requested || now_ms() >= next_tick)) {
 			if (st->connected && ask(s, "interval"))
 				ld_recorder_requested(s->rec);
+			s->heard_ms = now_ms();
 			next_tick = now_ms() + a->every_ms;
 		}
 	}
