@@ -169,22 +169,56 @@ async def main():
 asyncio.run(main())
 '''
 
+# NumPy makes arrays of its own at import (polynomial domains and the
+# like); the path must explain the arrays the program keeps, not those.
+NUMPY_FRAMES = '''\
+import sys
+
+import numpy
+
+N = int(sys.argv[1])
+frames = []
+
+for i in range(N):
+    frames.append(numpy.zeros(16) + i)    # leak: frame
+'''
+
+
+def numpy_python():
+    """(interpreter, environment for leakdiff record) for the first
+    interpreter that imports numpy, with the agent's extensions built for
+    it when it is not PYTHON's; (None, why not) when there is none."""
+    reasons = []
+    for python, _ in harness.python_candidates():
+        r = harness.run([python, "-c", "import numpy"])
+        if r.returncode != 0:
+            reasons.append("%s has no numpy" % python)
+            continue
+        if python == harness.real_python(PYTHON) and harness.ext_built("_sampler") \
+                and harness.ext_built("_census"):
+            return python, {}
+        root, why = harness.agent_dir_for(python)
+        if root:
+            return python, {"LEAKDIFF_AGENT_DIR": root}
+        reasons.append(why)
+    return None, "; ".join(reasons) or "no interpreter found"
+
 
 class RetentionPaths(TempDirCase):
     tracer = ()     # options that pick the agent's recorder of allocations
 
-    def pair(self, name, source, snap=""):
+    def pair(self, name, source, snap="", python=PYTHON, env=None):
         """Record the program at both sizes; the diff as JSON.  ``snap`` is
         the suffix of the snapshot to compare (".1" for the first one the
-        program asks for)."""
+        program asks for); ``env`` adds to ENV."""
         prog = self.path(name + ".py")
         with open(prog, "w") as f:
             f.write(source)
         outs = []
         for n in (SMALL, LARGE):
             out = self.path("%s-%d.snap" % (name, n))
-            r = leakdiff("record", "-o", out, *self.tracer, "--", PYTHON, prog, str(n),
-                         env=ENV, cwd=self.tmp)
+            r = leakdiff("record", "-o", out, *self.tracer, "--", python, prog, str(n),
+                         env=dict(ENV, **(env or {})), cwd=self.tmp)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertNotIn("path hints skipped", r.stderr)
             outs.append(out[:-len(".snap")] + snap + ".snap")
@@ -281,6 +315,16 @@ class RetentionPaths(TempDirCase):
         # Before 3.11 a coroutine holds its locals through a frame object.
         self.assertIn(path[1:], (["coroutine", "list", "__main__.Chunk"],
                                  ["coroutine", "frame", "list", "__main__.Chunk"]))
+        self.assert_only_grown_paths(d)
+
+    def test_numpy_arrays_in_a_module_list(self):
+        python, env = numpy_python()
+        if python is None:
+            self.skipTest("numpy is not importable by any interpreter here: " + env)
+        d = self.pair("arrays", NUMPY_FRAMES, python=python, env=env)
+        self.assertEqual(self.type_row(d, "numpy.ndarray")["count_delta"], LARGE - SMALL)
+        self.assertEqual(self.path_of(d, "numpy.ndarray"),
+                         ["__main__.frames", "list", "numpy.ndarray"])
         self.assert_only_grown_paths(d)
 
 
