@@ -169,6 +169,45 @@ async def main():
 asyncio.run(main())
 '''
 
+# Held where no global names it: an entry of sys.modules that is no module,
+# and a list only the interpreter's C structures hold (atexit keeps its
+# callbacks' arguments out of the collector's sight).
+C_ROOTS = '''\
+import atexit
+import sys
+
+N = int(sys.argv[1])
+
+
+class Registry:
+    def __init__(self):
+        self.items = []
+
+
+class Item:
+    pass
+
+
+class Blob:
+    pass
+
+
+def flush(blobs):
+    pass
+
+
+def main():
+    registry = sys.modules["registry"] = Registry()
+    blobs = []
+    for i in range(N):
+        registry.items.append(Item())   # leak: item
+        blobs.append(Blob())            # leak: blob
+    atexit.register(flush, blobs)
+
+
+main()
+'''
+
 # NumPy makes arrays of its own at import (polynomial domains and the
 # like); the path must explain the arrays the program keeps, not those.
 NUMPY_FRAMES = '''\
@@ -315,6 +354,20 @@ class RetentionPaths(TempDirCase):
         # Before 3.11 a coroutine holds its locals through a frame object.
         self.assertIn(path[1:], (["coroutine", "list", "__main__.Chunk"],
                                  ["coroutine", "frame", "list", "__main__.Chunk"]))
+        self.assert_only_grown_paths(d)
+
+    def test_c_level_roots(self):
+        d = self.pair("croots", C_ROOTS)
+        grown = LARGE - SMALL
+        self.assertEqual(self.type_row(d, "__main__.Item")["count_delta"], grown)
+        self.assertEqual(self.type_row(d, "__main__.Blob")["count_delta"], grown)
+        self.assertEqual(self.path_of(d, "__main__.Item"),
+                         ["sys.modules['registry']", "__main__.Registry", "list", "__main__.Item"])
+        # atexit holds (flush, (blobs,)) in C; how it stores them differs
+        # between versions, the list of blobs is the program's.
+        path = self.path_of(d, "__main__.Blob")
+        self.assertRegex(path[0], r"^held by C code \(refcount \d+, \d+ references? found\)$")
+        self.assertEqual(path[-2:], ["list", "__main__.Blob"])
         self.assert_only_grown_paths(d)
 
     def test_numpy_arrays_in_a_module_list(self):

@@ -382,11 +382,34 @@ def running_frame_children(frame):
     return out
 
 
+def module_table_roots(modules_too):
+    """Yield (label, value) for the entries of sys.modules itself: the
+    values that are not modules (a program may register any object there,
+    ``sys.modules['x'] = holder``, and the import system keeps it), and,
+    when ``modules_too``, the module objects, which the interpreter holds
+    through sys.modules whether or not any global names them.  The label
+    is ("sys.modules", name)."""
+    try:
+        items = Seq(sys.modules.items())
+    except Exception:
+        return
+    for name, value in items:
+        if type(name) is not str or value is None or name.startswith("leakdiff"):
+            continue
+        if issubclass(type(value), ModuleType):
+            if modules_too:
+                yield ("sys.modules", name), value
+        elif not type_module(type(value)).startswith("leakdiff"):
+            yield ("sys.modules", name), value
+    del items[:]
+
+
 def _all_roots(namespaces, user_pass, agent_files):
     """(label, value) of the roots of one pass: the program's module globals
-    and class attributes, its threads' frames and its pending tasks first,
-    then the standard library's globals.  A label is a (prefix, key) pair
-    for a global, joined only when a path is written, or a string."""
+    and class attributes, its threads' frames, its pending tasks and what
+    it put in sys.modules first, then the standard library's globals and
+    the modules.  A label is a (prefix, key) pair for a global or an entry
+    of sys.modules, joined only when a path is written, or a string."""
     for prefix, key, value, is_user in roots(namespaces):
         if is_user == user_pass:
             yield (prefix, key), value
@@ -395,6 +418,8 @@ def _all_roots(namespaces, user_pass, agent_files):
             yield label, frame
         for label, task in task_roots():
             yield label, task
+    for label, value in module_table_roots(not user_pass):
+        yield label, value
 
 
 def retention_paths(namespaces, targets, skip, names, deadline, agent_files=()):
@@ -519,7 +544,162 @@ def _path_of(parent, key, names):
         if shown:
             steps.append(names(type(obj)))
         if root is not None:
-            steps.append(root if type(root) is str else root[0] + "." + root[1])
+            steps.append(_root_name(root))
         key = up
     steps.reverse()
     return steps
+
+
+def _root_name(root):
+    if type(root) is str:
+        return root
+    if root[0] == "sys.modules":
+        return "sys.modules[%r]" % (root[1],)
+    return root[0] + "." + root[1]
+
+
+# -- roots held by C code ---------------------------------------------------------
+
+C_ROOT_TARGETS = 16             # instances of one type looked up from
+C_ROOT_DEPTH = 6                # scans of the collector's objects, at most
+
+
+def c_held_paths(census, targets, found, names, deadline, hidden, is_agent_type):
+    """Paths for the targets the search from the roots did not reach, up to
+    a reference held by C code: an extension's static or module state, a
+    structure of the interpreter (atexit's callbacks, say), anything that
+    holds a reference the collector cannot see.
+
+    No list of referrers is kept anywhere, so they are found by scanning
+    the referents of every object the collector tracks, once per level, for
+    the objects of the level (a C-level set test per object); an object
+    whose reference count is higher than the references found is held by
+    something the collector does not see, and ends the path.  Otherwise
+    the walk goes up to one of its referrers, that are the program's.
+    ``hidden`` is the number of references the census itself holds to
+    each counted object out of the collector's sight (the C census holds
+    one); the references of this function are measured on a probe object
+    held the same way.  ``found`` (type -> path) is updated in place; at
+    most C_ROOT_TARGETS instances of a type are looked up, for at most
+    C_ROOT_DEPTH scans, none started after ``deadline``.  A path starts
+    with "held by C code (refcount N, M references found)".
+    """
+    level = Seq()       # objects of this level; a probe last
+    getrefcount = sys.getrefcount
+    below = Seq()       # for each, (type, path below it) of the target
+    for t, ids in targets:
+        if t in found:
+            continue
+        group = census.members(t)
+        if not group:
+            continue
+        n = 0
+        for obj in group:
+            if ids is not None and id(obj) not in ids:
+                continue
+            level.append(obj)
+
+            below.append((t, Seq((names(t),))))
+            n += 1
+            if n >= C_ROOT_TARGETS:
+                break
+        group = None
+    obj = None
+    if not level:
+        return found
+
+    done = Map()        # id of an object looked through -> True
+    for _depth in range(C_ROOT_DEPTH):
+        if not level or time.perf_counter() > deadline:
+            break
+        probe = _Probe()
+        level.append(probe)
+        probe = None
+        want = Map()
+        for i, obj in enumerate(level):
+            want[id(obj)] = i
+            done[id(obj)] = True
+        obj = None
+        wanted = Names(want)
+        seen_all = Seq([0] * len(level))    # references found, all
+        seen_agent = Seq([0] * len(level))  # of them, the agent's
+        up = Seq([None] * len(level))       # a referrer of the program's
+        objs = gc.get_objects()
+        late = False
+        for j, o in enumerate(objs):
+            if not j & 4095 and time.perf_counter() > deadline:
+                late = True
+                break
+            try:
+                refs = gc.get_referents(o)
+            except Exception:
+                continue
+            if wanted.isdisjoint(map(id, refs)):
+                continue
+            ot = type(o)
+            agent = is_agent_type(ot)
+            # A path goes up through what a person knows by name: not a
+            # frame (a running one would be a root already), a class or
+            # a module.
+            dead_end = ot is FrameType or issubclass(ot, (type, ModuleType)) or atom_type(ot)
+            for r in refs:
+                i = want.get(id(r))
+                if i is None:
+                    continue
+                seen_all[i] += 1
+                if agent:
+                    seen_agent[i] += 1
+                elif up[i] is None and not dead_end:
+                    up[i] = o
+            refs = None
+        o = refs = None
+        del objs
+        if late:
+            break
+        base = getrefcount(level[-1]) - seen_all[-1]
+        excesses = Seq()
+        seen_through = Map()    # type -> an instance of it here has no excess
+        for i in range(len(level) - 1):
+            excess = getrefcount(level[i]) - seen_all[i] - base - hidden
+            excesses.append(excess)
+            if excess <= 0:
+                seen_through[below[i][0]] = True
+        nxt = Seq()
+        nxt_below = Seq()
+        for i in range(len(level) - 1):
+            t, path = below[i]
+            if t in found:
+                continue
+            excess = excesses[i]
+            # One stray reference the agent holds (a loop variable left
+            # bound, say) would look like one held by C: a type ends at C
+            # code only when none of its instances looked up at this level
+            # is fully explained by references found.
+            if excess > 0 and t not in seen_through:
+                mine = seen_all[i] - seen_agent[i]
+                label = "held by C code (refcount %d, %d reference%s found)" % (
+                    mine + excess, mine, "" if mine == 1 else "s")
+                path.append(label)
+                path.reverse()
+                found[t] = list(path)
+                continue
+            holder = up[i]
+            if holder is None or id(holder) in done:
+                continue
+            step = Seq(path)
+            step.append(names(type(holder)))
+            nxt.append(holder)
+            nxt_below.append((t, step))
+        holder = None
+        del level[:], below[:], up[:], excesses[:]
+        seen_through.clear()
+        level, below = nxt, nxt_below
+    del level[:], below[:]
+    return found
+
+
+class _Probe:
+    """An object with a known number of references, to measure how many
+    the scan in c_held_paths itself holds."""
+
+    __slots__ = ()

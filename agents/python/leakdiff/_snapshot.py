@@ -452,6 +452,11 @@ class Builder:
                     skip.add(id(ns))
                 paths = _paths.retention_paths(namespaces, targets, skip, names, deadline,
                                                agent.agent_files)
+                # The census holds every object it counted: the C one out
+                # of the collector's sight.
+                hidden = 1 if isinstance(census, _objects.CCensus) else 0
+                _paths.c_held_paths(census, targets, paths, names, deadline, hidden,
+                                    kinds.is_agent_type)
                 for t, _ids in targets:
                     path = paths.get(t)
                     if path:
