@@ -584,8 +584,8 @@ def c_held_paths(census, targets, found, names, deadline, hidden, is_agent_type)
     C_ROOT_DEPTH scans, none started after ``deadline``.  A path starts
     with "held by C code (refcount N, M references found)".
     """
-    level = Seq()       # objects of this level; a probe last
     getrefcount = sys.getrefcount
+    level = Seq()       # objects of this level; a probe last
     below = Seq()       # for each, (type, path below it) of the target
     for t, ids in targets:
         if t in found:
@@ -598,7 +598,6 @@ def c_held_paths(census, targets, found, names, deadline, hidden, is_agent_type)
             if ids is not None and id(obj) not in ids:
                 continue
             level.append(obj)
-
             below.append((t, Seq((names(t),))))
             n += 1
             if n >= C_ROOT_TARGETS:
@@ -607,7 +606,6 @@ def c_held_paths(census, targets, found, names, deadline, hidden, is_agent_type)
     obj = None
     if not level:
         return found
-
     done = Map()        # id of an object looked through -> True
     for _depth in range(C_ROOT_DEPTH):
         if not level or time.perf_counter() > deadline:
