@@ -7,11 +7,11 @@ and this project's documentation tests pass under the plugin.
 
 pytest is run by every interpreter that has it (Debian's python3 with
 python3-pytest, which scripts/setup installs; the interpreter the
-extensions are built for, when it has pytest), the whole suite by the
+extensions are built for, with pytest of its own or, at Debian's
+python3's major.minor version, with Debian's), the whole suite by the
 first, the leaky tests by the others.
 """
 import os
-import shutil
 import sys
 import xml.etree.ElementTree as ET
 
@@ -38,6 +38,29 @@ def _has(python, module):
 
 
 _pythons = None
+# Interpreters given Debian's pytest (pure Python) for want of their own:
+# python -> the directory added to their path.
+_borrowed = {}
+DEBIAN_PACKAGES = "/usr/lib/python3/dist-packages"
+
+
+def _borrow_pytest(python):
+    """Lets an interpreter without pytest use Debian's, when Debian's python3
+    is of the same major.minor version (the interpreter the extensions are
+    built for, from pyenv, has no pytest of its own and cannot get one here).
+    Returns True when pytest then imports."""
+    debian = "/usr/bin/python3"
+    if not os.path.isdir(os.path.join(DEBIAN_PACKAGES, "pytest")) or not os.path.exists(debian):
+        return False
+    ver = "import sys; print(sys.version_info[:2])"
+    mine, theirs = harness.run([python, "-c", ver]), harness.run([debian, "-c", ver])
+    if mine.returncode or mine.stdout != theirs.stdout:
+        return False
+    r = harness.run([python, "-c", "import pytest"], env={"PYTHONPATH": DEBIAN_PACKAGES})
+    if r.returncode:
+        return False
+    _borrowed[python] = DEBIAN_PACKAGES
+    return True
 
 
 def pytest_pythons():
@@ -47,15 +70,25 @@ def pytest_pythons():
     if _pythons is not None:
         return _pythons
     build_ext = os.path.join(harness.build_root(), "agents", "python", "ext")
-    found = []
+    found, borrowing = [], []
     for python, _version in harness.python_candidates():
         if not _has(python, "pytest"):
+            borrowing.append(python)
             continue
         if harness.ext_built("_sampler", python) and harness.ext_built("_census", python):
             found.insert(0, (python, build_ext))
             continue
         root, _why = harness.agent_dir_for(python)
         found.append((python, os.path.join(root, "python", "ext") if root else None))
+    # Those with a borrowed pytest come last: the whole suite runs on an
+    # interpreter with pytest of its own, the leaky tests on these too.
+    for python in borrowing:
+        if found and _borrow_pytest(python):
+            if harness.ext_built("_sampler", python) and harness.ext_built("_census", python):
+                found.append((python, build_ext))
+            else:
+                root, _why = harness.agent_dir_for(python)
+                found.append((python, os.path.join(root, "python", "ext") if root else None))
     _pythons = found
     return found
 
@@ -66,7 +99,8 @@ def run_pytest(python, ext_dir, args, tmp, extra_env=None, plugin=True, timeout=
     xml = os.path.join(tmp, "junit.xml")
     if os.path.exists(xml):
         os.unlink(xml)
-    env = {"PYTHONPATH": AGENT_PATH, "LEAKDIFF": harness.LEAKDIFF,
+    path = AGENT_PATH + (os.pathsep + _borrowed[python] if python in _borrowed else "")
+    env = {"PYTHONPATH": path, "LEAKDIFF": harness.LEAKDIFF,
            "PYTHONDONTWRITEBYTECODE": "1"}
     if ext_dir:
         env["LEAKDIFF_EXT_DIR"] = ext_dir
