@@ -30,7 +30,7 @@ PATH_LOOKUP_BUDGET = 8000       # and for all of them
 PATH_DEPTH = 8
 PATH_NODES = 20000
 PATH_FANOUT = 1000              # children queued per expanded object
-PATH_SECONDS = 0.5              # LEAKDIFF_PATH_SECONDS sets it (see _agent.py)
+PATH_SECONDS = 0.25             # LEAKDIFF_PATH_SECONDS sets it (see _agent.py)
 
 _HEAPTYPE = 1 << 9
 _PLAIN_CONTAINERS = (dict, list, tuple, set, frozenset)
