@@ -114,7 +114,7 @@ const char *ld_report_limit_option(enum ld_limit_kind k)
 
 bool ld_report_no_line(const struct ld_snapshot *s, const struct ld_frame *f)
 {
-	return f->line <= 0 && s->meta.runtime && strcmp(s->meta.runtime, "native") == 0;
+	return f->line <= 0 && ld_frame_is_native(s, f);
 }
 
 void ld_report_frame(struct ld_buf *b, const struct ld_diff_stack *st, uint32_t i, enum ld_escape_mode mode)
