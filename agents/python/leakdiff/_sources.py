@@ -23,6 +23,8 @@ except ImportError:  # pragma: no cover
 
 import _warnings
 
+from ._containers import Map
+
 _CodeType = type(compile("0", "<leakdiff>", "eval"))
 _CO_OPTIMIZED = 0x0001
 _HAS_QUALNAME = hasattr(_CodeType, "co_qualname")
@@ -291,12 +293,6 @@ class _FileInfo:
         self.funcs = None
         self.texts = {}           # line -> stripped text, or None
         self.missing_source = False
-
-
-class Map(dict):
-    """The resolver's own dict type (see _containers.py for why)."""
-
-    __slots__ = ()
 
 
 class Resolver:
