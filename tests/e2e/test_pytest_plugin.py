@@ -207,6 +207,62 @@ class TestOwnTests(PluginCase):
         self.assertIn("%d tests checked, 0 leaking" % len(results), output)
 
 
+# The runs of a test screened on the allocator hooks see the heap the test
+# found frozen (gc.freeze()); after the check it is as it was, and a heap
+# the program froze itself is left alone.
+SCREENED = """
+import gc
+import pytest
+
+FROZEN = [None] * 16
+RUN = [0]
+
+
+@pytest.mark.leakdiff
+def test_a_checked():
+    FROZEN[RUN[0]] = gc.get_freeze_count() > 0
+    RUN[0] += 1
+
+
+def test_b_after_the_check():
+    assert gc.get_freeze_count() == 0
+    assert FROZEN[:RUN[0]] == [False, True, True, True, True], FROZEN
+
+
+@pytest.fixture
+def frozen_by_the_program():
+    gc.freeze()
+    yield
+    gc.unfreeze()
+
+
+@pytest.mark.leakdiff
+def test_c_program_froze_its_heap(frozen_by_the_program):
+    assert gc.get_freeze_count() > 0
+
+
+def test_d_left_frozen(frozen_by_the_program):
+    assert gc.get_freeze_count() > 0
+"""
+
+
+class TestScreen(PluginCase):
+    def test_heap_frozen_only_while_screened(self):
+        python, ext = self.pythons()[0]
+        if not ext:
+            self.skipTest("no _sampler extension for %s: nothing is screened" % python)
+        path = self.path("test_screened.py")
+        with open(path, "w") as f:
+            f.write(SCREENED)
+        r, results = run_pytest(python, ext, [path], self.tmp)
+        output = r.stdout + r.stderr
+        self.assertEqual(r.returncode, 0, output[-3000:])
+        self.assertEqual(sorted(results), ["test_a_checked", "test_b_after_the_check",
+                                           "test_c_program_froze_its_heap",
+                                           "test_d_left_frozen"])
+        self.assertIn("2 tests checked, 0 leaking", output)
+
+
 class TestModes(PluginCase):
     def test_marker_only(self):
         """Without --leakdiff only marked tests are checked; unmarked leaky

@@ -59,6 +59,18 @@ def rows_at(line):
     return count, size, picked
 
 
+def changes_at(line):
+    """(count change, bytes change) since the last mark(), summed over the
+    stacks whose innermost frame is this file at line."""
+    count = size = 0
+    for stack, c, b in EXT.changes():
+        frames = EXT.frames(stack)
+        if frames and frames[0] == (__file__, line):
+            count += c
+            size += b
+    return count, size
+
+
 def setUpModule():
     if EXT is None:
         raise unittest.SkipTest("the _sampler extension does not load in this interpreter")
@@ -165,6 +177,36 @@ class Exact(unittest.TestCase):
             EXT.tally(keep, [-5])
         with self.assertRaises(TypeError):
             EXT.tally(tuple(keep), 8)
+
+    def test_changes_since_mark(self):
+        keep = [make(i) for i in range(N)]
+        one = rows_at(MAKE_LINE)[1] // N    # every block of make() has one size
+        EXT.mark()
+        self.assertEqual(changes_at(MAKE_LINE), (0, 0))
+        more = [make(i) for i in range(N)]
+        del keep[::2]
+        self.assertEqual(changes_at(MAKE_LINE), (N // 2, N // 2 * one))
+        # The same again, as often as it is asked: changes() does not mark.
+        self.assertEqual(changes_at(MAKE_LINE), (N // 2, N // 2 * one))
+        EXT.mark()
+        del more[:N // 4]
+        self.assertEqual(changes_at(MAKE_LINE), (-(N // 4), -(N // 4) * one))
+        # A block freed and one allocated in its place leave no change.
+        EXT.mark()
+        more[0] = make(-1)
+        self.assertEqual(changes_at(MAKE_LINE), (0, 0))
+        del keep, more
+
+    def test_changes_keep_stacks_that_emptied_since_mark(self):
+        # sites() forgets stacks without live blocks; one that had some at
+        # the mark is kept until the next mark, so its loss is still told.
+        keep = [make(i) for i in range(10)]
+        EXT.mark()
+        del keep
+        EXT.sites()
+        self.assertEqual(changes_at(MAKE_LINE)[0], -10)
+        EXT.mark()
+        self.assertEqual(changes_at(MAKE_LINE), (0, 0))
 
     def test_quiet_thread_is_not_recorded(self):
         kept = {}

@@ -78,6 +78,9 @@ struct frame_ref {
 struct stack {
 	uint64_t hash;
 	uint64_t live; /* slots of the live table that name this stack */
+	uint64_t bytes; /* their sizes (exact mode's live bytes at this stack) */
+	/* live and bytes when mark() was last called; see sampler_changes() */
+	uint64_t mark_live, mark_bytes;
 	uint32_t depth;
 	struct frame_ref frames[];
 };
@@ -273,6 +276,9 @@ static uint32_t intern(uint32_t n)
 		return 0;
 	s->hash = h;
 	s->live = 0;
+	s->bytes = 0;
+	s->mark_live = 0;
+	s->mark_bytes = 0;
 	s->depth = n;
 	memcpy(s->frames, scratch, n * sizeof(*scratch));
 	for (uint32_t i = 0; i < n; i++)
@@ -315,14 +321,16 @@ static int live_resize(size_t ncap)
 
 static int forget_later(void *unused);
 
-static inline void stack_ref(uint32_t id)
+static inline void stack_ref(uint32_t id, size_t size)
 {
+	S.stacks[id]->bytes += size;
 	if (S.stacks[id]->live++ == 0)
 		S.used++;
 }
 
-static inline void stack_unref(uint32_t id)
+static inline void stack_unref(uint32_t id, size_t size)
 {
+	S.stacks[id]->bytes -= size;
 	if (--S.stacks[id]->live != 0)
 		return;
 	S.used--;
@@ -387,17 +395,18 @@ static void live_put(void *ptr, size_t size, uint32_t stack)
 	size_t j = slot_of((uintptr_t)ptr, S.mask);
 	while (S.slots[j].ptr && S.slots[j].ptr != (uintptr_t)ptr)
 		j = (j + 1) & S.mask;
-	stack_ref(stack);
 	if (!S.slots[j].ptr) {
 		S.live++;
 	} else { /* a free the hooks did not see */
-		stack_unref(S.slots[j].stack);
-		S.bytes -= S.slots[j].size == HUGE ? huge_take((uintptr_t)ptr) : S.slots[j].size;
+		size_t old = S.slots[j].size == HUGE ? huge_take((uintptr_t)ptr) : S.slots[j].size;
+		S.bytes -= old;
+		stack_unref(S.slots[j].stack, old);
 	}
 	if (size >= HUGE && huge_put((uintptr_t)ptr, size) < 0) {
 		S.dropped++;
 		size = 0; /* still a block; its size is lost */
 	}
+	stack_ref(stack, size);
 	S.bytes += size;
 	S.slots[j].ptr = (uintptr_t)ptr;
 	S.slots[j].size = size >= HUGE ? HUGE : (uint32_t)size;
@@ -425,8 +434,9 @@ static inline void live_drop(void *ptr)
 			return;
 		i = (i + 1) & mask;
 	}
-	S.bytes -= S.slots[i].size == HUGE ? huge_take((uintptr_t)ptr) : S.slots[i].size;
-	stack_unref(S.slots[i].stack);
+	size_t size = S.slots[i].size == HUGE ? huge_take((uintptr_t)ptr) : S.slots[i].size;
+	S.bytes -= size;
+	stack_unref(S.slots[i].stack, size);
 	/* Backward-shift deletion: pull later entries of the run into the hole. */
 	size_t hole = i;
 	for (size_t j = (i + 1) & mask; S.slots[j].ptr; j = (j + 1) & mask) {
@@ -622,6 +632,15 @@ static PyObject *frames_of(uint32_t id)
 }
 
 /*
+ * A stack no live block uses can be forgotten, unless it had live blocks
+ * at the last mark(): changes() owes the caller their departure.
+ */
+static inline int forgettable(const struct stack *st)
+{
+	return st && !st->live && !st->mark_live && !st->mark_bytes;
+}
+
+/*
  * Forgets the stacks that no live block uses any more, and drops their
  * references to code objects, so that code compiled on the fly is not kept
  * alive beyond the next snapshot (or the next cleanup, see DEAD_MAX). On
@@ -634,7 +653,7 @@ static void forget_dead(void)
 	size_t ncodes = 0, k = 0;
 	uint32_t n = S.nstacks;
 	for (uint32_t id = 1; id <= n; id++)
-		if (S.stacks[id] && !S.stacks[id]->live)
+		if (forgettable(S.stacks[id]))
 			ncodes += S.stacks[id]->depth;
 	PyCodeObject **codes = malloc((ncodes ? ncodes : 1) * sizeof(*codes));
 	uint32_t *ix = S.index ? calloc(S.index_mask + 1, sizeof(*ix)) : NULL;
@@ -645,7 +664,7 @@ static void forget_dead(void)
 	}
 	for (uint32_t id = 1; id <= n; id++) {
 		struct stack *st = S.stacks[id];
-		if (!st || st->live)
+		if (!forgettable(st))
 			continue;
 		for (uint32_t i = 0; i < st->depth; i++)
 			codes[k++] = st->frames[i].code;
@@ -840,6 +859,76 @@ static PyObject *sampler_tally(PyObject *self, PyObject *args)
 }
 
 /*
+ * mark() and changes(): what the live blocks did between two points of the
+ * program, at a cost in proportion to the stacks, not to the blocks. The
+ * pytest plugin uses them between the runs of a test to tell, without a
+ * census, that no allocation site can have grown (see its _Screen). A stack's
+ * count and bytes only change when a block recorded there is allocated or
+ * freed, so a stack whose numbers are what they were at the mark had, in
+ * sum, nothing added; a site (the stacks of one line sequence) can only
+ * have grown if one of its stacks did. Exact mode only: under sampling the
+ * numbers are a sample and changes() refuses.
+ */
+static PyObject *sampler_mark(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	for (uint32_t id = 1; id <= S.nstacks; id++) {
+		struct stack *st = S.stacks[id];
+		if (st) {
+			st->mark_live = st->live;
+			st->mark_bytes = st->bytes;
+		}
+	}
+	Py_RETURN_NONE;
+}
+
+struct change {
+	uint32_t id;
+	int64_t count, bytes;
+};
+
+/*
+ * [(stack, count change, bytes change)] of the stacks whose live blocks
+ * differ from the last mark(). The differences are read into memory of our
+ * own before any Python object is made, since making them goes through the
+ * hooks.
+ */
+static PyObject *sampler_changes(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	if (!S.exact) {
+		PyErr_SetString(PyExc_RuntimeError, "changes() needs exact mode (a mean of 0)");
+		return NULL;
+	}
+	uint32_t n = S.nstacks, k = 0;
+	struct change *v = malloc(((size_t)n + 1) * sizeof(*v));
+	if (!v)
+		return PyErr_NoMemory();
+	for (uint32_t id = 1; id <= n; id++) {
+		const struct stack *st = S.stacks[id];
+		if (!st || (st->live == st->mark_live && st->bytes == st->mark_bytes))
+			continue;
+		v[k].id = id;
+		v[k].count = (int64_t)(st->live - st->mark_live);
+		v[k].bytes = (int64_t)(st->bytes - st->mark_bytes);
+		k++;
+	}
+	PyObject *out = PyList_New(k);
+	for (uint32_t i = 0; out && i < k; i++) {
+		PyObject *row = Py_BuildValue("(ILL)", (unsigned int)v[i].id, (long long)v[i].count,
+					      (long long)v[i].bytes);
+		if (!row)
+			Py_CLEAR(out);
+		else
+			PyList_SET_ITEM(out, i, row);
+	}
+	free(v);
+	return out;
+}
+
+/*
  * quiet(on): while on, the blocks the calling thread allocates are not
  * recorded (the agent's worker building a snapshot); their frees cost
  * what any free costs. One thread at a time; quiet(False) ends it.
@@ -920,6 +1009,11 @@ static PyMethodDef sampler_methods[] = {
 	{ "quiet", sampler_quiet, METH_O,
 	  "quiet(on): record nothing the calling thread allocates until quiet(False)." },
 	{ "frames", sampler_frames, METH_O, "frames(stack): the (filename, line) pairs of a stack." },
+	{ "mark", sampler_mark, METH_NOARGS,
+	  "mark(): remember every stack's live blocks and bytes, for changes()." },
+	{ "changes", sampler_changes, METH_NOARGS,
+	  "changes(): [(stack, count change, bytes change)] of the stacks whose live blocks differ "
+	  "from the last mark() (exact mode only)." },
 	{ "stats", sampler_stats, METH_NOARGS, "stats(): counters of the sampler, for tests." },
 	{ "live_bytes", sampler_live_bytes, METH_NOARGS,
 	  "live_bytes(): the summed sizes of the live picked blocks (in exact mode, the live heap)." },

@@ -53,8 +53,13 @@ class Session:
         self.agent = agent = _agent.Agent(_Keeper(), depth, None, caller_file)
         self.seq = 0
         self.owned = False      # True when this session started the tracer
+        # True under leakdiff record: the recorder's agent may snapshot
+        # the process at any time, so the heap must stay as it finds it
+        # (the pytest plugin does not freeze it then).
+        self.shared = False
         running = _agent._agent
         if running is not None and running.live():
+            self.shared = True
             agent.census_ext = running.census_ext
             agent.tm = running.tm
             agent.depth = running.depth

@@ -7,22 +7,33 @@ their settings.
 
 A checked test's call phase runs once to warm up and then ``repeat`` more
 times, with its function-scope fixtures set up once.  After the warm-up and
-after each repetition the interpreter's known caches are cleared and an
-in-process snapshot of types and sites is taken (_inproc.Session) and
+after each repetition the interpreter's known caches are cleared.
+
+On the allocator hooks (the default), the repetitions are first screened
+(_Screen): after each one, the hooks' stacks tell in C whether any
+allocation site can have grown, at a cost in proportion to what the run
+changed rather than to the heap.  The first repetition that grew nothing
+decides: nothing can have grown in every one, and the test passes without
+a snapshot.  Only a test where every screened repetition may have grown
+something is measured, over ``repeat`` more repetitions, as it is without
+the hooks (tracemalloc, LEAKDIFF_PURE): an in-process snapshot of types
+and sites (_inproc.Session) after the last run before them and after each,
 kept in memory.  The verdict is leakdiff's own trend logic, which counts
 in how many steps each type and site grew; it is first computed here on
 the types and sites, and only a test where something grew in every step
 gets a full last snapshot, its .snap files and a ``leakdiff diff`` of them,
-which then decides and gives the message.  The test fails when some type or site grew in every step, by at least one
-object per repetition and more than a small byte floor, or by more than
-max_growth bytes when that is set.  Growth that only happens on the first
-run (a cache filling up) falls in the warm-up and is not seen; noise goes
-up and down and does not grow every time.
+which then decides and gives the message.  The test fails when some type
+or site grew in every step, by at least one object per repetition and more
+than a small byte floor, or by more than max_growth bytes when that is
+set.  Growth that only happens on the first run (a cache filling up) falls
+in the warm-up and is not seen; noise goes up and down and does not grow
+every time.
 
 Without a leakdiff binary the plugin's own comparison is the verdict,
 and the message has no hints or retention paths; it says so once.
 """
 
+import gc
 import gzip
 import json
 import linecache
@@ -165,6 +176,81 @@ def _clear_log_capture():
             handler.stream.truncate()
 
 
+class _Screen:
+    """Tells, between two runs of a test and without a census, that no
+    allocation site grew; on the allocator hooks in exact mode (_sampler's
+    mark() and changes()), else not at all (for_session() gives None).
+
+    A site's count and bytes are sums over the hooks' stacks of that line
+    sequence, so one can only have grown if some stack's live blocks or
+    bytes did: the stacks that changed since the mark tell, at a cost in
+    proportion to the stacks (a loop in C) rather than to the heap.  The
+    agent's own stacks are kept in: leaving nothing out can only make a
+    run look grown when it is not, which costs a snapshot, never a leak.
+
+    The heap the test found is frozen (gc.freeze()) while it is screened,
+    so that the collections before each look cost what the test created,
+    not the whole heap; they also empty the interpreter's free lists, whose
+    objects would otherwise be reused without the hooks seeing it.  A
+    program that froze objects itself is left as it is, with full
+    collections, and so is a process under ``leakdiff record``, whose
+    agent may take a snapshot (a census of gc.get_objects(), which leaves
+    frozen objects out) at any time.
+    """
+
+    __slots__ = ("ext", "frozen", "may_freeze")
+
+    def __init__(self, ext, may_freeze):
+        self.ext = ext
+        self.frozen = False
+        self.may_freeze = may_freeze
+
+    @classmethod
+    def for_session(cls, session):
+        tm = session.agent.tm
+        ext = getattr(tm, "ext", None)
+        if (session.tracer() != "hooks" or getattr(tm, "mean", 1) or ext is None
+                or getattr(ext, "changes", None) is None):
+            return None
+        return cls(ext, not session.shared)
+
+    def start(self):
+        """After the warm-up and _settle(): freeze, collect, mark."""
+        if self.may_freeze and gc.get_freeze_count() == 0:
+            gc.freeze()
+            self.frozen = True
+        self.mark()
+
+    def mark(self):
+        gc.collect()
+        self.ext.mark()
+
+    def grew(self):
+        """After a run and _settle(): whether some site may have grown
+        since the mark; when it may, marks again for the next run."""
+        gc.collect()
+        net = _containers.Map()
+        frames = self.ext.frames
+        for stack, count, size in self.ext.changes():
+            key = frames(stack)
+            old = net.get(key)
+            net[key] = (count, size) if old is None else (old[0] + count, old[1] + size)
+        grew = False
+        for count, size in net.values():
+            if count > 0 or size > 0:
+                grew = True
+                break
+        net.clear()
+        if grew:
+            self.mark()
+        return grew
+
+    def finish(self):
+        if self.frozen:
+            self.frozen = False
+            gc.unfreeze()
+
+
 class _Settings:
     __slots__ = ("repeat", "max_growth")
 
@@ -242,7 +328,9 @@ class Checker:
         return self.session
 
     def check(self, item, original, settings):
-        """Warm up, repeat with snapshots, then fail the test if it leaks.
+        """Warm up, screen the repetitions (_screened(), on the hooks), and
+        when every one may have grown something, repeat with snapshots,
+        then fail the test if it leaks.
 
         The snapshots between runs hold types and sites only and stay in
         memory (marshal bytes in an agent Seq, which the census does not
@@ -272,6 +360,10 @@ class Checker:
             original()
             warm = time.perf_counter() - warm_started
             session = self._session()
+            screen = _Screen.for_session(session)
+            if screen is not None and _screened(screen, original, repeat):
+                self.checked += 1
+                return
             _settle()
             blobs.append(_pack(session, session.snapshot(labels[0], False, False, True, False)))
             growing = _follow(session, blobs, rows)
@@ -435,6 +527,31 @@ class Checker:
         if self.session is not None:
             self.session.close()
             self.session = None
+
+
+def _screened(screen, original, repeat):
+    """Runs the test ``repeat`` times, screening the runs with ``screen``
+    (see _Screen) until one leaves every site as it was; True when one did:
+    then nothing can have grown in every run, and the test passes without
+    a snapshot.  False when every run may have grown something: the test
+    is then measured with snapshots, over as many runs again."""
+    # The loop's iterator exists before the mark: made after it, it
+    # would be a block the first run seems to keep.
+    runs = iter(range(repeat))
+    passed = False
+    _settle()
+    screen.start()
+    try:
+        for _ in runs:
+            original()
+            if passed:
+                continue
+            _settle()
+            if not screen.grew():
+                passed = True
+        return passed
+    finally:
+        screen.finish()
 
 
 def _pack(session, doc):
