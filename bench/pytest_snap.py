@@ -5,11 +5,17 @@ in a process with OBJECTS live objects (bench/run --only=pytest).
     pytest_snap.py AGENT_DIR OBJECTS REPS
 
 Prints one JSON line: the tracer, then the wall and CPU seconds (process
-time, every thread) of each kind of snapshot the plugin takes, each after
-the plugin's clean-up: "between" (types and sites only: after runs 1 to
-N of every test), "first" (the same and the hints: after the warm-up) and
-"full" (type x site, hints and retention paths: the one more a test gets
-when something grew in every run).
+time, every thread) of each step the plugin takes between two runs of a
+test, each after the plugin's clean-up (_settle): "screen" (on the hooks:
+garbage collection of what the heap gained since it was frozen, then the
+hooks' stacks that changed; what every checked test gets after each run,
+until one grows nothing), then the snapshots of a test that is measured
+because every screened run grew something: "between" (types and sites
+only: after each run), "first" (the same and the hints: before the first
+run) and "full" (type x site, hints and retention paths: the one more a
+test gets when something grew in every run).  Between two screens the
+process does what a small test does: it makes 2,000 objects, keeps 100 of
+them in place of the 100 it kept before, and drops the rest.
 """
 import json
 import sys
@@ -33,7 +39,26 @@ def main():
     live += ["s%d" % i for i in range(n - len(live))]
     session = _inproc.Session(ext_dir=pytest_plugin.find_ext_dir(), caller_file=__file__)
     session.snapshot("first")      # the first one also warms the source resolver up
-    out = {"tracer": session.tracer()}
+    out = {"tracer": session.tracer(), "screen": [], "screen_cpu": []}
+    screen = pytest_plugin._Screen.for_session(session)
+    if screen is not None:
+        kept = [None] * 100
+        pytest_plugin._settle()
+        screen.start()
+        try:
+            for _ in range(reps):
+                made = [Record(i) for i in range(2000)]
+                kept[:] = made[:100]
+                del made
+                c0 = time.process_time()
+                t0 = time.perf_counter()
+                pytest_plugin._settle()
+                screen.grew()
+                out["screen"].append(time.perf_counter() - t0)
+                out["screen_cpu"].append(time.process_time() - c0)
+        finally:
+            screen.finish()
+        del kept
     kinds = (("between", (False, False, False)), ("first", (False, False, True)),
              ("full", (True, True, True)))
     for key, _how in kinds:
