@@ -59,6 +59,8 @@ def main():
         finally:
             screen.finish()
         del kept
+        # What the screen loops over in C: the hooks' interned stacks.
+        out["stacks"] = screen.ext.stats()["stacks"]
     kinds = (("between", (False, False, False)), ("first", (False, False, True)),
              ("full", (True, True, True)))
     for key, _how in kinds:

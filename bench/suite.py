@@ -926,7 +926,8 @@ def section_pytest():
         return
     doc = json.loads(r.stdout)
     table(["step", "wall", "CPU", "tracer"],
-          [["screen between runs (every checked test, on the hooks)", spread(doc["screen"], fs),
+          [["screen between runs (every checked test, on the hooks; %s stacks)"
+            % fint(doc.get("stacks", 0)), spread(doc["screen"], fs),
             spread(doc["screen_cpu"], fs), doc["tracer"] if doc["screen"] else "n/a: no hooks"],
            ["snapshot between runs of a measured test: types and sites", spread(doc["between"], fs),
             spread(doc["between_cpu"], fs), doc["tracer"]],
