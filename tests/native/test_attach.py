@@ -336,6 +336,32 @@ class Attach(TempDirCase):
         rec.close()
         self.assertEqual(p.finish(), 0)
 
+    def test_sample_and_peak_settings_are_honoured(self):
+        p = self.prog()
+        rec = self.recorder("sampled")
+        self.assertEqual(p.attach(rec, ",sample=65536,bogus=1"), 0)
+        hello = rec.hello()
+        self.assertEqual(hello["sample"], 65536)
+        self.assertNotIn("peak", hello)
+        logs = rec.wait(lambda: [json.loads(pl)["message"] for t, pl in rec.frames() if t == "log"], "a log")
+        self.assertEqual(logs, ["bogus is not a setting of the agent; it is ignored"])
+        self.assertEqual(rec.snapshot()["meta"]["sample"], 65536)
+        self.assertEqual(p.ask("stop"), "stop 0")
+        rec = self.recorder("peak")
+        self.assertEqual(p.attach(rec, ",peak=1"), 0)
+        hello = rec.hello()
+        self.assertIs(hello["peak"], True)
+        self.assertNotIn("sample", hello)
+        # New high-water marks, each followed by a free of the churning
+        # threads: peak snapshots, taken while the leak grows.
+        self.assertEqual(p.ask("leak 100 2222"), "ok")
+        rec.wait(lambda: [1 for d in rec.documents() if d["meta"]["trigger"] == "peak"], "a peak snapshot")
+        counts = [blocks_of_size(d, 2222) for d in rec.documents() if d["meta"]["trigger"] == "peak"]
+        self.assertEqual(counts, sorted(counts))
+        self.assertTrue(0 < counts[0] and counts[-1] <= 100, counts)
+        self.assertEqual(p.ask("stop"), "stop 0")
+        self.assertEqual(p.finish(), 0)
+
     def test_the_process_exiting_while_attached_sends_its_last_snapshot(self):
         p = self.prog()
         rec = self.recorder()
