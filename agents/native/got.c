@@ -11,7 +11,10 @@
  * function's address (JUMP_SLOT for calls through the PLT, GLOB_DAT for
  * calls made with -fno-plt and for taken addresses), matched by the name
  * of their symbol. The agent itself, the dynamic loader and the vDSO are
- * left alone. An entry is rewritten only when it holds the function the
+ * left alone. glibc's dl_iterate_phdr reports the modules of its caller's
+ * namespace only, so modules that dlmopen(3) put into another namespace,
+ * with a C library and an allocator of their own, are never seen (sending
+ * their calls to this namespace's malloc would mix two heaps). An entry is rewritten only when it holds the function the
  * process resolves the name to, or, for a PLT entry not yet bound (lazy
  * binding), the module's own PLT stub; an entry bound to some other
  * definition (a module with an allocator of its own) is not ours to

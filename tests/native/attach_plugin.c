@@ -1,6 +1,8 @@
 /*
  * A plugin that prog_attach.c dlopen()s after the agent attached: its calls
- * to malloc go through a GOT the agent must rewrite when it is loaded.
+ * to calloc (through the PLT, bound lazily) and malloc (through a GOT entry
+ * bound at load, since its address is taken) go through entries the agent
+ * must rewrite when it is loaded, unless it went into another namespace.
  */
 #include <stdlib.h>
 
@@ -15,7 +17,7 @@ EXPORT void *(*plugin_malloc(void))(size_t);
 EXPORT void plugin_leak(size_t n, size_t size)
 {
 	for (size_t i = 0; i < n && nkept < 10000; i++)
-		kept[nkept++] = malloc(size);
+		kept[nkept++] = calloc(1, size);
 }
 
 /* What the plugin's GOT says malloc is now. */

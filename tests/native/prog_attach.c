@@ -16,6 +16,8 @@
  *     free_pre         frees the kept "pre" blocks                 -> ok
  *     realloc_pre N SIZE  reallocs the first N "pre" blocks to SIZE -> ok
  *     plugin PATH N SIZE  dlopen(PATH), its plugin_leak(N, SIZE)   -> ok
+ *     dlmopen PATH N SIZE the same in a new namespace              -> ok
+ *     pleak N SIZE     the last plugin's plugin_leak(N, SIZE)       -> ok
  *     got              which object malloc's GOT entries lead to:
  *                      "got MAIN PLUGIN" with each "agent" or "libc"
  *     fork             a child that allocates and exits 0          -> fork STATUS
@@ -151,6 +153,21 @@ int main(int argc, char **argv)
 			puts("ok");
 		} else if (sscanf(line, "plugin %4095s %zu %zu", arg, &n, &size) == 3) {
 			plugin = dlopen(arg, RTLD_NOW);
+			void (*f)(size_t, size_t) = NULL;
+			if (plugin)
+				*(void **)&f = dlsym(plugin, "plugin_leak");
+			if (f)
+				f(n, size);
+			puts(f ? "ok" : "no plugin");
+		} else if (sscanf(line, "dlmopen %4095s %zu %zu", arg, &n, &size) == 3) {
+			plugin = dlmopen(LM_ID_NEWLM, arg, RTLD_NOW);
+			void (*f)(size_t, size_t) = NULL;
+			if (plugin)
+				*(void **)&f = dlsym(plugin, "plugin_leak");
+			if (f)
+				f(n, size);
+			puts(f ? "ok" : "no plugin");
+		} else if (sscanf(line, "pleak %zu %zu", &n, &size) == 2) {
 			void (*f)(size_t, size_t) = NULL;
 			if (plugin)
 				*(void **)&f = dlsym(plugin, "plugin_leak");

@@ -309,6 +309,20 @@ class Attach(TempDirCase):
         self.assertEqual(p.ask("got"), "got libc libc")
         self.assertEqual(p.finish(), 0)
 
+    @unittest.skipUnless(PLUGIN, "NATIVE_ATTACH_PLUGIN is set by meson")
+    def test_a_module_of_another_namespace_keeps_its_own_allocator(self):
+        p = self.prog()
+        rec = self.recorder()
+        self.assertEqual(p.attach(rec), 0)
+        rec.hello()
+        self.assertEqual(p.ask("dlmopen %s 0 0" % PLUGIN), "ok")
+        time.sleep(0.3)  # past the helper's next look at new modules
+        self.assertEqual(p.ask("got"), "got agent libc")
+        self.assertEqual(p.ask("pleak 5 4444"), "ok")
+        self.assertEqual(blocks_of_size(rec.snapshot(), 4444), 0)
+        self.assertEqual(p.ask("stop"), "stop 0")
+        self.assertEqual(p.finish(), 0)
+
     def test_a_forked_child_stays_off_the_stream(self):
         p = self.prog()
         rec = self.recorder()
