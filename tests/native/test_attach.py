@@ -32,6 +32,7 @@ from harness import TempDirCase  # noqa: E402
 LIB = os.environ.get("NATIVE_ATTACH_LIB")
 PROG = os.environ.get("NATIVE_PROG_ATTACH")
 PLUGIN = os.environ.get("NATIVE_ATTACH_PLUGIN")
+PLUGIN_CXX = os.environ.get("NATIVE_ATTACH_PLUGIN_CXX")
 EBUSY, ENOENT = 16, 2
 
 
@@ -305,6 +306,19 @@ class Attach(TempDirCase):
         self.assertEqual(p.ask("plugin %s 9 4444" % PLUGIN), "ok")
         self.assertEqual(p.ask("got"), "got agent agent")
         self.assertEqual(blocks_of_size(rec.snapshot(), 4444), 9)
+        self.assertEqual(p.ask("stop"), "stop 0")
+        self.assertEqual(p.ask("got"), "got libc libc")
+        self.assertEqual(p.finish(), 0)
+
+    @unittest.skipUnless(PLUGIN_CXX, "NATIVE_ATTACH_PLUGIN_CXX is set by meson when C++ builds")
+    def test_operator_new_of_a_cxx_module_loaded_later_is_counted_once(self):
+        p = self.prog()
+        rec = self.recorder()
+        self.assertEqual(p.attach(rec), 0)
+        rec.hello()
+        self.assertEqual(p.ask("plugin %s 12 4321" % PLUGIN_CXX), "ok")
+        self.assertEqual(p.ask("got"), "got agent agent")
+        self.assertEqual(blocks_of_size(rec.snapshot(), 4321), 12)
         self.assertEqual(p.ask("stop"), "stop 0")
         self.assertEqual(p.ask("got"), "got libc libc")
         self.assertEqual(p.finish(), 0)
