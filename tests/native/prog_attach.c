@@ -14,6 +14,7 @@
  *     stop             ld_attach_stop()                            -> stop RC
  *     leak N SIZE      keeps N new blocks of SIZE                  -> ok
  *     free_pre         frees the kept "pre" blocks                 -> ok
+ *     free_kept        frees the blocks of "leak"                  -> ok
  *     realloc_pre N SIZE  reallocs the first N "pre" blocks to SIZE -> ok
  *     plugin PATH N SIZE  dlopen(PATH), its plugin_leak(N, SIZE)   -> ok
  *     dlmopen PATH N SIZE the same in a new namespace              -> ok
@@ -142,6 +143,10 @@ int main(int argc, char **argv)
 			printf("stop %d\n", stop ? stop() : -1000);
 		} else if (sscanf(line, "leak %zu %zu", &n, &size) == 2) {
 			leak(n, size);
+			puts("ok");
+		} else if (strcmp(line, "free_kept") == 0) {
+			while (nkept)
+				free(kept[--nkept]);
 			puts("ok");
 		} else if (strcmp(line, "free_pre") == 0) {
 			while (npre)

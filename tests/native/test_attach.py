@@ -241,6 +241,8 @@ class Attach(TempDirCase):
         rec.wait(lambda: rec.eof, "the end of the stream")
         n = len(rec.frames())
         self.assertEqual(p.ask("leak 20 2222"), "ok")
+        # Blocks the agent recorded, freed after it forgot them.
+        self.assertEqual(p.ask("free_kept"), "ok")
         self.assertEqual(p.ask("stop"), "stop -%d" % ENOENT)
         self.assertEqual(len(rec.frames()), n)
         self.assertEqual(p.finish(), 0)
