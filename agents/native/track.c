@@ -1022,6 +1022,11 @@ static void restart(void)
 	atomic_store_explicit(&peak_next, PEAK_MIN_STEP, memory_order_relaxed);
 	atomic_store_explicit(&ld_track_peak_passed, false, memory_order_relaxed);
 	cfg.signal_on = cfg.peak_on = cfg.requests_on = cfg.handler_warned = false;
+	/* A late free() of the last attachment may have poked them. */
+	if (cfg.wake_fd >= 0)
+		poked(cfg.wake_fd);
+	if (cfg.peak_fd >= 0)
+		poked(cfg.peak_fd);
 }
 
 int ld_track_start(void)
