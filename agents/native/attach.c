@@ -388,8 +388,8 @@ static int attach(const char *settings)
 	if (left) {
 		char msg[160] = "";
 		ld_cat_num(msg, sizeof(msg), (long)left);
-		ld_cat_str(msg, sizeof(msg), " calls to the malloc family go to an allocator of their module's "
-			   "own and are not traced");
+		ld_cat_str(msg, sizeof(msg), " GOT entries of the malloc family are bound to an allocator of "
+			   "their module's own and are not traced");
 		ld_config_problem(&c, msg);
 	}
 	if (ld_track_open(&c) < 0) {

@@ -304,7 +304,10 @@ int ld_got_begin(const struct ld_got_hook *h, size_t n)
 	self_addr = (uintptr_t)ld_got_begin;
 	hooks = h;
 	nhooks = n;
-	nentries = 0;
+	/* Entries still rewritten (a fork()ed child of an attached process
+	 * attaching in turn) stay remembered, to be put back too. */
+	if (!enabled)
+		nentries = 0;
 	skipped = 0;
 	enabled = true;
 	dl_iterate_phdr(patch_module, NULL);
