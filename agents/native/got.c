@@ -14,11 +14,13 @@
  * left alone. glibc's dl_iterate_phdr reports the modules of its caller's
  * namespace only, so modules that dlmopen(3) put into another namespace,
  * with a C library and an allocator of their own, are never seen (sending
- * their calls to this namespace's malloc would mix two heaps). An entry is rewritten only when it holds the function the
- * process resolves the name to, or, for a PLT entry not yet bound (lazy
- * binding), the module's own PLT stub; an entry bound to some other
- * definition (a module with an allocator of its own) is not ours to
- * change. Entries in the RELRO part of a module are read-only after
+ * their calls to this namespace's malloc would mix two heaps).
+ *
+ * An entry is rewritten only when it holds the function the process
+ * resolves the name to, or, for a PLT entry not yet bound (lazy binding)
+ * in a module without a definition of its own, the module's PLT stub; an
+ * entry bound, or bindable, to some other definition (a module with an
+ * allocator of its own) is not ours to change. Entries in the RELRO part of a module are read-only after
  * loading: their page is made writable for the write and read-only again,
  * as the loader left it.
  *
@@ -194,10 +196,11 @@ static void consider(const struct module *m, const struct tables *t, uintptr_t o
 	uintptr_t v = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
 	if (v == h->hook)
 		return; /* patched already */
-	/* A PLT entry not bound yet points at the module's own stub (not at a
-	 * definition of its own); the loader would bind it to the process's
-	 * definition, as we do. */
-	bool own = sym->st_shndx != SHN_UNDEF && v == m->base + sym->st_value;
+	/* A PLT entry not bound yet points at the module's own stub; the
+	 * loader would bind it to the process's definition, as we do, unless
+	 * the module has a definition of its own that it may bind to instead
+	 * (RTLD_DEEPBIND): then it is left alone, bound or not. */
+	bool own = sym->st_shndx != SHN_UNDEF && m->base + sym->st_value != h->real;
 	bool lazy = type == GOT_JUMP_SLOT && !own && v >= m->lo && v < m->hi;
 	if ((v != h->real && !lazy) || nentries == MAX_ENTRIES) {
 		skipped++;

@@ -18,6 +18,7 @@
  *     realloc_pre N SIZE  reallocs the first N "pre" blocks to SIZE -> ok
  *     plugin PATH N SIZE  dlopen(PATH), its plugin_leak(N, SIZE)   -> ok
  *     dlmopen PATH N SIZE the same in a new namespace              -> ok
+ *     deepbind PATH N SIZE  dlopen(PATH, RTLD_LAZY | RTLD_DEEPBIND), N and SIZE unused -> ok
  *     pleak N SIZE     the last plugin's plugin_leak(N, SIZE)       -> ok
  *     got              which object malloc's GOT entries lead to:
  *                      "got MAIN PLUGIN" with each "agent" or "libc"
@@ -172,6 +173,9 @@ int main(int argc, char **argv)
 			if (f)
 				f(n, size);
 			puts(f ? "ok" : "no plugin");
+		} else if (sscanf(line, "deepbind %4095s %zu %zu", arg, &n, &size) == 3) {
+			plugin = dlopen(arg, RTLD_LAZY | RTLD_DEEPBIND);
+			puts(plugin ? "ok" : "no plugin");
 		} else if (sscanf(line, "pleak %zu %zu", &n, &size) == 2) {
 			void (*f)(size_t, size_t) = NULL;
 			if (plugin)

@@ -33,6 +33,7 @@ LIB = os.environ.get("NATIVE_ATTACH_LIB")
 PROG = os.environ.get("NATIVE_PROG_ATTACH")
 PLUGIN = os.environ.get("NATIVE_ATTACH_PLUGIN")
 PLUGIN_CXX = os.environ.get("NATIVE_ATTACH_PLUGIN_CXX")
+OWNALLOC = os.environ.get("NATIVE_ATTACH_OWNALLOC")
 EBUSY, ENOENT = 16, 2
 
 
@@ -323,6 +324,24 @@ class Attach(TempDirCase):
         self.assertEqual(blocks_of_size(rec.snapshot(), 4321), 12)
         self.assertEqual(p.ask("stop"), "stop 0")
         self.assertEqual(p.ask("got"), "got libc libc")
+        self.assertEqual(p.finish(), 0)
+
+    @unittest.skipUnless(OWNALLOC, "NATIVE_ATTACH_OWNALLOC is set by meson")
+    def test_a_module_with_an_allocator_of_its_own_keeps_it(self):
+        # Loaded before and after attaching, its entries bound lazily or
+        # not yet: the plugin aborts if a block crosses between the heaps.
+        p = self.prog()
+        self.assertEqual(p.ask("deepbind %s 0 0" % OWNALLOC), "ok")
+        rec = self.recorder()
+        self.assertEqual(p.attach(rec), 0)
+        rec.hello()
+        self.assertEqual(p.ask("pleak 7 3456"), "ok")
+        self.assertEqual(p.ask("deepbind %s 0 0" % OWNALLOC), "ok")
+        time.sleep(0.3)  # past the helper's next look at new modules
+        self.assertEqual(p.ask("pleak 7 3456"), "ok")
+        self.assertEqual(blocks_of_size(rec.snapshot(), 3456), 0)
+        self.assertEqual(p.ask("stop"), "stop 0")
+        self.assertEqual(p.ask("pleak 7 3456"), "ok")
         self.assertEqual(p.finish(), 0)
 
     @unittest.skipUnless(PLUGIN, "NATIVE_ATTACH_PLUGIN is set by meson")
