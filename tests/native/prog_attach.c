@@ -21,7 +21,10 @@
  *     deepbind PATH N SIZE  dlopen(PATH, RTLD_LAZY | RTLD_DEEPBIND), N and SIZE unused -> ok
  *     pleak N SIZE     the last plugin's plugin_leak(N, SIZE)       -> ok
  *     got              which object malloc's GOT entries lead to:
- *                      "got MAIN PLUGIN" with each "agent" or "libc"
+ *                      "got MAIN PLUGIN" with each "agent" or "libc";
+ *                      also keeps what malloc and free lead to now
+ *     kleak N SIZE     "leak" through the malloc kept by "got"     -> ok
+ *     kfree_kept       "free_kept" through the free kept by "got"  -> ok
  *     fork             a child that allocates and exits 0          -> fork STATUS
  *     exit             exit(0)
  *
@@ -49,8 +52,11 @@ static size_t nkept;
 static void *plugin;
 static volatile sig_atomic_t stopping;
 
-/* Read through the GOT each time: the entries the agent rewrites. */
+/* Read through the GOT each time: the entries the agent rewrites. Kept
+ * until the next "got", like the value a thread loaded from the GOT just
+ * before the agent put it back. */
 static void *(*volatile malloc_seen)(size_t);
+static void (*volatile free_seen)(void *);
 
 static void on_term(int sig)
 {
@@ -145,6 +151,14 @@ int main(int argc, char **argv)
 		} else if (sscanf(line, "leak %zu %zu", &n, &size) == 2) {
 			leak(n, size);
 			puts("ok");
+		} else if (sscanf(line, "kleak %zu %zu", &n, &size) == 2 && malloc_seen) {
+			for (size_t i = 0; i < n && nkept < MAX_KEPT; i++)
+				kept[nkept++] = malloc_seen(size);
+			puts("ok");
+		} else if (strcmp(line, "kfree_kept") == 0 && free_seen) {
+			while (nkept)
+				free_seen(kept[--nkept]);
+			puts("ok");
 		} else if (strcmp(line, "free_kept") == 0) {
 			while (nkept)
 				free(kept[--nkept]);
@@ -185,6 +199,7 @@ int main(int argc, char **argv)
 			puts(f ? "ok" : "no plugin");
 		} else if (strcmp(line, "got") == 0) {
 			malloc_seen = malloc;
+			free_seen = free;
 			void *(*(*pm)(void))(size_t) = NULL;
 			if (plugin)
 				*(void **)&pm = dlsym(plugin, "plugin_malloc");

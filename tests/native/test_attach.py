@@ -11,7 +11,7 @@ blocks leaked after attaching in the raw documents of the stream, that
 blocks from before attaching are neither counted nor a problem when freed,
 that the GOT entries are rewritten (also in a module loaded later) and put
 back on detach (by ld_attach_stop, by the end of the request FIFO, or by a
-recorder that went away), that a second attach is refused while attached
+recorder that went away), that a hook called after detaching passes through, that a second attach is refused while attached
 and works after detaching, that a fork()ed child stays off the stream, and
 once with gdb driving the process as `leakdiff record --pid` does."""
 import json
@@ -283,6 +283,31 @@ class Attach(TempDirCase):
         self.assertEqual(p.ask("got"), "got libc none")
         self.assertEqual(p.ask("leak 7 2222"), "ok")
         self.assertEqual(p.ask("stop"), "stop -%d" % ENOENT)
+        self.assertEqual(p.finish(), 0)
+
+    def test_a_hook_called_after_detaching_passes_through(self):
+        # A thread that loaded a GOT entry just before the agent put it back
+        # calls the hook after detaching: its blocks, and the frees of blocks
+        # the agent had recorded, go to the C library and count nowhere, nor
+        # do blocks allocated while detached once the agent attaches again.
+        p = self.prog()
+        rec = self.recorder("one")
+        self.assertEqual(p.attach(rec), 0)
+        rec.hello()
+        self.assertEqual(p.ask("got"), "got agent none")
+        self.assertEqual(p.ask("leak 5 2222"), "ok")
+        self.assertEqual(blocks_of_size(rec.snapshot(), 2222), 5)
+        self.assertEqual(p.ask("stop"), "stop 0")
+        self.assertEqual(p.ask("kleak 6 2222"), "ok")
+        self.assertEqual(p.ask("kfree_kept"), "ok")
+        self.assertEqual(p.ask("leak 4 2222"), "ok")
+        again = self.recorder("two")
+        self.assertEqual(p.attach(again), 0)
+        again.hello()
+        self.assertEqual(p.ask("leak 3 2222"), "ok")
+        self.assertEqual(blocks_of_size(again.snapshot(), 2222), 3)
+        self.assertEqual(p.ask("stop"), "stop 0")
+        self.assertEqual(p.ask("got"), "got libc none")
         self.assertEqual(p.finish(), 0)
 
     def test_a_recorder_that_went_away_is_noticed(self):
