@@ -325,6 +325,19 @@ class Attach(TempDirCase):
         self.assertEqual(p.ask("leak 3 2222"), "ok")
         self.assertEqual(p.finish(), 0)
 
+    def test_exiting_just_after_the_recorder_went_away(self):
+        # The at-exit snapshot may reach the broken stream before the
+        # helper thread notices it: the write fails with EPIPE, and the
+        # process is not killed by SIGPIPE.
+        for i in range(3):
+            p = self.prog()
+            rec = self.recorder("gone%d" % i)
+            self.assertEqual(p.attach(rec), 0)
+            rec.hello()
+            self.assertEqual(p.ask("leak 50 2222"), "ok")
+            rec.close_events()
+            self.assertEqual(p.finish(), 0)
+
     @unittest.skipUnless(PLUGIN, "NATIVE_ATTACH_PLUGIN is set by meson")
     def test_a_module_loaded_after_attaching_is_patched_and_restored(self):
         p = self.prog()
