@@ -27,6 +27,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ARGS = None
@@ -846,6 +847,110 @@ def agent_memory(ld, keep, snap):
     table(["live blocks", "plain RssAnon", "under leakdiff record", "agent bytes per block"], rows)
 
 
+# -- attaching to a running native process ---------------------------------------
+
+def attach_fifos(work):
+    """The recorder's side of an attachment: a private directory with the
+    two FIFOs, the stream drained by a thread. Returns (settings, close)."""
+    import threading
+    d = tempfile.mkdtemp(prefix="attach.", dir=work)
+    ev, rq = os.path.join(d, "events"), os.path.join(d, "requests")
+    os.mkfifo(ev, 0o600)
+    os.mkfifo(rq, 0o600)
+    efd = os.open(ev, os.O_RDONLY | os.O_NONBLOCK)
+    rfd = os.open(rq, os.O_RDWR)
+    done = threading.Event()
+
+    def drain():
+        import select
+        while not done.is_set():
+            if select.select([efd], [], [], 0.05)[0]:
+                try:
+                    os.read(efd, 1 << 16)
+                except (BlockingIOError, OSError):
+                    pass
+
+    t = threading.Thread(target=drain, daemon=True)
+    t.start()
+
+    def close():
+        done.set()
+        t.join(2)
+        os.close(efd)
+        os.close(rfd)
+        shutil.rmtree(d, ignore_errors=True)
+    return "out=%s,in=%s,depth=16" % (ev, rq), close
+
+
+def section_attach():
+    ld, work, bindir = ARGS.leakdiff, ARGS.work, ARGS.bin
+    prog = os.path.join(bindir, "attachwork")
+    lib = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(ld))), "agents", "native", "libleakdiff.so")
+    ops = 1000000 if ARGS.quick else 4000000
+    keeps = [100000, 1000000] if ARGS.quick else [100000, 1000000, 4000000]
+    print("## 7. Attaching to a running native process\n")
+    note("`bench/attachwork.c`: %s free+malloc pairs of 16..2064 bytes in one thread over a "
+         "4096-block window, timed inside the program (so start-up and the at-exit snapshot are "
+         "not counted), plainly, under `leakdiff record` (LD_PRELOAD) and with libleakdiff.so "
+         "attached to the running program (dlopen + ld_attach_start, as `leakdiff record --pid` "
+         "does, FIFOs made and drained here); then KEEP blocks of 24 bytes and, attached, "
+         "ld_attach_stop() timed. Load average at start: %s." % (fint(ops), load()))
+    if not os.path.exists(lib):
+        note("skipped: no %s" % lib)
+        return
+
+    def parse(out):
+        f = out.split()
+        return {f[i]: float(f[i + 1]) for i in range(0, len(f) - 1, 2)}
+
+    def run_plain(keep):
+        r = subprocess.run([prog, "-n", str(ops), "-k", str(keep)], stdout=subprocess.PIPE,
+                           universal_newlines=True, check=True)
+        return parse(r.stdout)
+
+    def run_preload(keep):
+        snap = os.path.join(work, "attachwork.snap")
+        r = subprocess.run([ld, "record", "-q", "-o", snap, "--", prog, "-n", str(ops), "-k", str(keep)],
+                           stdout=subprocess.PIPE, universal_newlines=True, check=True)
+        return parse(r.stdout)
+
+    def run_attached(keep):
+        settings, close = attach_fifos(work)
+        try:
+            r = subprocess.run([prog, "-n", str(ops), "-k", str(keep), "-a", lib, settings],
+                               stdout=subprocess.PIPE, universal_newlines=True, check=True)
+        finally:
+            close()
+        return parse(r.stdout)
+
+    nrep = reps(3)
+    res = {"uninstrumented": [], "leakdiff record (LD_PRELOAD)": [], "attached (libleakdiff.so)": []}
+    detach = {k: [] for k in keeps}
+    attach_ms = []
+    for rep in range(nrep):
+        res["uninstrumented"].append(run_plain(0))
+        res["leakdiff record (LD_PRELOAD)"].append(run_preload(0))
+        a = run_attached(0)
+        res["attached (libleakdiff.so)"].append(a)
+        attach_ms.append(a["attach_ms"])
+        for k in keeps:
+            detach[k].append(run_attached(k)["detach_ms"])
+        progress("attach rep %d done" % (rep + 1))
+    base = res["uninstrumented"]
+    rows = []
+    for name, rs in res.items():
+        rows.append([name, spread([r["work_s"] for r in rs], fs), spread([r["cpu_s"] for r in rs], fs),
+                     spread([rs[i]["work_s"] / base[i]["work_s"] for i in range(len(rs))], fr),
+                     spread([rs[i]["cpu_s"] / base[i]["cpu_s"] for i in range(len(rs))], fr),
+                     spread([(rs[i]["cpu_s"] - base[i]["cpu_s"]) * 1e9 / ops for i in range(len(rs))],
+                            lambda x: "%.0f ns" % x)])
+    table(["mode", "churn wall", "churn CPU", "wall ratio", "CPU ratio", "CPU added per free+malloc"], rows)
+    table(["live blocks when detaching", "ld_attach_stop()"],
+          [[fint(k + 4096), spread(detach[k], lambda x: "%.1f ms" % x)] for k in keeps] +
+          [["(ld_attach_start, for reference)", spread(attach_ms, lambda x: "%.1f ms" % x)]])
+    print("%d repetition(s); load average at end: %s\n" % (nrep, load()))
+
+
 # -- 6. the pytest plugin ------------------------------------------------------
 
 def pytest_python():
@@ -938,7 +1043,8 @@ def section_pytest():
 
 
 SECTIONS = {"python": section_python, "snapshot": section_snapshot, "diff": section_diff,
-            "size": section_size, "native": section_native, "pytest": section_pytest}
+            "size": section_size, "native": section_native, "pytest": section_pytest,
+            "attach": section_attach}
 
 
 def main():

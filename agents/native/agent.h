@@ -16,6 +16,7 @@
 #ifndef LD_AGENT_H
 #define LD_AGENT_H
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -162,6 +163,14 @@ uint64_t ld_heap_untracked(void) LD_HIDDEN;
 void ld_heap_count_untracked(void) LD_HIDDEN;
 
 /*
+ * Forgets every live block, gives the live table's pages back and sets the
+ * sites' running totals to 0 (the sites themselves stay, so ids that
+ * threads still hold remain valid). For detaching and attaching again:
+ * call with tracking off. Safe while other threads still run hooks.
+ */
+void ld_heap_forget(void) LD_HIDDEN;
+
+/*
  * Around fork(): takes every table lock so that no other thread holds one
  * while the process is copied, and releases them in parent and child.
  */
@@ -289,6 +298,11 @@ struct ld_config {
 	bool follow_exec;    /* the pipe is shared with programs the target runs */
 	char problems[4][256]; /* messages for log frames once hello is out */
 	int nproblems;
+	/* Attaching (attach.c): the FIFOs' paths as the settings string gave
+	 * them ("" when not given), and whether the agent was attached to a
+	 * running process rather than preloaded. */
+	char attach_out[PATH_MAX], attach_in[PATH_MAX];
+	bool attached;
 };
 
 /* Fills in the defaults: no pipe, no request channel,
@@ -398,6 +412,26 @@ void ld_track_exit_direct(void) LD_HIDDEN;
  * when snapshots on signal are off. -1 otherwise, *signum untouched.
  */
 int ld_track_exec_fd(int *signum) LD_HIDDEN;
+
+/*
+ * Attaching (attach.c). While attached, the helper thread calls
+ * ld_track_attach_tick every 100 ms (from the helper, with ld_track_busy
+ * set) and, when the attachment ends (the recorder closed the request FIFO,
+ * the stream FIFO broke, ld_track_detach() or the at-exit snapshot),
+ * ld_track_attach_end once, with tracking already off, before it closes the
+ * FIFOs, empties the tables and ends. Both NULL in the preloaded agent.
+ */
+extern void (*ld_track_attach_tick)(void) LD_HIDDEN;
+extern void (*ld_track_attach_end)(void) LD_HIDDEN;
+
+/* Whether the helper of an attachment still runs (attached, or detaching). */
+bool ld_track_attach_running(void) LD_HIDDEN;
+
+/*
+ * Ends the attachment from any thread but the helper and waits until the
+ * helper has finished it. Returns 0, or -ENOENT when nothing is attached.
+ */
+int ld_track_detach(void) LD_HIDDEN;
 
 /* Tracking can be asked for: the agent is on and this thread outside it. */
 static inline bool ld_track_on(void)

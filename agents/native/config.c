@@ -20,6 +20,11 @@
  * default. An unknown key or an item without '=' is reported as a problem
  * and skipped.
  *
+ * Attaching to a running process (attach.c) adds two keys, out (the path of
+ * the FIFO the stream goes to) and in (the path of the FIFO requests come
+ * from); they are only stored here, attach.c opens and checks them. Paths
+ * cannot hold ',' (the recorder picks them so; see leakdiff-protocol(7)).
+ *
  * Bad values never stop the agent: the default is kept and a message is
  * queued in the config for a log frame. Nothing here allocates except what
  * glibc's setenv() and unsetenv() do.
@@ -258,6 +263,17 @@ bool ld_config_from_env(struct ld_config *c)
 
 /* ------------------------------------------------------------ string */
 
+/* A FIFO path of the attach keys: absolute, or the setting is dropped. */
+static void set_path(char out[PATH_MAX], const char *name, const char *s, struct ld_config *c)
+{
+	if (s[0] != '/' || strlen(s) >= PATH_MAX) {
+		out[0] = '\0';
+		problem_about(c, name, " is not an absolute path; it is ignored");
+		return;
+	}
+	strcpy(out, s);
+}
+
 bool ld_config_parse(struct ld_config *c, const char *s)
 {
 	/* Values are kept until the end: fd and pipe only make sense together. */
@@ -265,7 +281,8 @@ bool ld_config_parse(struct ld_config *c, const char *s)
 	bool have_fd = false, have_pipe = false;
 	while (s && *s) {
 		size_t len = strcspn(s, ",");
-		char item[128];
+		/* Room for a path of out= or in=. */
+		char item[PATH_MAX + 16];
 		if (len >= sizeof(item)) {
 			ld_config_problem(c, "a setting is too long; it is ignored");
 		} else if (len) {
@@ -293,6 +310,10 @@ bool ld_config_parse(struct ld_config *c, const char *s)
 					c->peak = strcmp(val, "1") == 0;
 				} else if (strcmp(key, "follow_exec") == 0) {
 					c->follow_exec = strcmp(val, "1") == 0;
+				} else if (strcmp(key, "out") == 0) {
+					set_path(c->attach_out, key, val, c);
+				} else if (strcmp(key, "in") == 0) {
+					set_path(c->attach_in, key, val, c);
 				} else if (strcmp(key, "fd") != 0 && strcmp(key, "pipe") != 0) {
 					problem_about(c, key, " is not a setting of the agent; it is ignored");
 				}

@@ -380,6 +380,8 @@ _Atomic uint16_t *ld_heap_filter;
 
 bool ld_heap_use_filter(void)
 {
+	if (ld_heap_filter)
+		return true; /* from an earlier attach; ld_heap_forget() cleared it */
 	ld_heap_filter = ld_pages(sizeof(*ld_heap_filter) << LD_HEAP_FILTER_BITS);
 	return ld_heap_filter != NULL;
 }
@@ -592,6 +594,37 @@ void ld_heap_collect(struct ld_site_live *acc, uint32_t n, double sample_mean)
 		}
 		ld_unlock(&sh->lock);
 	}
+}
+
+void ld_heap_forget(void)
+{
+	/* Each table is emptied under its lock, so a free() that read the
+	 * agent's state just before it went off finds an empty table. */
+	for (unsigned k = 0; k < SHARDS; k++) {
+		struct shard *sh = &shards[k];
+		ld_lock(&sh->lock);
+		if (sh->slots)
+			munmap(sh->slots, sh->cap * sizeof(*sh->slots));
+		sh->slots = NULL;
+		sh->cap = 0;
+		sh->count = 0;
+		ld_unlock(&sh->lock);
+	}
+	ld_lock(&huge.lock);
+	huge.n = 0;
+	ld_unlock(&huge.lock);
+	if (ld_heap_filter)
+		memset((void *)ld_heap_filter, 0, sizeof(*ld_heap_filter) << LD_HEAP_FILTER_BITS);
+	/* Sites stay (threads still hold their ids), their totals start over. */
+	uint32_t n = ld_heap_nsites();
+	for (uint32_t id = 1; id <= n; id++) {
+		struct site *s = site_get(id);
+		if (!s)
+			continue;
+		atomic_store_explicit(&s->total_count, 0, memory_order_relaxed);
+		atomic_store_explicit(&s->total_bytes, 0, memory_order_relaxed);
+	}
+	atomic_store_explicit(&untracked, 0, memory_order_relaxed);
 }
 
 int ld_heap_init(void)

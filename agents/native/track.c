@@ -18,6 +18,11 @@
  * simply not found. Until ld_track_start() has sent the hello frame, and
  * for good after the pipe fails, the program is forked or the at-exit
  * snapshot is sent, nothing is tracked.
+ *
+ * An agent attached to a running process (attach.c, conf.attached) can be
+ * detached and attached again: the helper thread then also watches the
+ * recorder's FIFOs and ends the attachment when they close, and
+ * ld_track_start() starts over with empty tables.
  */
 #define UNW_LOCAL_ONLY
 #include <errno.h>
@@ -83,6 +88,7 @@ struct cache_entry {
 struct thread_state {
 	struct thread_state *next_free;
 	struct ld_memo_table *memo; /* NULL: none (yet) */
+	uint32_t gen; /* track_gen when the cache was last valid */
 	uint32_t records; /* blocks recorded, up to MEMO_AFTER */
 	struct cache_entry cache[CACHE_SIZE];
 	uintptr_t frames[LD_AGENT_MAX_DEPTH + OWN_FRAMES];
@@ -95,6 +101,9 @@ static struct thread_state *free_states;
 static atomic_int free_states_lock;
 static pthread_key_t exit_key;
 static bool exit_key_ok;
+/* Counts attachments: a thread's cache of an earlier one holds totals that
+ * are not this one's. 0 for a preloaded agent. */
+static uint32_t track_gen;
 
 /* The settings as ld_track_open() was given them (the sampling mean is in
  * ld_track_sample), with the live pipe and the problems to log once hello
@@ -331,6 +340,10 @@ static inline __attribute__((always_inline)) bool record_block(void *p, size_t s
 			return false;
 		ld_heap_add_total(site, 1, size);
 		return true;
+	}
+	if (__builtin_expect(t->gen != track_gen, 0)) {
+		memset(t->cache, 0, sizeof(t->cache));
+		t->gen = track_gen;
 	}
 	if (!t->memo && ++t->records == MEMO_AFTER)
 		t->memo = ld_memo_create();
@@ -637,10 +650,13 @@ static bool poked(int fd)
  * descriptor is no longer the channel (the program closed or reused it, and
  * what it reads there now is not ours to take).
  */
+static char req_line[64];
+static size_t req_len;
+
 static bool serve_requests(void)
 {
-	static char line[64];
-	static size_t len;
+	char *line = req_line;
+	size_t len = req_len;
 	char buf[256];
 	if (!ld_pipe_owned(&conf.request))
 		return false;
@@ -651,7 +667,7 @@ static bool serve_requests(void)
 		return false;
 	for (ssize_t i = 0; i < n; i++) {
 		if (buf[i] != '\n') {
-			if (len < sizeof(line) - 1)
+			if (len < sizeof(req_line) - 1)
 				line[len++] = buf[i];
 			continue;
 		}
@@ -663,7 +679,63 @@ static bool serve_requests(void)
 		else if (strcmp(line, "snapshot signal") == 0)
 			ld_track_snapshot("", "signal", false);
 	}
+	req_len = len;
 	return true;
+}
+
+/* ------------------------------------------------------------ attached */
+
+/* How often the helper of an attached agent wakes to run the tick. */
+#define ATTACH_TICK_MS 100
+
+void (*ld_track_attach_tick)(void);
+void (*ld_track_attach_end)(void);
+/* A futex word: 1 while the helper of an attachment runs. */
+static _Atomic uint32_t attach_helper;
+
+/*
+ * The end of an attachment, on its helper thread: the hooks go quiet, the
+ * GOT entries are put back (attach.c), no snapshot is in flight any more,
+ * the FIFOs are closed and the tables emptied. The eventfds stay for the
+ * next attachment, since a late free() may still poke them.
+ */
+static void attach_finish(void)
+{
+	ld_track_stop();
+	if (ld_track_attach_end)
+		ld_track_attach_end();
+	pthread_mutex_lock(&snap_lock);
+	if (conf.pipe.fd >= 0)
+		close(conf.pipe.fd);
+	if (conf.request.fd >= 0)
+		close(conf.request.fd);
+	conf.pipe.fd = conf.request.fd = -1;
+	conf.pipe.dead = conf.request.dead = true;
+	pthread_mutex_unlock(&snap_lock);
+	ld_heap_forget();
+	atomic_store_explicit(&attach_helper, 0, memory_order_release);
+	futex_wake_all(&attach_helper);
+}
+
+bool ld_track_attach_running(void)
+{
+	return atomic_load_explicit(&attach_helper, memory_order_acquire) != 0;
+}
+
+int ld_track_detach(void)
+{
+	if (!ld_track_attach_running())
+		return -ENOENT;
+	ld_track_stop();
+	uint64_t one = 1;
+	if (cfg.wake_fd >= 0 && write(cfg.wake_fd, &one, sizeof(one)) < 0) {
+		/* The tick notices within ATTACH_TICK_MS anyway. */
+	}
+	while (atomic_load_explicit(&attach_helper, memory_order_acquire)) {
+		struct timespec ts = { 0, 50000000 };
+		syscall(SYS_futex, (uint32_t *)&attach_helper, FUTEX_WAIT_PRIVATE, 1, &ts, NULL, 0);
+	}
+	return 0;
 }
 
 /*
@@ -675,27 +747,40 @@ static void *helper_main(void *arg)
 {
 	(void)arg;
 	ld_track_busy = 1; /* everything this thread does is the agent's */
-	struct pollfd fds[3] = {
+	/* Attached, the stream's FIFO is watched too: it reports an error
+	 * once the recorder's end is closed (the recorder was killed). */
+	struct pollfd fds[4] = {
 		{ .fd = cfg.wake_fd, .events = POLLIN },
 		{ .fd = cfg.peak_fd, .events = POLLIN },
 		{ .fd = cfg.requests_on ? conf.request.fd : -1, .events = POLLIN },
+		{ .fd = conf.attached ? conf.pipe.fd : -1, .events = 0 },
 	};
 	while (atomic_load_explicit(&ld_track_state, memory_order_relaxed) != LD_TRACK_OFF) {
-		if (poll(fds, 3, -1) < 0) {
+		if (poll(fds, 4, conf.attached ? ATTACH_TICK_MS : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
-		if (fds[2].revents && !serve_requests())
+		if (fds[2].revents && !serve_requests()) {
 			fds[2].fd = -1; /* poll skips it from now on */
+			if (conf.attached)
+				break; /* the recorder closed the channel: detach */
+		}
+		if (fds[3].revents & (POLLERR | POLLHUP | POLLNVAL))
+			break;
 		if ((fds[1].revents & POLLIN) && poked(cfg.peak_fd)) {
 			ld_track_snapshot("peak", "peak", false);
 			atomic_fetch_add_explicit(&peak_done, 1, memory_order_release);
 			futex_wake_all(&peak_done);
 		}
-		if ((fds[0].revents & POLLIN) && poked(cfg.wake_fd))
+		/* Attached, the eventfd only wakes the helper for ld_track_detach(). */
+		if ((fds[0].revents & POLLIN) && poked(cfg.wake_fd) && !conf.attached)
 			ld_track_snapshot("", "signal", false);
+		if (conf.attached && ld_track_attach_tick)
+			ld_track_attach_tick();
 	}
+	if (conf.attached)
+		attach_finish();
 	return NULL;
 }
 
@@ -730,9 +815,10 @@ static bool signal_usable(void)
  */
 static bool start_helper(bool want_signal, bool want_peak)
 {
-	if (want_signal && (cfg.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+	/* An eventfd of an earlier attachment is kept (see attach_finish()). */
+	if (want_signal && cfg.wake_fd < 0 && (cfg.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		goto fail;
-	if (want_peak && (cfg.peak_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+	if (want_peak && cfg.peak_fd < 0 && (cfg.peak_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		goto fail;
 	/* The helper must never receive the program's signals. */
 	sigset_t all, prev;
@@ -743,11 +829,15 @@ static bool start_helper(bool want_signal, bool want_peak)
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 << 10);
 	pthread_t tid;
+	if (conf.attached)
+		atomic_store_explicit(&attach_helper, 1, memory_order_release);
 	int r = pthread_create(&tid, &attr, helper_main, NULL);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &prev, NULL);
-	if (r != 0)
+	if (r != 0) {
+		atomic_store_explicit(&attach_helper, 0, memory_order_release);
 		goto fail;
+	}
 	pthread_setname_np(tid, "leakdiff");
 	return true;
 fail:
@@ -809,6 +899,17 @@ static void fork_child(void)
 	/* The stream is the parent's: the child never writes to it, and its
 	 * hooks only forward from now on. */
 	ld_track_stop();
+	/* Attached, the child also lets go of the FIFOs, so that the recorder
+	 * sees them close when the parent detaches or ends; it has no helper. */
+	if (conf.attached) {
+		if (conf.pipe.fd >= 0)
+			close(conf.pipe.fd);
+		if (conf.request.fd >= 0)
+			close(conf.request.fd);
+		conf.pipe.fd = conf.request.fd = -1;
+		conf.pipe.dead = conf.request.dead = true;
+		atomic_store_explicit(&attach_helper, 0, memory_order_relaxed);
+	}
 	if (fork_locked)
 		ld_heap_unlock_all();
 	if (fork_touched)
@@ -862,6 +963,8 @@ static void send_hello(void)
 		ld_json_lit(&j, ",\"peak\":true");
 	if (cfg.requests_on)
 		ld_json_lit(&j, ",\"requests\":true");
+	if (conf.attached)
+		ld_json_lit(&j, ",\"attached\":true");
 	ld_json_lit(&j, cfg.signal_on ? ",\"signal\":true}" : ",\"signal\":false}");
 	if (!send_control("hello", &j))
 		ld_track_stop();
@@ -902,6 +1005,30 @@ out:
  * memory without the fork handlers having run, and is told apart by pid. */
 static pid_t track_pid;
 
+/*
+ * An attachment after an earlier one starts from nothing: no live block,
+ * no totals, sequence numbers from 1, no peak, a new request line.
+ */
+static void restart(void)
+{
+	/* Not off: the new helper thread would take that for its end. */
+	atomic_store_explicit(&ld_track_state, LD_TRACK_UNINIT, memory_order_relaxed);
+	track_gen++;
+	ld_heap_forget();
+	snap_seq = 0;
+	snap_final = false;
+	req_len = 0;
+	atomic_store_explicit(&peak_live, 0, memory_order_relaxed);
+	atomic_store_explicit(&peak_next, PEAK_MIN_STEP, memory_order_relaxed);
+	atomic_store_explicit(&ld_track_peak_passed, false, memory_order_relaxed);
+	cfg.signal_on = cfg.peak_on = cfg.requests_on = cfg.handler_warned = false;
+	/* A late free() of the last attachment may have poked them. */
+	if (cfg.wake_fd >= 0)
+		poked(cfg.wake_fd);
+	if (cfg.peak_fd >= 0)
+		poked(cfg.peak_fd);
+}
+
 int ld_track_start(void)
 {
 	int saved_busy = ld_track_busy;
@@ -912,11 +1039,18 @@ int ld_track_start(void)
 	cfg.executable[len > 0 ? len : 0] = '\0';
 	if (gethostname(cfg.host, sizeof(cfg.host) - 1) < 0)
 		cfg.host[0] = '\0';
-	exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
-	if (ld_heap_init() < 0 || pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {
-		ld_track_stop();
-		goto out;
+	/* Once per process: an attached agent may start again after detaching. */
+	static bool once;
+	if (!once) {
+		exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
+		if (ld_heap_init() < 0 || pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {
+			ld_track_stop();
+			goto out;
+		}
+		once = true;
 	}
+	if (conf.attached)
+		restart();
 	if (ld_track_sample)
 		ld_heap_use_filter(); /* before LD_TRACK_ACTIVE: no block is in the table yet */
 	bool want_signal = signal_usable(), want_peak = conf.peak;
@@ -925,9 +1059,16 @@ int ld_track_start(void)
 		want_peak = false;
 	}
 	cfg.requests_on = conf.request.fd >= 0;
-	if ((want_signal || want_peak || cfg.requests_on) && start_helper(want_signal, want_peak)) {
+	/* Attached, the helper must run: it is what detaches. Its eventfd
+	 * (the signal's otherwise) wakes it for ld_track_detach(). */
+	bool helper = (want_signal || want_peak || cfg.requests_on || conf.attached) &&
+		      start_helper(want_signal || conf.attached, want_peak);
+	if (helper) {
 		cfg.signal_on = want_signal && install_signal();
 		cfg.peak_on = want_peak; /* before tracking starts: the count must see every block */
+	} else if (conf.attached) {
+		ld_track_stop();
+		goto out;
 	}
 	ld_exec_release_signal(conf.signum, cfg.signal_on);
 	ld_pipe_hold(&conf.pipe);

@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,4 +172,32 @@ Test(config, peak_and_request_channel_from_the_environment)
 	ld_config_from_env(&c);
 	cr_assert_eq(c.request.fd, -1);
 	cr_assert_not(c.peak);
+}
+
+/* Attaching: the FIFO paths are stored as given, and need not fit the old
+ * 128-byte item limit; a relative path is refused. */
+Test(config, attach_paths)
+{
+	struct ld_config c;
+	ld_config_init(&c);
+	cr_assert_str_empty(c.attach_out);
+	cr_assert_str_empty(c.attach_in);
+	cr_assert_not(c.attached);
+	char longdir[300];
+	memset(longdir, 'd', sizeof(longdir) - 1);
+	longdir[0] = '/';
+	longdir[sizeof(longdir) - 1] = '\0';
+	char s[1024];
+	snprintf(s, sizeof(s), "out=%s/events,in=/tmp/x/requests,depth=4", longdir);
+	cr_assert_not(ld_config_parse(&c, s)); /* no fd and pipe: not a pipe of the environment kind */
+	cr_assert_eq(strlen(c.attach_out), strlen(longdir) + strlen("/events"));
+	cr_assert_str_eq(c.attach_in, "/tmp/x/requests");
+	cr_assert_eq(c.depth, 4);
+	cr_assert_eq(c.nproblems, 0, "%s", c.problems[0]);
+	ld_config_init(&c);
+	ld_config_parse(&c, "out=events,in=/a");
+	cr_assert_str_empty(c.attach_out);
+	cr_assert_str_eq(c.attach_in, "/a");
+	cr_assert_eq(c.nproblems, 1);
+	cr_assert_str_eq(c.problems[0], "out is not an absolute path; it is ignored");
 }
