@@ -270,7 +270,7 @@ class Agent:
         "python_version", "executable", "host", "agent_dirs", "agent_prefixes",
         "boot_file", "agent_files", "agent_modules",
         "stdlib_dirs", "stdlib_prefixes", "resolver", "builder", "_tb_verdicts",
-        "use_worker", "census_ext", "peak", "handler_warned",
+        "use_worker", "census_ext", "peak", "handler_warned", "attached", "request_fd", "on_eof",
     )
 
     def __init__(self, wire, depth, signum, boot_file):
@@ -312,6 +312,9 @@ class Agent:
         self.census_ext = None         # the _census module, when it loads
         self.peak = None               # [next step, live-bytes reader] with --peak
         self.handler_warned = False
+        self.attached = None           # unix time of attach (leakdiff record --pid)
+        self.request_fd = None
+        self.on_eof = None             # attached: called when the recorder leaves
 
     # -- identity of the agent's own code --------------------------------
 
@@ -579,6 +582,9 @@ class _Job:
             self.builder.quiet = quiet
             doc = self.builder.take(self.seq, self.label, self.trigger,
                                     self.collected, self.uncollectable)
+            attached = getattr(self.builder.agent, "attached", None)
+            if attached:
+                doc["meta"]["attached"] = round(attached, 3)
             self.blob = _encode_json(doc) if self.encode else doc
         except BaseException as exc:
             self.error = exc
@@ -764,6 +770,67 @@ def _after_fork_child():
         pass
 
 
+_FORK_HOOK = _containers.Seq()
+
+
+def reset():
+    """Forgets an agent that no longer records (one whose recorder went
+    away), so that start() may start a new one."""
+    global _agent
+    agent = _agent
+    if agent is not None and not agent.live():
+        _agent = None
+
+
+def detach():
+    """Ends an attached agent: no more snapshots, the allocator hooks out
+    (or tracemalloc stopped), its threads told to end, the at-exit hooks
+    undone, both channels closed and every table released; the program
+    goes on as before the attach. True when there was an agent to end
+    (it closed its descriptors), False when there was none."""
+    global _agent, _real_os_exit
+    agent = _agent
+    if agent is None:
+        return False
+    # A snapshot under way (the program's own leakdiff.snapshot()) ends first.
+    agent.lock.acquire()
+    try:
+        agent.finished = True
+        del agent.pending[:]
+    finally:
+        agent.lock.release()
+    try:
+        atexit.unregister(_at_exit)
+    except Exception:
+        pass
+    if _real_os_exit is not None and os._exit is _os_exit:
+        os._exit = _real_os_exit
+        _real_os_exit = None
+    tm = agent.tm
+    try:
+        ext = getattr(tm, "ext", None)
+        if ext is not None and hasattr(ext, "detach"):
+            ext.detach()
+        elif agent.started_tracing and tm.is_tracing():
+            tm.stop()
+    except Exception:
+        pass
+    agent.started_tracing = False
+    wire = agent.wire
+    for fd in (wire.fd, agent.request_fd):
+        if fd is None:
+            continue
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    wire.kill()
+    agent.request_fd = None
+    agent.peak = None
+    _agent = None
+    return True
+
+
 def active():
     agent = _agent
     return agent is not None and agent.live()
@@ -780,12 +847,15 @@ def api_snapshot(label=""):
         return None
 
 
-def start(config=None, boot_file=None):
+def start(config=None, boot_file=None, attached=None, on_eof=None):
     """Start the agent; returns True when it is recording.
 
     ``config`` is what read_environment() returned (the bootstrap reads and
     scrubs the environment before importing this module); without it the
-    environment is read here.
+    environment is read here. ``attached`` (the time of attach) and
+    ``on_eof`` (called by the request thread once the recorder closed the
+    request channel) are for an agent attached to a running process, see
+    _attach.py.
     """
     global _agent
     if _agent is not None:
@@ -806,12 +876,15 @@ def start(config=None, boot_file=None):
         return False
 
     agent = Agent(wire, config.get("depth") or DEFAULT_DEPTH, config.get("signal"), boot_file)
+    agent.attached = attached
+    agent.on_eof = on_eof
     _agent = agent
     # The census and trace grouping in C, when built for this interpreter
     # (loaded before tracemalloc starts, like the rest of the agent).
     agent.census_ext = load_extension(config.get("ext_dir"), "_census")
-    if hasattr(os, "register_at_fork"):
+    if hasattr(os, "register_at_fork") and not _FORK_HOOK:
         os.register_at_fork(after_in_child=_after_fork_child)
+        _FORK_HOOK.append(True)     # once per process, whatever attaches follow
 
     hello = {
         "protocol": "leakdiff-pipe", "version": 1, "runtime": "python",
@@ -820,6 +893,8 @@ def start(config=None, boot_file=None):
     }
     if _start_requests(agent, config):
         hello["requests"] = True
+    if attached:
+        hello["attached"] = True
     if agent.executable:
         hello["executable"] = _wire.clean_text(agent.executable)
     # The handler goes in before the hello: once the recorder has read it,
@@ -879,6 +954,7 @@ def _start_requests(agent, config):
         if (st.st_dev, st.st_ino) != tuple(pipe):
             return False
         os.set_inheritable(fd, False)
+        agent.request_fd = fd
         _start_new_thread(_request_main, (agent, fd, st.st_dev, st.st_ino))
     except Exception:
         return False
@@ -912,6 +988,14 @@ def _request_main(agent, fd, dev, ino):
             pending = pending[-64:]
     except Exception:
         pass
+    finally:
+        # Attached: the recorder closed its end, or died. Either way it is
+        # time to leave the process.
+        if agent.on_eof is not None and _agent is agent:
+            try:
+                agent.on_eof()
+            except Exception:
+                pass
 
 
 def _live_bytes_reader(agent):
