@@ -815,6 +815,10 @@ int ld_attach_record(const struct ld_attach_opts *o)
 		fprintf(stderr, "leakdiff: attached to %d (%s, %s agent)\n", (int)o->pid, t.exe, agent->title);
 	}
 	loop(&s);
+	/* The agent's end closes as its process exits, a moment before the exit is seen. */
+	if (s.eof && s.pidfd >= 0 && target_alive(&s))
+		for (int i = 0; i < 20 && !s.target_gone; i++)
+			wait_once(&s, 50);
 	bool gone = !target_alive(&s);
 	/* Closing both ends is the agent's signal to detach. */
 	close(s.qfd);

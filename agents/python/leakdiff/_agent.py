@@ -969,6 +969,7 @@ def _request_main(agent, fd, dev, ino):
     the channel or the descriptor is no longer the channel: the program
     closed it, and what it reads there now is not the agent's."""
     pending = b""
+    nap = None
     try:
         while agent.live():
             st = os.fstat(fd)
@@ -978,6 +979,14 @@ def _request_main(agent, fd, dev, ino):
             if not chunk:
                 return
             pending += chunk
+            # A request can come as soon as the hello is out, before
+            # start() has put the tracer in place (an attached recorder
+            # asks for its first snapshot at once): it waits for that.
+            while not agent.ready and agent.live():
+                if nap is None:
+                    nap = _allocate_lock()
+                    nap.acquire()
+                nap.acquire(True, 0.005)
             while b"\n" in pending:
                 line, _, pending = pending.partition(b"\n")
                 if line == b"snapshot interval":
