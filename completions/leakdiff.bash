@@ -58,13 +58,14 @@ _leakdiff()
 	--signal) COMPREPLY=($(compgen -W "USR1 USR2" -- "$cur")); return ;;
 	--output | -o | --suppress) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	--strip-prefix) COMPREPLY=($(compgen -d -- "$cur")); return ;;
-	--top | -n | --min-bytes | --type-sites | --depth | --every | --sample | --max-total-growth | \
+	--pid) COMPREPLY=($(compgen -W "$(command ls /proc 2>/dev/null | grep -E '^[0-9]+$')" -- "$cur")); return ;;
+	--top | -n | --min-bytes | --type-sites | --depth | --every | --duration | --sample | --max-total-growth | \
 	--max-site-growth | --max-type-growth) return ;;
 	esac
 
 	if [[ $cur == -* ]]; then
 		case $cmd in
-		record) COMPREPLY=($(compgen -W "--output --runtime --depth --every --signal --peak --sample --tracemalloc --quiet --help --usage" -- "$cur")) ;;
+		record) COMPREPLY=($(compgen -W "--output --runtime --depth --every --signal --peak --sample --tracemalloc --pid --duration --quiet --help --usage" -- "$cur")) ;;
 		diff) COMPREPLY=($(compgen -W "$report --depth --match --strip-prefix --suppress --max-total-growth --max-site-growth --max-type-growth" -- "$cur")) ;;
 		show) COMPREPLY=($(compgen -W "$report" -- "$cur")) ;;
 		esac
