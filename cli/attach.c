@@ -819,7 +819,7 @@ int ld_attach_record(const struct ld_attach_opts *o)
 	if (s.eof && s.pidfd >= 0 && target_alive(&s))
 		for (int i = 0; i < 20 && !s.target_gone; i++)
 			wait_once(&s, 50);
-	bool gone = !target_alive(&s);
+	bool gone = !target_alive(&s), incomplete = false;
 	/* Closing both ends is the agent's signal to detach. */
 	close(s.qfd);
 	s.qfd = -1;
@@ -834,9 +834,14 @@ int ld_attach_record(const struct ld_attach_opts *o)
 	else if (s.eof && !st->final_written)
 		ld_cli_error(NULL, "the agent in %d stopped before detach; the %d snapshot%s taken are kept",
 			     (int)o->pid, st->written, st->written == 1 ? "" : "s");
-	else if (!o->quiet)
+	else if (!st->final_written) {
+		ld_cli_error(NULL, "detached from %d without its last snapshot (it did not come in time, or a "
+			     "second signal cut the wait short); the %d snapshot%s taken are kept", (int)o->pid,
+			     st->written, st->written == 1 ? "" : "s");
+		incomplete = true;
+	} else if (!o->quiet)
 		fprintf(stderr, "leakdiff: detached from %d\n", (int)o->pid);
-	status = st->failed_writes ? LD_EXIT_RECORDER : LD_EXIT_OK;
+	status = st->failed_writes || incomplete ? LD_EXIT_RECORDER : LD_EXIT_OK;
 out:
 	fifos_remove(&f);
 	ld_recorder_destroy(s.rec);
