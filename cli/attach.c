@@ -348,26 +348,87 @@ static const char *inject_error(int e, char *buf, size_t n)
 	return buf;
 }
 
+/* The mapped page: inject.c's trampoline, the Python stub, then the text. */
+#define STUB_AT 256
+#define TEXT_AT 512
+
 /*
- * Maps a page in the target (its own mmap, called in the borrowed thread)
- * and writes text into it; 0 and the address, or -1 with msg.
+ * Maps a page in the target (its own mmap, called in the borrowed thread),
+ * puts inject.c's trampoline at its start, so that a recorder killed
+ * during the calls that follow leaves the thread going, and writes text at
+ * TEXT_AT. The page is read-only and executable for the target: ptrace
+ * writes it anyway. 0 with the page's address, or -1 with msg.
  */
-static int map_text(struct ld_inject *in, pid_t pid, const char *text, size_t len, uint64_t *addr, size_t *maplen,
-		    char *msg, size_t n)
+static int map_text(struct ld_inject *in, pid_t pid, const char *text, size_t len, uint64_t *page, size_t *maplen,
+		    bool *exec_page, char *msg, size_t n)
 {
 	uint64_t mmap_fn = ld_inject_symbol(pid, "libc.so", "mmap");
 	if (!mmap_fn)
-		return load_failed(msg, n, "cannot find %s in the target's C library", "mmap");
-	*maplen = (len + 4096) & ~(size_t)4095;
-	uint64_t args[6] = { 0, *maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0 };
+		return load_failed(msg, n, "cannot find mmap in the target's C library");
+	*maplen = (TEXT_AT + len + 4096) & ~(size_t)4095;
+	uint64_t args[6] = { 0, *maplen, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0 };
 	uint64_t got = 0;
 	int e = ld_inject_call(in, mmap_fn, args, 6, CALL_MS, &got);
-	if (e < 0 || got == (uint64_t)-1 || got > (uint64_t)-4096)
+	bool exec = e == 0 && got < (uint64_t)-4096;
+	if (e == 0 && !exec) {
+		/* No executable anonymous memory here (a hardened system): no trampoline. */
+		args[2] = PROT_READ | PROT_WRITE;
+		e = ld_inject_call(in, mmap_fn, args, 6, CALL_MS, &got);
+	}
+	if (e < 0 || got >= (uint64_t)-4096)
 		return load_failed(msg, n, "mmap in the target failed: %s", e < 0 ? strerror(-e) : "no memory");
-	*addr = got;
-	if ((e = ld_inject_write(in, got, text, len + 1)) < 0)
+	*page = got;
+	*exec_page = exec;
+	if ((exec && (e = ld_inject_trampoline(in, got)) < 0) ||
+	    (e = ld_inject_write(in, got + TEXT_AT, text, len + 1)) < 0)
 		return load_failed(msg, n, "cannot write into the target: %s", strerror(-e));
 	return 0;
+}
+
+/* Unmaps the page, returning to address 0 since the trampoline goes with it. */
+static void unmap_text(struct ld_inject *in, pid_t pid, uint64_t page, size_t maplen)
+{
+	uint64_t munmap_fn = ld_inject_symbol(pid, "libc.so", "munmap");
+	uint64_t args[2] = { page, maplen }, got;
+	ld_inject_trampoline(in, 0);
+	if (page && munmap_fn)
+		ld_inject_call(in, munmap_fn, args, 2, CALL_MS, &got);
+}
+
+static size_t put64(unsigned char *code, size_t at, const char *op, uint64_t v)
+{
+	memcpy(code + at, op, 2);
+	memcpy(code + at + 2, &v, 8);
+	return at + 10;
+}
+
+/*
+ * The Python bootstrap's three calls as one function in the page:
+ * state = PyGILState_Ensure(); r = PyRun_SimpleString(text);
+ * PyGILState_Release(state); return r. As one call, a recorder killed
+ * while the thread waits for the GIL cannot leave the GIL taken and never
+ * given back: the stub runs to its end and the trampoline takes the
+ * thread back to its wait.
+ */
+static int write_stub(struct ld_inject *in, uint64_t at, uint64_t ensure, uint64_t run, uint64_t release,
+		      uint64_t text)
+{
+	unsigned char c[128];
+	size_t n = 0;
+	memcpy(c + n, "\x53\x41\x54\x48\x83\xec\x08", 7); /* push rbx; push r12; sub rsp, 8 */
+	n += 7;
+	n = put64(c, n, "\x48\xb8", ensure);                 /* mov rax, PyGILState_Ensure */
+	memcpy(c + n, "\xff\xd0\x89\xc3", 4);              /* call rax; mov ebx, eax */
+	n += 4;
+	n = put64(c, n, "\x48\xbf", text);                   /* mov rdi, text */
+	n = put64(c, n, "\x48\xb8", run);                    /* mov rax, PyRun_SimpleString */
+	memcpy(c + n, "\xff\xd0\x41\x89\xc4\x89\xdf", 7);  /* call rax; mov r12d, eax; mov edi, ebx */
+	n += 7;
+	n = put64(c, n, "\x48\xb8", release);                /* mov rax, PyGILState_Release */
+	/* call rax; mov eax, r12d; add rsp, 8; pop r12; pop rbx; ret */
+	memcpy(c + n, "\xff\xd0\x44\x89\xe0\x48\x83\xc4\x08\x41\x5c\x5b\xc3", 13);
+	n += 13;
+	return ld_inject_write(in, at, c, n);
 }
 
 static int load_python(const struct ld_attach_opts *o, const struct fifos *f, const char *agent_dir,
@@ -381,7 +442,6 @@ static int load_python(const struct ld_attach_opts *o, const struct fifos *f, co
 	uint64_t finalizing = ld_inject_symbol(pid, NULL, "Py_IsFinalizing");
 	if (!finalizing)
 		finalizing = ld_inject_symbol(pid, NULL, "_Py_IsFinalizing");
-	uint64_t munmap_fn = ld_inject_symbol(pid, "libc.so", "munmap");
 	if (!inited || !ensure || !release || !run)
 		return load_failed(msg, n, "the target does not export the Python C API (a static build of Python?)");
 	char boot[PATH_MAX + 64];
@@ -420,9 +480,10 @@ static int load_python(const struct ld_attach_opts *o, const struct fifos *f, co
 		ld_buf_finish(&b);
 		return load_failed(msg, n, "cannot stop a thread of the target: %s", inject_error(e, buf, sizeof(buf)));
 	}
-	uint64_t addr = 0, got = 0, state = 0;
+	uint64_t page = 0, got = 0, state = 0;
 	size_t maplen = 0;
-	int r = map_text(in, pid, b.data, b.len, &addr, &maplen, msg, n);
+	bool exec_page = false;
+	int r = map_text(in, pid, b.data, b.len, &page, &maplen, &exec_page, msg, n);
 	if (r == 0 && ((e = ld_inject_call(in, inited, NULL, 0, CALL_MS, &got)) < 0 || (int)got == 0))
 		r = load_failed(msg, n, "the interpreter is not running: %s", e < 0 ? strerror(-e) : "not initialised");
 	if (r == 0 && finalizing && ((e = ld_inject_call(in, finalizing, NULL, 0, CALL_MS, &got)) < 0 || (int)got))
@@ -432,24 +493,25 @@ static int load_python(const struct ld_attach_opts *o, const struct fifos *f, co
 	 * library; it takes the GIL as any thread coming back from a blocking
 	 * call does (it already holds it when it slept holding it).
 	 */
-	if (r == 0 && (e = ld_inject_call(in, ensure, NULL, 0, CALL_MS, &state)) < 0)
-		r = load_failed(msg, n, "cannot take the GIL in the target: %s", strerror(-e));
-	if (r == 0) {
-		uint64_t args[1] = { addr };
-		e = ld_inject_call(in, run, args, 1, CALL_MS, &got);
-		if (e == 0) {
-			uint64_t rel[1] = { (uint64_t)(int)state };
-			e = ld_inject_call(in, release, rel, 1, CALL_MS, &state);
-		}
-		if (e < 0)
+	if (r == 0 && exec_page) {
+		if ((e = write_stub(in, page + STUB_AT, ensure, run, release, page + TEXT_AT)) < 0 ||
+		    (e = ld_inject_call(in, page + STUB_AT, NULL, 0, CALL_MS, &got)) < 0)
 			r = load_failed(msg, n, "running the bootstrap in the target failed: %s", strerror(-e));
-		else if ((int)got != 0)
-			r = load_failed(msg, n, "the interpreter could not run the bootstrap");
+	} else if (r == 0) {
+		/* No executable page for the stub: the same three calls one by one. */
+		if ((e = ld_inject_call(in, ensure, NULL, 0, CALL_MS, &state)) < 0)
+			r = load_failed(msg, n, "cannot take the GIL in the target: %s", strerror(-e));
+		uint64_t args[1] = { page + TEXT_AT };
+		if (r == 0 && (e = ld_inject_call(in, run, args, 1, CALL_MS, &got)) == 0) {
+			uint64_t rel[1] = { (uint64_t)(int)state }, ignored;
+			e = ld_inject_call(in, release, rel, 1, CALL_MS, &ignored);
+		}
+		if (r == 0 && e < 0)
+			r = load_failed(msg, n, "running the bootstrap in the target failed: %s", strerror(-e));
 	}
-	if (addr && munmap_fn) {
-		uint64_t args[2] = { addr, maplen };
-		ld_inject_call(in, munmap_fn, args, 2, CALL_MS, &got);
-	}
+	if (r == 0 && (int)got != 0)
+		r = load_failed(msg, n, "the interpreter could not run the bootstrap");
+	unmap_text(in, pid, page, maplen);
 	ld_buf_finish(&b);
 	if ((e = ld_inject_end(in)) < 0 && r == 0)
 		r = load_failed(msg, n, "cannot give the target's thread back its registers: %s", strerror(-e));
@@ -483,9 +545,11 @@ static int load_native(const struct ld_attach_opts *o, const struct fifos *f, co
 		ld_buf_finish(&b);
 		return load_failed(msg, n, "cannot stop a thread of the target: %s", inject_error(e, buf, sizeof(buf)));
 	}
-	uint64_t addr = 0, got = 0;
+	uint64_t page = 0, got = 0, addr;
 	size_t maplen = 0;
-	int r = map_text(in, pid, b.data, b.len, &addr, &maplen, msg, n);
+	bool exec_page;
+	int r = map_text(in, pid, b.data, b.len, &page, &maplen, &exec_page, msg, n);
+	addr = page + TEXT_AT;
 	if (r == 0) {
 		uint64_t args[2] = { addr, 2 /* RTLD_NOW */ };
 		e = ld_inject_call(in, dlopen_fn, args, 2, CALL_MS, &got);
@@ -515,11 +579,7 @@ static int load_native(const struct ld_attach_opts *o, const struct fifos *f, co
 				r = load_failed(msg, n, "the native agent could not start: %s", strerror(-(int)got));
 		}
 	}
-	uint64_t munmap_fn = ld_inject_symbol(pid, "libc.so", "munmap");
-	if (addr && munmap_fn) {
-		uint64_t args[2] = { addr, maplen };
-		ld_inject_call(in, munmap_fn, args, 2, CALL_MS, &got);
-	}
+	unmap_text(in, pid, page, maplen);
 	ld_buf_finish(&b);
 	if ((e = ld_inject_end(in)) < 0 && r == 0)
 		r = load_failed(msg, n, "cannot give the target's thread back its registers: %s", strerror(-e));

@@ -13,12 +13,16 @@
  *
  * The call: the thread is stopped with PTRACE_INTERRUPT while it waits in
  * its system call; its general registers and its whole XSAVE area are
- * saved; the function is entered with the arguments in registers, the
- * stack pointer below the red zone, and a return address of 0, so that
- * its return faults at address 0 and stops the thread again with SIGSEGV,
- * which is swallowed. Putting the saved registers back (orig_rax included)
- * makes the kernel restart the interrupted system call as it would after
- * any stop, which is also how a debugger leaves a thread.
+ * saved; the function is entered with the arguments in registers and the
+ * stack pointer below the red zone. It returns either to address 0, where
+ * it faults and stops again with SIGSEGV, which is swallowed (the first
+ * call, mmap of a page, and the last, its munmap), or to the trampoline
+ * in that page (ld_inject_trampoline()), whose system call stops it. Put
+ * back at a SIGSEGV stop, the saved registers (orig_rax included) make
+ * the kernel restart the interrupted system call, as after any stop; put
+ * back at the trampoline's system call, they make the thread enter its
+ * own system call again. Either way it goes on waiting where it was. A
+ * recorder killed mid-call leaves the trampoline to do the same.
  */
 #include <dirent.h>
 #include <elf.h>
@@ -226,6 +230,8 @@ struct ld_inject {
 	bool xsave;
 	bool stopped; /* the thread is in a ptrace stop, ours to resume */
 	bool gone;
+	uint64_t tramp; /* where calls return: ld_inject_trampoline(); 0: address 0 */
+	bool at_marker; /* stopped at the trampoline's system call, on entry */
 };
 
 /* System calls never made with a lock of the C library held; restarting ones first. */
@@ -345,7 +351,7 @@ int ld_inject_begin(pid_t pid, enum ld_inject_need need, struct ld_inject **out)
 				return err;
 			continue;
 		}
-		if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0) {
+		if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)(long)PTRACE_O_TRACESYSGOOD) < 0) {
 			err = -errno;
 			if (err == -EPERM || err == -ESRCH)
 				return err;
@@ -424,6 +430,58 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static size_t put(unsigned char *code, size_t at, const void *bytes, size_t n)
+{
+	memcpy(code + at, bytes, n);
+	return at + n;
+}
+
+/* movabs REG, imm64: the REX prefix and opcode byte for REG, then the value. */
+static size_t put_mov(unsigned char *code, size_t at, unsigned char rex, unsigned char op, uint64_t v)
+{
+	code[at++] = rex;
+	code[at++] = op;
+	return put(code, at, &v, 8);
+}
+
+#define MARKER_END 10 /* mov rdi, rax; mov eax, 39; syscall */
+
+int ld_inject_trampoline(struct ld_inject *in, uint64_t addr)
+{
+	if (!addr) {
+		in->tramp = 0;
+		return 0;
+	}
+	const struct user_regs_struct *r = &in->saved;
+	unsigned char code[256];
+	size_t n = 0;
+	/* The marker: the return value kept in rdi, then getpid, seen as a system-call stop. */
+	n = put(code, n, "\x48\x89\xc7\xb8\x27\x00\x00\x00\x0f\x05", MARKER_END);
+	/* Nobody stopped us there: the recorder is gone. Back to the interrupted call. */
+	n = put_mov(code, n, 0x48, 0xbf, r->rdi);
+	n = put_mov(code, n, 0x48, 0xbe, r->rsi);
+	n = put_mov(code, n, 0x48, 0xba, r->rdx);
+	n = put_mov(code, n, 0x49, 0xba, r->r10);
+	n = put_mov(code, n, 0x49, 0xb8, r->r8);
+	n = put_mov(code, n, 0x49, 0xb9, r->r9);
+	n = put_mov(code, n, 0x48, 0xbb, r->rbx);
+	n = put_mov(code, n, 0x48, 0xbd, r->rbp);
+	n = put_mov(code, n, 0x49, 0xbc, r->r12);
+	n = put_mov(code, n, 0x49, 0xbd, r->r13);
+	n = put_mov(code, n, 0x49, 0xbe, r->r14);
+	n = put_mov(code, n, 0x49, 0xbf, r->r15);
+	n = put_mov(code, n, 0x48, 0xb8, r->orig_rax);
+	n = put_mov(code, n, 0x48, 0xbc, r->rsp);
+	/* jmp [rip+0] to the system call instruction, which runs it again */
+	uint64_t again = r->rip - 2;
+	n = put(code, n, "\xff\x25\x00\x00\x00\x00", 6);
+	n = put(code, n, &again, 8);
+	int e = ld_inject_write(in, addr, code, n);
+	if (e == 0)
+		in->tramp = addr;
+	return e;
+}
+
 int ld_inject_call(struct ld_inject *in, uint64_t fn, const uint64_t *args, int nargs, int timeout_ms,
 		   uint64_t *ret)
 {
@@ -434,8 +492,8 @@ int ld_inject_call(struct ld_inject *in, uint64_t fn, const uint64_t *args, int 
 	struct user_regs_struct r = in->saved;
 	/* Below the interrupted code's red zone, 16-byte aligned at the call. */
 	uint64_t sp = ((in->saved.rsp - 512) & ~(uint64_t)15) - 8;
-	uint64_t zero = 0;
-	int e = ld_inject_write(in, sp, &zero, sizeof(zero));
+	uint64_t back = in->tramp;
+	int e = ld_inject_write(in, sp, &back, sizeof(back));
 	if (e < 0)
 		return e;
 	unsigned long long *slots[6] = { &r.rdi, &r.rsi, &r.rdx, &r.rcx, &r.r8, &r.r9 };
@@ -444,14 +502,18 @@ int ld_inject_call(struct ld_inject *in, uint64_t fn, const uint64_t *args, int 
 	r.rsp = sp;
 	r.rip = fn;
 	r.rax = 0;
-	r.orig_rax = (unsigned long long)-1; /* no system call to restart on the way */
+	/* No system call to restart on the way (nor, at the marker, to make). */
+	r.orig_rax = (unsigned long long)-1;
 	r.eflags &= ~(1ull << 10);         /* the ABI's clear direction flag */
 	if (ptrace(PTRACE_SETREGS, in->tid, NULL, &r) < 0)
 		return -errno;
 	int sig = 0;
 	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+	/* With a trampoline, its marker is a system call: stop at each one. */
+	int resume = in->tramp ? PTRACE_SYSCALL : PTRACE_CONT;
+	in->at_marker = false;
 	for (;;) {
-		if (ptrace(PTRACE_CONT, in->tid, NULL, (void *)(long)sig) < 0) {
+		if (ptrace(resume, in->tid, NULL, (void *)(long)sig) < 0) {
 			in->gone = errno == ESRCH;
 			return -errno;
 		}
@@ -480,7 +542,18 @@ int ld_inject_call(struct ld_inject *in, uint64_t fn, const uint64_t *args, int 
 		if ((st >> 16) == PTRACE_EVENT_STOP)
 			continue; /* a group stop or our own interrupt: carry on */
 		sig = WSTOPSIG(st);
-		if (sig == SIGSEGV) {
+		if (sig == (SIGTRAP | 0x80)) {
+			struct user_regs_struct now;
+			sig = 0;
+			if (ptrace(PTRACE_GETREGS, in->tid, NULL, &now) == 0 && in->tramp &&
+			    now.rip == in->tramp + MARKER_END && now.orig_rax == 39 && (long)now.rax == -ENOSYS) {
+				*ret = now.rdi;
+				in->at_marker = true;
+				return 0;
+			}
+			continue; /* a system call of the function's own */
+		}
+		if (sig == SIGSEGV && !in->tramp) {
 			struct user_regs_struct now;
 			siginfo_t si;
 			if (ptrace(PTRACE_GETREGS, in->tid, NULL, &now) == 0 && now.rip == 0 &&
@@ -498,6 +571,12 @@ int ld_inject_end(struct ld_inject *in)
 	if (!in)
 		return 0;
 	int r = 0;
+	/*
+	 * At the marker the thread is on its way into getpid: with the saved
+	 * registers it makes its own interrupted system call again instead,
+	 * and returns where it would have. Elsewhere (a stop in a signal's
+	 * delivery) the kernel restarts that call as after any stop.
+	 */
 	if (!in->gone && in->stopped) {
 		if (ptrace(PTRACE_SETREGS, in->tid, NULL, &in->saved) < 0)
 			r = -errno;
@@ -534,6 +613,12 @@ int ld_inject_call(struct ld_inject *in, uint64_t fn, const uint64_t *args, int 
 int ld_inject_write(struct ld_inject *in, uint64_t addr, const void *data, size_t len)
 {
 	(void)in, (void)addr, (void)data, (void)len;
+	return -ENOSYS;
+}
+
+int ld_inject_trampoline(struct ld_inject *in, uint64_t addr)
+{
+	(void)in, (void)addr;
 	return -ENOSYS;
 }
 

@@ -53,6 +53,19 @@ int ld_inject_begin(pid_t pid, enum ld_inject_need need, struct ld_inject **out)
 int ld_inject_call(struct ld_inject *in, uint64_t fn, const uint64_t *args, int nargs, int timeout_ms,
 		   uint64_t *ret);
 
+/*
+ * Makes the calls that follow return to code written at addr (about 200
+ * bytes of executable memory in the process, which must stay mapped while
+ * it is in use; 0 goes back to returning to address 0, for a call that
+ * unmaps it). That code first makes a system call, where a live recorder
+ * stops the thread and takes the result; if the recorder died meanwhile
+ * (SIGKILL), nobody stops it, and the code itself puts the thread's
+ * general registers back and makes the interrupted system call again, so
+ * the thread goes on instead of faulting at address 0. Returns 0 or a
+ * negative errno.
+ */
+int ld_inject_trampoline(struct ld_inject *in, uint64_t addr);
+
 /* Writes len bytes at addr in the process. Returns 0 or a negative errno. */
 int ld_inject_write(struct ld_inject *in, uint64_t addr, const void *data, size_t len);
 

@@ -125,6 +125,25 @@ NATIVE_SERVICE = textwrap.dedent("""\
     }
     """)
 
+# The main thread sleeps in time.sleep (the GIL released), the only
+# thread an agent can be loaded through; another thread keeps the GIL for
+# a second at a time while it waits in select (a C call made through
+# ctypes.PyDLL, which does not release it), so loading the agent waits
+# that long for the GIL. SIGTERM ends it with status 0.
+GIL_HOG = textwrap.dedent("""\
+    import ctypes, signal, sys, threading, time
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    libc = ctypes.PyDLL(None)
+    tv = (ctypes.c_long * 2)()
+    def hog():
+        while True:
+            tv[0], tv[1] = 1, 0
+            libc.select(0, None, None, None, ctypes.byref(tv))
+    threading.Thread(target=hog, daemon=True).start()
+    print("ready", flush=True)
+    time.sleep(3600)
+    """)
+
 RATE = 50
 PINGS = 40
 
@@ -340,6 +359,37 @@ class PythonAttach(AttachCase):
         rec.kill()
         rec.communicate()
         self.check_after_detach(s, tasks)
+
+    def test_recorder_killed_while_loading(self):
+        # Killed while the agent's loader waits for the GIL in the borrowed
+        # thread: that thread must finish the load, give the GIL back and
+        # go back to its sleep on its own, and the agent must find nobody
+        # to talk to and stay out.
+        prog = self.path("hog.py")
+        with open(prog, "w") as f:
+            f.write(GIL_HOG)
+        s = Service([harness.real_python(PYTHON), prog])
+        self.services.append(s)
+        tasks = len(os.listdir("/proc/%d/task" % s.pid))
+        rec = self.start_record(s.pid, "-o", self.path("run.snap"))
+
+        def traced():
+            with open("/proc/%d/status" % s.pid) as f:
+                return any(line.split() != ["TracerPid:", "0"] for line in f
+                           if line.startswith("TracerPid:"))
+        self.assertTrue(wait_for(traced, 10), "the recorder never stopped a thread")
+        time.sleep(0.2)
+        self.assertTrue(traced(), "the load did not wait for the GIL")
+        rec.kill()
+        rec.communicate()
+        # The loader's thread gets the GIL a second at a time: give it a few.
+        self.assertTrue(wait_for(lambda: len(os.listdir("/proc/%d/task" % s.pid)) == tasks, 30),
+                        "the loader's thread did not end")
+        self.assertIsNone(s.proc.poll())
+        self.assertFalse(traced())
+        status, err = s.terminate()
+        self.assertEqual(status, 0, err)
+        self.assertEqual(err, "")
 
     def test_target_exits(self):
         s = self.python_service()
