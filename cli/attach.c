@@ -670,7 +670,9 @@ static void loop(struct session *s)
 	const struct ld_recorder_status *st = ld_recorder_status(s->rec);
 	/* The first snapshot, right away: the state of the heap at attach. */
 	ld_recorder_stamp_next(s->rec, "attach", false);
-	ask(s, "signal");
+	/* Marked as awaited, so that a detach before it arrives waits for it. */
+	if (ask(s, "signal"))
+		ld_recorder_requested(s->rec);
 	s->heard_ms = now_ms();
 	uint64_t start = now_ms();
 	uint64_t end = o->duration_ms ? start + o->duration_ms : 0;
@@ -690,8 +692,8 @@ static void loop(struct session *s)
 		enum wake w = wait_once(s, timeout);
 		if (w == WAKE_STOP)
 			break;
-		if (w == WAKE_MORE && !s->eof)
-			ask(s, "signal");
+		if (w == WAKE_MORE && !s->eof && ask(s, "signal"))
+			ld_recorder_requested(s->rec);
 		now = now_ms();
 		uint64_t stale = o->every_ms * 10 > STALE_REQUEST_MS ? o->every_ms * 10 : STALE_REQUEST_MS;
 		if (next_tick && st->requested && now - s->heard_ms < stale)
