@@ -757,6 +757,13 @@ def _after_fork_child():
             except OSError:
                 pass
         wire.kill()
+        if agent.on_eof is not None and agent.request_fd is not None:
+            # Attached: the child has no request thread; the FIFO is the parent's.
+            try:
+                os.close(agent.request_fd)
+            except OSError:
+                pass
+            agent.request_fd = None
         del agent.pending[:]
         agent.lock = _thread.RLock()
         agent.busy = False

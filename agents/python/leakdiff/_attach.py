@@ -16,6 +16,7 @@ out, its threads end, its tables are released and both FIFOs are closed.
 """
 
 import os
+import sys
 import time
 import _thread
 
@@ -58,6 +59,14 @@ def start(settings, boot_file=None):
         if _agent.active():
             return False    # another recorder is attached
         _agent.reset()
+        # The agent was imported in the loader's thread, not the main one:
+        # its at-exit snapshot holds off signals only in the main thread.
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            try:
+                _agent._main_thread = threading.main_thread().ident
+            except Exception:
+                pass
         wfd = rfd = None
         try:
             wfd = _open(out, os.O_WRONLY)
