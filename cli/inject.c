@@ -261,11 +261,12 @@ static long task_syscall(pid_t pid, pid_t tid)
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -1;
+		return errno == EACCES || errno == EPERM ? -2 : -1;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	int e = errno;
 	close(fd);
 	if (n <= 0)
-		return -1;
+		return n < 0 && (e == EACCES || e == EPERM) ? -2 : -1;
 	buf[n] = '\0';
 	char *end;
 	long nr = strtol(buf, &end, 10);
@@ -284,12 +285,16 @@ static pid_t pick_thread(pid_t pid, enum ld_inject_need need, int *err)
 	}
 	pid_t best = 0;
 	int best_rank = 1 << 20;
+	bool refused = false;
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		pid_t tid = (pid_t)atoi(e->d_name);
 		if (tid <= 0)
 			continue;
-		int r = rank(task_syscall(pid, tid), need);
+		long nr = task_syscall(pid, tid);
+		/* The kernel shows a thread's system call only to who may trace it. */
+		refused |= nr == -2;
+		int r = rank(nr, need);
 		/* Among equals, the main thread: its stack is the biggest. */
 		if (r >= 0 && (r < best_rank || (r == best_rank && tid == pid))) {
 			best = tid;
@@ -297,6 +302,8 @@ static pid_t pick_thread(pid_t pid, enum ld_inject_need need, int *err)
 		}
 	}
 	closedir(d);
+	if (!best && refused)
+		*err = -EPERM;
 	return best;
 }
 
@@ -347,7 +354,7 @@ int ld_inject_begin(pid_t pid, enum ld_inject_need need, struct ld_inject **out)
 			nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
 		pid_t tid = pick_thread(pid, need, &err);
 		if (!tid) {
-			if (err == -ESRCH)
+			if (err == -ESRCH || err == -EPERM)
 				return err;
 			continue;
 		}
