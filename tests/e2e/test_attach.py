@@ -144,6 +144,44 @@ GIL_HOG = textwrap.dedent("""\
     time.sleep(3600)
     """)
 
+# A stand-in for the native agent's attach entry point, to check the
+# recorder's half of the contract while the real one may not be built:
+# it records the settings string it was given, opens the events FIFO as
+# the contract says and says hello (attached), and refuses a second start
+# with -EBUSY.
+STAND_IN = textwrap.dedent("""\
+    #include <errno.h>
+    #include <fcntl.h>
+    #include <stdio.h>
+    #include <stdlib.h>
+    #include <string.h>
+    #include <unistd.h>
+    static int started;
+    int ld_attach_start(const char *settings)
+    {
+        if (started)
+            return -EBUSY;
+        FILE *log = fopen(getenv("STAND_IN_LOG"), "w");
+        if (log) { fprintf(log, "%s\\n", settings); fclose(log); }
+        char out[512] = "";
+        const char *p = strstr(settings, "out=");
+        if (!p || sscanf(p + 4, "%511[^,]", out) != 1)
+            return -EINVAL;
+        int fd = open(out, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        char body[256], head[32];
+        int n = snprintf(body, sizeof(body), "{\\"protocol\\":\\"leakdiff-pipe\\",\\"version\\":1,"
+                         "\\"runtime\\":\\"native\\",\\"agent\\":\\"stand-in\\",\\"pid\\":%d,"
+                         "\\"requests\\":true,\\"attached\\":true}", (int)getpid());
+        int h = snprintf(head, sizeof(head), "hello %d\\n", n);
+        if (write(fd, head, h) != h || write(fd, body, n) != n || write(fd, "\\n", 1) != 1)
+            return -EIO;
+        started = 1;
+        return 0;
+    }
+    """)
+
 RATE = 50
 PINGS = 40
 
@@ -449,6 +487,57 @@ class NativeAttach(AttachCase):
         self.assertLessEqual(tick[0]["count_delta"], RATE * seconds * 1.1 + 2)
         self.assertGreaterEqual(tick[0]["count_delta"], RATE * seconds * 0.4)
         self.assertGreater(load_snap(out)["meta"]["attached"], 1e9)
+        self.check_after_detach(s, tasks)
+
+
+    def test_loader_with_a_stand_in_agent(self):
+        # The recorder's side alone: dlopen of libleakdiff.so and
+        # ld_attach_start(settings) in a running C program, through one of
+        # its idle threads, with a stand-in agent that says hello only.
+        agent_dir = self.path("agent")
+        os.mkdir(agent_dir)
+        lib = os.path.join(agent_dir, "libleakdiff.so")
+        src = self.path("stand_in.c")
+        with open(src, "w") as f:
+            f.write(STAND_IN)
+        r = harness.run(["cc", "-shared", "-fPIC", "-o", lib, src])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.symlink(os.path.join(harness.build_root(), "agents", "native", "libleakdiff-preload.so"),
+                   os.path.join(agent_dir, "libleakdiff-preload.so"))
+        svc_src, exe = self.path("service.c"), self.path("service")
+        with open(svc_src, "w") as f:
+            f.write(NATIVE_SERVICE)
+        r = harness.run(["cc", "-g", "-O0", "-pthread", "-o", exe, svc_src])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        log = self.path("settings.log")
+        s = Service([exe, str(RATE)], env=harness.program_env({"STAND_IN_LOG": log}))
+        self.services.append(s)
+        tasks = s.tasks()
+        env = {"LEAKDIFF_AGENT_DIR": agent_dir}
+        rec = self.start_record(s.pid, "--depth", "7", "-o", self.path("run.snap"), env=env)
+        line = rec.stderr.readline()
+        self.assertEqual(line, "leakdiff: attached to %d (%s, native agent)\n" % (s.pid, exe))
+        with open(log) as f:
+            settings = f.read().strip()
+        self.assertRegex(settings, r"^out=/[^,=]*/leakdiff-attach\.[^,=/]+/events,in=/[^,=]*/leakdiff-attach\."
+                         r"[^,=/]+/requests,depth=7$")
+        fifo_dir = os.path.dirname(settings.split(",")[0][len("out="):])
+        self.assertFalse(os.path.exists(fifo_dir), "the FIFO directory outlived the hello")
+        with open("/proc/%d/maps" % s.pid) as f:
+            self.assertIn(lib, f.read())
+        # A second recorder meanwhile: the agent says it is busy.
+        r = leakdiff("record", "--pid", s.pid, "-o", self.path("second.snap"), env=env)
+        self.assertEqual(r.returncode, 125)
+        self.assertEqual(r.stderr, "leakdiff: cannot attach to %d: the target already has a leakdiff "
+                         "agent attached\n" % s.pid)
+        # The stand-in never answers the detach snapshot: a second signal
+        # ends the wait, which is said, with status 125.
+        rec.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        rec.send_signal(signal.SIGTERM)
+        status, err = self.finish(rec)
+        self.assertEqual(status, 125, err)
+        self.assertIn("detached from %d without its last snapshot" % s.pid, err)
         self.check_after_detach(s, tasks)
 
 
