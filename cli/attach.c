@@ -22,8 +22,6 @@
  *   returning before we let go; the settings go in a page mapped the same
  *   way and unmapped after.
  */
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -663,7 +661,7 @@ static bool target_alive(const struct session *s)
 	return kill(s->o->pid, 0) == 0 || errno == EPERM;
 }
 
-/* Runs from the hello to detach; returns true when the target went away meanwhile. */
+/* Runs from the hello to detach: the first snapshot, the timers and signals, the last snapshot. */
 static void loop(struct session *s)
 {
 	const struct ld_attach_opts *o = s->o;
