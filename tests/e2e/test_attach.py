@@ -126,19 +126,20 @@ NATIVE_SERVICE = textwrap.dedent("""\
     """)
 
 # The main thread sleeps in time.sleep (the GIL released), the only
-# thread an agent can be loaded through; another thread keeps the GIL for
-# a second at a time while it waits in select (a C call made through
-# ctypes.PyDLL, which does not release it), so loading the agent waits
-# that long for the GIL. SIGTERM ends it with status 0.
+# thread an agent can be loaded through; another thread, 0.2 s after
+# "ready", keeps the GIL for 3 s while it waits in select (a C call made
+# through ctypes.PyDLL, which does not release it), so a load started
+# meanwhile waits that long for the GIL; then it sleeps too. SIGTERM ends
+# the program with status 0.
 GIL_HOG = textwrap.dedent("""\
     import ctypes, signal, sys, threading, time
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
     libc = ctypes.PyDLL(None)
-    tv = (ctypes.c_long * 2)()
+    tv = (ctypes.c_long * 2)(3, 0)
     def hog():
-        while True:
-            tv[0], tv[1] = 1, 0
-            libc.select(0, None, None, None, ctypes.byref(tv))
+        time.sleep(0.2)
+        libc.select(0, None, None, None, ctypes.byref(tv))
+        time.sleep(3600)
     threading.Thread(target=hog, daemon=True).start()
     print("ready", flush=True)
     time.sleep(3600)
@@ -409,18 +410,20 @@ class PythonAttach(AttachCase):
         s = Service([harness.real_python(PYTHON), prog])
         self.services.append(s)
         tasks = len(os.listdir("/proc/%d/task" % s.pid))
+        time.sleep(0.4)    # the hog holds the GIL from now on, for 3 s
         rec = self.start_record(s.pid, "-o", self.path("run.snap"))
 
         def traced():
             with open("/proc/%d/status" % s.pid) as f:
                 return any(line.split() != ["TracerPid:", "0"] for line in f
                            if line.startswith("TracerPid:"))
-        self.assertTrue(wait_for(traced, 10), "the recorder never stopped a thread")
-        time.sleep(0.2)
+        self.assertTrue(wait_for(traced, 2), "the recorder never stopped a thread")
+        time.sleep(0.3)
         self.assertTrue(traced(), "the load did not wait for the GIL")
         rec.kill()
         rec.communicate()
-        # The loader's thread gets the GIL a second at a time: give it a few.
+        # The loader's thread runs once the hog lets the GIL go, finds no
+        # recorder at the other end of the FIFOs and ends.
         self.assertTrue(wait_for(lambda: len(os.listdir("/proc/%d/task" % s.pid)) == tasks, 30),
                         "the loader's thread did not end")
         self.assertIsNone(s.proc.poll())
