@@ -25,10 +25,21 @@ from harness import PYTHON, TempDirCase, leakdiff, load_snap
 # second, one sleeps in time.sleep (a C call), one waits in select; the
 # main thread reads requests from stdin (a blocking read): "ping" keeps one
 # Request (the leak on request) and answers "pong N", "tasks" answers the
-# number of the process's threads, "exit" ends it with status 0. SIGTERM
-# ends it with status 0 too.
+# number of the process's threads, "hooks" whether the allocators of the
+# MEM and OBJ domains are still those it started with, "exit" ends it with
+# status 0. SIGTERM ends it with status 0 too.
 SERVICE = textwrap.dedent("""\
-    import os, select, signal, sys, threading, time
+    import ctypes, os, select, signal, sys, threading, time
+    class Allocator(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_void_p) for n in ("ctx", "malloc", "calloc", "realloc", "free")]
+    def allocators():
+        out = []
+        for domain in (1, 2):    # PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ
+            a = Allocator()
+            ctypes.pythonapi.PyMem_GetAllocator(domain, ctypes.byref(a))
+            out.append((a.ctx, a.malloc, a.calloc, a.realloc, a.free))
+        return out
+    ORIGINAL = allocators()
     class TickLeak:
         def __init__(self, n):
             self.n = n
@@ -63,6 +74,8 @@ SERVICE = textwrap.dedent("""\
                 print(handle(line), flush=True)
             elif line == "tasks":
                 print("tasks %d" % len(os.listdir("/proc/self/task")), flush=True)
+            elif line == "hooks":
+                print("hooks " + ("original" if allocators() == ORIGINAL else "replaced"), flush=True)
             elif line == "exit":
                 sys.exit(0)
     main()
@@ -289,30 +302,34 @@ class AttachCase(TempDirCase):
         out, err = rec.communicate(timeout=timeout)
         return rec.returncode, err
 
-    def attach_and_ping(self, service, out, env=None, pings=PINGS, duration="2s"):
+    def attach_and_ping(self, service, out, env=None, pings=PINGS, duration="2s", python=True):
         """Attaches for `duration`, sending `pings` requests once the first
         snapshot is written; returns the recorder's stderr."""
         rec = self.start_record(service.pid, "--duration", duration, "-o", out, env=env)
         first = out[:-len(".snap")] + ".1.snap"
         self.assertTrue(wait_for(lambda: os.path.exists(first) or rec.poll() is not None),
                         "no snapshot at attach")
+        if python:
+            self.assertEqual(service.ask("hooks"), "hooks replaced")
         for i in range(pings):
             self.assertRegex(service.ask("ping"), r"^pong \d+$")
         status, err = self.finish(rec)
         self.assertEqual(status, 0, err)
         return err
 
-    def check_after_detach(self, service, tasks_before):
+    def check_after_detach(self, service, tasks_before, python=True):
         self.assertTrue(wait_for(lambda: service.tasks() == tasks_before, 10),
                         "the agent's threads did not end: %d tasks, %d before attach"
                         % (service.tasks(), tasks_before))
+        if python:
+            self.assertEqual(service.ask("hooks"), "hooks original")
         pongs = [ln for ln in service.lines if ln.startswith("pong")]
         self.assertEqual(service.ask("ping"), "pong %d" % (len(pongs) + 1))
         status, err = service.terminate()
         self.assertEqual(status, 0, err)
         self.assertEqual(err, "")
         for line in service.lines:
-            self.assertRegex(line, r"^(ready|pong \d+|tasks \d+)$")
+            self.assertRegex(line, r"^(ready|pong \d+|tasks \d+|hooks (original|replaced))$")
 
     def check_python_diff(self, out, pings):
         before, after = out[:-len(".snap")] + ".1.snap", out
@@ -479,7 +496,7 @@ class NativeAttach(AttachCase):
         self.services.append(s)
         tasks = s.tasks()
         out = self.path("run.snap")
-        self.attach_and_ping(s, out)
+        self.attach_and_ping(s, out, python=False)
         d = harness.diff_json(self.path("run.1.snap"), out)
         site = [x for x in d["sites"] if x["frames"][0]["function"] == "handle_request"]
         self.assertEqual(len(site), 1, d["sites"])
@@ -490,7 +507,7 @@ class NativeAttach(AttachCase):
         self.assertLessEqual(tick[0]["count_delta"], RATE * seconds * 1.1 + 2)
         self.assertGreaterEqual(tick[0]["count_delta"], RATE * seconds * 0.4)
         self.assertGreater(load_snap(out)["meta"]["attached"], 1e9)
-        self.check_after_detach(s, tasks)
+        self.check_after_detach(s, tasks, python=False)
 
 
     def test_loader_with_a_stand_in_agent(self):
@@ -541,7 +558,7 @@ class NativeAttach(AttachCase):
         status, err = self.finish(rec)
         self.assertEqual(status, 125, err)
         self.assertIn("detached from %d without its last snapshot" % s.pid, err)
-        self.check_after_detach(s, tasks)
+        self.check_after_detach(s, tasks, python=False)
 
 
 class Failures(AttachCase):

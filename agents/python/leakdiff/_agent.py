@@ -780,64 +780,6 @@ def _after_fork_child():
 _FORK_HOOK = _containers.Seq()
 
 
-def reset():
-    """Forgets an agent that no longer records (one whose recorder went
-    away), so that start() may start a new one."""
-    global _agent
-    agent = _agent
-    if agent is not None and not agent.live():
-        _agent = None
-
-
-def detach():
-    """Ends an attached agent: no more snapshots, the allocator hooks out
-    (or tracemalloc stopped), its threads told to end, the at-exit hooks
-    undone, both channels closed and every table released; the program
-    goes on as before the attach. True when there was an agent to end
-    (it closed its descriptors), False when there was none."""
-    global _agent, _real_os_exit
-    agent = _agent
-    if agent is None:
-        return False
-    # A snapshot under way (the program's own leakdiff.snapshot()) ends first.
-    agent.lock.acquire()
-    try:
-        agent.finished = True
-        del agent.pending[:]
-    finally:
-        agent.lock.release()
-    try:
-        atexit.unregister(_at_exit)
-    except Exception:
-        pass
-    if _real_os_exit is not None and os._exit is _os_exit:
-        os._exit = _real_os_exit
-        _real_os_exit = None
-    tm = agent.tm
-    try:
-        ext = getattr(tm, "ext", None)
-        if ext is not None and hasattr(ext, "detach"):
-            ext.detach()
-        elif agent.started_tracing and tm.is_tracing():
-            tm.stop()
-    except Exception:
-        pass
-    agent.started_tracing = False
-    wire = agent.wire
-    for fd in (wire.fd, agent.request_fd):
-        if fd is None:
-            continue
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    wire.kill()
-    agent.request_fd = None
-    agent.peak = None
-    _agent = None
-    return True
-
-
 def active():
     agent = _agent
     return agent is not None and agent.live()

@@ -15,6 +15,7 @@ the recorder closes the request FIFO or goes away: the allocator hooks come
 out, its threads end, its tables are released and both FIFOs are closed.
 """
 
+import atexit
 import os
 import sys
 import time
@@ -58,7 +59,7 @@ def start(settings, boot_file=None):
     try:
         if _agent.active():
             return False    # another recorder is attached
-        _agent.reset()
+        _forget_stale()
         # The agent was imported in the loader's thread, not the main one:
         # its at-exit snapshot holds off signals only in the main thread.
         threading = sys.modules.get("threading")
@@ -99,7 +100,7 @@ def start(settings, boot_file=None):
             ok = _agent.start(config, boot_file=boot_file, attached=time.time(), on_eof=detach)
         finally:
             # An agent that got as far as taking the descriptors closes them.
-            if not ok and not _agent.detach():
+            if not ok and not _end_agent():
                 for fd in (wfd, rfd):
                     try:
                         os.close(fd)
@@ -115,6 +116,63 @@ def detach():
     closed the request FIFO (or died)."""
     _LOCK.acquire()
     try:
-        _agent.detach()
+        _end_agent()
     finally:
         _LOCK.release()
+
+
+def _forget_stale():
+    """Forgets an agent that no longer records (one whose recorder went
+    away before it could detach), so that a new one may start."""
+    agent = _agent._agent
+    if agent is not None and not agent.live():
+        _agent._agent = None
+
+
+def _end_agent():
+    """Ends the attached agent: no more snapshots, the allocator hooks out
+    (or tracemalloc stopped), its threads told to end, the at-exit hooks
+    undone, both channels closed and every table released; the program
+    goes on as before the attach. True when there was an agent to end (it
+    closed its descriptors), False when there was none."""
+    agent = _agent._agent
+    if agent is None:
+        return False
+    # A snapshot under way (the program's own leakdiff.snapshot()) ends first.
+    agent.lock.acquire()
+    try:
+        agent.finished = True
+        del agent.pending[:]
+    finally:
+        agent.lock.release()
+    try:
+        atexit.unregister(_agent._at_exit)
+    except Exception:
+        pass
+    real_exit = _agent._real_os_exit
+    if real_exit is not None and os._exit is _agent._os_exit:
+        os._exit = real_exit
+        _agent._real_os_exit = None
+    tm = agent.tm
+    try:
+        ext = getattr(tm, "ext", None)
+        if ext is not None and hasattr(ext, "detach"):
+            ext.detach()
+        elif agent.started_tracing and tm.is_tracing():
+            tm.stop()
+    except Exception:
+        pass
+    agent.started_tracing = False
+    wire = agent.wire
+    for fd in (wire.fd, agent.request_fd):
+        if fd is None:
+            continue
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    wire.kill()
+    agent.request_fd = None
+    agent.peak = None
+    _agent._agent = None
+    return True
