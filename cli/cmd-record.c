@@ -189,7 +189,9 @@ static const struct argp argp = {
 	       "snapshot is taken when the program exits, when it receives the snapshot signal "
 	       "(kill -USR2 PID), every --every, with --peak at the heap's high-water mark, and when "
 	       "the program calls leakdiff.snapshot(label). Each file written is named on standard "
-	       "error.\v"
+	       "error. With --pid PID, attach to a process that is already running instead: a "
+	       "snapshot at attach, the last one at detach (after --duration, at SIGINT or SIGTERM, "
+	       "or when the process exits), and the process goes on as before.\v"
 	LD_EXIT_HELP_RECORD,
 };
 
