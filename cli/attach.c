@@ -48,8 +48,19 @@
 /* How long the Python main thread may take to reach its next bytecode. */
 #define HELLO_PYTHON_MS 10000
 #define HELLO_NATIVE_MS 5000
-/* How long a call in the target may take (dlopen of the agent, mostly). */
-#define CALL_MS 10000
+/*
+ * How long a call in the target may take: dlopen of the agent, or the
+ * Python loader waiting for the GIL. LEAKDIFF_ATTACH_CALL_MS overrides it
+ * (for tests, and for a service whose threads keep the GIL for long).
+ */
+#define CALL_MS_DEFAULT 10000
+static int call_ms(void)
+{
+	const char *env = getenv("LEAKDIFF_ATTACH_CALL_MS");
+	long v = env && *env ? strtol(env, NULL, 10) : 0;
+	return v > 0 && v <= 600000 ? (int)v : CALL_MS_DEFAULT;
+}
+#define CALL_MS call_ms()
 /* How long the last snapshot may take before the recorder lets go anyway. */
 #define DETACH_WAIT_MS 120000
 /* As in cmd-record.c: an --every request unanswered this long is asked again. */
@@ -494,7 +505,11 @@ static int load_python(const struct ld_attach_opts *o, const struct fifos *f, co
 	if (r == 0 && exec_page) {
 		if ((e = write_stub(in, page + STUB_AT, ensure, run, release, page + TEXT_AT)) < 0 ||
 		    (e = ld_inject_call(in, page + STUB_AT, NULL, 0, CALL_MS, &got)) < 0)
-			r = load_failed(msg, n, "running the bootstrap in the target failed: %s", strerror(-e));
+			r = e == -ETIMEDOUT
+				? load_failed(msg, n, "the loader did not get the GIL within %d ms (a thread of the "
+					      "target holds it in a long C call); it was left to finish on its own, "
+					      "and the agent it starts will find no recorder and stay out", CALL_MS)
+				: load_failed(msg, n, "running the bootstrap in the target failed: %s", strerror(-e));
 	} else if (r == 0) {
 		/* No executable page for the stub: the same three calls one by one. */
 		if ((e = ld_inject_call(in, ensure, NULL, 0, CALL_MS, &state)) < 0)

@@ -535,6 +535,19 @@ int ld_inject_call(struct ld_inject *in, uint64_t fn, const uint64_t *args, int 
 					in->stopped = true;
 				else
 					in->gone = true;
+				if (in->tramp && in->stopped) {
+					/*
+					 * Abandoning the call half way could leave a lock
+					 * taken: let it run to its end instead, as if the
+					 * recorder had died; the trampoline takes the
+					 * thread back to its wait.
+					 */
+					int pass = (st >> 16) == PTRACE_EVENT_STOP ? 0 : WSTOPSIG(st);
+					if (pass == (SIGTRAP | 0x80))
+						pass = 0; /* a system-call stop, no signal */
+					ptrace(PTRACE_DETACH, in->tid, NULL, (void *)(long)pass);
+					in->gone = true;
+				}
 				return -ETIMEDOUT;
 			}
 			nanosleep(&(struct timespec){ 0, 200 * 1000 }, NULL);

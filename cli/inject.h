@@ -46,9 +46,11 @@ int ld_inject_begin(pid_t pid, enum ld_inject_need need, struct ld_inject **out)
  * arguments) in the borrowed thread and stores what it returned in *ret.
  * Signals that arrive meanwhile are delivered to the thread as they would
  * be to any running code. Returns 0, -ESRCH when the process ended,
- * -ETIMEDOUT when the call did not return within timeout_ms (the thread is
- * then given its registers back, which abandons the call), or another
- * negative errno.
+ * -ETIMEDOUT when the call did not return within timeout_ms, or another
+ * negative errno. After a timeout, a call that returns to the trampoline
+ * is left to finish on its own and the thread is let go (no later call
+ * can be made); one that does not is abandoned, the thread given its
+ * registers back by ld_inject_end().
  */
 int ld_inject_call(struct ld_inject *in, uint64_t fn, const uint64_t *args, int nargs, int timeout_ms,
 		   uint64_t *ret);

@@ -449,6 +449,30 @@ class PythonAttach(AttachCase):
         self.assertEqual(status, 0, err)
         self.assertEqual(err, "")
 
+    def test_loader_timeout(self):
+        # The GIL is not to be had within the time allowed: the recorder
+        # gives up with 125, leaving the loader to finish on its own, and
+        # the target neither stays traced nor keeps the GIL.
+        prog = self.path("hog.py")
+        with open(prog, "w") as f:
+            f.write(GIL_HOG)
+        s = Service([harness.real_python(PYTHON), prog])
+        self.services.append(s)
+        tasks = len(os.listdir("/proc/%d/task" % s.pid))
+        time.sleep(0.4)    # the hog holds the GIL from now on, for 3 s
+        r = leakdiff("record", "--pid", s.pid, "-o", self.path("run.snap"),
+                     env={"LEAKDIFF_ATTACH_CALL_MS": "500"})
+        self.assertEqual(r.returncode, 125)
+        self.assertRegex(r.stderr, r"^leakdiff: cannot attach to %d: the loader did not get the GIL "
+                         r"within 500 ms .*\n$" % s.pid)
+        self.assertTrue(wait_for(lambda: len(os.listdir("/proc/%d/task" % s.pid)) == tasks, 30),
+                        "the loader's thread did not end")
+        with open("/proc/%d/status" % s.pid) as f:
+            self.assertIn("TracerPid:\t0\n", f.read())
+        status, err = s.terminate()
+        self.assertEqual(status, 0, err)
+        self.assertEqual(err, "")
+
     def test_target_exits(self):
         s = self.python_service()
         rec = self.start_record(s.pid, "--every", "200ms", "-o", self.path("run.snap"))
