@@ -48,19 +48,10 @@
 /* How long the Python main thread may take to reach its next bytecode. */
 #define HELLO_PYTHON_MS 10000
 #define HELLO_NATIVE_MS 5000
-/*
- * How long a call in the target may take: dlopen of the agent, or the
- * Python loader waiting for the GIL. LEAKDIFF_ATTACH_CALL_MS overrides it
- * (for tests, and for a service whose threads keep the GIL for long).
- */
+/* How long a call in the target may take, unless o->call_ms says. */
 #define CALL_MS_DEFAULT 10000
-static int call_ms(void)
-{
-	const char *env = getenv("LEAKDIFF_ATTACH_CALL_MS");
-	long v = env && *env ? strtol(env, NULL, 10) : 0;
-	return v > 0 && v <= 600000 ? (int)v : CALL_MS_DEFAULT;
-}
-#define CALL_MS call_ms()
+static int call_limit = CALL_MS_DEFAULT;
+#define CALL_MS call_limit
 /* How long the last snapshot may take before the recorder lets go anyway. */
 #define DETACH_WAIT_MS 120000
 /* As in cmd-record.c: an --every request unanswered this long is asked again. */
@@ -801,6 +792,8 @@ static int check_target(const struct target *t)
 int ld_attach_record(const struct ld_attach_opts *o)
 {
 	struct target t;
+	if (o->call_ms)
+		call_limit = o->call_ms;
 	if (target_read(o->pid, &t) < 0) {
 		ld_cli_error(NULL, "no process %d", (int)o->pid);
 		return LD_EXIT_RECORDER;

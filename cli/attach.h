@@ -24,6 +24,12 @@ struct ld_attach_opts {
 	uint64_t duration_ms;     /* 0: until a signal or the target's exit */
 	bool quiet;
 	const char *tee;          /* a copy of the raw stream, for tests */
+	/*
+	 * How long one call into the process may take (dlopen of the native
+	 * agent, or the Python loader waiting for the GIL); 0: 10 s. After
+	 * that the call is left to finish on its own and attaching fails.
+	 */
+	int call_ms;
 };
 
 /*

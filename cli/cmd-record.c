@@ -29,7 +29,7 @@
 #include "snap.h"
 #include "units.h"
 
-enum { OPT_RUNTIME = 0x300, OPT_DEPTH, OPT_EVERY, OPT_SIGNAL, OPT_SAMPLE, OPT_TRACEMALLOC, OPT_TEE, OPT_PEAK, OPT_PID, OPT_DURATION };
+enum { OPT_RUNTIME = 0x300, OPT_DEPTH, OPT_EVERY, OPT_SIGNAL, OPT_SAMPLE, OPT_TRACEMALLOC, OPT_TEE, OPT_PEAK, OPT_PID, OPT_DURATION, OPT_CALL_MS };
 
 struct args {
 	const char *output;
@@ -38,6 +38,7 @@ struct args {
 	uint64_t every_ms;
 	pid_t pid;            /* --pid: attach instead of running a command */
 	uint64_t duration_ms; /* --duration, with --pid */
+	int call_ms;          /* hidden --attach-call-ms, with --pid */
 	bool quiet;
 	const char *tee;  /* hidden --tee-stream: a copy of the raw pipe stream */
 	char **cmd;
@@ -74,6 +75,8 @@ static const struct argp_option options[] = {
 	 * checked (tests/native/test_agent.py, tests/fuzz/make_corpus.py).
 	 */
 	{ "tee-stream", OPT_TEE, "FILE", OPTION_HIDDEN, "Also copy the raw pipe stream to FILE", 0 },
+	/* For tests: how long one call into an attached process may take. */
+	{ "attach-call-ms", OPT_CALL_MS, "MS", OPTION_HIDDEN, "With --pid: limit of one call into the process", 0 },
 	{ 0 }
 };
 
@@ -141,6 +144,11 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 	case OPT_DURATION:
 		if (ld_duration_parse(arg, &a->duration_ms) < 0 || a->duration_ms == 0)
 			argp_error(state, "--duration takes a duration such as 500ms, 10s or 5m, not '%s'", arg);
+		return 0;
+	case OPT_CALL_MS:
+		if (ld_uint_parse(arg, 600000, &v) < 0 || v == 0)
+			argp_error(state, "--attach-call-ms takes milliseconds from 1 to 600000, not '%s'", arg);
+		a->call_ms = (int)v;
 		return 0;
 	case OPT_TRACEMALLOC:
 		a->launch.tracemalloc = true;
@@ -472,6 +480,7 @@ static int run(int argc, char **argv)
 		struct ld_attach_opts at = {
 			.pid = a.pid, .output = a.output, .agent = a.agent, .launch = a.launch,
 			.every_ms = a.every_ms, .duration_ms = a.duration_ms, .quiet = a.quiet, .tee = a.tee,
+			.call_ms = a.call_ms,
 		};
 		return ld_attach_record(&at);
 	}

@@ -460,8 +460,7 @@ class PythonAttach(AttachCase):
         self.services.append(s)
         tasks = len(os.listdir("/proc/%d/task" % s.pid))
         time.sleep(0.4)    # the hog holds the GIL from now on, for 3 s
-        r = leakdiff("record", "--pid", s.pid, "-o", self.path("run.snap"),
-                     env={"LEAKDIFF_ATTACH_CALL_MS": "500"})
+        r = leakdiff("record", "--pid", s.pid, "--attach-call-ms=500", "-o", self.path("run.snap"))
         self.assertEqual(r.returncode, 125)
         self.assertRegex(r.stderr, r"^leakdiff: cannot attach to %d: the loader did not get the GIL "
                          r"within 500 ms .*\n$" % s.pid)
