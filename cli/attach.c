@@ -341,7 +341,7 @@ static const char *inject_error(int e, char *buf, size_t n)
 {
 	if (e == -EBUSY)
 		return "no thread of it was waiting in a system call where the agent can safely be loaded "
-		       "(all busy computing?); try again";
+		       "(all computing, or all waiting on locks?); try again";
 	if (e == -ENOSYS)
 		return "attaching is implemented for x86-64 Linux only";
 	snprintf(buf, n, "%s", strerror(-e));
@@ -474,7 +474,7 @@ static int load_python(const struct ld_attach_opts *o, const struct fifos *f, co
 		return load_failed(msg, n, "out of memory");
 	}
 	struct ld_inject *in;
-	int e = ld_inject_begin(pid, LD_INJECT_IDLE, &in);
+	int e = ld_inject_begin(pid, &in);
 	if (e < 0) {
 		char buf[256];
 		ld_buf_finish(&b);
@@ -543,7 +543,7 @@ static int load_native(const struct ld_attach_opts *o, const struct fifos *f, co
 		return load_failed(msg, n, "%s", "out of memory");
 	}
 	struct ld_inject *in;
-	int e = ld_inject_begin(pid, LD_INJECT_IDLE, &in);
+	int e = ld_inject_begin(pid, &in);
 	if (e < 0) {
 		char buf[128];
 		ld_buf_finish(&b);

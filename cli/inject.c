@@ -234,7 +234,33 @@ struct ld_inject {
 	bool at_marker; /* stopped at the trampoline's system call, on entry */
 };
 
-/* System calls never made with a lock of the C library held; restarting ones first. */
+/*
+ * The waits a thread may be borrowed from. The called code (mmap, dlopen
+ * and ld_attach_start, or PyGILState_Ensure and PyRun_SimpleString) runs
+ * on top of whatever the thread was doing, as a signal handler would, so
+ * that thread must hold no lock the called code may take: glibc's locks
+ * are mostly not recursive, and a recursive one (a FILE's, the loader's)
+ * would let the called code into a structure left half changed.
+ *
+ * These calls block in the kernel without any such lock: the C library
+ * makes them for the program and takes none of its locks around them, and
+ * a program that waits in them holding a lock of its own holds one the
+ * agent never needs. The exceptions are read() inside stdio (the FILE is
+ * locked: the loaders use no C stdio) and read() by dlopen (only of
+ * regular files, whose reads the kernel does not interrupt, so that
+ * interrupted_in_syscall() turns such a thread down).
+ *
+ * futex is never on the list, whatever the thread waits for: a thread
+ * blocked in futex is very often inside the C library or the interpreter
+ * with a lock taken. It may wait for malloc's arena lock while holding
+ * another arena's or the arena list's; wait for the GIL inside take_gil(),
+ * registered as a waiter of the GIL's condition variable, which the
+ * loader's own PyGILState_Ensure would then wait on again from the same
+ * thread; wait for the loader's lock in a lazy binding or a TLS
+ * allocation. From outside nothing tells which, so none is borrowed: a
+ * process whose threads all wait in futex fails to attach (-EBUSY)
+ * instead of risking a deadlock. Restarting calls come first.
+ */
 static const long idle_calls[] = {
 	35 /* nanosleep */, 230 /* clock_nanosleep */, 7 /* poll */, 271 /* ppoll */, 23 /* select */,
 	270 /* pselect6 */, 0 /* read */, 61 /* wait4 */, 247 /* waitid */, 43 /* accept */,
@@ -242,16 +268,13 @@ static const long idle_calls[] = {
 	130 /* rt_sigsuspend */, 232 /* epoll_wait */, 281 /* epoll_pwait */, 441 /* epoll_pwait2 */,
 	128 /* rt_sigtimedwait */,
 };
-#define FUTEX 202
 
 /* How suitable a thread waiting in system call nr is: lower is better, -1 not at all. */
-static int rank(long nr, enum ld_inject_need need)
+static int rank(long nr)
 {
 	for (size_t i = 0; i < sizeof(idle_calls) / sizeof(idle_calls[0]); i++)
 		if (idle_calls[i] == nr)
 			return (int)i;
-	if (nr == FUTEX && need == LD_INJECT_LOCK_FREE)
-		return 100;
 	return -1;
 }
 
@@ -274,7 +297,7 @@ static long task_syscall(pid_t pid, pid_t tid)
 }
 
 /* The best thread to borrow now, or 0. */
-static pid_t pick_thread(pid_t pid, enum ld_inject_need need, int *err)
+static pid_t pick_thread(pid_t pid, int *err)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
@@ -294,7 +317,7 @@ static pid_t pick_thread(pid_t pid, enum ld_inject_need need, int *err)
 		long nr = task_syscall(pid, tid);
 		/* The kernel shows a thread's system call only to who may trace it. */
 		refused |= nr == -2;
-		int r = rank(nr, need);
+		int r = rank(nr);
 		/* Among equals, the main thread: its stack is the biggest. */
 		if (r >= 0 && (r < best_rank || (r == best_rank && tid == pid))) {
 			best = tid;
@@ -319,11 +342,11 @@ static int wait_stop(pid_t tid, int *status)
 	}
 }
 
-static bool interrupted_in_syscall(const struct user_regs_struct *r, enum ld_inject_need need)
+static bool interrupted_in_syscall(const struct user_regs_struct *r)
 {
 	long rax = (long)r->rax;
 	bool restartable = rax == -4 /* EINTR */ || rax == -512 || rax == -513 || rax == -514 || rax == -516;
-	return restartable && rank((long)r->orig_rax, need) >= 0;
+	return restartable && rank((long)r->orig_rax) >= 0;
 }
 
 static int save_state(struct ld_inject *in)
@@ -345,14 +368,14 @@ static int save_state(struct ld_inject *in)
 	return 0;
 }
 
-int ld_inject_begin(pid_t pid, enum ld_inject_need need, struct ld_inject **out)
+int ld_inject_begin(pid_t pid, struct ld_inject **out)
 {
 	*out = NULL;
 	int err = -EBUSY;
 	for (int attempt = 0; attempt < 20; attempt++) {
 		if (attempt)
 			nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
-		pid_t tid = pick_thread(pid, need, &err);
+		pid_t tid = pick_thread(pid, &err);
 		if (!tid) {
 			if (err == -ESRCH || err == -EPERM)
 				return err;
@@ -381,7 +404,7 @@ int ld_inject_begin(pid_t pid, enum ld_inject_need need, struct ld_inject **out)
 		in->tid = tid;
 		in->stopped = true;
 		int r = sig ? -EAGAIN : save_state(in);
-		if (r == 0 && !interrupted_in_syscall(&in->saved, need))
+		if (r == 0 && !interrupted_in_syscall(&in->saved))
 			r = -EAGAIN; /* it left its wait meanwhile */
 		if (r == 0) {
 			*out = in;
@@ -615,10 +638,9 @@ int ld_inject_end(struct ld_inject *in)
 
 #else
 
-int ld_inject_begin(pid_t pid, enum ld_inject_need need, struct ld_inject **out)
+int ld_inject_begin(pid_t pid, struct ld_inject **out)
 {
 	(void)pid;
-	(void)need;
 	*out = NULL;
 	return -ENOSYS;
 }

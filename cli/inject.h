@@ -19,27 +19,18 @@
 
 struct ld_inject;
 
-/* How willing to be: what kind of wait a borrowed thread must be in. */
-enum ld_inject_need {
-	/*
-	 * A thread blocked in a system call that is never made with a C
-	 * library lock held (sleep, poll, select, read, accept, wait, ...), so
-	 * that the called function may take any lock, malloc's included.
-	 */
-	LD_INJECT_IDLE,
-	/* As LD_INJECT_IDLE when there is one, else any thread blocked in a futex. */
-	LD_INJECT_LOCK_FREE,
-};
-
 /*
- * Borrows a thread of process pid that waits as need asks, trying for up
- * to about a second while the threads are busy. On success stores a new
- * handle in *out and returns 0; the caller must end it with
- * ld_inject_end(). On failure returns a negative errno (-EPERM, -ESRCH,
- * -EBUSY: no thread was waiting in a suitable call, -ENOSYS: not on this
- * architecture) and leaves the process untouched.
+ * Borrows a thread of process pid that is blocked in a system call never
+ * made with a lock of the C library held (sleep, poll, select, read,
+ * accept, wait, ...; never futex, see inject.c), so that the called
+ * functions may take any lock, malloc's included; tries for up to about a
+ * second while no thread waits so. On success stores a new handle in *out
+ * and returns 0; the caller must end it with ld_inject_end(). On failure
+ * returns a negative errno (-EPERM, -ESRCH, -EBUSY: no thread was waiting
+ * in a suitable call, -ENOSYS: not on this architecture) and leaves the
+ * process untouched.
  */
-int ld_inject_begin(pid_t pid, enum ld_inject_need need, struct ld_inject **out);
+int ld_inject_begin(pid_t pid, struct ld_inject **out);
 
 /*
  * Calls fn(args[0], ..., args[nargs - 1]) (at most six integer or pointer

@@ -646,6 +646,48 @@ class Failures(AttachCase):
             p.kill()
             p.wait()
 
+    def test_only_lock_waits(self):
+        # Every thread blocked in futex (lock.acquire() without a timeout):
+        # none may be borrowed, since from outside a futex wait cannot be
+        # told apart from one inside malloc or the GIL; attaching is refused
+        # and the process goes on, neither stopped nor traced.
+        p = subprocess.Popen([PYTHON, "-c", textwrap.dedent("""\
+            import signal, sys, threading
+            signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+            gate = threading.Lock()
+            gate.acquire()
+            workers = [threading.Thread(target=gate.acquire, daemon=True) for _ in range(2)]
+            for w in workers:
+                w.start()
+            print("ready", flush=True)
+            gate.acquire()
+            """)], stdout=subprocess.PIPE, universal_newlines=True)
+        try:
+            self.assertEqual(p.stdout.readline().strip(), "ready")
+            tasks = "/proc/%d/task" % p.pid
+            def syscall(tid):
+                with open("%s/%s/syscall" % (tasks, tid)) as f:
+                    return f.read().split()[0]
+            self.assertTrue(wait_for(lambda: {syscall(t) for t in os.listdir(tasks)} == {"202"}),
+                            "not every thread waits in futex")
+            r = leakdiff("record", "--pid", p.pid, "-o", self.path("x.snap"))
+            self.assertEqual(r.returncode, 125, r.stderr)
+            self.assertRegex(r.stderr, r"^leakdiff: cannot attach to %d: cannot stop a thread of the target: "
+                             r"no thread of it was waiting in a system call where the agent can safely "
+                             r"be loaded .*\n$" % p.pid)
+            self.assertFalse(os.path.exists(self.path("x.snap")))
+            with open("/proc/%d/status" % p.pid) as f:
+                status = dict(l.split(":", 1) for l in f.read().splitlines())
+            self.assertEqual(status["TracerPid"].strip(), "0")
+            self.assertEqual(status["State"].split()[0], "S")
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(timeout=30), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            p.stdout.close()
+
     def test_no_permission(self):
         if os.geteuid() != 0 or not shutil.which("setpriv"):
             self.skipTest("needs root and setpriv to run leakdiff as another user")
