@@ -33,10 +33,11 @@ _leakdiff()
 		return
 	fi
 
-	# record: after the command name everything belongs to the program
+	# record: after the command name everything belongs to the program (a
+	# word that is the value of an option before it is no command name)
 	if [[ $cmd == record ]]; then
 		for ((i = i + 1; i < cword; i++)); do
-			if [[ ${words[i]} == -- || ${words[i]} != -* && ${words[i-1]} != @(-o|--output) ]]; then
+			if [[ ${words[i]} == -- || ${words[i]} != -* && ${words[i-1]} != @(-o|--output|--runtime|--depth|--every|--signal|--sample|--pid|--duration) ]]; then
 				COMPREPLY=($(compgen -c -- "$cur") $(compgen -f -- "$cur"))
 				return
 			fi
