@@ -7,9 +7,10 @@
  * Loading, per runtime:
  * - Python: the agent must start where the interpreter can run Python
  *   code, never inside malloc or a collection. The borrowed thread is one
- *   blocked in an idle system call, holding no lock; it takes the GIL
- *   (PyGILState_Ensure, as a thread coming back from a blocking call
- *   would), runs a two-line bootstrap with PyRun_SimpleString that starts
+ *   blocked in an idle system call, holding no lock (never one blocked in
+ *   futex, which may be waiting inside malloc or for the GIL itself:
+ *   inject.c says why); it takes the GIL (PyGILState_Ensure, as a thread
+ *   coming back from a blocking call would), runs a two-line bootstrap with PyRun_SimpleString that starts
  *   a new thread, gives the GIL back and returns to its wait. The new
  *   thread execs boot/leakdiff_attach.py by its absolute path, which loads
  *   the agent. A pending call (Py_AddPendingCall) would wait for the main
