@@ -4,10 +4,11 @@ leakdiff, with exact counts where the service leaks on request, counts
 consistent with the rate where it leaks on a timer, and the service
 checked after detach: it still answers, has no thread more than before,
 prints nothing it would not have printed, and exits 0 on SIGTERM. Also:
-two attaches in a row, a recorder killed while attached, a target that
-exits while attached, and the failures (no permission, no such process, a
-zombie, a process already traced, a static binary), each exit 125 with its
-message and the target untouched."""
+two attaches in a row and a recorder killed while attached (Python and
+native), a target that exits while attached, and the failures (no
+permission, no such process, a zombie, a process already traced, a static
+binary, a process whose threads all wait on locks), each exit 125 with
+its message and the target untouched."""
 import json
 import os
 import select
@@ -505,7 +506,8 @@ class PythonAttach(AttachCase):
 
 
 class NativeAttach(AttachCase):
-    def test_native_service(self):
+    def native_service(self):
+        """The native service, started; skips while libleakdiff.so cannot attach."""
         lib = libleakdiff()
         if not lib or not has_attach_start(lib):
             self.skipTest("the native agent has no ld_attach_start yet (libleakdiff.so: %s)"
@@ -517,6 +519,34 @@ class NativeAttach(AttachCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         s = Service([exe, str(RATE)])
         self.services.append(s)
+        return s
+
+    def check_native_pings(self, out, pings):
+        d = harness.diff_json(out[:-len(".snap")] + ".1.snap", out)
+        site = [x for x in d["sites"] if x["frames"][0]["function"] == "handle_request"]
+        self.assertEqual(len(site), 1, d["sites"])
+        self.assertEqual(site[0]["count_delta"], pings)
+
+    def test_native_twice_in_a_row(self):
+        s = self.native_service()
+        tasks = s.tasks()
+        for n in (1, 2):
+            out = self.path("run%d.snap" % n)
+            self.attach_and_ping(s, out, pings=10, duration="1s", python=False)
+            self.check_native_pings(out, 10)
+        self.check_after_detach(s, tasks, python=False)
+
+    def test_native_recorder_killed(self):
+        s = self.native_service()
+        tasks = s.tasks()
+        rec = self.start_record(s.pid, "-o", self.path("run.snap"))
+        self.assertTrue(wait_for(lambda: os.path.exists(self.path("run.1.snap"))))
+        rec.kill()
+        rec.communicate()
+        self.check_after_detach(s, tasks, python=False)
+
+    def test_native_service(self):
+        s = self.native_service()
         tasks = s.tasks()
         out = self.path("run.snap")
         self.attach_and_ping(s, out, python=False)
