@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attach.h"
 #include "cli.h"
 #include "config.h"
 #include "launch.h"
@@ -28,13 +29,16 @@
 #include "snap.h"
 #include "units.h"
 
-enum { OPT_RUNTIME = 0x300, OPT_DEPTH, OPT_EVERY, OPT_SIGNAL, OPT_SAMPLE, OPT_TRACEMALLOC, OPT_TEE, OPT_PEAK };
+enum { OPT_RUNTIME = 0x300, OPT_DEPTH, OPT_EVERY, OPT_SIGNAL, OPT_SAMPLE, OPT_TRACEMALLOC, OPT_TEE, OPT_PEAK, OPT_PID, OPT_DURATION, OPT_CALL_MS };
 
 struct args {
 	const char *output;
 	const struct ld_agent *agent; /* NULL: chosen by the command */
 	struct ld_launch_opts launch; /* depth, signal, sample, tracemalloc */
 	uint64_t every_ms;
+	pid_t pid;            /* --pid: attach instead of running a command */
+	uint64_t duration_ms; /* --duration, with --pid */
+	int call_ms;          /* hidden --attach-call-ms, with --pid */
 	bool quiet;
 	const char *tee;  /* hidden --tee-stream: a copy of the raw pipe stream */
 	char **cmd;
@@ -59,6 +63,10 @@ static const struct argp_option options[] = {
 	{ "peak", OPT_PEAK, 0, 0, "Also keep a snapshot of the heap at its high-water mark, in FILE "
 	  "with .peak before the .snap (taken again each time live bytes pass the last peak by 5%, "
 	  "at least 64 KiB; the last one is kept)", 0 },
+	{ "pid", OPT_PID, "PID", 0, "Attach to the running process PID instead of running a command: "
+	  "a snapshot right away, the last one (in FILE) at detach", 0 },
+	{ "duration", OPT_DURATION, "DURATION", 0, "With --pid: detach after DURATION (e.g. 60s, 5m); "
+	  "by default at SIGINT or SIGTERM, or when the process exits", 0 },
 	{ "quiet", 'q', 0, 0, "Do not print the name of each snapshot written", 0 },
 	/*
 	 * For tests and debugging, left out of --help: writes every byte read
@@ -67,6 +75,8 @@ static const struct argp_option options[] = {
 	 * checked (tests/native/test_agent.py, tests/fuzz/make_corpus.py).
 	 */
 	{ "tee-stream", OPT_TEE, "FILE", OPTION_HIDDEN, "Also copy the raw pipe stream to FILE", 0 },
+	/* For tests: how long one call into an attached process may take. */
+	{ "attach-call-ms", OPT_CALL_MS, "MS", OPTION_HIDDEN, "With --pid: limit of one call into the process", 0 },
 	{ 0 }
 };
 
@@ -126,6 +136,20 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 		    a->launch.sample > (UINT64_C(1) << 40))
 			argp_error(state, "--sample takes a size from 1 byte to 1TiB such as 512KiB, not '%s'", arg);
 		return 0;
+	case OPT_PID:
+		if (ld_uint_parse(arg, INT_MAX, &v) < 0 || v == 0)
+			argp_error(state, "--pid takes a process id, not '%s'", arg);
+		a->pid = (pid_t)v;
+		return 0;
+	case OPT_DURATION:
+		if (ld_duration_parse(arg, &a->duration_ms) < 0 || a->duration_ms == 0)
+			argp_error(state, "--duration takes a duration such as 500ms, 10s or 5m, not '%s'", arg);
+		return 0;
+	case OPT_CALL_MS:
+		if (ld_uint_parse(arg, 600000, &v) < 0 || v == 0)
+			argp_error(state, "--attach-call-ms takes milliseconds from 1 to 600000, not '%s'", arg);
+		a->call_ms = (int)v;
+		return 0;
 	case OPT_TRACEMALLOC:
 		a->launch.tracemalloc = true;
 		return 0;
@@ -146,8 +170,12 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 		state->next = state->argc;
 		return 0;
 	case ARGP_KEY_END:
-		if (!a->cmd)
-			argp_error(state, "give a command to run, after --");
+		if (a->pid && a->cmd)
+			argp_error(state, "--pid attaches to a running process; it takes no command");
+		if (a->duration_ms && !a->pid)
+			argp_error(state, "--duration is for --pid; a command is recorded until it exits");
+		if (!a->cmd && !a->pid)
+			argp_error(state, "give a command to run, after --, or a process to attach to with --pid");
 		if (a->launch.tracemalloc && a->launch.sample)
 			argp_error(state, "--tracemalloc records every allocation; it cannot be used with --sample");
 		if (a->launch.peak && a->launch.sample)
@@ -164,12 +192,14 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 static const struct argp argp = {
 	.options = options,
 	.parser = parse,
-	.args_doc = "[--] COMMAND [ARG...]",
+	.args_doc = "[--] COMMAND [ARG...]\n--pid PID",
 	.doc = "Run COMMAND with the leakdiff agent inside it and store its heap snapshots. A "
 	       "snapshot is taken when the program exits, when it receives the snapshot signal "
 	       "(kill -USR2 PID), every --every, with --peak at the heap's high-water mark, and when "
 	       "the program calls leakdiff.snapshot(label). Each file written is named on standard "
-	       "error.\v"
+	       "error. With --pid PID, attach to a process that is already running instead: a "
+	       "snapshot at attach, the last one at detach (after --duration, at SIGINT or SIGTERM, "
+	       "or when the process exits), and the process goes on as before.\v"
 	LD_EXIT_HELP_RECORD,
 };
 
@@ -445,6 +475,14 @@ static int run(int argc, char **argv)
 	if (ld_snap_check_writable(a.output, &err) < 0) {
 		ld_cli_error(a.output, "cannot write the snapshot there: %s; nothing was run", err.msg);
 		return LD_EXIT_RECORDER;
+	}
+	if (a.pid) {
+		struct ld_attach_opts at = {
+			.pid = a.pid, .output = a.output, .agent = a.agent, .launch = a.launch,
+			.every_ms = a.every_ms, .duration_ms = a.duration_ms, .quiet = a.quiet, .tee = a.tee,
+			.call_ms = a.call_ms,
+		};
+		return ld_attach_record(&at);
 	}
 
 	char *path = ld_launch_resolve(a.cmd[0]);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -27,6 +28,9 @@ struct ld_recorder {
 	long long base;   /* added to a lone agent's numbers: see LD_WIRE_HELLO */
 	bool broken;      /* the stream was corrupt; the rest is ignored */
 	bool tee_failed;  /* the copy of the stream could not be written */
+	const char *stamp; /* see ld_recorder_stamp_next() */
+	bool stamp_final;
+	double attached;  /* unix time of an attached agent's hello; negative when none */
 };
 
 struct ld_recorder *ld_recorder_create(const struct ld_recorder_config *cfg)
@@ -35,6 +39,7 @@ struct ld_recorder *ld_recorder_create(const struct ld_recorder_config *cfg)
 	if (!r)
 		return NULL;
 	r->cfg = *cfg;
+	r->attached = -1;
 	r->wire = ld_wire_create(ld_recorder_event, r, 0);
 	if (!r->wire) {
 		free(r);
@@ -55,6 +60,12 @@ void ld_recorder_destroy(struct ld_recorder *r)
 void ld_recorder_set_target(struct ld_recorder *r, pid_t pid)
 {
 	r->target = pid;
+}
+
+void ld_recorder_stamp_next(struct ld_recorder *r, const char *trigger, bool final)
+{
+	r->stamp = trigger;
+	r->stamp_final = final;
 }
 
 void ld_recorder_requested(struct ld_recorder *r)
@@ -153,8 +164,20 @@ static void on_snapshot(struct ld_recorder *r, const struct ld_wire_event *ev)
 		out_of_memory(r, s);
 		return;
 	}
+	/* Attached: the agent sees requests; the recorder knows which is first and last. */
+	bool stamped = r->stamp && (strcmp(ev->trigger, "signal") == 0 || strcmp(ev->trigger, "interval") == 0);
+	bool final = stamped && r->stamp_final;
+	if (stamped && ld_meta_set(&s->meta.trigger, r->stamp) < 0) {
+		out_of_memory(r, s);
+		return;
+	}
+	if (stamped)
+		r->stamp = NULL;
+	/* A native agent does not stamp its own documents; its hello said it attached. */
+	if (s->meta.attached < 0 && r->attached >= 0)
+		s->meta.attached = r->attached;
 	const char *trigger = s->meta.trigger ? s->meta.trigger : ev->trigger;
-	bool at_exit = strcmp(ev->trigger, "exit") == 0;
+	bool at_exit = strcmp(ev->trigger, "exit") == 0 || final;
 	bool peak = strcmp(ev->trigger, "peak") == 0;
 	/*
 	 * One agent numbers its snapshots from 1, and FILE.N.snap takes that
@@ -180,7 +203,11 @@ static void on_snapshot(struct ld_recorder *r, const struct ld_wire_event *ev)
 		r->st.failed_writes++;
 		if (at_exit)
 			r->st.exit_failed = true;
+		if (final)
+			r->st.final_failed = true;
 	} else {
+		if (final)
+			r->st.final_written = true;
 		r->st.written++;
 		if (at_exit)
 			r->st.got_exit = true;
@@ -213,6 +240,11 @@ int ld_recorder_event(void *ctx, const struct ld_wire_event *ev)
 		} else
 			r->st.hellos++;
 		r->native = strcmp(ev->runtime, "native") == 0;
+		if (ev->attached) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			r->attached = (double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000.0;
+		}
 		r->st.requests = ev->requests;
 		if (ev->pid > 0)
 			r->st.agent_pid = (pid_t)ev->pid;

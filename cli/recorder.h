@@ -42,6 +42,7 @@ struct ld_recorder_status {
 	bool got_exit;    /* the at-exit snapshot was written */
 	bool exit_failed; /* the at-exit snapshot came but could not be written */
 	bool requested;   /* a timed snapshot was asked for and has not arrived */
+	bool final_written, final_failed; /* see ld_recorder_stamp_next() */
 	int written, failed_writes;
 };
 
@@ -71,6 +72,14 @@ void ld_recorder_set_target(struct ld_recorder *r, pid_t pid);
  * "interval".
  */
 void ld_recorder_requested(struct ld_recorder *r);
+
+/*
+ * For attach mode: the next snapshot that answers a request (trigger
+ * "signal" or "interval") gets trigger (borrowed; "attach", "detach") as
+ * its meta.trigger and, when final, is written to the output file as the
+ * last snapshot of the run, which sets final_written (or final_failed).
+ */
+void ld_recorder_stamp_next(struct ld_recorder *r, const char *trigger, bool final);
 
 /*
  * Handles one event of the stream, a callback for ld_wire_create() (ctx is

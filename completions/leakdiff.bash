@@ -33,10 +33,11 @@ _leakdiff()
 		return
 	fi
 
-	# record: after the command name everything belongs to the program
+	# record: after the command name everything belongs to the program (a
+	# word that is the value of an option before it is no command name)
 	if [[ $cmd == record ]]; then
 		for ((i = i + 1; i < cword; i++)); do
-			if [[ ${words[i]} == -- || ${words[i]} != -* && ${words[i-1]} != @(-o|--output) ]]; then
+			if [[ ${words[i]} == -- || ${words[i]} != -* && ${words[i-1]} != @(-o|--output|--runtime|--depth|--every|--signal|--sample|--pid|--duration) ]]; then
 				COMPREPLY=($(compgen -c -- "$cur") $(compgen -f -- "$cur"))
 				return
 			fi
@@ -58,13 +59,14 @@ _leakdiff()
 	--signal) COMPREPLY=($(compgen -W "USR1 USR2" -- "$cur")); return ;;
 	--output | -o | --suppress) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	--strip-prefix) COMPREPLY=($(compgen -d -- "$cur")); return ;;
-	--top | -n | --min-bytes | --type-sites | --depth | --every | --sample | --max-total-growth | \
+	--pid) COMPREPLY=($(compgen -W "$(command ls /proc 2>/dev/null | grep -E '^[0-9]+$')" -- "$cur")); return ;;
+	--top | -n | --min-bytes | --type-sites | --depth | --every | --duration | --sample | --max-total-growth | \
 	--max-site-growth | --max-type-growth) return ;;
 	esac
 
 	if [[ $cur == -* ]]; then
 		case $cmd in
-		record) COMPREPLY=($(compgen -W "--output --runtime --depth --every --signal --peak --sample --tracemalloc --quiet --help --usage" -- "$cur")) ;;
+		record) COMPREPLY=($(compgen -W "--output --runtime --depth --every --signal --peak --sample --tracemalloc --pid --duration --quiet --help --usage" -- "$cur")) ;;
 		diff) COMPREPLY=($(compgen -W "$report --depth --match --strip-prefix --suppress --max-total-growth --max-site-growth --max-type-growth" -- "$cur")) ;;
 		show) COMPREPLY=($(compgen -W "$report" -- "$cur")) ;;
 		esac

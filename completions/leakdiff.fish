@@ -19,6 +19,8 @@ complete -c leakdiff -n "__fish_seen_subcommand_from record" -l depth -x -d 'Fra
 complete -c leakdiff -n "__fish_seen_subcommand_from record" -l every -x -d 'Also take a snapshot every DURATION'
 complete -c leakdiff -n "__fish_seen_subcommand_from record" -l signal -x -a 'USR1 USR2' -d 'Signal that asks for a snapshot'
 complete -c leakdiff -n "__fish_seen_subcommand_from record" -l peak -d 'Also keep a snapshot of the heap at its peak'
+complete -c leakdiff -n "__fish_seen_subcommand_from record" -l pid -x -a '(__fish_complete_pids)' -d 'Attach to a running process'
+complete -c leakdiff -n "__fish_seen_subcommand_from record" -l duration -x -d 'With --pid: detach after DURATION'
 complete -c leakdiff -n "__fish_seen_subcommand_from record" -s q -l quiet -d 'Do not name each snapshot written'
 complete -c leakdiff -n "__fish_seen_subcommand_from record" -a '(__fish_complete_subcommand --fcs-skip=2)'
 

@@ -33,6 +33,7 @@ struct ld_snapshot *ld_snapshot_create(void)
 	s->meta.pid = s->meta.seq = s->meta.depth = s->meta.sample = -1;
 	s->meta.tracing = -1;
 	s->meta.elapsed_ms = -1;
+	s->meta.attached = -1;
 	s->gc.enabled = -1;
 	return s;
 }

@@ -97,6 +97,7 @@ struct ld_meta {
 	int64_t sample;          /* native sampling: mean bytes per sample; -1 exact */
 	int tracing;             /* -1 unknown, 0, 1 */
 	double elapsed_ms;       /* negative when unknown */
+	double attached;         /* unix time the agent was attached to a running process; negative when it was not */
 };
 
 struct ld_totals {

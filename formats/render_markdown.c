@@ -144,6 +144,13 @@ int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_
 	ld_buf_puts(&b, " with ");
 	md_path(&b, o->after_path);
 	ld_buf_puts(&b, ".\n\n");
+	/* Sites of an attached run start at the attach: say so, once. */
+	double attached = d->after->meta.attached >= 0 ? d->after->meta.attached : d->before->meta.attached;
+	if (attached >= 0) {
+		ld_buf_puts(&b, "The agent was ");
+		ld_report_attached(&b, attached);
+		ld_buf_puts(&b, ": allocation sites cover only what was allocated after that.\n\n");
+	}
 
 	if (v && v->nhits) {
 		ld_buf_printf(&b, "**%zu limit%s exceeded:**\n\n", v->nhits, v->nhits == 1 ? "" : "s");

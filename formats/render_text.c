@@ -213,6 +213,10 @@ static void meta_line(struct out *w, const char *which, const char *path, const 
 		meta_part(&parts, &n);
 		ld_escape_append(&parts, m->time, LD_ESCAPE_TEXT);
 	}
+	if (m->attached >= 0) {
+		meta_part(&parts, &n);
+		ld_report_attached(&parts, m->attached);
+	}
 	if (m->sample > 0) {
 		char sz[32];
 		ld_size_format(sz, sizeof(sz), m->sample, false);

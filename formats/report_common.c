@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "frames.h"
 #include "units.h"
@@ -490,4 +491,14 @@ int ld_report_twins(const struct ld_diff_site *rows, size_t n, const struct ld_r
 	}
 	*out = differ;
 	return 0;
+}
+
+void ld_report_attached(struct ld_buf *b, double attached)
+{
+	time_t t = (time_t)attached;
+	struct tm tm;
+	char when[32] = "?";
+	if (gmtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	ld_buf_printf(b, "attached at %s, tracing since then", when);
 }

@@ -104,6 +104,14 @@ void ld_report_cut(struct ld_buf *b, const char *s, size_t cols);
  */
 void ld_report_command(struct ld_buf *b, char *const *argv, size_t n, size_t max_cols);
 
+/*
+ * For a snapshot whose agent was attached to a running process (meta
+ * attached, unix time, >= 0): appends "attached at 2026-01-02T03:04:05Z,
+ * tracing since then". Allocation sites cover only what was allocated
+ * after that moment, which the reader must know.
+ */
+void ld_report_attached(struct ld_buf *b, double attached);
+
 /* The limit a hit broke, as its option is spelled ("--max-site-growth"). */
 const char *ld_report_limit_option(enum ld_limit_kind k);
 

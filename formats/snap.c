@@ -497,6 +497,9 @@ static int read_meta(struct reader *rd, const cJSON *root)
 	v = cJSON_GetObjectItemCaseSensitive(meta, "elapsed_ms");
 	if (cJSON_IsNumber(v) && v->valuedouble >= 0 && isfinite(v->valuedouble))
 		m->elapsed_ms = v->valuedouble;
+	v = cJSON_GetObjectItemCaseSensitive(meta, "attached");
+	if (cJSON_IsNumber(v) && v->valuedouble >= 0 && isfinite(v->valuedouble))
+		m->attached = v->valuedouble;
 	return 0;
 }
 
@@ -856,6 +859,10 @@ void ld_snap_put_meta(struct ld_buf *b, const struct ld_meta *m)
 	}
 	if (m->elapsed_ms >= 0) {
 		ld_buf_printf(b, "%s\"elapsed_ms\":%.3f", first ? "" : ",", m->elapsed_ms);
+		first = false;
+	}
+	if (m->attached >= 0) {
+		ld_buf_printf(b, "%s\"attached\":%.3f", first ? "" : ",", m->attached);
 		first = false;
 	}
 	put_meta_list(b, &first, "roots", m->roots, m->nroots);

@@ -147,7 +147,8 @@ static int on_hello(struct ld_wire *w, const cJSON *o, struct ld_error *err)
 	w->connected = true;
 	struct ld_wire_event ev = { .kind = LD_WIRE_HELLO, .seq = -1, .pid = json_int(o, "pid"),
 				    .runtime = json_str(o, "runtime"), .agent = json_str(o, "agent"),
-				    .requests = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "requests")) };
+				    .requests = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "requests")),
+				    .attached = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "attached")) };
 	return emit(w, &ev);
 }
 

@@ -32,6 +32,7 @@ struct ld_wire_event {
 	int64_t seq, pid;                 /* -1 when not given */
 	const char *runtime, *agent;      /* hello; never NULL */
 	bool requests;                    /* hello: the agent reads the request channel */
+	bool attached;                    /* hello: the agent was loaded into a running process */
 	const char *label, *trigger;      /* snapshot; never NULL */
 	const char *level, *message;      /* log; never NULL */
 	const char *reason;               /* dropped; never NULL */

@@ -142,6 +142,12 @@ class Completions(unittest.TestCase):
         self.assertEqual(self.bash_complete("leakdiff show --format "), {"text", "json"})
         self.assertIn("before.snap", self.bash_complete("leakdiff diff "))
         self.assertIn("--every", self.bash_complete("leakdiff record --e"))
+        # --pid offers running processes (this one among them), --duration
+        # nothing (a duration, not a file name).
+        self.assertEqual(self.bash_complete("leakdiff record --pi"), {"--pid"})
+        self.assertEqual(self.bash_complete("leakdiff record --du"), {"--duration"})
+        self.assertIn(str(os.getpid()), self.bash_complete("leakdiff record --pid "))
+        self.assertEqual(self.bash_complete("leakdiff record --pid 1 --duration "), set())
 
     def test_fish_completes(self):
         if not shutil.which("fish"):
@@ -155,6 +161,8 @@ class Completions(unittest.TestCase):
         self.assertTrue({"record", "diff", "show"} <= complete("leakdiff "))
         self.assertTrue({"--match", "--max-total-growth"} <= complete("leakdiff diff --m"))
         self.assertNotIn("--match", complete("leakdiff show --m"))
+        self.assertTrue({"--pid"} <= complete("leakdiff record --p"))
+        self.assertIn(str(os.getpid()), complete("leakdiff record --pid "))
 
     def test_zsh_parses(self):
         if not shutil.which("zsh"):

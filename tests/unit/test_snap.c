@@ -91,6 +91,7 @@ static struct ld_snapshot *build_full(void)
 	m->depth = 16;
 	m->tracing = 1;
 	m->elapsed_ms = 12.5;
+	m->attached = 1765000000.25;
 
 	uint32_t file = str(s, "app/session.py"), login = str(s, "login"), mod = str(s, "<module>");
 	uint32_t text = str(s, "s = Session(user)");
@@ -199,6 +200,7 @@ static void assert_same_snapshot(const struct ld_snapshot *a, const struct ld_sn
 	cr_assert_eq(ma->depth, mb->depth);
 	cr_assert_eq(ma->tracing, mb->tracing);
 	cr_assert_float_eq(ma->elapsed_ms, mb->elapsed_ms, 1e-9);
+	cr_assert_float_eq(ma->attached, mb->attached, 1e-3);
 
 	cr_assert_eq(a->strings.n, b->strings.n, "%zu vs %zu strings", a->strings.n, b->strings.n);
 	for (uint32_t i = 0; i < a->strings.n; i++)
@@ -425,6 +427,7 @@ Test(snap_roundtrip, unknown_metadata_stays_unknown)
 	cr_assert_eq(back->meta.depth, -1);
 	cr_assert_eq(back->meta.tracing, -1);
 	cr_assert_lt(back->meta.elapsed_ms, 0);
+	cr_assert_lt(back->meta.attached, 0);
 	cr_assert_not(back->gc.present);
 	cr_assert_eq(back->gc.enabled, -1);
 	ld_snapshot_destroy(back);

@@ -591,6 +591,66 @@ static PyObject *sampler_stop(PyObject *self, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
+/*
+ * For an agent leaving a process it was attached to: the hooks come out
+ * when they are still the outermost allocators (with the GIL held no
+ * thread is inside them, and every block they saw was made by the
+ * allocator they wrap, which frees it as well); otherwise they stay and
+ * only pass calls on. Either way the tables and the code objects the
+ * stacks hold are released. True when the hooks came out, and start()
+ * may then be called again.
+ */
+static PyObject *sampler_detach(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	S.on = 0;
+	int out = S.installed;
+	PyMemAllocatorDomain which[2] = { PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ };
+	struct domain *doms[2] = { &S.mem, &S.obj };
+	for (int i = 0; i < 2 && S.installed; i++) {
+		PyMemAllocatorEx cur;
+		PyMem_GetAllocator(which[i], &cur);
+		if (cur.ctx != doms[i] || cur.malloc != hook_malloc)
+			out = 0;
+	}
+	if (out)
+		for (int i = 0; i < 2; i++)
+			PyMem_SetAllocator(which[i], &doms[i]->orig);
+	size_t ncodes = 0, k = 0;
+	for (uint32_t id = 1; id <= S.nstacks; id++)
+		if (S.stacks && S.stacks[id])
+			ncodes += S.stacks[id]->depth;
+	PyCodeObject **codes = malloc((ncodes ? ncodes : 1) * sizeof(*codes));
+	for (uint32_t id = 1; id <= S.nstacks; id++) {
+		struct stack *st = S.stacks ? S.stacks[id] : NULL;
+		if (!st)
+			continue;
+		for (uint32_t i = 0; i < st->depth; i++) {
+			if (codes)
+				codes[k++] = st->frames[i].code;
+		}
+		free(st);
+	}
+	free(S.stacks);
+	free(S.index);
+	free(S.slots);
+	free(S.huge);
+	struct domain mem = S.mem, obj = S.obj;
+	int installed = S.installed && !out;
+	memset(&S, 0, sizeof(S));
+	/* Hooks left in place still need what they wrap. */
+	S.mem = mem;
+	S.obj = obj;
+	S.installed = installed;
+	/* Last: freeing a code object may run code that allocates. Without
+	 * memory for the list they are leaked rather than freed blind. */
+	for (size_t i = 0; i < k; i++)
+		Py_DECREF((PyObject *)codes[i]);
+	free(codes);
+	return PyBool_FromLong(out);
+}
+
 static PyObject *sampler_is_on(PyObject *self, PyObject *unused)
 {
 	(void)self;
@@ -997,6 +1057,8 @@ static PyMethodDef sampler_methods[] = {
 	  "byte in mean_bytes (every block when mean_bytes is 0), keeping up to depth frames each." },
 	{ "stop", sampler_stop, METH_NOARGS, "stop(): pick nothing more; the hooks only pass calls on." },
 	{ "is_on", sampler_is_on, METH_NOARGS, "is_on(): True between start() and stop()." },
+	{ "detach", sampler_detach, METH_NOARGS,
+	  "detach(): stop, take the hooks out if they are still outermost (then True) and free the tables." },
 	{ "sites", sampler_sites, METH_NOARGS,
 	  "sites(): [(frames, est_count, est_bytes, picked)] of the live picked blocks by stack; "
 	  "frames are (filename, line) pairs, innermost first." },

@@ -270,7 +270,7 @@ class Agent:
         "python_version", "executable", "host", "agent_dirs", "agent_prefixes",
         "boot_file", "agent_files", "agent_modules",
         "stdlib_dirs", "stdlib_prefixes", "resolver", "builder", "_tb_verdicts",
-        "use_worker", "census_ext", "peak", "handler_warned",
+        "use_worker", "census_ext", "peak", "handler_warned", "attached", "request_fd", "on_eof",
     )
 
     def __init__(self, wire, depth, signum, boot_file):
@@ -312,6 +312,9 @@ class Agent:
         self.census_ext = None         # the _census module, when it loads
         self.peak = None               # [next step, live-bytes reader] with --peak
         self.handler_warned = False
+        self.attached = None           # unix time of attach (leakdiff record --pid)
+        self.request_fd = None
+        self.on_eof = None             # attached: called when the recorder leaves
 
     # -- identity of the agent's own code --------------------------------
 
@@ -579,6 +582,9 @@ class _Job:
             self.builder.quiet = quiet
             doc = self.builder.take(self.seq, self.label, self.trigger,
                                     self.collected, self.uncollectable)
+            attached = getattr(self.builder.agent, "attached", None)
+            if attached:
+                doc["meta"]["attached"] = round(attached, 3)
             self.blob = _encode_json(doc) if self.encode else doc
         except BaseException as exc:
             self.error = exc
@@ -751,6 +757,13 @@ def _after_fork_child():
             except OSError:
                 pass
         wire.kill()
+        if agent.on_eof is not None and agent.request_fd is not None:
+            # Attached: the child has no request thread; the FIFO is the parent's.
+            try:
+                os.close(agent.request_fd)
+            except OSError:
+                pass
+            agent.request_fd = None
         del agent.pending[:]
         agent.lock = _thread.RLock()
         agent.busy = False
@@ -762,6 +775,9 @@ def _after_fork_child():
                 _signal.signal(agent.signum, _signal.SIG_DFL)
     except Exception:
         pass
+
+
+_FORK_HOOK = _containers.Seq()
 
 
 def active():
@@ -780,12 +796,15 @@ def api_snapshot(label=""):
         return None
 
 
-def start(config=None, boot_file=None):
+def start(config=None, boot_file=None, attached=None, on_eof=None):
     """Start the agent; returns True when it is recording.
 
     ``config`` is what read_environment() returned (the bootstrap reads and
     scrubs the environment before importing this module); without it the
-    environment is read here.
+    environment is read here. ``attached`` (the time of attach) and
+    ``on_eof`` (called by the request thread once the recorder closed the
+    request channel) are for an agent attached to a running process, see
+    _attach.py.
     """
     global _agent
     if _agent is not None:
@@ -806,12 +825,15 @@ def start(config=None, boot_file=None):
         return False
 
     agent = Agent(wire, config.get("depth") or DEFAULT_DEPTH, config.get("signal"), boot_file)
+    agent.attached = attached
+    agent.on_eof = on_eof
     _agent = agent
     # The census and trace grouping in C, when built for this interpreter
     # (loaded before tracemalloc starts, like the rest of the agent).
     agent.census_ext = load_extension(config.get("ext_dir"), "_census")
-    if hasattr(os, "register_at_fork"):
+    if hasattr(os, "register_at_fork") and not _FORK_HOOK:
         os.register_at_fork(after_in_child=_after_fork_child)
+        _FORK_HOOK.append(True)     # once per process, whatever attaches follow
 
     hello = {
         "protocol": "leakdiff-pipe", "version": 1, "runtime": "python",
@@ -820,6 +842,8 @@ def start(config=None, boot_file=None):
     }
     if _start_requests(agent, config):
         hello["requests"] = True
+    if attached:
+        hello["attached"] = True
     if agent.executable:
         hello["executable"] = _wire.clean_text(agent.executable)
     # The handler goes in before the hello: once the recorder has read it,
@@ -879,6 +903,7 @@ def _start_requests(agent, config):
         if (st.st_dev, st.st_ino) != tuple(pipe):
             return False
         os.set_inheritable(fd, False)
+        agent.request_fd = fd
         _start_new_thread(_request_main, (agent, fd, st.st_dev, st.st_ino))
     except Exception:
         return False
@@ -893,6 +918,7 @@ def _request_main(agent, fd, dev, ino):
     the channel or the descriptor is no longer the channel: the program
     closed it, and what it reads there now is not the agent's."""
     pending = b""
+    nap = None
     try:
         while agent.live():
             st = os.fstat(fd)
@@ -902,6 +928,14 @@ def _request_main(agent, fd, dev, ino):
             if not chunk:
                 return
             pending += chunk
+            # A request can come as soon as the hello is out, before
+            # start() has put the tracer in place (an attached recorder
+            # asks for its first snapshot at once): it waits for that.
+            while not agent.ready and agent.live():
+                if nap is None:
+                    nap = _allocate_lock()
+                    nap.acquire()
+                nap.acquire(True, 0.005)
             while b"\n" in pending:
                 line, _, pending = pending.partition(b"\n")
                 if line == b"snapshot interval":
@@ -912,6 +946,14 @@ def _request_main(agent, fd, dev, ino):
             pending = pending[-64:]
     except Exception:
         pass
+    finally:
+        # Attached: the recorder closed its end, or died. Either way it is
+        # time to leave the process.
+        if agent.on_eof is not None and _agent is agent:
+            try:
+                agent.on_eof()
+            except Exception:
+                pass
 
 
 def _live_bytes_reader(agent):
