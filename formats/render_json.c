@@ -95,6 +95,8 @@ static cJSON *frames_json(struct jctx *j, const struct ld_diff_stack *st)
 			add_str(j, o, "kind", ld_snapshot_str(st->snap, f->kind_name));
 		if (ld_frame_is_unresolved(st->snap, f))
 			add(j, o, "unresolved", check(j, cJSON_CreateTrue()));
+		if (ld_frame_is_interpreter(st->snap, f))
+			add(j, o, "interpreter", check(j, cJSON_CreateTrue()));
 		add(j, a, NULL, o);
 	}
 	return a;

@@ -18,6 +18,7 @@
 #include "escape.h"
 #include "fixes.h"
 #include "report.h"
+#include "frames.h"
 #include "report_common.h"
 #include "blind.h"
 #include "tidy.h"
@@ -108,6 +109,8 @@ static void stack_text(struct out *w, const struct ld_diff_stack *st, int indent
 			ld_buf_printf(&w->b, "%*s", indent + 2, "");
 			style(w, DIM);
 			ld_report_frame(&w->b, st, i, LD_ESCAPE_TEXT);
+			if (ld_frame_is_interpreter(st->snap, ld_diff_frame(st, i)))
+				ld_buf_puts(&w->b, " [interpreter]");
 			style(w, RESET);
 			ld_buf_putc(&w->b, '\n');
 		}
