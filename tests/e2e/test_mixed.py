@@ -11,6 +11,7 @@ threads with the GIL released, and across a fork; numpy_app.py keeps NumPy
 arrays.  Counts and bytes are exact.
 """
 import atexit
+import math
 import os
 import shutil
 import tempfile
@@ -189,6 +190,25 @@ class Mixed(TempDirCase):
         self.assertEqual(sum(r[0] for r in sites_where(doc, copy_site)), n)
         # Only the parent wrote a snapshot.
         self.assertEqual(sorted(os.listdir(self.tmp)), ["fork.snap"])
+
+    def test_sampled_estimates(self):
+        # --sample in mixed mode: both agents sample with the same mean, and
+        # each picked block of n bytes stands for 1/p blocks, p = 1 -
+        # exp(-n/mean).  Six standard deviations of the estimate (see
+        # test_sampled.py): a correct sampler fails this about twice in a
+        # billion runs.
+        n, mean = 3000, 4096
+        out = self.record("sampled.snap", [APP, "ext", str(n)], extra=("--sample=4KiB",))
+        doc = load_snap(out)
+        self.assertEqual(doc["meta"]["sample"], mean)
+        rows = sites_where(doc, copy_site)
+        p = -math.expm1(-TEXT / mean)
+        tol_count = 6 * math.sqrt(n * (1 - p) / p)
+        count, size = sum(r[0] for r in rows), sum(r[1] for r in rows)
+        self.assertLessEqual(abs(count - n), tol_count, (count, n, tol_count))
+        self.assertLessEqual(abs(size - n * TEXT), tol_count * TEXT, (size, n * TEXT))
+        for r in rows:
+            self.assertTrue(python_frame(r[2], "app.py", source_line(APP, "leak: ingest"), "ingest"))
 
     def test_pure_python_leak_is_the_same_with_and_without_native(self):
         program = self.path("retain.py")
