@@ -19,17 +19,17 @@
 #include <stdint.h>
 
 /* Bumped on both sides together when either signature changes. */
-#define LEAKDIFF_MIXED_INTERFACE 1
+#define LD_MIXED_INTERFACE 1
 
 /* What the callback returns for a block Python's own allocators asked for:
  * the hooks record it, so the native agent must not count it again. */
-#define LEAKDIFF_MIXED_SKIP UINT32_MAX
+#define LD_MIXED_SKIP UINT32_MAX
 
 /*
  * Called by the native agent for every block it is about to record, in
  * the allocating thread, inside the agent (its own allocations are not
  * tracked meanwhile). Returns the interned Python stack of the calling
- * thread when it holds the GIL, 0 when it has none, or LEAKDIFF_MIXED_SKIP.
+ * thread when it holds the GIL, 0 when it has none, or LD_MIXED_SKIP.
  * It must not take locks that an allocation could be holding.
  */
 typedef uint32_t (*leakdiff_mixed_site_fn)(void);

@@ -31,7 +31,7 @@ LD_EXPORT int leakdiff_mixed_document(leakdiff_mixed_sink_fn sink, void *ctx);
  */
 int leakdiff_mixed_register(unsigned interface, leakdiff_mixed_site_fn fn)
 {
-	if (interface != LEAKDIFF_MIXED_INTERFACE || !ld_track_mixed)
+	if (interface != LD_MIXED_INTERFACE || !ld_track_mixed)
 		return -1;
 	atomic_store_explicit(&ld_track_mixed_site, fn, memory_order_release);
 	return 0;

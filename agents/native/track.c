@@ -420,7 +420,7 @@ __attribute__((noinline, used)) void *ld_record_new(void *p, size_t size, const 
 		uint32_t (*fn)(void) = atomic_load_explicit(&ld_track_mixed_site, memory_order_acquire);
 		pyid = fn ? fn() : 0;
 	}
-	if (pyid == LEAKDIFF_MIXED_SKIP)
+	if (pyid == LD_MIXED_SKIP)
 		; /* Python's allocator asked: the hooks have it */
 	else if (!record_block(p, size, ret_slot, rbp, pyid))
 		ld_heap_count_untracked();

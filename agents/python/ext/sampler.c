@@ -170,6 +170,22 @@ static inline void table_leave(void)
 		atomic_flag_clear_explicit(&table_lock, memory_order_release);
 }
 
+/*
+ * Stacks interned by threads without the GIL (see unlocked_site()): they
+ * hold no references to their code objects yet, which only the GIL's
+ * holder may take. Settled by settle_pending() at the next hook call.
+ */
+#define PENDING_MAX 64
+static uint32_t pending[PENDING_MAX];
+static atomic_uint npending;
+static void settle_pending(void);
+
+static inline void settle_if_pending(void)
+{
+	if (hybrid_on && atomic_load_explicit(&npending, memory_order_relaxed))
+		settle_pending();
+}
+
 /* ------------------------------------------------------------ picking */
 
 /*
@@ -306,16 +322,19 @@ static uint32_t intern(uint32_t n)
 	return id;
 }
 
+static uint32_t intern_with(const struct frame_ref *buf, uint32_t n, uint64_t h, int refs);
+
 static uint32_t intern_locked(uint32_t n)
 {
-	uint64_t h = stack_hash(n);
-	if (S.index) {
-		for (size_t j = (size_t)h & S.index_mask; S.index[j]; j = (j + 1) & S.index_mask) {
-			struct stack *s = S.stacks[S.index[j]];
-			if (s->hash == h && s->depth == n && !memcmp(s->frames, scratch, n * sizeof(*scratch)))
-				return S.index[j];
-		}
-	}
+	return intern_with(scratch, n, stack_hash(n), 1);
+}
+
+/* Interns buf[0..n), taking references to its code objects when refs. */
+static uint32_t intern_with(const struct frame_ref *buf, uint32_t n, uint64_t h, int refs)
+{
+	uint32_t found = lookup(buf, n, h);
+	if (found)
+		return found;
 	if (!S.index || (size_t)(S.kept + 1) * 2 > S.index_mask + 1) {
 		if (index_grow() < 0)
 			return 0;
@@ -328,15 +347,15 @@ static uint32_t intern_locked(uint32_t n)
 		S.stacks = v;
 		S.cap_stacks = ncap;
 	}
-	struct stack *s = malloc(sizeof(*s) + n * sizeof(*scratch));
+	struct stack *s = malloc(sizeof(*s) + n * sizeof(*buf));
 	if (!s)
 		return 0;
 	s->hash = h;
 	s->live = 0;
 	s->pinned = 0;
 	s->depth = n;
-	memcpy(s->frames, scratch, n * sizeof(*scratch));
-	for (uint32_t i = 0; i < n; i++)
+	memcpy(s->frames, buf, n * sizeof(*buf));
+	for (uint32_t i = 0; refs && i < n; i++)
 		Py_INCREF((PyObject *)s->frames[i].code);
 	uint32_t id = ++S.nstacks;
 	S.stacks[id] = s;
@@ -577,6 +596,8 @@ static void *hook_malloc(void *ctx, size_t size)
 {
 	struct domain *d = ctx;
 	int entered = enter_alloc();
+	if (entered)
+		settle_if_pending();
 	void *p = d->orig.malloc(d->orig.ctx, size);
 	if (S.on && p && pick(size))
 		record(p, size);
@@ -588,6 +609,8 @@ static void *hook_calloc(void *ctx, size_t nelem, size_t elsize)
 {
 	struct domain *d = ctx;
 	int entered = enter_alloc();
+	if (entered)
+		settle_if_pending();
 	void *p = d->orig.calloc(d->orig.ctx, nelem, elsize);
 	size_t size;
 	if (S.on && p && !__builtin_mul_overflow(nelem, elsize, &size) && pick(size))
@@ -604,6 +627,8 @@ static void *hook_realloc(void *ctx, void *ptr, size_t size)
 {
 	struct domain *d = ctx;
 	int entered = enter_alloc();
+	if (entered)
+		settle_if_pending();
 	void *p = d->orig.realloc(d->orig.ctx, ptr, size);
 	if (S.on && p && ours_here()) {
 		live_drop(ptr);
@@ -617,8 +642,10 @@ static void *hook_realloc(void *ctx, void *ptr, size_t size)
 static void hook_free(void *ctx, void *ptr)
 {
 	struct domain *d = ctx;
-	if (S.on && ours_here())
+	if (S.on && ours_here()) {
+		settle_if_pending(); /* before a dying code object's memory goes */
 		live_drop(ptr);
+	}
 	d->orig.free(d->orig.ctx, ptr);
 }
 
@@ -783,6 +810,7 @@ static PyObject *sampler_sites(PyObject *self, PyObject *unused)
 {
 	(void)self;
 	(void)unused;
+	settle_if_pending();
 	uint32_t n = S.nstacks;
 	struct acc *acc = calloc((size_t)n + 1, sizeof(*acc));
 	if (!acc)
@@ -1012,10 +1040,9 @@ static leakdiff_mixed_document_fn mixed_document;
 /*
  * A thread that released the GIL around a malloc (NumPy does for big
  * zeroed arrays): its own frames cannot change meanwhile, so they are
- * walked, but the table is not its to add to. The stack is looked up under
- * the table's lock; the hooks have nearly always interned it already, for
- * the objects the same line allocated with the GIL held (the array itself).
- * 0 when it is not there.
+ * walked and the stack is looked up, or interned, under the table's lock;
+ * references to its code objects wait for the GIL (settle_pending()). 0
+ * when the table is out of room for such stacks until then.
  */
 #define UNLOCKED_DEPTH 128
 static uint32_t unlocked_site(PyThreadState *mine)
@@ -1029,10 +1056,43 @@ static uint32_t unlocked_site(PyThreadState *mine)
 	uint64_t h = hash_of(buf, n);
 	table_enter();
 	uint32_t id = lookup(buf, n, h);
+	unsigned k = atomic_load_explicit(&npending, memory_order_relaxed);
+	if (!id && k < PENDING_MAX && (id = intern_with(buf, n, h, 0)) != 0) {
+		pending[k] = id;
+		atomic_store_explicit(&npending, k + 1, memory_order_release);
+	}
 	if (id)
 		S.stacks[id]->pinned = 1;
 	table_leave();
 	return id;
+}
+
+/*
+ * With the GIL: takes the references the stacks interned without it lack.
+ * Their threads were inside those frames when they interned them and
+ * cannot have left them without the GIL, so the code objects were alive
+ * then; one that has died since is being deallocated right now (a free
+ * inside its deallocation is what called us, and its count is 0): such a
+ * stack is emptied, never to match or be named again.
+ */
+static void settle_pending(void)
+{
+	table_enter();
+	unsigned n = atomic_load_explicit(&npending, memory_order_acquire);
+	for (unsigned k = 0; k < n; k++) {
+		struct stack *st = S.stacks[pending[k]];
+		int alive = 1;
+		for (uint32_t i = 0; i < st->depth; i++)
+			alive &= Py_REFCNT((PyObject *)st->frames[i].code) > 0;
+		if (!alive) {
+			st->depth = 0;
+			continue;
+		}
+		for (uint32_t i = 0; i < st->depth; i++)
+			Py_INCREF((PyObject *)st->frames[i].code);
+	}
+	atomic_store_explicit(&npending, 0, memory_order_release);
+	table_leave();
 }
 
 /*
@@ -1052,9 +1112,9 @@ static uint32_t hybrid_site(void)
 	if (_PyThreadState_UncheckedGet() != mine)
 		return unlocked_site(mine);
 	if (in_python_alloc)
-		return LEAKDIFF_MIXED_SKIP;
+		return LD_MIXED_SKIP;
 	if (S.quiet && mine == S.quiet)
-		return LEAKDIFF_MIXED_SKIP; /* the agent's own snapshot work */
+		return LD_MIXED_SKIP; /* the agent's own snapshot work */
 	uint32_t n = walk(mine);
 	if (!n)
 		return 0;
@@ -1082,7 +1142,7 @@ static PyObject *sampler_hybrid_attach(PyObject *self, PyObject *unused)
 	mixed_register = (leakdiff_mixed_register_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "leakdiff_mixed_register");
 	mixed_document = (leakdiff_mixed_document_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "leakdiff_mixed_document");
 	if (!mixed_register || !mixed_document ||
-	    mixed_register(LEAKDIFF_MIXED_INTERFACE, hybrid_site) < 0) {
+	    mixed_register(LD_MIXED_INTERFACE, hybrid_site) < 0) {
 		mixed_document = NULL;
 		Py_RETURN_FALSE;
 	}
@@ -1139,10 +1199,11 @@ static PyObject *sampler_pinned(PyObject *self, PyObject *unused)
 {
 	(void)self;
 	(void)unused;
+	settle_if_pending();
 	uint32_t n = S.nstacks;
 	PyObject *out = PyList_New(0);
 	for (uint32_t id = 1; out && id <= n; id++) {
-		if (!S.stacks[id] || !S.stacks[id]->pinned)
+		if (!S.stacks[id] || !S.stacks[id]->pinned || !S.stacks[id]->depth)
 			continue;
 		PyObject *frames = frames_of(id);
 		PyObject *row = frames ? Py_BuildValue("(IN)", (unsigned int)id, frames) : NULL;
