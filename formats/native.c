@@ -228,6 +228,14 @@ static bool eval_loop(const struct ld_snapshot *s, uint32_t idx)
 	return n == 24 && strncmp(fn, "_PyEval_EvalFrameDefault", 24) == 0;
 }
 
+/* A site's sixth element when it is a plain whole number, else 0 (checked later). */
+static uint64_t site_python_id(const cJSON *e)
+{
+	const cJSON *v = cJSON_GetArrayItem(e, 5);
+	double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
+	return d >= 1 && d <= MAX_COUNT && d == floor(d) ? (uint64_t)d : 0;
+}
+
 static const struct ld_native_python_stack *python_stack(const struct ld_native_python *py, uint64_t id)
 {
 	size_t lo = 0, hi = py->n;
@@ -350,12 +358,16 @@ static int read_sites(struct builder *b, const cJSON *root, struct ld_symbolizer
 				return r;
 		}
 		b->depth = 0;
+		/* Mixed: frames past the evaluation loop are replaced by Python's. */
+		bool joined = b->python && python_stack(b->python, site_python_id(e));
 		cJSON_ArrayForEach(v, st) {
 			uint64_t addr = (uint64_t)v->valuedouble;
 			/* Every address is a return address: describe the call before it. */
 			r = ld_symbolizer_lookup(sym, addr ? addr - 1 : 0, on_symbol, b);
 			if (r < 0)
 				return oom(b->err);
+			if (joined && b->depth && eval_loop(b->s, b->stack[b->depth - 1]))
+				break;
 		}
 		if (b->python && (r = splice_python(b, e, i)) < 0)
 			return r;

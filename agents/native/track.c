@@ -417,8 +417,10 @@ __attribute__((noinline, used)) void *ld_record_new(void *p, size_t size, const 
 	int e = errno;
 	uint32_t pyid = 0;
 	if (ld_track_mixed) {
+		/* Before the Python agent is in, the interpreter is starting up:
+		 * its blocks are no more the program's than those the hooks miss. */
 		uint32_t (*fn)(void) = atomic_load_explicit(&ld_track_mixed_site, memory_order_acquire);
-		pyid = fn ? fn() : 0;
+		pyid = fn ? fn() : LD_MIXED_SKIP;
 	}
 	if (pyid == LD_MIXED_SKIP)
 		; /* Python's allocator asked: the hooks have it */
