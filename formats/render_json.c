@@ -327,6 +327,12 @@ int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_repo
 	cJSON *objects = check(&j, cJSON_CreateObject());
 	add_row(&j, objects, &d->objects, "bytes", "count");
 	add(&j, root, "objects", objects);
+	struct ld_diff_row native_row;
+	if (ld_report_native_row(d, &native_row)) {
+		cJSON *native = check(&j, cJSON_CreateObject());
+		add_row(&j, native, &native_row, "bytes", "count");
+		add(&j, root, "native", native);
+	}
 	size_t ntypes, nsites;
 	ld_report_count_types(d->types, d->ntypes, o, &ntypes);
 	ld_report_count_sites(d->sites, d->nsites, o, o->top, &nsites);
@@ -378,6 +384,10 @@ int ld_report_show_json(FILE *out, const struct ld_diff *d, const struct ld_repo
 	add_num(&j, tot, "heap_blocks", (double)s->totals.heap_blocks);
 	add_num(&j, tot, "objects", (double)s->totals.objects);
 	add_num(&j, tot, "object_bytes", (double)s->totals.object_bytes);
+	if (s->totals.has_native) {
+		add_num(&j, tot, "native_bytes", (double)s->totals.native_bytes);
+		add_num(&j, tot, "native_blocks", (double)s->totals.native_blocks);
+	}
 	add(&j, root, "totals", tot);
 	if (s->gc.present) {
 		cJSON *gc = check(&j, cJSON_CreateObject());

@@ -302,6 +302,12 @@ static void totals(struct out *w, const struct ld_diff *d, bool show)
 		totals_row(w, "objects", &d->objects, false, show);
 		totals_row(w, "object bytes", &d->objects, true, show);
 	}
+	struct ld_diff_row native;
+	if (heap && ld_report_native_row(d, &native)) {
+		/* --native: how much of the heap the malloc family gave out directly. */
+		totals_row(w, "native bytes", &native, true, show);
+		totals_row(w, "native blocks", &native, false, show);
+	}
 	if (!heap && !objs)
 		ld_buf_puts(&w->b, "  (empty snapshots)\n");
 }

@@ -85,6 +85,20 @@ int ld_report_caller(const struct ld_diff_stack *st)
 	return -1;
 }
 
+bool ld_report_native_row(const struct ld_diff *d, struct ld_diff_row *out)
+{
+	if (!d->after || !d->after->totals.has_native)
+		return false;
+	const struct ld_totals *b = d->before && d->before->totals.has_native ? &d->before->totals : NULL;
+	*out = (struct ld_diff_row){
+		.bytes_before = b ? b->native_bytes : 0,
+		.bytes_after = d->after->totals.native_bytes,
+		.count_before = b ? b->native_blocks : 0,
+		.count_after = d->after->totals.native_blocks,
+	};
+	return true;
+}
+
 size_t ld_report_count_sites(const struct ld_diff_site *rows, size_t n, const struct ld_report_opts *o,
 			     size_t top, size_t *selected)
 {

@@ -150,6 +150,7 @@ class Mixed(TempDirCase):
         self.assertEqual(lines[at[0] + 1].strip(), caller, text.stdout)
         self.assertIn("+200", lines[at[0] - 1])
         self.assertNotIn("_PyEval_EvalFrameDefault", text.stdout)
+        self.assertRegex(text.stdout, r"(?m)^  native blocks +[0-9,]+ +[0-9,]+ +\+200$")
         # Nothing is left that no site explains: no blind-spot line.
         self.assertNotIn("more than the traced heap explains", text.stdout)
         verbose = leakdiff("diff", "-v", a, b)
@@ -161,6 +162,11 @@ class Mixed(TempDirCase):
         self.assertEqual(len(site), 1)
         self.assertEqual(site[0]["count_delta"], 200)
         self.assertEqual(site[0]["bytes_delta"], 200 * TEXT)
+        self.assertEqual(d["native"]["count_delta"], 200)
+        # The copies, and the array of their pointers that remember() grows.
+        grown = sum(s["bytes_delta"] for s in d["sites"] if s["frames"][0].get("kind") != "python")
+        self.assertEqual(d["native"]["bytes_delta"], grown)
+        self.assertGreaterEqual(grown, 200 * TEXT)
         marked = [f for f in site[0]["frames"] if f.get("interpreter")]
         self.assertEqual([f["function"] for f in marked], ["_PyEval_EvalFrameDefault"])
 
