@@ -273,6 +273,16 @@ class Mixed(TempDirCase):
         if not tried:
             self.skipTest("no interpreter from 3.9 to 3.13 with its headers here")
 
+    def test_without_the_hooks_it_says_so(self):
+        env = dict(self.env)
+        env["LEAKDIFF_PURE"] = "1"
+        out = self.path("pure.snap")
+        r = leakdiff("record", "-q", "-o", out, "--native", "--", self.python, APP, "ext", "10",
+                     env=env, cwd=self.tmp, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("--native needs the allocator hooks", r.stderr)
+        self.assertEqual(sites_where(load_snap(out), copy_site), [])
+
     def test_refusals(self):
         for extra, what in ((["--tracemalloc"], "--tracemalloc"),
                             (["--runtime=native"], "--runtime=native")):

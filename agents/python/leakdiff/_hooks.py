@@ -254,7 +254,12 @@ def start(agent, config, load_extension, python_version):
     saying why when the user asked for --sample.
     """
     mean = config.get("sample") or 0
+    if config.get("native"):
+        _scrub_native_environment()
     if not mean and (config.get("tracer") == "tracemalloc" or agent.tm.is_tracing()):
+        if config.get("native"):
+            agent.note("--native needs the allocator hooks, and tracemalloc is already on in "
+                       "this program; native allocations are not recorded")
         return False    # asked for, or the program's own (-X tracemalloc)
     ext = load_extension(config.get("ext_dir"), "_sampler")
     why = None
@@ -273,6 +278,9 @@ def start(agent, config, load_extension, python_version):
         if mean:
             agent.note("--sample is unavailable: %s; tracking every allocation with "
                        "tracemalloc instead" % why)
+        if config.get("native"):
+            agent.note("--native needs the allocator hooks (CPython 3.9 to 3.13 with the "
+                       "agent's C extension): %s; native allocations are not recorded" % why)
         return False
     native = False
     if config.get("native"):
@@ -285,8 +293,6 @@ def start(agent, config, load_extension, python_version):
             agent.note("--native: the native agent is not in this process (a program that "
                        "empties LD_PRELOAD, or a static interpreter); only Python's allocators "
                        "are recorded")
-    if config.get("native"):
-        _scrub_native_environment()
     agent.tm = tracer
     agent.builder = Builder(agent, native)
     agent.started_tracing = True
