@@ -773,6 +773,8 @@ int ld_report_show_text(FILE *out, const struct ld_diff *d, const struct ld_repo
 		if (m->tracer) {
 			ld_buf_puts(&p.b, ", recorded with ");
 			text(&p, strcmp(m->tracer, "hooks") == 0 ? "the allocator hooks" : m->tracer);
+			if (d->after->totals.has_native)
+				ld_buf_puts(&p.b, " and the native agent (--native)");
 		}
 		if (p.b.oom)
 			w.b.oom = true;
