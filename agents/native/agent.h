@@ -6,7 +6,8 @@
  * tracking core (stacks, sampling, snapshots, fork), heap.c the
  * live-allocation and site tables, memo.c the stacks remembered per thread,
  * pipe.c the framed writes to the recorder's pipe, doc.c the JSON documents
- * it sends.
+ * it sends, mixed.c what it exports to the Python agent for `leakdiff
+ * record --native` (and its dlsym()).
  *
  * Everything here may run inside malloc: nothing allocates through malloc,
  * touches stdio or takes a lock that a malloc hook could already hold. All

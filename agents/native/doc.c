@@ -36,6 +36,10 @@
  * (user space fits in 2^53). Totals are the sums over the sites. meta comes
  * last so that elapsed_ms can cover the whole walk.
  *
+ * In mixed mode (mixed.c) each stack's last element is the id of a Python
+ * stack, not an address: it is written as a sixth element of the site,
+ * after the running totals, and left out of the addresses.
+ *
  * With sampling (meta.sample, the mean number of bytes between samples) a
  * block of n bytes is recorded with probability p = 1 - exp(-n / sample),
  * and COUNT and BYTES are unbiased estimates: the sums of 1/p and n/p over
