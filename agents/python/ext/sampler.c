@@ -981,6 +981,13 @@ static PyObject *sampler_quiet(PyObject *self, PyObject *arg)
 static void quiet_after_fork(void)
 {
 	S.quiet = NULL;
+	/*
+	 * Mixed mode ends in a child (the native agent stops there); a thread
+	 * that held the table's lock at the fork does not exist here, so the
+	 * lock must not wait for it.
+	 */
+	hybrid_on = 0;
+	atomic_flag_clear(&table_lock);
 }
 
 /* frames(stack): the ((filename, line), ...) of a stack id from picked(). */
