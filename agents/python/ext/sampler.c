@@ -329,17 +329,24 @@ static uint32_t intern_locked(uint32_t n)
 	return intern_with(scratch, n, stack_hash(n), 1);
 }
 
-/* Interns buf[0..n), taking references to its code objects when refs. */
+/*
+ * Interns buf[0..n), taking references to its code objects when refs
+ * (with the GIL); without, only while the tables have room.
+ */
 static uint32_t intern_with(const struct frame_ref *buf, uint32_t n, uint64_t h, int refs)
 {
 	uint32_t found = lookup(buf, n, h);
 	if (found)
 		return found;
 	if (!S.index || (size_t)(S.kept + 1) * 2 > S.index_mask + 1) {
-		if (index_grow() < 0)
+		/* Without the GIL the arrays must stay where they are: the GIL's
+		 * holder reads them without the table's lock (stack_ref()). */
+		if (!refs || index_grow() < 0)
 			return 0;
 	}
 	if (S.nstacks + 1 >= S.cap_stacks) {
+		if (!refs)
+			return 0;
 		uint32_t ncap = S.cap_stacks ? S.cap_stacks * 2 : 256;
 		struct stack **v = realloc(S.stacks, ncap * sizeof(*v));
 		if (!v)
@@ -357,8 +364,11 @@ static uint32_t intern_with(const struct frame_ref *buf, uint32_t n, uint64_t h,
 	memcpy(s->frames, buf, n * sizeof(*buf));
 	for (uint32_t i = 0; refs && i < n; i++)
 		Py_INCREF((PyObject *)s->frames[i].code);
-	uint32_t id = ++S.nstacks;
+	/* The slot before the count: readers without the lock go up to the count. */
+	uint32_t id = S.nstacks + 1;
 	S.stacks[id] = s;
+	atomic_thread_fence(memory_order_release);
+	S.nstacks = id;
 	S.kept++;
 	size_t j = (size_t)h & S.index_mask;
 	while (S.index[j])
@@ -1210,7 +1220,10 @@ static PyObject *sampler_pinned(PyObject *self, PyObject *unused)
 	uint32_t n = S.nstacks;
 	PyObject *out = PyList_New(0);
 	for (uint32_t id = 1; out && id <= n; id++) {
-		if (!S.stacks[id] || !S.stacks[id]->pinned || !S.stacks[id]->depth)
+		table_enter(); /* a thread without the GIL may be pinning it */
+		int keep = S.stacks[id] && S.stacks[id]->pinned && S.stacks[id]->depth;
+		table_leave();
+		if (!keep)
 			continue;
 		PyObject *frames = frames_of(id);
 		PyObject *row = frames ? Py_BuildValue("(IN)", (unsigned int)id, frames) : NULL;
