@@ -6,8 +6,10 @@
  * of the hot path; the live-byte count behind peak snapshots; snapshots (at
  * exit, from the program, at the heap's peak, on the recorder's request
  * channel and on the snapshot signal, whose handler only pokes an eventfd:
- * all but the first two are taken by a helper thread of the agent); and
- * fork handling.
+ * all but the first two are taken by a helper thread of the agent); fork
+ * handling; and mixed mode (mixed.c), in which a Python agent's callback
+ * adds each block's Python stack id to its stack, takes the place of the
+ * pipe and asks for the sites itself.
  *
  * It does not know how it is reached or configured: the entry points
  * (preload.c's interposed malloc family) call the inline helpers of
