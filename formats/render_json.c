@@ -364,7 +364,7 @@ int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_repo
 		add_num(&j, bo, "bytes", (double)blind.unexplained);
 		add_num(&j, bo, "malloc_delta", (double)blind.malloc_delta);
 		add_num(&j, bo, "heap_delta", (double)blind.heap_delta);
-		add_str(&j, bo, "record_with", "--runtime=native");
+		add_str(&j, bo, "record_with", "--native");
 		add(&j, root, "native_unexplained", bo);
 	}
 	return print(&j, root, out);

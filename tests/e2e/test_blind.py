@@ -3,7 +3,7 @@
 
 Each Python snapshot records the process's malloc total (totals.malloc_bytes);
 when it grows clearly more than the traced heap, the diff says how much no
-site explains and to record with --runtime=native. A C extension that keeps
+site explains and to record with --native. A C extension that keeps
 a malloc'ed copy of every string, and ctypes' libc.malloc(1000) kept, make
 the line appear with the bytes they leaked; the pure-Python programs of
 examples/ and of these tests never do.
@@ -26,7 +26,7 @@ import test_sampled  # noqa: E402
 import test_suspect  # noqa: E402
 
 LINE = re.compile(r"^Native memory grew by (.+) more than the traced heap explains\.$", re.M)
-ADVICE = "record with --runtime=native to see where it was allocated."
+ADVICE = "record with --native to see where it was allocated and from which Python line."
 
 # The pure-Python programs, with the two sizes each is recorded at.
 PROGRAMS = {
@@ -113,7 +113,7 @@ class Blind(TempDirCase):
         self.assertIsNotNone(blind, "no native_unexplained in the JSON report")
         self.assertGreaterEqual(blind["bytes"], low)
         self.assertLessEqual(blind["bytes"], high)
-        self.assertEqual(blind["record_with"], "--runtime=native")
+        self.assertEqual(blind["record_with"], "--native")
         before, after = load_snap(a)["totals"], load_snap(b)["totals"]
         self.assertEqual(blind["malloc_delta"], after["malloc_bytes"] - before["malloc_bytes"])
         self.assertEqual(blind["heap_delta"], after["heap_bytes"] - before["heap_bytes"])
