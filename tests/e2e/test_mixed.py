@@ -170,6 +170,40 @@ class Mixed(TempDirCase):
         marked = [f for f in site[0]["frames"] if f.get("interpreter")]
         self.assertEqual([f["function"] for f in marked], ["_PyEval_EvalFrameDefault"])
 
+    def test_module_command_and_script_are_python_too(self):
+        # -m, -c and a script whose #! names the interpreter: each gets
+        # both agents, and the copies are under their Python line.
+        script = self.path("run_app")
+        with open(script, "w") as f:
+            f.write("#!%s\n" % self.python)
+            with open(APP) as src:
+                f.write(src.read())
+        os.chmod(script, 0o755)
+        env = dict(self.env)
+        env["PYTHONPATH"] = os.pathsep.join((env["PYTHONPATH"], MIXED))
+        n = 40
+        line = source_line(APP, "leak: ingest")
+        # The agent names the frames of -c code by file and line only ("?"
+        # for the function), as in the default mode.
+        cases = {
+            "m": ([self.python, "-m", "app", "ext", str(n)], "app.py", line, "ingest"),
+            "c": ([self.python, "-c", "import mixedext\nfor i in range(%d):\n    mixedext.stash('x' * 1000)" % n],
+                  "<string>", 3, "?"),
+            "script": ([script, "ext", str(n)], "run_app", line + 1, "ingest"),
+        }
+        for name, (command, filename, lineno, function) in sorted(cases.items()):
+            with self.subTest(command=name):
+                out = self.path(name + ".snap")
+                r = leakdiff("record", "-q", "-o", out, "--native", "--", *command, env=env, cwd=self.tmp,
+                             timeout=300)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertNotIn("warning", r.stderr)
+                rows = sites_where(load_snap(out), copy_site)
+                self.assertEqual([(r[0], r[1]) for r in rows], [(n, n * TEXT)], rows)
+                python = [f for f in rows[0][2] if f["kind"] == "python"]
+                self.assertTrue(python[0]["file"].endswith(filename), python)
+                self.assertEqual((python[0]["line"], python[0]["function"]), (lineno, function), python)
+
     def test_ctypes_malloc_kept_by_python_line(self):
         n = 250
         doc = load_snap(self.record("ctypes.snap", [APP, "ctypes", str(n)]))
@@ -234,6 +268,40 @@ class Mixed(TempDirCase):
         self.assertEqual(got[False][0], 2000)
         self.assertEqual(got[True], got[False])
 
+    def test_each_block_is_counted_once(self):
+        # Every block of ONCE goes through Python's allocators: small
+        # objects from pymalloc's arenas, the 2,000-byte bytes objects and
+        # the list's array from malloc underneath them. The hooks record all
+        # of them, so not one is a native site, and the native totals stay
+        # the same however many the program keeps.
+        program = self.path("once.py")
+        with open(program, "w") as f:
+            f.write(ONCE)
+        blob, item = source_line(program, "leak: blob"), source_line(program, "leak: item")
+        a = self.record("a.snap", [program, "1000"])
+        b = self.record("b.snap", [program, "3000"])
+        pymalloc = {"_PyObject_Malloc", "_PyObject_Calloc", "_PyObject_Realloc", "pymalloc_alloc",
+                    "pymalloc_realloc", "new_arena", "allocate_from_new_pool", "_PyObject_ArenaMalloc",
+                    "PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc", "PyMem_Malloc",
+                    "PyMem_Calloc", "PyMem_Realloc"}
+        for out in (a, b):
+            doc = load_snap(out)
+            native = sites_where(doc, lambda fr: fr and fr[0]["kind"] != "python")
+            self.assertEqual(sum(r[0] for r in native), doc["totals"]["native_blocks"])
+            for count, size, frames in native:
+                self.assertFalse([f for f in frames if f["file"].endswith("once.py")], frames)
+                self.assertFalse([f for f in frames if f["function"] in pymalloc], frames)
+        d = diff_json(a, b)
+        self.assertEqual((d["native"]["count_delta"], d["native"]["bytes_delta"]), (0, 0), d["native"])
+        site = [s for s in d["sites"] if s["frames"][0].get("file", "").endswith("once.py")
+                and s["frames"][0]["line"] == blob]
+        self.assertEqual([s["count_delta"] for s in site], [2000])
+        self.assertGreaterEqual(site[0]["bytes_delta"], 2000 * 2000)
+        item_type = [t for t in d["types"] if t["name"].endswith(".Item")]
+        self.assertEqual(item_type[0]["count_delta"], 2000)
+        self.assertTrue([s for s in d["sites"] if s["frames"][0].get("file", "").endswith("once.py")
+                         and s["frames"][0]["line"] == item])
+
     def test_numpy_array_data_by_python_line(self):
         python, env = numpy_python()
         if python is None:
@@ -273,6 +341,38 @@ class Mixed(TempDirCase):
                                              "ingest"), rows[0][2])
         if not tried:
             self.skipTest("no interpreter from 3.9 to 3.13 with its headers here")
+
+    def test_stripped_interpreter_gives_python_stacks_and_one_warning(self):
+        # Debian's python3 has no symbol table of its own, only the dynamic
+        # one: a copy whose dynamic name of the evaluation loop is changed
+        # is an interpreter whose loop has no symbol. The native frames
+        # cannot be joined: each block is under its Python stack alone,
+        # with one warning however many snapshots and blocks there are.
+        python, why = stripped_python(self.tmp)
+        if python is None:
+            self.skipTest(why)
+        root, why = harness.agent_dir_for(SYSTEM_PYTHON)
+        if root is None:
+            self.skipTest(why)
+        env, why = setup_for(SYSTEM_PYTHON, {"LEAKDIFF_AGENT_DIR": root})
+        if env is None:
+            self.skipTest(why)
+        n = 50
+        out = self.path("stripped.snap")
+        r = leakdiff("record", "-q", "--every=50ms", "-o", out, "--native", "--", python, APP, "ext",
+                     str(n), env=env, cwd=self.tmp, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        warnings = [line for line in r.stderr.splitlines() if "warning" in line]
+        self.assertEqual(len(warnings), 1, r.stderr)
+        self.assertIn("_PyEval_EvalFrameDefault", warnings[0])
+        self.assertIn("stripped interpreter", warnings[0])
+        doc = load_snap(out)
+        self.assertEqual(sites_where(doc, lambda fr: any(f["file"].endswith("mixedext.c") for f in fr)), [])
+        line = source_line(APP, "leak: ingest")
+        rows = sites_where(doc, lambda fr: fr and fr[0]["kind"] == "python"
+                           and python_frame(fr[:1], "app.py", line, "ingest"))
+        # The n copies and remember()'s array of 64 pointers, now one site.
+        self.assertEqual([(r[0], r[1]) for r in rows], [(n + 1, n * TEXT + 64 * 8)], rows)
 
     def test_without_the_hooks_it_says_so(self):
         env = dict(self.env)
@@ -314,6 +414,60 @@ class Item:
 for i in range(N):
     kept.append(Item(i))        # leak: item
 '''
+
+ONCE = '''\
+import sys
+
+N = int(sys.argv[1])
+kept = []
+
+
+class Item:
+    def __init__(self, i):
+        self.i = i
+        self.blob = bytes(2000)     # leak: blob
+
+
+for i in range(N):
+    kept.append(Item(i))            # leak: item
+'''
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+LOOP = b"_PyEval_EvalFrameDefault"
+
+
+def stripped_python(where):
+    """A copy of SYSTEM_PYTHON in where whose evaluation loop has no name
+    (its entry in .dynstr renamed), or (None, why not) where that
+    interpreter has a symbol table or debug information of its own, or no
+    dynamic symbol for the loop."""
+    real = os.path.realpath(SYSTEM_PYTHON)
+    if not os.path.exists(real) or not shutil.which("readelf"):
+        return None, "no %s or no readelf" % SYSTEM_PYTHON
+    sections = run(["readelf", "-S", "-W", real]).stdout
+    if ".symtab" in sections or ".gnu_debugdata" in sections:
+        return None, "%s has a symbol table" % real
+    notes = run(["readelf", "-n", real]).stdout.split("Build ID:")
+    build_id = notes[1].split()[0] if len(notes) > 1 else ""
+    if build_id and os.path.exists("/usr/lib/debug/.build-id/%s/%s.debug" % (build_id[:2], build_id[2:])):
+        return None, "%s has debug information installed" % real
+    dynstr = None
+    for line in sections.splitlines():
+        fields = line.replace("[ ", "[").split()
+        if len(fields) > 5 and fields[1] == ".dynstr":
+            dynstr = (int(fields[4], 16), int(fields[5], 16))
+    with open(real, "rb") as f:
+        data = bytearray(f.read())
+    at = data.find(b"\0" + LOOP + b"\0", dynstr[0], dynstr[0] + dynstr[1]) if dynstr else -1
+    if at < 0:
+        return None, "%s has no dynamic symbol for the evaluation loop" % real
+    data[at + len(LOOP)] = ord("X")     # _PyEval_EvalFrameDefaulX
+    copy = os.path.join(where, os.path.basename(real))
+    with open(copy, "wb") as f:
+        f.write(data)
+    os.chmod(copy, 0o755)
+    return copy, None
 
 
 def numpy_python():
