@@ -22,6 +22,7 @@ sys.path.insert(0, HERE)
 
 import test_census_paths  # noqa: E402  (the programs other tests record)
 import test_fixes  # noqa: E402
+import test_mixed  # noqa: E402
 import test_sampled  # noqa: E402
 import test_suspect  # noqa: E402
 
@@ -36,6 +37,7 @@ PROGRAMS = {
     "threads.py": (test_sampled.THREADS, 500, 1500),
     "instances.py": (test_sampled.INSTANCES, 2000, 6000),
     "bus.py": (test_fixes.BUS, 1000, 3000),
+    "once.py": (test_mixed.ONCE, 1000, 3000),
 }
 
 _setup = None
