@@ -272,7 +272,7 @@ class Agent:
         "python_version", "executable", "host", "agent_dirs", "agent_prefixes",
         "boot_file", "agent_files", "agent_modules",
         "stdlib_dirs", "stdlib_prefixes", "resolver", "builder", "_tb_verdicts",
-        "use_worker", "census_ext", "peak", "handler_warned",
+        "use_worker", "census_ext", "peak", "handler_warned", "started",
     )
 
     def __init__(self, wire, depth, signum, boot_file):
@@ -290,6 +290,10 @@ class Agent:
         self.handler_installed = False
         self.ready = False             # start() is done: signals take snapshots
         self.early_signal = False      # a signal came before that
+        # Held until start() is done; the request thread waits on it (see
+        # _request_main).
+        self.started = _thread.allocate_lock()
+        self.started.acquire()
         self.tm = _Tracemalloc(_tm_module)
         self.agent_name = AGENT_NAME
         self.python_version = _wire.running_version()
@@ -863,6 +867,7 @@ def start(config=None, boot_file=None):
 
     atexit.register(_at_exit)
     agent.ready = True
+    agent.started.release()
     if agent.early_signal:
         _on_signal(agent.signum, None)
     _wrap_os_exit()
@@ -889,6 +894,15 @@ def _start_requests(agent, config):
     return True
 
 
+def _wait_started(agent):
+    """Waits (10 s at most) until start() is done. The recorder's timer
+    runs from the hello on, while start() is still choosing the tracer: a
+    snapshot begun then would be built by one tracer's builder with the
+    other's tracer once start() swaps them, and fail."""
+    if not agent.ready and agent.started.acquire(True, 10):
+        agent.started.release()
+
+
 def _request_main(agent, fd, dev, ino):
     """The agent's request thread: takes the snapshots the recorder asks for
     (lines "snapshot interval" and "snapshot signal", see
@@ -908,6 +922,7 @@ def _request_main(agent, fd, dev, ino):
             pending += chunk
             while b"\n" in pending:
                 line, _, pending = pending.partition(b"\n")
+                _wait_started(agent)
                 if line == b"snapshot interval":
                     agent.request("", "interval")
                 elif line == b"snapshot signal":
