@@ -1042,9 +1042,16 @@ def section_pytest():
             spread(doc["full"], fs), spread(doc["full_cpu"], fs), doc["tracer"]]])
 
 
+def section_mixed():
+    # In a file of its own (bench/mixed.py), with this module's helpers.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import mixed
+    mixed.section(sys.modules[__name__])
+
+
 SECTIONS = {"python": section_python, "snapshot": section_snapshot, "diff": section_diff,
             "size": section_size, "native": section_native, "pytest": section_pytest,
-            "attach": section_attach}
+            "attach": section_attach, "mixed": section_mixed}
 
 
 def main():

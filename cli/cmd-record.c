@@ -29,7 +29,7 @@
 #include "snap.h"
 #include "units.h"
 
-enum { OPT_RUNTIME = 0x300, OPT_DEPTH, OPT_EVERY, OPT_SIGNAL, OPT_SAMPLE, OPT_TRACEMALLOC, OPT_TEE, OPT_PEAK, OPT_PID, OPT_DURATION, OPT_CALL_MS };
+enum { OPT_RUNTIME = 0x300, OPT_DEPTH, OPT_EVERY, OPT_SIGNAL, OPT_SAMPLE, OPT_TRACEMALLOC, OPT_TEE, OPT_PEAK, OPT_PID, OPT_DURATION, OPT_CALL_MS, OPT_NATIVE };
 
 struct args {
 	const char *output;
@@ -40,6 +40,7 @@ struct args {
 	uint64_t duration_ms; /* --duration, with --pid */
 	int call_ms;          /* hidden --attach-call-ms, with --pid */
 	bool quiet;
+	bool native;      /* --native: the Python agent and the native one */
 	const char *tee;  /* hidden --tee-stream: a copy of the raw pipe stream */
 	char **cmd;
 	int ncmd;
@@ -60,6 +61,9 @@ static const struct argp_option options[] = {
 	{ "tracemalloc", OPT_TRACEMALLOC, 0, 0, "Python: record every allocation with tracemalloc instead "
 	  "of the agent's allocator hooks; much slower, but also sees the raw domain and "
 	  "memory that extensions report to tracemalloc (NumPy arrays)", 0 },
+	{ "native", OPT_NATIVE, 0, 0, "Python: also track the malloc family (C extensions, ctypes, "
+	  "NumPy data), each native block under its C frames and the Python line that led to it, "
+	  "in the same snapshot as Python's allocations", 0 },
 	{ "peak", OPT_PEAK, 0, 0, "Also keep a snapshot of the heap at its high-water mark, in FILE "
 	  "with .peak before the .snap (taken again each time live bytes pass the last peak by 5%, "
 	  "at least 64 KiB; the last one is kept)", 0 },
@@ -115,7 +119,7 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 	case OPT_RUNTIME:
 		if (strcmp(arg, "auto") == 0)
 			a->agent = NULL;
-		else if (!(a->agent = ld_launch_agent_named(arg)))
+		else if (!(a->agent = ld_launch_agent_named(arg)) || a->agent->option)
 			argp_error(state, "--runtime takes auto, python or native, not '%s'", arg);
 		return 0;
 	case OPT_DEPTH:
@@ -156,6 +160,9 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 	case OPT_PEAK:
 		a->launch.peak = true;
 		return 0;
+	case OPT_NATIVE:
+		a->native = true;
+		return 0;
 	case OPT_TEE:
 		if (!*arg)
 			argp_error(state, "--tee-stream needs a file name");
@@ -180,6 +187,15 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--tracemalloc records every allocation; it cannot be used with --sample");
 		if (a->launch.peak && a->launch.sample)
 			argp_error(state, "--peak follows the exact live bytes; it cannot be used with --sample");
+		if (a->native && a->pid)
+			argp_error(state, "--native cannot be used with --pid: an attached Python process "
+				   "gets the Python agent only");
+		if (a->native && a->launch.tracemalloc)
+			argp_error(state, "--native records Python's allocations on the allocator hooks; it "
+				   "cannot be used with --tracemalloc");
+		if (a->native && a->agent && strcmp(a->agent->name, "python") != 0)
+			argp_error(state, "--native is for Python programs; it cannot be used with --runtime=%s "
+				   "(which already tracks every malloc)", a->agent->name);
 		if (a->launch.tracemalloc && a->agent && !a->agent->tracemalloc)
 			argp_error(state, "--tracemalloc is for Python programs; it cannot be used with --runtime=%s",
 				   a->agent->name);
@@ -495,6 +511,17 @@ static int run(int argc, char **argv)
 		return LD_EXIT_NOT_FOUND;
 	}
 	const struct ld_agent *agent = a.agent ? a.agent : ld_launch_agent_detect(path, a.cmd, a.ncmd);
+	if (a.native) {
+		if (strcmp(agent->name, "python") != 0) {
+			ld_cli_error(a.cmd[0], "--native is for Python programs, and this command does not "
+				     "look like one (use --runtime=python --native for a wrapper that starts "
+				     "Python, or leave out --native: native programs have every malloc tracked); "
+				     "nothing was run");
+			free(path);
+			return LD_EXIT_RECORDER;
+		}
+		agent = ld_launch_agent_named("mixed");
+	}
 	const char *refused = agent->refuse ? agent->refuse(path, a.cmd, a.ncmd) : NULL;
 	if (refused) {
 		ld_cli_error(a.cmd[0], "%s", refused);

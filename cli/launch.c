@@ -288,6 +288,46 @@ static int native_inject(const char *agent, const struct ld_launch_opts *o)
 	return r ? -1 : 0;
 }
 
+/* ------------------------------------------------------------ both (--native) */
+
+/*
+ * `leakdiff record --native` of a Python program: the Python agent as
+ * usual, which owns the pipe and takes the snapshots, and the native agent
+ * preloaded beside it in mixed mode, which tracks the malloc family and
+ * hands its sites to the Python agent (agents/native/mixed.c). Python
+ * keeps its own allocator: the hooks record its blocks, and the native
+ * agent leaves those alone.
+ */
+static bool mixed_detect(const char *path, char *const *argv, int argc)
+{
+	(void)path;
+	(void)argv;
+	(void)argc;
+	return false; /* only ever asked for */
+}
+
+static int mixed_locate(char *out, size_t n)
+{
+	char lib[PATH_MAX];
+	int r = python_locate(out, n);
+	if (r == 0 && native_locate(lib, sizeof(lib)) < 0) {
+		snprintf(out, n, "%s", lib);
+		return -1;
+	}
+	return r;
+}
+
+static int mixed_inject(const char *agent, const struct ld_launch_opts *o)
+{
+	char lib[PATH_MAX];
+	if (python_inject(agent, o) < 0 || native_locate(lib, sizeof(lib)) < 0)
+		return -1;
+	int r = prepend("LD_PRELOAD", lib);
+	r |= setenv("LEAKDIFF_NATIVE_MIXED", "1", 1) | setenv("LEAKDIFF_NATIVE", "1", 1);
+	unsetenv("DEBUGINFOD_URLS");
+	return r ? -1 : 0;
+}
+
 /* ------------------------------------------------------------ the table */
 
 const struct ld_agent ld_launch_agents[] = {
@@ -298,6 +338,18 @@ const struct ld_agent ld_launch_agents[] = {
 		.detect = python_detect,
 		.locate = python_locate,
 		.inject = python_inject,
+		.refuse = python_refuse,
+		.never_started = "the leakdiff agent never started in the target (did a script's #! "
+				 "line or a wrapper add -I, -S or -E?); nothing was recorded",
+		.no_exit = "exited without an at-exit snapshot (a crash, or an exec into another program?)",
+	},
+	{
+		.name = "mixed",
+		.title = "Python and native",
+		.option = "--native",
+		.detect = mixed_detect,
+		.locate = mixed_locate,
+		.inject = mixed_inject,
 		.refuse = python_refuse,
 		.never_started = "the leakdiff agent never started in the target (did a script's #! "
 				 "line or a wrapper add -I, -S or -E?); nothing was recorded",

@@ -33,6 +33,8 @@ struct ld_agent {
 	const char *name;  /* the --runtime word */
 	const char *title; /* how messages name it: "cannot find the TITLE agent" */
 	bool tracemalloc;  /* --tracemalloc means something to it */
+	/* The option that asks for it ("--native"); NULL for a --runtime word. */
+	const char *option;
 	/*
 	 * Whether the command (its resolved path, and its argv of argc words)
 	 * is one this agent records when nothing was asked for.

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "escape.h"
+#include "mixed.h"
 #include "native.h"
 #include "recorder.h"
 #include "snap.h"
@@ -31,6 +32,7 @@ struct ld_recorder {
 	const char *stamp; /* see ld_recorder_stamp_next() */
 	bool stamp_final;
 	double attached;  /* unix time of an attached agent's hello; negative when none */
+	bool told_stripped; /* mixed: said the evaluation loop was never found */
 };
 
 struct ld_recorder *ld_recorder_create(const struct ld_recorder_config *cfg)
@@ -144,13 +146,22 @@ static void on_snapshot(struct ld_recorder *r, const struct ld_wire_event *ev)
 {
 	struct ld_error err = { { 0 } };
 	struct ld_snapshot *s = NULL;
-	int pr = r->native || ld_native_is_raw(ev->data, ev->len)
+	struct ld_native_merged merged = { 0 };
+	int pr = !r->native && ld_mixed_is_mixed(ev->data, ev->len)
+		 ? ld_mixed_parse_with(&r->sym, ev->data, ev->len, &s, &merged, &err)
+		 : r->native || ld_native_is_raw(ev->data, ev->len)
 		 ? ld_native_parse_with(&r->sym, ev->data, ev->len, &s, &err)
 		 : ld_snap_parse(ev->data, ev->len, &s, &err);
 	if (pr < 0) {
 		ld_cli_error(NULL, "snapshot %lld from the agent is invalid and was dropped: %s",
 			     (long long)ev->seq, err.msg);
 		return;
+	}
+	if (merged.python_only && !merged.spliced && !r->told_stripped) {
+		r->told_stripped = true;
+		ld_cli_error(NULL, "warning: the interpreter's evaluation loop (_PyEval_EvalFrameDefault) is "
+			     "on none of the native stacks (a stripped interpreter?): native blocks are shown "
+			     "under their Python lines only");
 	}
 	/* The agent does not know how it was started; the recorder's caller does. */
 	if (ld_meta_set_list(&s->meta.command, &s->meta.ncommand, r->cfg.command, r->cfg.ncommand) < 0) {

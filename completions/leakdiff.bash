@@ -66,7 +66,7 @@ _leakdiff()
 
 	if [[ $cur == -* ]]; then
 		case $cmd in
-		record) COMPREPLY=($(compgen -W "--output --runtime --depth --every --signal --peak --sample --tracemalloc --pid --duration --quiet --help --usage" -- "$cur")) ;;
+		record) COMPREPLY=($(compgen -W "--output --runtime --depth --every --signal --peak --sample --tracemalloc --native --pid --duration --quiet --help --usage" -- "$cur")) ;;
 		diff) COMPREPLY=($(compgen -W "$report --depth --match --strip-prefix --suppress --max-total-growth --max-site-growth --max-type-growth" -- "$cur")) ;;
 		show) COMPREPLY=($(compgen -W "$report" -- "$cur")) ;;
 		esac

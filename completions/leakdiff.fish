@@ -15,6 +15,7 @@ complete -c leakdiff -n "__fish_seen_subcommand_from record" -s o -l output -r -
 complete -c leakdiff -n "__fish_seen_subcommand_from record" -l runtime -x -a 'auto python native' -d 'Runtime of the command'
 complete -c leakdiff -n "__fish_seen_subcommand_from record" -l sample -x -d 'Sample one allocation per BYTES'
 complete -c leakdiff -n "__fish_seen_subcommand_from record" -l tracemalloc -d 'Python: record allocations with tracemalloc'
+complete -c leakdiff -n "__fish_seen_subcommand_from record" -l native -d 'Python: also track the malloc family, under the Python lines'
 complete -c leakdiff -n "__fish_seen_subcommand_from record" -l depth -x -d 'Frames per allocation traceback'
 complete -c leakdiff -n "__fish_seen_subcommand_from record" -l every -x -d 'Also take a snapshot every DURATION'
 complete -c leakdiff -n "__fish_seen_subcommand_from record" -l signal -x -a 'USR1 USR2' -d 'Signal that asks for a snapshot'

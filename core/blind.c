@@ -8,7 +8,7 @@
 
 const char *const ld_blind_advice[] = {
 	"No allocation site holds it (a C extension's malloc, ctypes, NumPy data?);",
-	"record with --runtime=native to see where it was allocated.",
+	"record with --native to see where it was allocated and from which Python line.",
 };
 const size_t ld_blind_advice_lines = sizeof(ld_blind_advice) / sizeof(ld_blind_advice[0]);
 

@@ -43,8 +43,9 @@ struct ld_blind {
 /*
  * What the reports say after the figure, as lines of plain text of at most
  * 78 columns in static storage: where such memory comes from and which
- * recording shows its allocation sites. --runtime=native follows the
- * interpreter's own malloc calls, an extension's included.
+ * recording shows its allocation sites. --native tracks the malloc family
+ * beside the Python agent, so a native block's site also names the Python
+ * line that led to it (these snapshots are always Python ones).
  */
 extern const char *const ld_blind_advice[];
 extern const size_t ld_blind_advice_lines;

@@ -108,6 +108,27 @@ bool ld_frame_is_unresolved(const struct ld_snapshot *s, const struct ld_frame *
 	return hex_offset(fn) || (plus && plus > fn && hex_offset(plus + 1));
 }
 
+bool ld_frame_is_interpreter(const struct ld_snapshot *s, const struct ld_frame *f)
+{
+	if (!ld_frame_is_native(s, f))
+		return false;
+	const char *fn = ld_snapshot_str(s, f->function);
+	size_t n = ld_frame_function_len(s, f);
+	static const char *const prefixes[] = { "_Py", "PyEval", "PyObject_Call", "PyObject_Vectorcall",
+						"PyVectorcall" };
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp(fn, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	if (contains_nocase(fn, n, "vectorcall"))
+		return true;
+	static const char *const helpers[] = { "cfunction_call", "slot_tp_call", "call_function",
+					       "function_code_fastcall" };
+	for (size_t i = 0; i < sizeof(helpers) / sizeof(helpers[0]); i++)
+		if (n == strlen(helpers[i]) && strncmp(fn, helpers[i], n) == 0)
+			return true;
+	return false;
+}
+
 size_t ld_frame_function_len(const struct ld_snapshot *s, const struct ld_frame *f)
 {
 	const char *fn = ld_snapshot_str(s, f->function);

@@ -62,6 +62,21 @@ bool ld_frame_is_library(const struct ld_snapshot *s, const struct ld_frame *f);
 bool ld_frame_is_allocator(const struct ld_snapshot *s, const struct ld_frame *f);
 
 /*
+ * True when f is the Python interpreter's own machine code on the way from
+ * Python code to native code, in the stacks of a mixed recording
+ * (`leakdiff record --native`): a native frame of the evaluation loop or
+ * of the call machinery around it, by its function's name: _Py* and
+ * PyEval* (the loop, _PyObject_MakeTpCall, _PyFunction_Vectorcall),
+ * PyObject_Call*, PyObject_Vectorcall* and PyVectorcall*, names holding
+ * "vectorcall" (cfunction_vectorcall_O, method_vectorcall_NOARGS) and the
+ * call helpers cfunction_call, slot_tp_call, call_function and
+ * function_code_fastcall. Reports leave such frames out of short stacks;
+ * an extension's own functions never match (their names are the
+ * extension's).
+ */
+bool ld_frame_is_interpreter(const struct ld_snapshot *s, const struct ld_frame *f);
+
+/*
  * True when f is a native frame the recorder could not name: its
  * function is a module and an offset ("libfoo.so+0x1a2b", from a stripped
  * file) or a bare address ("0x7f3a1c2d4e5f", outside every module).

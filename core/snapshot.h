@@ -109,6 +109,13 @@ struct ld_totals {
 	 */
 	uint64_t malloc_bytes;
 	bool has_malloc;
+	/*
+	 * Mixed recordings (`leakdiff record --native` of Python): the part of
+	 * heap_bytes and heap_blocks that the malloc family gave out directly
+	 * (the rest is Python's allocators); meaningful only when has_native.
+	 */
+	uint64_t native_bytes, native_blocks;
+	bool has_native;
 };
 
 #define LD_GC_GENERATIONS 8

@@ -30,6 +30,9 @@ struct builder {
 	struct ld_strtab roots;        /* compilation directories seen */
 	uint32_t *stack;               /* the stack being built, LD_DEPTH_MAX long */
 	uint32_t depth;
+	/* Mixed documents (ld_native_merge): the Python stacks sites name. */
+	const struct ld_native_python *python;
+	struct ld_native_merged *merged;
 };
 
 static int oom(struct ld_error *err)
@@ -139,6 +142,27 @@ static uint64_t frame_hash(const struct ld_frame *f)
 	return ld_hash_mix(h, (uint64_t)(uint32_t)f->function_line);
 }
 
+/* The index of a frame equal to f, added to the snapshot on first sight. */
+static int intern_frame(struct builder *b, const struct ld_frame *f, uint32_t *out)
+{
+	struct ld_snapshot *s = b->s;
+	uint64_t h = frame_hash(f);
+	struct ld_hashmap_iter it = LD_HASHMAP_ITER(h);
+	uint32_t idx;
+	while (ld_hashmap_next(&b->frame_index, &it, &idx)) {
+		const struct ld_frame *g = &s->frames[idx];
+		if (g->file == f->file && g->function == f->function && g->line == f->line &&
+		    g->function_line == f->function_line && g->kind == f->kind) {
+			*out = idx;
+			return 0;
+		}
+	}
+	if (ld_snapshot_add_frame(s, f, &idx) < 0 || ld_hashmap_insert(&b->frame_index, h, idx) < 0)
+		return -ENOMEM;
+	*out = idx;
+	return 0;
+}
+
 static int on_symbol(void *ctx, const struct ld_symbol *sym)
 {
 	struct builder *b = ctx;
@@ -156,18 +180,8 @@ static int on_symbol(void *ctx, const struct ld_symbol *sym)
 		if (ld_strtab_intern(&b->roots, sym->comp_dir, strlen(sym->comp_dir), &ignored) < 0)
 			return -ENOMEM;
 	}
-	uint64_t h = frame_hash(&f);
-	struct ld_hashmap_iter it = LD_HASHMAP_ITER(h);
 	uint32_t idx;
-	while (ld_hashmap_next(&b->frame_index, &it, &idx)) {
-		const struct ld_frame *g = &s->frames[idx];
-		if (g->file == f.file && g->function == f.function && g->line == f.line &&
-		    g->function_line == f.function_line && g->kind == f.kind) {
-			b->stack[b->depth++] = idx;
-			return 0;
-		}
-	}
-	if (ld_snapshot_add_frame(s, &f, &idx) < 0 || ld_hashmap_insert(&b->frame_index, h, idx) < 0)
+	if (intern_frame(b, &f, &idx) < 0)
 		return -ENOMEM;
 	b->stack[b->depth++] = idx;
 	return 0;
@@ -200,6 +214,111 @@ static int add_site(struct builder *b, uint64_t count, uint64_t bytes)
 	if (ld_snapshot_add_site(s, count, bytes, b->stack, b->depth) < 0 ||
 	    ld_hashmap_insert(&b->site_index, h, idx) < 0)
 		return -ENOMEM;
+	return 0;
+}
+
+/* Whether frame idx is the interpreter's evaluation loop. */
+static bool eval_loop(const struct ld_snapshot *s, uint32_t idx)
+{
+	const struct ld_frame *f = &s->frames[idx];
+	if (f->kind != LD_FRAME_NATIVE)
+		return false;
+	const char *fn = ld_snapshot_str(s, f->function);
+	size_t n = strcspn(fn, "@");
+	return n == 24 && strncmp(fn, "_PyEval_EvalFrameDefault", 24) == 0;
+}
+
+/* A site's sixth element when it is a plain whole number, else 0 (checked later). */
+static uint64_t site_python_id(const cJSON *e)
+{
+	const cJSON *v = cJSON_GetArrayItem(e, 5);
+	double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
+	return d >= 1 && d <= MAX_COUNT && d == floor(d) ? (uint64_t)d : 0;
+}
+
+static const struct ld_native_python_stack *python_stack(const struct ld_native_python *py, uint64_t id)
+{
+	size_t lo = 0, hi = py->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (py->stacks[mid].id == id)
+			return &py->stacks[mid];
+		if (py->stacks[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/*
+ * Mixed documents: the native frames of the site in b->stack up to the
+ * innermost evaluation loop, then the Python stack the site's sixth
+ * element names, innermost first. The Python frames past that loop's are
+ * the ones it (and the loops outside it) ran, so the whole Python stack
+ * follows it. The interpreter's call machinery between the last frame of
+ * other code and the loop is left out, and the loop's frame loses its
+ * line: which way the interpreter made the call changes as it specialises
+ * its code (a generic call first, a specialised one after a few runs), and
+ * one line of Python calling one C function must stay one site. Without
+ * the loop among the native frames (a stripped interpreter, or a stack
+ * deeper than --depth) the Python stack alone.
+ */
+static int splice_python(struct builder *b, const cJSON *e, size_t i)
+{
+	const cJSON *v = cJSON_GetArrayItem(e, 5);
+	uint64_t id = 0;
+	char what[48];
+	snprintf(what, sizeof(what), "sites[%zu][5]", i);
+	if (v) {
+		int r = get_uint(v, what, MAX_COUNT, &id, b->err);
+		if (r < 0)
+			return r;
+	}
+	const struct ld_native_python_stack *ps = id ? python_stack(b->python, id) : NULL;
+	if (!ps) {
+		if (b->merged)
+			b->merged->native_only++;
+		return 0;
+	}
+	uint32_t cut = b->depth;
+	for (uint32_t k = 0; k < b->depth; k++) {
+		if (eval_loop(b->s, b->stack[k])) {
+			cut = k + 1;
+			break;
+		}
+	}
+	if (cut == b->depth && (b->depth == 0 || !eval_loop(b->s, b->stack[b->depth - 1]))) {
+		b->depth = 0;
+		if (b->merged)
+			b->merged->python_only++;
+	} else {
+		uint32_t keep = cut - 1;
+		const struct ld_frame *lf = &b->s->frames[b->stack[cut - 1]];
+		while (keep > 0) {
+			const struct ld_frame *f = &b->s->frames[b->stack[keep - 1]];
+			/* Without debug information the interpreter's static
+			 * helpers are only offsets in its own file. */
+			bool own = lf->line == 0 && f->line == 0 && f->file == lf->file;
+			if (!own && !ld_frame_is_interpreter(b->s, f))
+				break;
+			keep--;
+		}
+		/* Inlined frames of other code stay: only the loop's own go. */
+		struct ld_frame loop = b->s->frames[b->stack[cut - 1]];
+		loop.line = 0;
+		uint32_t idx;
+		if (intern_frame(b, &loop, &idx) < 0)
+			return oom(b->err);
+		if (keep == 0 && cut > 1)
+			keep = 1; /* the allocating frame itself always stays */
+		b->stack[keep] = idx;
+		b->depth = keep + 1;
+		if (b->merged)
+			b->merged->spliced++;
+	}
+	for (uint32_t k = 0; k < ps->depth && b->depth < LD_DEPTH_MAX; k++)
+		b->stack[b->depth++] = ps->frames[k];
 	return 0;
 }
 
@@ -239,19 +358,29 @@ static int read_sites(struct builder *b, const cJSON *root, struct ld_symbolizer
 				return r;
 		}
 		b->depth = 0;
+		/* Mixed: frames past the evaluation loop are replaced by Python's. */
+		bool joined = b->python && python_stack(b->python, site_python_id(e));
 		cJSON_ArrayForEach(v, st) {
 			uint64_t addr = (uint64_t)v->valuedouble;
 			/* Every address is a return address: describe the call before it. */
 			r = ld_symbolizer_lookup(sym, addr ? addr - 1 : 0, on_symbol, b);
 			if (r < 0)
 				return oom(b->err);
+			if (joined && b->depth && eval_loop(b->s, b->stack[b->depth - 1]))
+				break;
 		}
+		if (b->python && (r = splice_python(b, e, i)) < 0)
+			return r;
 		if (count == 0 && bytes == 0) {
 			i++;
 			continue;
 		}
 		if (add_site(b, count, bytes) < 0)
 			return oom(b->err);
+		if (b->merged) {
+			b->merged->blocks = add_saturated(b->merged->blocks, count);
+			b->merged->bytes = add_saturated(b->merged->bytes, bytes);
+		}
 		i++;
 	}
 	return 0;
@@ -446,6 +575,82 @@ int ld_native_parse_with(struct ld_symbolizer **sym, const char *json, size_t le
 	b.s = NULL;
 out:
 	ld_snapshot_destroy(b.s);
+	free(b.stack);
+	free(mods);
+	ld_hashmap_finish(&b.frame_index);
+	ld_hashmap_finish(&b.site_index);
+	ld_strtab_finish(&b.roots);
+	cJSON_Delete(root);
+	return r;
+}
+
+/* Adds the directories of a native document (roots, system dirs) to s's lists. */
+static int merge_dirs(struct builder *b)
+{
+	struct ld_meta *m = &b->s->meta;
+	size_t n = m->nroots + b->roots.n, k = 0;
+	size_t nsys = sizeof(system_dirs) / sizeof(system_dirs[0]);
+	char **roots = calloc(n ? n : 1, sizeof(*roots));
+	char **dirs = calloc(m->nstdlib + nsys, sizeof(*dirs));
+	int r = -ENOMEM;
+	if (roots && dirs) {
+		for (size_t i = 0; i < m->nroots; i++)
+			roots[k++] = m->roots[i];
+		for (size_t i = 0; i < b->roots.n; i++)
+			roots[k++] = (char *)ld_strtab_get(&b->roots, (uint32_t)i);
+		size_t nd = 0;
+		for (size_t i = 0; i < m->nstdlib; i++)
+			dirs[nd++] = m->stdlib[i];
+		for (size_t i = 0; i < nsys; i++)
+			dirs[nd++] = system_dirs[i];
+		/* Copied before the old lists (which some entries point into) go. */
+		r = ld_meta_set_list(&m->roots, &m->nroots, roots, k) < 0 ||
+		    ld_meta_set_list(&m->stdlib, &m->nstdlib, dirs, nd) < 0 ? -ENOMEM : 0;
+	}
+	free(roots);
+	free(dirs);
+	return r < 0 ? oom(b->err) : 0;
+}
+
+int ld_native_merge(struct ld_symbolizer **sym, const char *json, size_t len, struct ld_snapshot *s,
+		    const struct ld_native_python *python, struct ld_native_merged *merged, struct ld_error *err)
+{
+	cJSON *root = NULL;
+	int r = open_document(json, len, &root, err);
+	if (r < 0)
+		return r;
+	struct ld_module *mods = NULL;
+	size_t nmods = 0;
+	struct builder b = { .err = err, .s = s, .python = python, .merged = merged };
+	ld_hashmap_init(&b.frame_index);
+	ld_hashmap_init(&b.site_index);
+	ld_strtab_init(&b.roots);
+	if ((r = read_modules(root, &mods, &nmods, err)) < 0)
+		goto out;
+	if (*sym) {
+		r = ld_symbolizer_add(*sym, mods, nmods, err);
+		if (r == -EEXIST) {
+			ld_symbolizer_destroy(*sym);
+			*sym = NULL;
+		} else if (r < 0) {
+			goto out;
+		}
+	}
+	if (!*sym && (r = ld_symbolizer_create(mods, nmods, sym, err)) < 0)
+		goto out;
+	b.stack = malloc(LD_DEPTH_MAX * sizeof(*b.stack));
+	if (!b.stack) {
+		r = oom(err);
+		goto out;
+	}
+	if ((r = read_sites(&b, root, *sym)) < 0 || (r = merge_dirs(&b)) < 0)
+		goto out;
+	s->totals.heap_bytes = add_saturated(s->totals.heap_bytes, merged->bytes);
+	s->totals.heap_blocks = add_saturated(s->totals.heap_blocks, merged->blocks);
+	s->totals.native_bytes = merged->bytes;
+	s->totals.native_blocks = merged->blocks;
+	s->totals.has_native = true;
+out:
 	free(b.stack);
 	free(mods);
 	ld_hashmap_finish(&b.frame_index);

@@ -95,6 +95,8 @@ static cJSON *frames_json(struct jctx *j, const struct ld_diff_stack *st)
 			add_str(j, o, "kind", ld_snapshot_str(st->snap, f->kind_name));
 		if (ld_frame_is_unresolved(st->snap, f))
 			add(j, o, "unresolved", check(j, cJSON_CreateTrue()));
+		if (ld_frame_is_interpreter(st->snap, f))
+			add(j, o, "interpreter", check(j, cJSON_CreateTrue()));
 		add(j, a, NULL, o);
 	}
 	return a;
@@ -325,6 +327,12 @@ int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_repo
 	cJSON *objects = check(&j, cJSON_CreateObject());
 	add_row(&j, objects, &d->objects, "bytes", "count");
 	add(&j, root, "objects", objects);
+	struct ld_diff_row native_row;
+	if (ld_report_native_row(d, &native_row)) {
+		cJSON *native = check(&j, cJSON_CreateObject());
+		add_row(&j, native, &native_row, "bytes", "count");
+		add(&j, root, "native", native);
+	}
 	size_t ntypes, nsites;
 	ld_report_count_types(d->types, d->ntypes, o, &ntypes);
 	ld_report_count_sites(d->sites, d->nsites, o, o->top, &nsites);
@@ -356,7 +364,7 @@ int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_repo
 		add_num(&j, bo, "bytes", (double)blind.unexplained);
 		add_num(&j, bo, "malloc_delta", (double)blind.malloc_delta);
 		add_num(&j, bo, "heap_delta", (double)blind.heap_delta);
-		add_str(&j, bo, "record_with", "--runtime=native");
+		add_str(&j, bo, "record_with", "--native");
 		add(&j, root, "native_unexplained", bo);
 	}
 	return print(&j, root, out);
@@ -376,6 +384,10 @@ int ld_report_show_json(FILE *out, const struct ld_diff *d, const struct ld_repo
 	add_num(&j, tot, "heap_blocks", (double)s->totals.heap_blocks);
 	add_num(&j, tot, "objects", (double)s->totals.objects);
 	add_num(&j, tot, "object_bytes", (double)s->totals.object_bytes);
+	if (s->totals.has_native) {
+		add_num(&j, tot, "native_bytes", (double)s->totals.native_bytes);
+		add_num(&j, tot, "native_blocks", (double)s->totals.native_blocks);
+	}
 	add(&j, root, "totals", tot);
 	if (s->gc.present) {
 		cJSON *gc = check(&j, cJSON_CreateObject());

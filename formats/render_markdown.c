@@ -171,6 +171,11 @@ int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_
 		total_row(&b, "objects", &d->objects, false);
 		total_row(&b, "object bytes", &d->objects, true);
 	}
+	struct ld_diff_row native;
+	if ((d->heap.bytes_before || d->heap.bytes_after) && ld_report_native_row(d, &native)) {
+		total_row(&b, "native bytes", &native, true);
+		total_row(&b, "native blocks", &native, false);
+	}
 	ld_buf_putc(&b, '\n');
 	if (ld_diff_freed_at_exit(d)) {
 		/* Fixed text of ours: nothing in it needs escaping. */

@@ -18,6 +18,7 @@
 #include "escape.h"
 #include "fixes.h"
 #include "report.h"
+#include "frames.h"
 #include "report_common.h"
 #include "blind.h"
 #include "tidy.h"
@@ -108,6 +109,8 @@ static void stack_text(struct out *w, const struct ld_diff_stack *st, int indent
 			ld_buf_printf(&w->b, "%*s", indent + 2, "");
 			style(w, DIM);
 			ld_report_frame(&w->b, st, i, LD_ESCAPE_TEXT);
+			if (ld_frame_is_interpreter(st->snap, ld_diff_frame(st, i)))
+				ld_buf_puts(&w->b, " [interpreter]");
 			style(w, RESET);
 			ld_buf_putc(&w->b, '\n');
 		}
@@ -302,6 +305,12 @@ static void totals(struct out *w, const struct ld_diff *d, bool show)
 	if (objs) {
 		totals_row(w, "objects", &d->objects, false, show);
 		totals_row(w, "object bytes", &d->objects, true, show);
+	}
+	struct ld_diff_row native;
+	if (heap && ld_report_native_row(d, &native)) {
+		/* --native: how much of the heap the malloc family gave out directly. */
+		totals_row(w, "native bytes", &native, true, show);
+		totals_row(w, "native blocks", &native, false, show);
 	}
 	if (!heap && !objs)
 		ld_buf_puts(&w->b, "  (empty snapshots)\n");
@@ -768,6 +777,8 @@ int ld_report_show_text(FILE *out, const struct ld_diff *d, const struct ld_repo
 		if (m->tracer) {
 			ld_buf_puts(&p.b, ", recorded with ");
 			text(&p, strcmp(m->tracer, "hooks") == 0 ? "the allocator hooks" : m->tracer);
+			if (d->after->totals.has_native)
+				ld_buf_puts(&p.b, " and the native agent (--native)");
 		}
 		if (p.b.oom)
 			w.b.oom = true;

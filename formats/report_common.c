@@ -50,18 +50,54 @@ static int native_caller(const struct ld_diff_stack *st)
 	return unnamed;
 }
 
+/*
+ * A native block of a mixed recording: the Python line that led to it (the
+ * first of the program's own, else the first), past the interpreter's
+ * frames; -1 when the stack has no Python frame.
+ */
+static int python_caller(const struct ld_diff_stack *st)
+{
+	int first = -1;
+	for (uint32_t i = 1; i < st->depth; i++) {
+		const struct ld_frame *f = ld_diff_frame(st, i);
+		if (ld_frame_effective_kind(st->snap, f) != LD_FRAME_PYTHON)
+			continue;
+		if (!ld_frame_is_library(st->snap, f))
+			return (int)i;
+		if (first < 0)
+			first = (int)i;
+	}
+	return first;
+}
+
 int ld_report_caller(const struct ld_diff_stack *st)
 {
 	if (!st->depth)
 		return -1;
-	if (ld_frame_is_native(st->snap, ld_diff_frame(st, 0)))
-		return native_caller(st);
+	if (ld_frame_is_native(st->snap, ld_diff_frame(st, 0))) {
+		int py = python_caller(st);
+		return py > 0 ? py : native_caller(st);
+	}
 	if (!ld_frame_is_library(st->snap, ld_diff_frame(st, 0)))
 		return -1;
 	for (uint32_t i = 1; i < st->depth; i++)
 		if (!ld_frame_is_library(st->snap, ld_diff_frame(st, i)))
 			return (int)i;
 	return -1;
+}
+
+bool ld_report_native_row(const struct ld_diff *d, struct ld_diff_row *out)
+{
+	if (!d->after || !d->after->totals.has_native)
+		return false;
+	const struct ld_totals *b = d->before && d->before->totals.has_native ? &d->before->totals : NULL;
+	*out = (struct ld_diff_row){
+		.bytes_before = b ? b->native_bytes : 0,
+		.bytes_after = d->after->totals.native_bytes,
+		.count_before = b ? b->native_blocks : 0,
+		.count_after = d->after->totals.native_blocks,
+	};
+	return true;
 }
 
 size_t ld_report_count_sites(const struct ld_diff_site *rows, size_t n, const struct ld_report_opts *o,

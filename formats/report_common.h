@@ -29,6 +29,13 @@ const char *ld_report_short_path(const struct ld_snapshot *s, const char *file);
 int ld_report_caller(const struct ld_diff_stack *st);
 
 /*
+ * The native part of the heap totals (`leakdiff record --native`), before
+ * and after, into *out: true when the after snapshot has one (a before
+ * snapshot without one counts 0), false and *out untouched otherwise.
+ */
+bool ld_report_native_row(const struct ld_diff *d, struct ld_diff_row *out);
+
+/*
  * Rows that print alike: among the native rows of a site table that a
  * report shows (as ld_report_count_sites() selects them), those with the same
  * first frame and "called from" line as another. On success *out is an

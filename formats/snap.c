@@ -543,6 +543,14 @@ static int read_totals(struct reader *rd, const cJSON *root)
 			return r;
 		tt->has_malloc = true;
 	}
+	const cJSON *nb = cJSON_GetObjectItemCaseSensitive(t, "native_bytes");
+	const cJSON *nn = cJSON_GetObjectItemCaseSensitive(t, "native_blocks");
+	if (nb && !cJSON_IsNull(nb) && nn && !cJSON_IsNull(nn)) {
+		if ((r = get_count(rd, nb, "totals.native_bytes", &tt->native_bytes)) < 0 ||
+		    (r = get_count(rd, nn, "totals.native_blocks", &tt->native_blocks)) < 0)
+			return r;
+		tt->has_native = true;
+	}
 	return 0;
 }
 
@@ -945,6 +953,9 @@ int ld_snap_serialize(const struct ld_snapshot *s, char **json, size_t *len)
 		      (unsigned long long)s->totals.objects, (unsigned long long)s->totals.object_bytes);
 	if (s->totals.has_malloc)
 		ld_buf_printf(&b, ",\"malloc_bytes\":%llu", (unsigned long long)s->totals.malloc_bytes);
+	if (s->totals.has_native)
+		ld_buf_printf(&b, ",\"native_bytes\":%llu,\"native_blocks\":%llu",
+			      (unsigned long long)s->totals.native_bytes, (unsigned long long)s->totals.native_blocks);
 	ld_buf_putc(&b, '}');
 	ld_buf_puts(&b, ",\n\"types\":[");
 	for (size_t i = 0; i < s->ntypes; i++) {

@@ -6,7 +6,8 @@
  * tracking core (stacks, sampling, snapshots, fork), heap.c the
  * live-allocation and site tables, memo.c the stacks remembered per thread,
  * pipe.c the framed writes to the recorder's pipe, doc.c the JSON documents
- * it sends.
+ * it sends, mixed.c what it exports to the Python agent for `leakdiff
+ * record --native` (and its dlsym()).
  *
  * Everything here may run inside malloc: nothing allocates through malloc,
  * touches stdio or takes a lock that a malloc hook could already hold. All
@@ -251,6 +252,9 @@ struct ld_json {
 	char *buf;
 	size_t len, cap;
 	struct ld_pipe *pipe; /* NULL for a control payload */
+	/* Instead of a pipe: where full buffers go (mixed mode, see mixed.c). */
+	int (*sink)(void *ctx, const char *data, size_t len);
+	void *sink_ctx;
 	uint32_t crc;
 	uint64_t sent;
 	bool overflow, failed;
@@ -273,6 +277,7 @@ struct ld_doc_info {
 	uint64_t sample; /* mean bytes between samples; 0: every allocation */
 	uint64_t untracked;
 	int64_t started_ns; /* CLOCK_MONOTONIC when the snapshot began */
+	bool mixed; /* each stack's last element is a Python stack id (mixed.c) */
 };
 
 /*
@@ -286,6 +291,7 @@ int ld_doc_write(struct ld_json *j, const struct ld_doc_info *info) LD_HIDDEN;
 void ld_doc_time(char out[32]) LD_HIDDEN;
 
 /* ------------------------------------------------------------ config.c */
+
 
 /* The agent's settings. */
 struct ld_config {
@@ -318,6 +324,15 @@ void ld_config_init(struct ld_config *c) LD_HIDDEN;
  * Returns true when LEAKDIFF_FD and LEAKDIFF_PIPE name a pipe.
  */
 bool ld_config_from_env(struct ld_config *c) LD_HIDDEN;
+
+/*
+ * Mixed mode (`leakdiff record --native` of a Python program): true when
+ * LEAKDIFF_NATIVE_MIXED=1. Then reads LEAKDIFF_DEPTH and LEAKDIFF_SAMPLE
+ * into c. Nothing is removed from the environment: a wrapper may exec the
+ * interpreter, and the Python agent cleans up (_hooks.py). Call with
+ * ld_track_busy set.
+ */
+bool ld_config_mixed_from_env(struct ld_config *c) LD_HIDDEN;
 
 /*
  * Reads settings from s, "KEY=VALUE,..." (syntax in config.c), into c (set
@@ -366,6 +381,25 @@ int ld_track_open(const struct ld_config *c) LD_HIDDEN;
  * agent is off for good (out of memory, the pipe failed).
  */
 int ld_track_start(void) LD_HIDDEN;
+
+/*
+ * Starts tracking in mixed mode (see mixed.c) with c's depth and sampling:
+ * no pipe, no hello, no snapshot of its own; the Python agent asks for
+ * the native sites. Returns 0, or -1 when the agent is off for good.
+ */
+int ld_track_start_mixed(const struct ld_config *c) LD_HIDDEN;
+
+/* Mixed mode: the Python agent's callback, or NULL (see mixed.h). */
+extern _Atomic(uint32_t (*)(void)) ld_track_mixed_site LD_HIDDEN;
+/* True once ld_track_start_mixed() ran. */
+extern bool ld_track_mixed LD_HIDDEN;
+
+/*
+ * Mixed mode: writes the raw document of the live native sites to sink,
+ * each site's sixth element its Python stack id. Returns 0, or -1 when the
+ * agent is not tracking, runs out of memory or the sink gave up.
+ */
+int ld_track_mixed_document(int (*sink)(void *ctx, const char *data, size_t len), void *ctx) LD_HIDDEN;
 
 /* Turns the agent off for good: the hooks only forward from then on. */
 void ld_track_stop(void) LD_HIDDEN;

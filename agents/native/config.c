@@ -261,6 +261,22 @@ bool ld_config_from_env(struct ld_config *c)
 	return have_pipe;
 }
 
+bool ld_config_mixed_from_env(struct ld_config *c)
+{
+	const char *mixed = getenv("LEAKDIFF_NATIVE_MIXED");
+	if (!mixed || strcmp(mixed, "1") != 0)
+		return false;
+	set_depth(c, "LEAKDIFF_DEPTH", getenv("LEAKDIFF_DEPTH"));
+	set_sample(c, "LEAKDIFF_SAMPLE", getenv("LEAKDIFF_SAMPLE"));
+	/*
+	 * The environment stays as it is: the command may be a wrapper (a
+	 * pyenv shim is a shell script) that runs the interpreter with exec,
+	 * and the agent must come with it. The Python agent removes both
+	 * variables once it has attached (_hooks.py).
+	 */
+	return true;
+}
+
 /* ------------------------------------------------------------ string */
 
 /* A FIFO path of the attach keys: absolute, or the setting is dropped. */

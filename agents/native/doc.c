@@ -36,6 +36,10 @@
  * (user space fits in 2^53). Totals are the sums over the sites. meta comes
  * last so that elapsed_ms can cover the whole walk.
  *
+ * In mixed mode (mixed.c) each stack's last element is the id of a Python
+ * stack, not an address: it is written as a sixth element of the site,
+ * after the running totals, and left out of the addresses.
+ *
  * With sampling (meta.sample, the mean number of bytes between samples) a
  * block of n bytes is recorded with probability p = 1 - exp(-n / sample),
  * and COUNT and BYTES are unbiased estimates: the sums of 1/p and n/p over
@@ -57,6 +61,12 @@
 
 int ld_json_flush(struct ld_json *j)
 {
+	if (j->sink && !j->failed && j->len) {
+		if (j->sink(j->sink_ctx, j->buf, j->len) < 0)
+			j->failed = true;
+		j->sent += j->len;
+		j->len = 0;
+	}
 	if (!j->pipe || j->failed || !j->len)
 		return j->failed ? -1 : 0;
 	j->crc = ld_crc32(j->crc, j->buf, j->len);
@@ -71,7 +81,7 @@ void ld_json_raw(struct ld_json *j, const char *s, size_t n)
 {
 	while (n && !j->failed && !j->overflow) {
 		if (j->len == j->cap) {
-			if (!j->pipe) {
+			if (!j->pipe && !j->sink) {
 				j->overflow = true;
 				return;
 			}
@@ -486,7 +496,9 @@ int ld_doc_write(struct ld_json *j, const struct ld_doc_info *info)
 		ld_json_raw(j, ",", 1);
 		ld_json_u64(j, bytes);
 		ld_json_raw(j, ",[", 2);
-		for (uint32_t k = 0; k < s.depth; k++) {
+		/* Mixed mode: the last element is the Python stack's id, not an address. */
+		uint32_t naddr = info->mixed && s.depth ? s.depth - 1 : s.depth;
+		for (uint32_t k = 0; k < naddr; k++) {
 			if (k)
 				ld_json_raw(j, ",", 1);
 			ld_json_u64(j, s.stack[k]);
@@ -495,6 +507,10 @@ int ld_doc_write(struct ld_json *j, const struct ld_doc_info *info)
 		ld_json_u64(j, s.total_count);
 		ld_json_raw(j, ",", 1);
 		ld_json_u64(j, s.total_bytes);
+		if (info->mixed) {
+			ld_json_raw(j, ",", 1);
+			ld_json_u64(j, s.depth ? s.stack[s.depth - 1] : 0);
+		}
 		ld_json_raw(j, "]", 1);
 		heap_blocks += count;
 		heap_bytes += bytes;

@@ -198,17 +198,22 @@ __attribute__((constructor)) static void agent_start(void)
 	int e = errno;
 	ld_exec_remember(); /* before the variables are removed */
 	ld_config_init(&conf);
-	if (!ld_config_from_env(&conf)) {
+	/* Beside the Python agent, which owns the pipe: see mixed.c. */
+	bool mixed = ld_config_mixed_from_env(&conf);
+	if (!mixed && !ld_config_from_env(&conf)) {
 		ld_track_stop();
 		goto out;
 	}
-	if (ld_track_open(&conf) < 0)
+	if (!mixed && ld_track_open(&conf) < 0)
 		goto out;
 	/* Through an integer: ISO C has no object-to-function pointer cast. */
 	real_aligned_alloc = (void *(*)(size_t, size_t))(uintptr_t)dlsym(RTLD_NEXT, "aligned_alloc");
 	real_posix_memalign = (int (*)(void **, size_t, size_t))(uintptr_t)dlsym(RTLD_NEXT, "posix_memalign");
 	real_exit = (void (*)(int))(uintptr_t)dlsym(RTLD_NEXT, "_exit");
-	ld_track_start();
+	if (mixed)
+		ld_track_start_mixed(&conf);
+	else
+		ld_track_start();
 out:
 	ld_exec_release_signal(conf.signum, false); /* the agent did not start: nothing takes it */
 	errno = e;

@@ -6,8 +6,10 @@
  * of the hot path; the live-byte count behind peak snapshots; snapshots (at
  * exit, from the program, at the heap's peak, on the recorder's request
  * channel and on the snapshot signal, whose handler only pokes an eventfd:
- * all but the first two are taken by a helper thread of the agent); and
- * fork handling.
+ * all but the first two are taken by a helper thread of the agent); fork
+ * handling; and mixed mode (mixed.c), in which a Python agent's callback
+ * adds each block's Python stack id to its stack, takes the place of the
+ * pipe and asks for the sites itself.
  *
  * It does not know how it is reached or configured: the entry points
  * (preload.c's interposed malloc family) call the inline helpers of
@@ -44,11 +46,14 @@
 
 #include "agent.h"
 #include "config.h"
+#include "mixed.h"
 
 atomic_int ld_track_state = LD_TRACK_UNINIT;
 __thread int ld_track_busy LD_IE;
 __thread int64_t ld_track_sample_left LD_IE;
 uint64_t ld_track_sample;
+bool ld_track_mixed;
+_Atomic(uint32_t (*)(void)) ld_track_mixed_site;
 
 /* Set while this thread takes a snapshot (a nested request is dropped). */
 static __thread bool in_snapshot LD_IE;
@@ -91,7 +96,8 @@ struct thread_state {
 	uint32_t gen; /* track_gen when the cache was last valid */
 	uint32_t records; /* blocks recorded, up to MEMO_AFTER */
 	struct cache_entry cache[CACHE_SIZE];
-	uintptr_t frames[LD_AGENT_MAX_DEPTH + OWN_FRAMES];
+	/* One more for mixed mode's Python stack id, put after the frames. */
+	uintptr_t frames[LD_AGENT_MAX_DEPTH + OWN_FRAMES + 1];
 };
 
 /* This thread's block; THREAD_GONE once its key destructor ran. */
@@ -323,18 +329,20 @@ static struct cache_entry *cached_site(struct thread_state *t, const uintptr_t *
  * when the hook was left by a tail call (NULL otherwise).
  */
 static inline __attribute__((always_inline)) bool record_block(void *p, size_t size, const uintptr_t *ret_slot,
-							       uintptr_t rbp)
+							       uintptr_t rbp, uint32_t pyid)
 {
 	struct thread_state *t = thread_state();
 	if (!t) {
 		/* No block for this thread (out of memory, or it is ending): a
 		 * shorter stack on the C stack, no cache. */
-		uintptr_t local[FALLBACK_DEPTH + OWN_FRAMES];
+		uintptr_t local[FALLBACK_DEPTH + OWN_FRAMES + 1];
 		const uintptr_t *stack;
 		uint32_t max = conf.depth < FALLBACK_DEPTH ? conf.depth : FALLBACK_DEPTH;
 		int n = unw_backtrace((void **)local, (int)(max + OWN_FRAMES));
 		uint32_t depth = program_frames(local, n, &stack);
 		depth = depth > max ? max : depth;
+		if (ld_track_mixed)
+			((uintptr_t *)stack)[depth++] = pyid;
 		uint32_t site = ld_heap_site(stack, depth, ld_heap_hash(stack, depth));
 		if (!site || !ld_heap_add((uintptr_t)p, size, site))
 			return false;
@@ -345,7 +353,9 @@ static inline __attribute__((always_inline)) bool record_block(void *p, size_t s
 		memset(t->cache, 0, sizeof(t->cache));
 		t->gen = track_gen;
 	}
-	if (!t->memo && ++t->records == MEMO_AFTER)
+	/* In mixed mode the same native stack may run under any Python stack,
+	 * which the memo cannot tell apart: it is not used there. */
+	if (!t->memo && !ld_track_mixed && ++t->records == MEMO_AFTER)
 		t->memo = ld_memo_create();
 	/* A return address into this library means the hook called rather
 	 * than jumped here: the program's frame is further up. */
@@ -362,6 +372,8 @@ static inline __attribute__((always_inline)) bool record_block(void *p, size_t s
 		const uintptr_t *stack;
 		int n = unw_backtrace((void **)t->frames, (int)(conf.depth + OWN_FRAMES));
 		uint32_t depth = program_frames(t->frames, n, &stack);
+		if (ld_track_mixed)
+			((uintptr_t *)stack)[depth++] = pyid;
 		uint64_t h = ld_heap_hash(stack, depth);
 		c = cached_site(t, stack, depth, h, 0);
 		if (c && ra)
@@ -418,7 +430,16 @@ __attribute__((noinline, used)) void *ld_record_new(void *p, size_t size, const 
 {
 	ld_track_busy = 1;
 	int e = errno;
-	if (!record_block(p, size, ret_slot, rbp))
+	uint32_t pyid = 0;
+	if (ld_track_mixed) {
+		/* Before the Python agent is in, the interpreter is starting up:
+		 * its blocks are no more the program's than those the hooks miss. */
+		uint32_t (*fn)(void) = atomic_load_explicit(&ld_track_mixed_site, memory_order_acquire);
+		pyid = fn ? fn() : LD_MIXED_SKIP;
+	}
+	if (pyid == LD_MIXED_SKIP)
+		; /* Python's allocator asked: the hooks have it */
+	else if (!record_block(p, size, ret_slot, rbp, pyid))
 		ld_heap_count_untracked();
 	else if (cfg.peak_on)
 		peak_add(size);
@@ -542,7 +563,9 @@ void ld_track_stop(void)
  */
 void ld_track_snapshot(const char *label, const char *trigger, bool final)
 {
-	if (in_snapshot || atomic_load_explicit(&ld_track_state, memory_order_relaxed) != LD_TRACK_ACTIVE)
+	/* In mixed mode the Python agent takes the snapshots (mixed.c). */
+	if (in_snapshot || ld_track_mixed ||
+	    atomic_load_explicit(&ld_track_state, memory_order_relaxed) != LD_TRACK_ACTIVE)
 		return;
 	in_snapshot = true;
 	int saved_busy = ld_track_busy;
@@ -1084,6 +1107,69 @@ out:
 	errno = e;
 	ld_track_busy = saved_busy;
 	return atomic_load_explicit(&ld_track_state, memory_order_relaxed) == LD_TRACK_ACTIVE ? 0 : -1;
+}
+
+int ld_track_start_mixed(const struct ld_config *c)
+{
+	int saved_busy = ld_track_busy;
+	ld_track_busy = 1;
+	int e = errno;
+	conf = *c;
+	conf.pipe.fd = conf.request.fd = -1;
+	ld_track_sample = conf.sample;
+	ld_track_mixed = true;
+	track_pid = getpid();
+	dl_iterate_phdr(find_self, (void *)(uintptr_t)ld_track_open);
+	ssize_t len = readlink("/proc/self/exe", cfg.executable, sizeof(cfg.executable) - 1);
+	cfg.executable[len > 0 ? len : 0] = '\0';
+	if (gethostname(cfg.host, sizeof(cfg.host) - 1) < 0)
+		cfg.host[0] = '\0';
+	exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
+	if (ld_heap_init() < 0 || pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {
+		ld_track_stop();
+	} else {
+		if (ld_track_sample)
+			ld_heap_use_filter();
+		atomic_store_explicit(&ld_track_state, LD_TRACK_ACTIVE, memory_order_release);
+	}
+	errno = e;
+	ld_track_busy = saved_busy;
+	return atomic_load_explicit(&ld_track_state, memory_order_relaxed) == LD_TRACK_ACTIVE ? 0 : -1;
+}
+
+int ld_track_mixed_document(int (*sink)(void *ctx, const char *data, size_t len), void *ctx)
+{
+	if (!ld_track_mixed || atomic_load_explicit(&ld_track_state, memory_order_relaxed) != LD_TRACK_ACTIVE ||
+	    getpid() != track_pid)
+		return -1;
+	int saved_busy = ld_track_busy;
+	ld_track_busy = 1;
+	int e = errno;
+	int r = -1;
+	pthread_mutex_lock(&snap_lock);
+	flush_cache(mine);
+	if (data_buf || (data_buf = ld_pages(LD_AGENT_DATA_CHUNK))) {
+		struct ld_json d = { .buf = data_buf, .cap = LD_AGENT_DATA_CHUNK, .sink = sink, .sink_ctx = ctx };
+		struct ld_doc_info info = {
+			.pid = getpid(),
+			.seq = ++snap_seq,
+			.label = "",
+			.trigger = "mixed",
+			.executable = cfg.executable[0] ? cfg.executable : NULL,
+			.host = cfg.host,
+			.agent = LD_AGENT_NAME " " LD_VERSION,
+			.depth = conf.depth,
+			.untracked = ld_heap_untracked(),
+			.sample = ld_track_sample,
+			.started_ns = mono_ns(),
+			.mixed = true,
+		};
+		r = ld_doc_write(&d, &info);
+	}
+	pthread_mutex_unlock(&snap_lock);
+	errno = e;
+	ld_track_busy = saved_busy;
+	return r;
 }
 
 int ld_track_exec_fd(int *signum)

@@ -9,13 +9,11 @@ native), a target that exits while attached, and the failures (no
 permission, no such process, a zombie, a process already traced, a static
 binary, a process whose threads all wait on locks), each exit 125 with
 its message and the target untouched."""
-import json
 import os
 import select
 import shutil
 import signal
 import subprocess
-import tempfile
 import textwrap
 import time
 

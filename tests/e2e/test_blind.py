@@ -3,7 +3,7 @@
 
 Each Python snapshot records the process's malloc total (totals.malloc_bytes);
 when it grows clearly more than the traced heap, the diff says how much no
-site explains and to record with --runtime=native. A C extension that keeps
+site explains and to record with --native. A C extension that keeps
 a malloc'ed copy of every string, and ctypes' libc.malloc(1000) kept, make
 the line appear with the bytes they leaked; the pure-Python programs of
 examples/ and of these tests never do.
@@ -22,11 +22,12 @@ sys.path.insert(0, HERE)
 
 import test_census_paths  # noqa: E402  (the programs other tests record)
 import test_fixes  # noqa: E402
+import test_mixed  # noqa: E402
 import test_sampled  # noqa: E402
 import test_suspect  # noqa: E402
 
 LINE = re.compile(r"^Native memory grew by (.+) more than the traced heap explains\.$", re.M)
-ADVICE = "record with --runtime=native to see where it was allocated."
+ADVICE = "record with --native to see where it was allocated and from which Python line."
 
 # The pure-Python programs, with the two sizes each is recorded at.
 PROGRAMS = {
@@ -36,6 +37,7 @@ PROGRAMS = {
     "threads.py": (test_sampled.THREADS, 500, 1500),
     "instances.py": (test_sampled.INSTANCES, 2000, 6000),
     "bus.py": (test_fixes.BUS, 1000, 3000),
+    "once.py": (test_mixed.ONCE, 1000, 3000),
 }
 
 _setup = None
@@ -113,7 +115,7 @@ class Blind(TempDirCase):
         self.assertIsNotNone(blind, "no native_unexplained in the JSON report")
         self.assertGreaterEqual(blind["bytes"], low)
         self.assertLessEqual(blind["bytes"], high)
-        self.assertEqual(blind["record_with"], "--runtime=native")
+        self.assertEqual(blind["record_with"], "--native")
         before, after = load_snap(a)["totals"], load_snap(b)["totals"]
         self.assertEqual(blind["malloc_delta"], after["malloc_bytes"] - before["malloc_bytes"])
         self.assertEqual(blind["heap_delta"], after["heap_bytes"] - before["heap_bytes"])

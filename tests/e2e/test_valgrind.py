@@ -148,6 +148,44 @@ class Memcheck(ValgrindCase):
                     self.assertEqual((r.returncode, r.stdout, r.stderr),
                                      (plain.returncode, plain.stdout, plain.stderr))
 
+    def test_mixed_recording_and_reports(self):
+        """`leakdiff record --native` (issue 12): the recorder joining the
+        two agents' documents and symbolising the native half, under
+        memcheck (the recorded program runs natively: valgrind does not
+        follow the exec), and diff and show of its snapshots, whose reports
+        fold interpreter frames and split the totals."""
+        import test_mixed
+        python, env = harness.python_with_agent()
+        if python is None:
+            self.skipTest(env)
+        env, why = test_mixed.setup_for(python, env)
+        if env is None:
+            self.skipTest(why)
+
+        def record(n):
+            out = self.path("mixed-%d.snap" % n)
+            r = subprocess.run(VALGRIND + [LEAKDIFF, "record", "-q", "--native", "-o", out, "--", python,
+                                           test_mixed.APP, "ext", str(n)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                               errors="surrogateescape", cwd=self.tmp, env=harness.program_env(env),
+                               timeout=600)
+            return out, r
+
+        (a, ra), (b, rb) = in_parallel(record, [50, 150])
+        for r in (ra, rb):
+            self.assertNotEqual(r.returncode, 99, r.stderr)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn("==", r.stderr.replace("leakdiff:", ""), r.stderr)
+        rows = test_mixed.sites_where(harness.load_snap(b), test_mixed.copy_site)
+        self.assertEqual([(row[0], row[1]) for row in rows], [(150, 150 * test_mixed.TEXT)])
+        self.check_all([
+            (("diff", a, b), 0),
+            (("diff", "-v", "--format=json", "--top=0", a, b), 0),
+            (("diff", "--format=markdown", "-v", a, b), 0),
+            (("show", "-v", b), 0),
+            (("show", "--format=json", b), 0),
+        ])
+
 
 AGENT_PROGRAM = r"""
 import threading

@@ -43,14 +43,18 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "mix64.h"
+#include "mixed.h"
 
 #if defined(Py_GIL_DISABLED) || PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x030E0000
 #define LD_SUPPORTED 0
@@ -82,6 +86,7 @@ struct stack {
 	/* live and bytes when mark() was last called; see sampler_changes() */
 	uint64_t mark_live, mark_bytes;
 	uint32_t depth;
+	uint32_t pinned; /* a native block names it (mixed mode): kept for good */
 	struct frame_ref frames[];
 };
 
@@ -146,6 +151,44 @@ static struct {
 
 static struct frame_ref scratch[MAX_DEPTH];
 
+/*
+ * Mixed mode only (hybrid_on, see the end of this file): the stack table
+ * is also read by threads that released the GIL, under this spin lock,
+ * which the GIL's holder takes whenever it changes the table.
+ */
+static atomic_flag table_lock = ATOMIC_FLAG_INIT;
+static int hybrid_on;
+
+static inline void table_enter(void)
+{
+	if (!hybrid_on)
+		return;
+	while (atomic_flag_test_and_set_explicit(&table_lock, memory_order_acquire))
+		sched_yield();
+}
+
+static inline void table_leave(void)
+{
+	if (hybrid_on)
+		atomic_flag_clear_explicit(&table_lock, memory_order_release);
+}
+
+/*
+ * Stacks interned by threads without the GIL (see unlocked_site()): they
+ * hold no references to their code objects yet, which only the GIL's
+ * holder may take. Settled by settle_pending() at the next hook call.
+ */
+#define PENDING_MAX 64
+static uint32_t pending[PENDING_MAX];
+static atomic_uint npending;
+static void settle_pending(void);
+
+static inline void settle_if_pending(void)
+{
+	if (hybrid_on && atomic_load_explicit(&npending, memory_order_relaxed))
+		settle_pending();
+}
+
 /* ------------------------------------------------------------ picking */
 
 /*
@@ -178,18 +221,18 @@ static inline int pick(size_t size)
 
 /* ------------------------------------------------------------ stacks */
 
-/* Fills scratch with the innermost frames of thread ts; allocates nothing. */
-static uint32_t walk(PyThreadState *ts)
+/* Fills buf with the innermost frames of thread ts, at most depth; allocates nothing. */
+static uint32_t walk_into(PyThreadState *ts, struct frame_ref *buf, uint32_t depth)
 {
-	uint32_t n = 0, depth = (uint32_t)S.depth;
+	uint32_t n = 0;
 	if (!ts)
 		return 0;
 #if PY_VERSION_HEX >= 0x030D0000
 	for (_PyInterpreterFrame *f = ts->current_frame; f && n < depth; f = f->previous) {
 		if (_PyFrame_IsIncomplete(f) || !PyCode_Check(f->f_executable))
 			continue;
-		scratch[n].code = _PyFrame_GetCode(f);
-		scratch[n].offset = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+		buf[n].code = _PyFrame_GetCode(f);
+		buf[n].offset = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
 		n++;
 	}
 #elif PY_VERSION_HEX >= 0x030B0000
@@ -201,17 +244,17 @@ static uint32_t walk(PyThreadState *ts)
 #endif
 		if (_PyFrame_IsIncomplete(f))
 			continue;
-		scratch[n].code = f->f_code;
-		scratch[n].offset = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+		buf[n].code = f->f_code;
+		buf[n].offset = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
 		n++;
 	}
 #else
 	for (PyFrameObject *f = ts->frame; f && n < depth; f = f->f_back) {
-		scratch[n].code = f->f_code;
+		buf[n].code = f->f_code;
 #if PY_VERSION_HEX >= 0x030A0000
-		scratch[n].offset = f->f_lasti * (int)sizeof(_Py_CODEUNIT);
+		buf[n].offset = f->f_lasti * (int)sizeof(_Py_CODEUNIT);
 #else
-		scratch[n].offset = f->f_lasti;
+		buf[n].offset = f->f_lasti;
 #endif
 		n++;
 	}
@@ -219,12 +262,22 @@ static uint32_t walk(PyThreadState *ts)
 	return n;
 }
 
-static uint64_t stack_hash(uint32_t n)
+static uint64_t hash_of(const struct frame_ref *buf, uint32_t n)
 {
 	uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ n;
 	for (uint32_t i = 0; i < n; i++)
-		h = ld_mix64(h ^ (uint64_t)(uintptr_t)scratch[i].code ^ ((uint64_t)(uint32_t)scratch[i].offset << 48)) + i;
+		h = ld_mix64(h ^ (uint64_t)(uintptr_t)buf[i].code ^ ((uint64_t)(uint32_t)buf[i].offset << 48)) + i;
 	return h ? h : 1;
+}
+
+static uint32_t walk(PyThreadState *ts)
+{
+	return walk_into(ts, scratch, (uint32_t)S.depth);
+}
+
+static uint64_t stack_hash(uint32_t n)
+{
+	return hash_of(scratch, n);
 }
 
 static int index_grow(void)
@@ -248,22 +301,55 @@ static int index_grow(void)
 	return 0;
 }
 
+/* The id of the stack in buf[0..n) with hash h, or 0; call under table_enter(). */
+static uint32_t lookup(const struct frame_ref *buf, uint32_t n, uint64_t h)
+{
+	if (!S.index)
+		return 0;
+	for (size_t j = (size_t)h & S.index_mask; S.index[j]; j = (j + 1) & S.index_mask) {
+		struct stack *s = S.stacks[S.index[j]];
+		if (s->hash == h && s->depth == n && !memcmp(s->frames, buf, n * sizeof(*buf)))
+			return S.index[j];
+	}
+	return 0;
+}
+
+static uint32_t intern_locked(uint32_t n);
+
 /* The id of the stack in scratch[0..n), interned on first sight; 0 on failure. */
 static uint32_t intern(uint32_t n)
 {
-	uint64_t h = stack_hash(n);
-	if (S.index) {
-		for (size_t j = (size_t)h & S.index_mask; S.index[j]; j = (j + 1) & S.index_mask) {
-			struct stack *s = S.stacks[S.index[j]];
-			if (s->hash == h && s->depth == n && !memcmp(s->frames, scratch, n * sizeof(*scratch)))
-				return S.index[j];
-		}
-	}
+	table_enter();
+	uint32_t id = intern_locked(n);
+	table_leave();
+	return id;
+}
+
+static uint32_t intern_with(const struct frame_ref *buf, uint32_t n, uint64_t h, int refs);
+
+static uint32_t intern_locked(uint32_t n)
+{
+	return intern_with(scratch, n, stack_hash(n), 1);
+}
+
+/*
+ * Interns buf[0..n), taking references to its code objects when refs
+ * (with the GIL); without, only while the tables have room.
+ */
+static uint32_t intern_with(const struct frame_ref *buf, uint32_t n, uint64_t h, int refs)
+{
+	uint32_t found = lookup(buf, n, h);
+	if (found)
+		return found;
 	if (!S.index || (size_t)(S.kept + 1) * 2 > S.index_mask + 1) {
-		if (index_grow() < 0)
+		/* Without the GIL the arrays must stay where they are: the GIL's
+		 * holder reads them without the table's lock (stack_ref()). */
+		if (!refs || index_grow() < 0)
 			return 0;
 	}
 	if (S.nstacks + 1 >= S.cap_stacks) {
+		if (!refs)
+			return 0;
 		uint32_t ncap = S.cap_stacks ? S.cap_stacks * 2 : 256;
 		struct stack **v = realloc(S.stacks, ncap * sizeof(*v));
 		if (!v)
@@ -271,7 +357,7 @@ static uint32_t intern(uint32_t n)
 		S.stacks = v;
 		S.cap_stacks = ncap;
 	}
-	struct stack *s = malloc(sizeof(*s) + n * sizeof(*scratch));
+	struct stack *s = malloc(sizeof(*s) + n * sizeof(*buf));
 	if (!s)
 		return 0;
 	s->hash = h;
@@ -279,12 +365,16 @@ static uint32_t intern(uint32_t n)
 	s->bytes = 0;
 	s->mark_live = 0;
 	s->mark_bytes = 0;
+	s->pinned = 0;
 	s->depth = n;
-	memcpy(s->frames, scratch, n * sizeof(*scratch));
-	for (uint32_t i = 0; i < n; i++)
+	memcpy(s->frames, buf, n * sizeof(*buf));
+	for (uint32_t i = 0; refs && i < n; i++)
 		Py_INCREF((PyObject *)s->frames[i].code);
-	uint32_t id = ++S.nstacks;
+	/* The slot before the count: readers without the lock go up to the count. */
+	uint32_t id = S.nstacks + 1;
 	S.stacks[id] = s;
+	atomic_thread_fence(memory_order_release);
+	S.nstacks = id;
 	S.kept++;
 	size_t j = (size_t)h & S.index_mask;
 	while (S.index[j])
@@ -496,22 +586,56 @@ static void record(void *ptr, size_t size)
 	live_put(ptr, size, id);
 }
 
+/*
+ * Mixed mode (see the end of this file): non-zero while the thread holding
+ * the GIL is inside Python's allocators, so that the malloc calls they
+ * make underneath (blocks above 512 bytes, the hooks' own tables) are left
+ * to the hooks instead of being counted a second time as native blocks.
+ * The MEM and OBJ allocators run with the GIL held, so the GIL guards it
+ * and no thread-local is needed (the first use of one in a loaded module
+ * would itself call malloc). Touched only once the native agent is
+ * attached, and only by threads of our GIL (see ours()).
+ */
+static int in_python_alloc;
+
+static inline int enter_alloc(void)
+{
+	if (!hybrid_on || !ours_here())
+		return 0;
+	in_python_alloc++;
+	return 1;
+}
+
+static inline void leave_alloc(int entered)
+{
+	if (entered)
+		in_python_alloc--;
+}
+
 static void *hook_malloc(void *ctx, size_t size)
 {
 	struct domain *d = ctx;
+	int entered = enter_alloc();
+	if (entered)
+		settle_if_pending();
 	void *p = d->orig.malloc(d->orig.ctx, size);
 	if (S.on && p && pick(size))
 		record(p, size);
+	leave_alloc(entered);
 	return p;
 }
 
 static void *hook_calloc(void *ctx, size_t nelem, size_t elsize)
 {
 	struct domain *d = ctx;
+	int entered = enter_alloc();
+	if (entered)
+		settle_if_pending();
 	void *p = d->orig.calloc(d->orig.ctx, nelem, elsize);
 	size_t size;
 	if (S.on && p && !__builtin_mul_overflow(nelem, elsize, &size) && pick(size))
 		record(p, size);
+	leave_alloc(entered);
 	return p;
 }
 
@@ -522,20 +646,26 @@ static void *hook_calloc(void *ctx, size_t nelem, size_t elsize)
 static void *hook_realloc(void *ctx, void *ptr, size_t size)
 {
 	struct domain *d = ctx;
+	int entered = enter_alloc();
+	if (entered)
+		settle_if_pending();
 	void *p = d->orig.realloc(d->orig.ctx, ptr, size);
-	if (!S.on || !p || !ours_here())
-		return p;
-	live_drop(ptr);
-	if (pick(size))
-		record(p, size);
+	if (S.on && p && ours_here()) {
+		live_drop(ptr);
+		if (pick(size))
+			record(p, size);
+	}
+	leave_alloc(entered);
 	return p;
 }
 
 static void hook_free(void *ctx, void *ptr)
 {
 	struct domain *d = ctx;
-	if (S.on && ours_here())
+	if (S.on && ours_here()) {
+		settle_if_pending(); /* before a dying code object's memory goes */
 		live_drop(ptr);
+	}
 	d->orig.free(d->orig.ctx, ptr);
 }
 
@@ -697,7 +827,7 @@ static PyObject *frames_of(uint32_t id)
  */
 static inline int forgettable(const struct stack *st)
 {
-	return st && !st->live && !st->mark_live && !st->mark_bytes;
+	return st && !st->live && !st->pinned && !st->mark_live && !st->mark_bytes;
 }
 
 /*
@@ -722,9 +852,10 @@ static void forget_dead(void)
 		free(ix);
 		return;
 	}
+	table_enter(); /* threads without the GIL may be reading the table */
 	for (uint32_t id = 1; id <= n; id++) {
 		struct stack *st = S.stacks[id];
-		if (!forgettable(st))
+		if (!forgettable(st) || k + st->depth > ncodes)
 			continue;
 		for (uint32_t i = 0; i < st->depth; i++)
 			codes[k++] = st->frames[i].code;
@@ -742,6 +873,7 @@ static void forget_dead(void)
 	}
 	free(S.index);
 	S.index = ix;
+	table_leave();
 	/* Last: freeing a code object may run code that allocates. */
 	for (size_t i = 0; i < k; i++)
 		Py_DECREF((PyObject *)codes[i]);
@@ -767,6 +899,7 @@ static PyObject *sampler_sites(PyObject *self, PyObject *unused)
 {
 	(void)self;
 	(void)unused;
+	settle_if_pending();
 	uint32_t n = S.nstacks;
 	struct acc *acc = calloc((size_t)n + 1, sizeof(*acc));
 	if (!acc)
@@ -1007,6 +1140,13 @@ static PyObject *sampler_quiet(PyObject *self, PyObject *arg)
 static void quiet_after_fork(void)
 {
 	S.quiet = NULL;
+	/*
+	 * Mixed mode ends in a child (the native agent stops there); a thread
+	 * that held the table's lock at the fork does not exist here, so the
+	 * lock must not wait for it.
+	 */
+	hybrid_on = 0;
+	atomic_flag_clear(&table_lock);
 }
 
 /* frames(stack): the ((filename, line), ...) of a stack id from picked(). */
@@ -1051,7 +1191,206 @@ static PyObject *sampler_live_bytes(PyObject *self, PyObject *unused)
 	return PyLong_FromUnsignedLongLong(S.bytes);
 }
 
+/* ------------------------------------------------------------ mixed mode */
+
+/*
+ * `leakdiff record --native`: the native agent (libleakdiff-preload.so) is
+ * in the process too, and asks hybrid_site() for the Python stack of each
+ * native block (agents/common/mixed.h). The answer is a stack id of the
+ * same table the hooks use, pinned so that it outlives every cleanup: the
+ * native agent keeps the number, and a later snapshot names its frames.
+ */
+static leakdiff_mixed_register_fn mixed_register;
+static leakdiff_mixed_document_fn mixed_document;
+
+/*
+ * A thread that released the GIL around a malloc (NumPy does for big
+ * zeroed arrays): its own frames cannot change meanwhile, so they are
+ * walked and the stack is looked up, or interned, under the table's lock;
+ * references to its code objects wait for the GIL (settle_pending()). 0
+ * when the table is out of room for such stacks until then.
+ */
+#define UNLOCKED_DEPTH 128
+static uint32_t unlocked_site(PyThreadState *mine)
+{
+	/* Zeroed: stacks are compared with memcmp, padding included. */
+	struct frame_ref buf[UNLOCKED_DEPTH] = { { 0 } };
+	uint32_t depth = (uint32_t)S.depth < UNLOCKED_DEPTH ? (uint32_t)S.depth : UNLOCKED_DEPTH;
+	uint32_t n = walk_into(mine, buf, depth);
+	if (!n)
+		return 0;
+	uint64_t h = hash_of(buf, n);
+	table_enter();
+	uint32_t id = lookup(buf, n, h);
+	unsigned k = atomic_load_explicit(&npending, memory_order_relaxed);
+	if (!id && k < PENDING_MAX && (id = intern_with(buf, n, h, 0)) != 0) {
+		pending[k] = id;
+		atomic_store_explicit(&npending, k + 1, memory_order_release);
+	}
+	if (id)
+		S.stacks[id]->pinned = 1;
+	table_leave();
+	return id;
+}
+
+/*
+ * With the GIL: takes the references the stacks interned without it lack.
+ * Their threads were inside those frames when they interned them and
+ * cannot have left them without the GIL, so the code objects were alive
+ * then; one that has died since is being deallocated right now (a free
+ * inside its deallocation is what called us, and its count is 0): such a
+ * stack is emptied, never to match or be named again.
+ */
+static void settle_pending(void)
+{
+	table_enter();
+	unsigned n = atomic_load_explicit(&npending, memory_order_acquire);
+	for (unsigned k = 0; k < n; k++) {
+		struct stack *st = S.stacks[pending[k]];
+		int alive = 1;
+		for (uint32_t i = 0; i < st->depth; i++)
+			alive &= Py_REFCNT((PyObject *)st->frames[i].code) > 0;
+		if (!alive) {
+			st->depth = 0;
+			continue;
+		}
+		for (uint32_t i = 0; i < st->depth; i++)
+			Py_INCREF((PyObject *)st->frames[i].code);
+	}
+	atomic_store_explicit(&npending, 0, memory_order_release);
+	table_leave();
+}
+
+/*
+ * Runs inside the native agent, in the allocating thread, on every native
+ * block it records; allocates only when a stack is new (glibc's malloc,
+ * which the native agent does not track meanwhile). Without the GIL the
+ * tables are not ours to touch: such blocks get no Python stack.
+ */
+static uint32_t hybrid_site(void)
+{
+	if (!S.on)
+		return 0;
+	PyThreadState *mine = PyGILState_GetThisThreadState();
+	if (!mine || !ours(mine))
+		return 0; /* a thread Python does not know, or another GIL's */
+	/* Before 3.12 this is the GIL's holder, whichever thread it is. */
+	if (_PyThreadState_UncheckedGet() != mine)
+		return unlocked_site(mine);
+	if (in_python_alloc)
+		return LD_MIXED_SKIP;
+	if (S.quiet && mine == S.quiet)
+		return LD_MIXED_SKIP; /* the agent's own snapshot work */
+	uint32_t n = walk(mine);
+	if (!n)
+		return 0;
+	table_enter();
+	uint32_t id = intern_locked(n);
+	if (id)
+		S.stacks[id]->pinned = 1;
+	table_leave();
+	return id;
+}
+
+/*
+ * hybrid_attach(): finds the native agent and registers hybrid_site();
+ * True when the native agent runs in mixed mode and took it.
+ */
+static PyObject *sampler_hybrid_attach(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	if (!S.installed) {
+		PyErr_SetString(PyExc_RuntimeError, "start() the hooks first");
+		return NULL;
+	}
+	/* Through an integer: ISO C has no object-to-function pointer cast. */
+	mixed_register = (leakdiff_mixed_register_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "leakdiff_mixed_register");
+	mixed_document = (leakdiff_mixed_document_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "leakdiff_mixed_document");
+	if (!mixed_register || !mixed_document ||
+	    mixed_register(LD_MIXED_INTERFACE, hybrid_site) < 0) {
+		mixed_document = NULL;
+		Py_RETURN_FALSE;
+	}
+	hybrid_on = 1;
+	Py_RETURN_TRUE;
+}
+
+struct sink_buf {
+	char *data;
+	size_t len, cap;
+};
+
+/* Collects the native agent's document; runs inside the agent. */
+static int sink_append(void *ctx, const char *data, size_t len)
+{
+	struct sink_buf *b = ctx;
+	if (b->len + len > b->cap) {
+		size_t ncap = b->cap ? b->cap : 1 << 16;
+		while (ncap < b->len + len)
+			ncap *= 2;
+		char *v = realloc(b->data, ncap);
+		if (!v)
+			return -1;
+		b->data = v;
+		b->cap = ncap;
+	}
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	return 0;
+}
+
+/*
+ * native_document(): the native agent's raw document of its live sites
+ * (bytes), each site's sixth element the id of a Python stack of this
+ * table; None when no native agent is attached or it failed.
+ */
+static PyObject *sampler_native_document(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	if (!mixed_document)
+		Py_RETURN_NONE;
+	struct sink_buf b = { 0 };
+	int r = mixed_document(sink_append, &b);
+	PyObject *out = r == 0 ? PyBytes_FromStringAndSize(b.data, (Py_ssize_t)b.len) : NULL;
+	free(b.data);
+	if (r != 0)
+		Py_RETURN_NONE;
+	return out;
+}
+
+/* pinned(): [(stack, frames)] of the stacks native blocks have named. */
+static PyObject *sampler_pinned(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	settle_if_pending();
+	uint32_t n = S.nstacks;
+	PyObject *out = PyList_New(0);
+	for (uint32_t id = 1; out && id <= n; id++) {
+		table_enter(); /* a thread without the GIL may be pinning it */
+		int keep = S.stacks[id] && S.stacks[id]->pinned && S.stacks[id]->depth;
+		table_leave();
+		if (!keep)
+			continue;
+		PyObject *frames = frames_of(id);
+		PyObject *row = frames ? Py_BuildValue("(IN)", (unsigned int)id, frames) : NULL;
+		if (!row || PyList_Append(out, row) < 0)
+			Py_CLEAR(out);
+		Py_XDECREF(row);
+	}
+	return out;
+}
+
 static PyMethodDef sampler_methods[] = {
+	{ "hybrid_attach", sampler_hybrid_attach, METH_NOARGS,
+	  "hybrid_attach(): give the native agent (leakdiff record --native) the Python stack of each "
+	  "native block; True when it is there and took it." },
+	{ "native_document", sampler_native_document, METH_NOARGS,
+	  "native_document(): the native agent's raw document of its live sites, or None." },
+	{ "pinned", sampler_pinned, METH_NOARGS,
+	  "pinned(): [(stack, frames)] of the Python stacks that native blocks name." },
 	{ "start", sampler_start, METH_VARARGS,
 	  "start(mean_bytes, depth): wrap the MEM and OBJ allocators and pick blocks, on average one "
 	  "byte in mean_bytes (every block when mean_bytes is 0), keeping up to depth frames each." },

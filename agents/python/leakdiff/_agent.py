@@ -47,7 +47,7 @@ ENV_VARS = ("LEAKDIFF_FD", "LEAKDIFF_PIPE", "LEAKDIFF_DEPTH",
             "LEAKDIFF_SIGNAL", "LEAKDIFF_PATH_SECONDS",
             "LEAKDIFF_EXT_DIR", "LEAKDIFF_SAMPLE", "LEAKDIFF_PURE",
             "LEAKDIFF_TRACER", "LEAKDIFF_PEAK", "LEAKDIFF_REQUEST_FD",
-            "LEAKDIFF_REQUEST_PIPE")
+            "LEAKDIFF_REQUEST_PIPE", "LEAKDIFF_NATIVE")
 DEFAULT_DEPTH = 16
 MAX_DEPTH = 1024
 LABEL_MAX = 4096
@@ -236,6 +236,8 @@ def read_environment(environ=None, scrub=True):
             out["problems"].append("LEAKDIFF_TRACER=%r is neither hooks nor tracemalloc; "
                                    "using the hooks" % (raw["LEAKDIFF_TRACER"],))
     out["peak"] = raw["LEAKDIFF_PEAK"] == "1"
+    # leakdiff record --native: the native agent is loaded too (_hooks.py).
+    out["native"] = raw["LEAKDIFF_NATIVE"] == "1"
     # The recorder's request channel: both or neither.
     out["request_fd"] = out["request_pipe"] = None
     try:
@@ -586,6 +588,8 @@ class _Job:
             if attached:
                 doc["meta"]["attached"] = round(attached, 3)
             self.blob = _encode_json(doc) if self.encode else doc
+            if self.encode and getattr(self.builder, "splice", None) is not None:
+                self.blob = self.builder.splice(self.blob, _encode_json)
         except BaseException as exc:
             self.error = exc
         finally:

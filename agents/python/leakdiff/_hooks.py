@@ -19,8 +19,17 @@ already, when the user asks for it (``--tracemalloc``: it also sees the raw
 domain and memory reported with PyTraceMalloc_Track), or when the extension
 does not load (another interpreter, a build without Python.h,
 LEAKDIFF_PURE).  A --sample that cannot be honoured says so.
+
+With ``leakdiff record --native`` the native agent is in the process too
+and tracks the malloc family; the extension tells it the Python stack of
+each native block and leaves the blocks of Python's own allocators to the
+hooks (see the end of sampler.c).  Each snapshot then carries the native
+agent's raw document of its sites in front of the Python one, with the
+frames of the Python stacks those sites name; the recorder symbolises the
+native frames and joins each site's two halves (formats/mixed.c).
 """
 
+import os
 import sys
 
 from . import _containers, _objects, _sizes, _snapshot, _typeinfo
@@ -62,14 +71,17 @@ class Tracer:
 class Builder(_snapshot.Builder):
     """The snapshot builder, with sites and type sites from the hooks."""
 
-    __slots__ = ("told",)
+    __slots__ = ("told", "native", "pinned_ids", "native_part")
 
-    def __init__(self, agent):
+    def __init__(self, agent, native=False):
         _snapshot.Builder.__init__(self, agent)
         self.told = False
+        self.native = native        # the native agent is attached (--native)
+        self.pinned_ids = ()        # stack ids of the rows _sites() added for it
+        self.native_part = None     # (raw document, python stacks) for splice()
 
     def take(self, seq, label, trigger, *args, **kwargs):
-        if not self.told:
+        if not self.told and not self.native:
             found = [m for m in TRACKED_ELSEWHERE if m in sys.modules]
             if found:
                 self.told = True
@@ -86,7 +98,33 @@ class Builder(_snapshot.Builder):
         meta["tracer"] = "hooks"
         if self.agent.tm.mean:
             meta["sample"] = int(self.agent.tm.mean)
+        if self.native:
+            self._take_native(doc)
         return doc
+
+    def _take_native(self, doc):
+        """Moves the rows _sites() added for the Python stacks of native
+        blocks out of the sites, as [stack id, [frame number, ...]], and
+        fetches the native agent's document to go with them."""
+        ids, self.pinned_ids = self.pinned_ids, ()
+        stacks = []
+        if ids:
+            rows = doc["sites"][-len(ids):]
+            del doc["sites"][-len(ids):]
+            stacks = [[i, row[2]] for i, row in zip(ids, rows)]
+        raw = self.agent.tm.ext.native_document()
+        self.native_part = (raw, stacks) if raw else None
+
+    def splice(self, blob, encode):
+        """The encoded document with the native agent's part in front:
+        {"native": RAW, "python_stacks": [...], ...the Python document}.
+        The recorder reads the first two members and the rest as an
+        ordinary snapshot (leakdiff-protocol(7))."""
+        part, self.native_part = self.native_part, None
+        if part is None or blob[:1] != b"{":
+            return blob
+        raw, stacks = part
+        return b"".join((b'{"native":', raw, b',"python_stacks":', encode(stacks), b",", blob[1:]))
 
     def _type_sites(self, census, kinds, names):
         """Type by site from the recorded blocks that are objects.
@@ -177,7 +215,35 @@ class Builder(_snapshot.Builder):
         del rows
         out = [(frames, max(int(c + 0.5), n), int(b + 0.5)) for frames, (c, b, n) in merged.items()]
         merged.clear()
+        if self.native:
+            # Empty rows whose frames get numbers with the rest; _take_native
+            # takes them out again.
+            pinned = agent.tm.ext.pinned()
+            self.pinned_ids = [i for i, _frames in pinned]
+            out.extend((frames, 0, 0) for _i, frames in pinned)
         return out
+
+
+NATIVE_LIBRARY = "libleakdiff-preload.so"
+
+
+def _scrub_native_environment():
+    """Take the native agent out of the environment programs started from
+    here inherit: the native agent leaves it in place so that a wrapper's
+    exec brings it into the interpreter (see mixed.c)."""
+    env = os.environ
+    try:
+        env.pop("LEAKDIFF_NATIVE_MIXED", None)
+        preload = env.get("LD_PRELOAD")
+        if preload:
+            kept = [p for p in preload.replace(" ", ":").split(":")
+                    if p and os.path.basename(p) != NATIVE_LIBRARY]
+            if kept:
+                env["LD_PRELOAD"] = ":".join(kept)
+            else:
+                del env["LD_PRELOAD"]
+    except Exception:
+        pass
 
 
 def start(agent, config, load_extension, python_version):
@@ -188,7 +254,12 @@ def start(agent, config, load_extension, python_version):
     saying why when the user asked for --sample.
     """
     mean = config.get("sample") or 0
+    if config.get("native"):
+        _scrub_native_environment()
     if not mean and (config.get("tracer") == "tracemalloc" or agent.tm.is_tracing()):
+        if config.get("native"):
+            agent.note("--native needs the allocator hooks, and tracemalloc is already on in "
+                       "this program; native allocations are not recorded")
         return False    # asked for, or the program's own (-X tracemalloc)
     ext = load_extension(config.get("ext_dir"), "_sampler")
     why = None
@@ -207,8 +278,22 @@ def start(agent, config, load_extension, python_version):
         if mean:
             agent.note("--sample is unavailable: %s; tracking every allocation with "
                        "tracemalloc instead" % why)
+        if config.get("native"):
+            agent.note("--native needs the allocator hooks (CPython 3.9 to 3.13 with the "
+                       "agent's C extension): %s; native allocations are not recorded" % why)
         return False
+    native = False
+    if config.get("native"):
+        attach = getattr(ext, "hybrid_attach", None)
+        try:
+            native = bool(attach and attach())
+        except Exception:
+            native = False
+        if not native:
+            agent.note("--native: the native agent is not in this process (a program that "
+                       "empties LD_PRELOAD, or a static interpreter); only Python's allocators "
+                       "are recorded")
     agent.tm = tracer
-    agent.builder = Builder(agent)
+    agent.builder = Builder(agent, native)
     agent.started_tracing = True
     return True
