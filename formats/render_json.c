@@ -307,9 +307,9 @@ static cJSON *options_json(struct jctx *j)
 	return o;
 }
 
-int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
+static cJSON *diff_tree(struct jctx *jp, const struct ld_diff *d, const struct ld_report_opts *o)
 {
-	struct jctx j = { .o = o, .intervals = d->intervals };
+	struct jctx j = *jp;
 	cJSON *root = check(&j, cJSON_CreateObject());
 	add_str(&j, root, "format", "leakdiff-diff");
 	add_num(&j, root, "version", 1);
@@ -359,12 +359,20 @@ int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_repo
 		add_str(&j, bo, "record_with", "--runtime=native");
 		add(&j, root, "native_unexplained", bo);
 	}
+	jp->oom = j.oom;
+	return root;
+}
+
+int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
+{
+	struct jctx j = { .o = o, .intervals = d->intervals };
+	cJSON *root = diff_tree(&j, d, o);
 	return print(&j, root, out);
 }
 
-int ld_report_show_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
+static cJSON *show_tree(struct jctx *jp, const struct ld_diff *d, const struct ld_report_opts *o)
 {
-	struct jctx j = { .o = o };
+	struct jctx j = *jp;
 	const struct ld_snapshot *s = d->after;
 	cJSON *root = check(&j, cJSON_CreateObject());
 	add_str(&j, root, "format", "leakdiff-show");
@@ -387,5 +395,26 @@ int ld_report_show_json(FILE *out, const struct ld_diff *d, const struct ld_repo
 	add(&j, root, "types", o->by == LD_REPORT_SITES ? cJSON_CreateArray() : types_json(&j, d, true));
 	add(&j, root, "sites", o->by == LD_REPORT_TYPES ? cJSON_CreateArray() : sites_json(&j, d, true));
 	add(&j, root, "hints", hints_json(&j, d, true));
+	jp->oom = j.oom;
+	return root;
+}
+
+int ld_report_show_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
+{
+	struct jctx j = { .o = o };
+	cJSON *root = show_tree(&j, d, o);
 	return print(&j, root, out);
+}
+
+int ld_report_json_tree(const struct ld_diff *d, const struct ld_report_opts *o, bool show, cJSON **out)
+{
+	struct jctx j = { .o = o, .intervals = show ? 0 : d->intervals };
+	cJSON *root = show ? show_tree(&j, d, o) : diff_tree(&j, d, o);
+	if (j.oom || !root) {
+		cJSON_Delete(root);
+		*out = NULL;
+		return -ENOMEM;
+	}
+	*out = root;
+	return 0;
 }
