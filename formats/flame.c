@@ -41,8 +41,7 @@ static uint64_t key_hash(uint32_t parent, const struct ld_flame_node *probe)
 	const char *fn = frame_function(probe, &len);
 	const char *file = frame_file(probe);
 	h = ld_hash_mix(h, ld_hash_bytes(fn, len));
-	h = ld_hash_mix(h, ld_hash_bytes(file, strlen(file)));
-	return ld_hash_mix(h, (uint64_t)(uint32_t)probe->snap->frames[probe->frame].line);
+	return ld_hash_mix(h, ld_hash_bytes(file, strlen(file)));
 }
 
 static bool same_key(const struct ld_flame_node *a, const struct ld_flame_node *b)
@@ -51,8 +50,6 @@ static bool same_key(const struct ld_flame_node *a, const struct ld_flame_node *
 		return false;
 	if (a->folded)
 		return true;
-	if (a->snap->frames[a->frame].line != b->snap->frames[b->frame].line)
-		return false;
 	size_t la, lb;
 	const char *fa = frame_function(a, &la), *fb = frame_function(b, &lb);
 	return la == lb && memcmp(fa, fb, la) == 0 && strcmp(frame_file(a), frame_file(b)) == 0;
@@ -155,8 +152,11 @@ int ld_flame_build(struct ld_flame *f, const struct ld_diff *d)
 			rc = child_of(f, at, &probe, &at);
 			if (rc)
 				return rc;
-			if (probe.folded > f->v[at].folded)
-				f->v[at].folded = probe.folded;
+			struct ld_flame_node *n = &f->v[at];
+			if (probe.folded > n->folded)
+				n->folded = probe.folded;
+			else if (!probe.folded && n->snap->frames[n->frame].line != fr->line)
+				n->lines = true;
 			account(&f->v[at], s);
 		}
 	}
@@ -172,7 +172,7 @@ void ld_flame_finish(struct ld_flame *f)
 
 static const char *const columns[] = {
 	"parent", "name", "file", "line", "text", "kind", "folded", "before", "after",
-	"count_before", "count_after", "growth", "sites", "match",
+	"count_before", "count_after", "growth", "sites", "match", "lines",
 };
 
 struct emit {
@@ -272,6 +272,7 @@ static int emit_row(struct emit *e, int parent, const struct ld_flame_node *n, s
 			strlen(ld_diff_match_name((enum ld_match)v->loosest)));
 	else
 		add(e, row, cJSON_CreateNull());
+	add(e, row, cJSON_CreateBool(n && n->lines));
 	int idx = cJSON_GetArraySize(e->nodes);
 	cJSON_AddItemToArray(e->nodes, row);
 	return idx;

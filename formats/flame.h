@@ -2,10 +2,12 @@
  * The tree of a differential flame graph, private to formats/: every site
  * of a diff (suppressed ones left out) laid along its traceback from the
  * outermost frame in, so that each node holds the bytes and blocks of all
- * the sites below it, before and after. Frames are merged by what a person
- * reads (function, short file name, line), whichever snapshot they come
- * from, and a run of the interpreter's own C frames (ld_frame_is_interpreter())
- * is one node. The HTML report draws it.
+ * the sites below it, before and after. Frames are merged as a flame graph
+ * merges them, by function (and short file name), whichever snapshot they
+ * come from and whichever line of the function they are at (a node keeps
+ * the line it was first seen at, and says when others were merged in); a
+ * run of the interpreter's own C frames (ld_frame_is_interpreter()) is one
+ * node. The HTML report draws it.
  */
 #ifndef LD_FORMATS_FLAME_H
 #define LD_FORMATS_FLAME_H
@@ -30,6 +32,7 @@ struct ld_flame_node {
 	uint64_t growth;                /* sum of the byte growth of the sites below that grew */
 	uint32_t sites;                 /* sites below */
 	int loosest;                    /* loosest enum ld_match of a kept site below; -1 when none */
+	bool lines;                     /* frames at more than one line were merged here */
 };
 
 struct ld_flame {
@@ -54,7 +57,10 @@ void ld_flame_finish(struct ld_flame *f);
  * The tree as JSON for the report's script: an object with "columns" (the
  * names of the fields of a node) and "nodes", an array of arrays, parents
  * before their children, each starting with its parent's index (-1 for
- * the root). The children of a node that would be drawn narrower than
+ * the root): parent, name, file, line (0 when unknown), text (the source
+ * line, or null), kind, folded, before, after, count_before, count_after,
+ * growth, sites, match (the loosest grade, or null) and lines (true when
+ * frames at other lines were merged in). The children of a node that would be drawn narrower than
  * min_share of the whole in both widths the page offers (the later size
  * and the growth) are summed into one node named "(N smaller)" per
  * parent, and their subtrees left out, so that a huge diff stays a file a

@@ -141,7 +141,7 @@
       return {
         name: r[ix.name], file: r[ix.file], line: r[ix.line], text: r[ix.text], kind: r[ix.kind],
         folded: r[ix.folded], b: r[ix.before], a: r[ix.after], cb: r[ix.count_before],
-        ca: r[ix.count_after], g: r[ix.growth], sites: r[ix.sites], match: r[ix.match], children: []
+        ca: r[ix.count_after], g: r[ix.growth], sites: r[ix.sites], match: r[ix.match], lines: r[ix.lines], children: []
       };
     });
     rows.forEach(function (r, i) { if (r[ix.parent] >= 0) nodes[r[ix.parent]].children.push(nodes[i]); });
@@ -197,8 +197,8 @@
     function tipLines(n) {
       var lines = [];
       lines.push(["", n.folded ? n.name + " — " + n.folded + " frames folded" : n.name]);
-      if (n.file) lines.push(["", n.line ? n.file + ":" + n.line : n.file]);
-      if (n.text) lines.push(["code", n.text]);
+      if (n.file) lines.push(["", (n.line ? n.file + ":" + n.line : n.file) + (n.lines ? " and other lines" : "")]);
+      if (n.text) lines.push(["code", n.text.trim()]);
       if (show) {
         lines.push(["", bytes(n.a) + " in " + count(n.ca) + " blocks"]);
       } else {
