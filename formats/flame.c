@@ -31,24 +31,73 @@ static const char *frame_file(const struct ld_flame_node *n)
 	return ld_report_short_path(n->snap, ld_snapshot_str(n->snap, f->file));
 }
 
-/* The hash of a child of parent: the frame as a person reads it, or the folded run. */
-static uint64_t key_hash(uint32_t parent, const struct ld_flame_node *probe)
+/*
+ * What is known of each frame of the diff's two snapshots, worked out the
+ * first time a site passes through it: a diff of 100k sites 16 deep
+ * walks 1.6M frames, but only the frames of the snapshots' tables (a tenth
+ * of that or less) are ever hashed or matched against the interpreter.
+ */
+struct frame_memo {
+	const struct ld_snapshot *s;
+	uint64_t *hash;    /* function and short file name; 0 when not worked out yet */
+	uint8_t *interp;   /* 0 not worked out, 1 a frame of the program's, 2 the interpreter's */
+};
+
+struct builder {
+	struct ld_flame *f;
+	struct frame_memo memo[2];
+};
+
+static uint64_t compute_hash(const struct ld_snapshot *s, uint32_t frame)
+{
+	struct ld_flame_node n = { .snap = s, .frame = frame };
+	size_t len;
+	const char *fn = frame_function(&n, &len);
+	const char *file = frame_file(&n);
+	uint64_t h = ld_hash_mix(ld_hash_bytes(fn, len), ld_hash_bytes(file, strlen(file)));
+	return h | 1;
+}
+
+static struct frame_memo *memo_of(struct builder *b, const struct ld_snapshot *s)
+{
+	for (int i = 0; i < 2; i++)
+		if (b->memo[i].s == s && b->memo[i].hash)
+			return &b->memo[i];
+	return NULL;
+}
+
+static uint64_t frame_hash(struct builder *b, const struct ld_snapshot *s, uint32_t frame)
+{
+	struct frame_memo *m = memo_of(b, s);
+	if (!m)
+		return compute_hash(s, frame);
+	if (!m->hash[frame])
+		m->hash[frame] = compute_hash(s, frame);
+	return m->hash[frame];
+}
+
+static bool is_interpreter(struct builder *b, const struct ld_snapshot *s, uint32_t frame)
+{
+	struct frame_memo *m = memo_of(b, s);
+	if (!m)
+		return ld_frame_is_interpreter(s, &s->frames[frame]);
+	if (!m->interp[frame])
+		m->interp[frame] = ld_frame_is_interpreter(s, &s->frames[frame]) ? 2 : 1;
+	return m->interp[frame] == 2;
+}
+
+/* The hash of a child of parent: the frame as a flame graph names it, or the folded run. */
+static uint64_t key_hash(struct builder *b, uint32_t parent, const struct ld_flame_node *probe)
 {
 	uint64_t h = ld_hash_mix(0x666c616d65ULL, parent);
-	if (probe->folded)
-		return ld_hash_mix(h, 1);
-	size_t len;
-	const char *fn = frame_function(probe, &len);
-	const char *file = frame_file(probe);
-	h = ld_hash_mix(h, ld_hash_bytes(fn, len));
-	return ld_hash_mix(h, ld_hash_bytes(file, strlen(file)));
+	return ld_hash_mix(h, probe->folded ? 1 : frame_hash(b, probe->snap, probe->frame));
 }
 
 static bool same_key(const struct ld_flame_node *a, const struct ld_flame_node *b)
 {
 	if (a->parent != b->parent || !a->folded != !b->folded)
 		return false;
-	if (a->folded)
+	if (a->folded || (a->snap == b->snap && a->frame == b->frame))
 		return true;
 	size_t la, lb;
 	const char *fa = frame_function(a, &la), *fb = frame_function(b, &lb);
@@ -73,10 +122,11 @@ static int push(struct ld_flame *f, const struct ld_flame_node *n, uint32_t *idx
 }
 
 /* The child of parent that probe names, made when there is none yet. */
-static int child_of(struct ld_flame *f, uint32_t parent, struct ld_flame_node *probe, uint32_t *out)
+static int child_of(struct builder *b, uint32_t parent, struct ld_flame_node *probe, uint32_t *out)
 {
+	struct ld_flame *f = b->f;
 	probe->parent = parent;
-	uint64_t h = key_hash(parent, probe);
+	uint64_t h = key_hash(b, parent, probe);
 	struct ld_hashmap_iter it = LD_HASHMAP_ITER(h);
 	uint32_t v;
 	while (ld_hashmap_next(&f->index, &it, &v)) {
@@ -121,12 +171,11 @@ static void account(struct ld_flame_node *n, const struct ld_diff_site *s)
 		n->loosest = (int)s->match;
 }
 
-int ld_flame_build(struct ld_flame *f, const struct ld_diff *d)
+static int build(struct builder *b, const struct ld_diff *d)
 {
-	memset(f, 0, sizeof(*f));
-	ld_hashmap_init(&f->index);
-	struct ld_flame_node root = { .parent = LD_FLAME_NONE, .child = LD_FLAME_NONE, .next = LD_FLAME_NONE, .last = LD_FLAME_NONE,
-				      .loosest = -1 };
+	struct ld_flame *f = b->f;
+	struct ld_flame_node root = { .parent = LD_FLAME_NONE, .child = LD_FLAME_NONE, .next = LD_FLAME_NONE,
+				      .last = LD_FLAME_NONE, .loosest = -1 };
 	uint32_t r;
 	int rc = push(f, &root, &r);
 	if (rc)
@@ -141,15 +190,15 @@ int ld_flame_build(struct ld_flame *f, const struct ld_diff *d)
 		for (uint32_t k = st->depth; k-- > 0;) {
 			const struct ld_frame *fr = ld_diff_frame(st, k);
 			struct ld_flame_node probe = { .snap = st->snap, .frame = st->frames[k] };
-			if (ld_frame_is_interpreter(st->snap, fr)) {
+			if (is_interpreter(b, st->snap, st->frames[k])) {
 				uint32_t run = 1;
-				while (k > 0 && ld_frame_is_interpreter(st->snap, ld_diff_frame(st, k - 1))) {
+				while (k > 0 && is_interpreter(b, st->snap, st->frames[k - 1])) {
 					k--;
 					run++;
 				}
 				probe.folded = run;
 			}
-			rc = child_of(f, at, &probe, &at);
+			rc = child_of(b, at, &probe, &at);
 			if (rc)
 				return rc;
 			struct ld_flame_node *n = &f->v[at];
@@ -157,10 +206,36 @@ int ld_flame_build(struct ld_flame *f, const struct ld_diff *d)
 				n->folded = probe.folded;
 			else if (!probe.folded && n->snap->frames[n->frame].line != fr->line)
 				n->lines = true;
-			account(&f->v[at], s);
+			account(n, s);
 		}
 	}
 	return 0;
+}
+
+int ld_flame_build(struct ld_flame *f, const struct ld_diff *d)
+{
+	memset(f, 0, sizeof(*f));
+	ld_hashmap_init(&f->index);
+	struct builder b = { .f = f };
+	const struct ld_snapshot *snaps[2] = { d->before, d->after };
+	int rc = 0;
+	for (int i = 0; i < 2 && !rc; i++) {
+		const struct ld_snapshot *s = snaps[i];
+		if (!s || !s->nframes || (i == 1 && s == snaps[0]))
+			continue;
+		b.memo[i].s = s;
+		b.memo[i].hash = calloc(s->nframes, sizeof(*b.memo[i].hash));
+		b.memo[i].interp = calloc(s->nframes, 1);
+		if (!b.memo[i].hash || !b.memo[i].interp)
+			rc = -ENOMEM;
+	}
+	if (!rc)
+		rc = build(&b, d);
+	for (int i = 0; i < 2; i++) {
+		free(b.memo[i].hash);
+		free(b.memo[i].interp);
+	}
+	return rc;
 }
 
 void ld_flame_finish(struct ld_flame *f)
