@@ -359,7 +359,10 @@
   function trendCell(r) {
     var m = data.intervals, n = r.grew_in || 0;
     var bar = el("span", { "class": "trend", "aria-hidden": "true" });
-    for (var i = 0; i < m; i++) bar.appendChild(el("span", { "class": i < n ? "up" : "flat" }));
+    /* One mark per step, in order, red where the row grew (when the report says which). */
+    var steps = Array.isArray(r.grew) ? r.grew : null;
+    for (var i = 0; i < m; i++)
+      bar.appendChild(el("span", { "class": (steps ? steps[i] : i < n) ? "up" : "flat", title: "step " + (i + 1) }));
     return el("span", null, bar, " grew in " + n + " of " + m);
   }
 

@@ -56,6 +56,12 @@ class OneDataModel(TempDirCase):
         del got["flame"]
         self.assertEqual(got, json.loads(page("diff", "--format=json", BEFORE, MIDDLE, AFTER)))
         self.assertEqual(got["snapshots"], 3)
+        # The trend marks: one per step, as many set as grew_in.
+        rows = got["types"] + got["sites"] + [s for t in got["types"] for s in t["sites"]]
+        self.assertTrue(rows)
+        for row in rows:
+            self.assertEqual(len(row["grew"]), 2)
+            self.assertEqual(sum(row["grew"]), row["grew_in"])
         got = embedded(page("show", "--format=html", AFTER))
         del got["flame"]
         self.assertEqual(got, json.loads(page("show", "--format=json", AFTER)))
