@@ -308,7 +308,7 @@
   function table(id, caption, rows, cols, detail) {
     var t = el("table", { id: id, "class": "rows" }, el("caption", { text: caption }));
     var tbody = el("tbody");
-    var heads = cols.map(function (c, i) {
+    var heads = cols.map(function (c) {
       var b = el("button", { type: "button", text: c.title });
       var th = el("th", { scope: "col", "class": c.num ? "num" : null }, b);
       b.addEventListener("click", function () {
@@ -321,7 +321,6 @@
         });
         order.forEach(function (g) { g.trs.forEach(function (tr) { tbody.appendChild(tr); }); });
       });
-      void i;
       return th;
     });
     t.appendChild(el("thead", null, el("tr", null, detail ? el("th", { scope: "col", "class": "exp" }, el("span", { "class": "sr", text: "Expand" })) : null, heads)));

@@ -127,6 +127,16 @@ async function visit(browser, spec) {
     await sleep(700);
     const keyed = await frameWidth(page, spec.click);
     out.zoom = { before, zoomed, reset, keyed, total, faded };
+    /* The icicle toggle puts the root at the top instead of the bottom. */
+    await page.keyboard.press("Escape");
+    const rootY = () => page.evaluate(() => {
+      const g = [...document.querySelectorAll("#chart g.frame")].find((x) => x.getAttribute("name") === "all");
+      return g ? g.getBoundingClientRect().top - document.querySelector("#chart svg").getBoundingClientRect().top : -1;
+    });
+    const flameY = await rootY();
+    await page.click("#icicle");
+    await sleep(700);
+    out.icicle = { flame: flameY, icicle: await rootY() };
   }
   await page.close();
   return out;

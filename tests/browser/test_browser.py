@@ -5,7 +5,8 @@ here (a Python program with three snapshots and a limit exceeded, a native
 one, a Python one whose names carry markup and control characters) and
 this checks what a person would see: no console errors, the leaking
 function and type on the page, growth drawn in red, the search box
-highlighting the leaking frame, a click (and the keyboard) zooming.
+highlighting the leaking frame, a click (and the keyboard) zooming, the
+icicle toggle turning the graph over.
 Skips, with the reason, where Chromium, Node.js or puppeteer-core is missing
 (scripts/setup installs all three)."""
 import json
@@ -207,6 +208,9 @@ class Browser(TempDirCase):
                 self.assertAlmostEqual(z["reset"], z["before"], delta=2, msg="Escape resets: %s" % z)
                 self.assertGreater(z["keyed"], z["total"] * 0.95, "Enter on a focused frame zooms: %s" % z)
                 self.assertGreater(self.results[name]["elements"]["focusable_frames"], 0)
+                ice = self.results[name]["icicle"]
+                self.assertEqual(ice["icicle"], 0, "the icicle has its root on top: %s" % ice)
+                self.assertGreater(ice["flame"], ice["icicle"], ice)
 
     def test_narrow_window(self):
         e = self.page("python-narrow")["elements"]
