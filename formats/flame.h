@@ -43,10 +43,10 @@ struct ld_flame {
 
 /*
  * Builds the tree of d's sites into f (caller memory, which need not be
- * set up). For a show report (d against an empty snapshot) pass show, and
- * "growth" is the live size. Returns 0, -ENOMEM or -E2BIG (past 2^32
- * nodes); on failure as on success the caller frees f with
- * ld_flame_finish(). f borrows d's snapshots.
+ * set up). For a show report, d is the diff of an empty snapshot against
+ * the one shown, so "growth" is the live size. Returns 0, -ENOMEM or
+ * -E2BIG (past 2^32 nodes); on failure as on success the caller frees f
+ * with ld_flame_finish(). f borrows d's snapshots.
  */
 int ld_flame_build(struct ld_flame *f, const struct ld_diff *d);
 
