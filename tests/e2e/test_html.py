@@ -121,6 +121,30 @@ class FlameTree(TempDirCase):
         self.assertEqual([r["name"] for r in rows if "smaller" in r["name"]], ["(1 smaller)"])
         self.assertEqual(rows[0]["sites"], 6)
 
+    def test_interpreter_frames_fold(self):
+        # The fixture's outer frames renamed as the interpreter's C code, in a
+        # native snapshot: <module> and handle become one "(Python interpreter)".
+        names = {"<module>": "PyRun_SimpleStringFlags", "handle": "_PyEval_EvalFrameDefault"}
+        paths = []
+        for src in (BEFORE, AFTER):
+            with gzip.open(src, "rt") as f:
+                doc = json.load(f)
+            doc["meta"]["runtime"] = "native"
+            doc["strings"] = [names.get(s, s) for s in doc["strings"]]
+            paths.append(self.path(os.path.basename(src)))
+            with gzip.open(paths[-1], "wt") as f:
+                json.dump(doc, f)
+        rows = nodes(embedded(page("diff", "--format=html", *paths)))
+        folded = [r for r in rows if r["name"] == "(Python interpreter)"]
+        self.assertEqual(len(folded), 1, [r["name"] for r in rows])
+        self.assertEqual(folded[0]["parent"], 0)
+        self.assertEqual(folded[0]["folded"], 2, "the longest run folded: both frames")
+        self.assertEqual(folded[0]["growth"], rows[0]["growth"])
+        index = rows.index(folded[0])
+        self.assertEqual(sorted(r["name"] for r in rows if r["parent"] == index),
+                         ["(1 smaller)", "login", "remember"])
+        self.assertNotIn("_PyEval_EvalFrameDefault", [r["name"] for r in rows])
+
     def test_suppressed_sites_are_left_out(self):
         supp = self.path("s.supp")
         with open(supp, "w") as f:
