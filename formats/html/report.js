@@ -163,7 +163,12 @@
       if (depth > 0) maxDelta = Math.max(maxDelta, Math.abs(n.a - n.b));
       n.children.forEach(function (c) { walk(c, depth + 1); });
     })(root, 0);
-    var mode = show ? "after" : "growth";
+    /*
+     * The heap did not grow by what a frame could show (0.1%, the share the
+     * server sums away; a clean or a reversed diff): width by the later
+     * size, so that the shrinkage is drawn, not a sliver of noise that grew.
+     */
+    var mode = show || root.a - root.b < 0.001 * root.a ? "after" : "growth";
     var widthOf = function (d) { return mode === "growth" ? d.g : d.a; };
 
     var search = el("input", { type: "search", id: "search", placeholder: "Search functions and files", "aria-label": "Search frames" });
@@ -251,6 +256,24 @@
       .setDetailsHandler(function () {})
       .onClick(function () { decorate(); });
 
+    /*
+     * As tall as the frames drawn in the current width: d3-flame-graph counts
+     * the depth of every node, even those of zero width (the frames below a
+     * site that did not grow) and of those under a pixel, which left a blank
+     * band above the graph.
+     */
+    function fitHeight() {
+      var deepest = 0, px = chart.width() / (widthOf(root) || 1);
+      (function walk(n, depth) {
+        if (!(widthOf(n) * px >= 1)) return;
+        deepest = Math.max(deepest, depth);
+        n.children.forEach(function (c) { walk(c, depth + 1); });
+      })(root, 0);
+      var h = (deepest + 2) * 18;
+      chart.height(h);
+      d3.select(chartDiv).select("svg").attr("height", h);
+    }
+    fitHeight();
     d3.select(chartDiv).datum(root).call(chart);
     /* Drawn at once the first time; animated from then on, when zooming. */
     chart.transitionDuration(250);
@@ -289,11 +312,11 @@
     });
     reset.addEventListener("click", function () { chart.resetZoom(); decorate(); });
     icicle.addEventListener("change", function () { chart.inverted(icicle.checked); chart.update(); });
-    widthSel.addEventListener("change", function () { mode = widthSel.value; chart.update(); decorate(); });
+    widthSel.addEventListener("change", function () { mode = widthSel.value; fitHeight(); chart.update(); decorate(); });
     var lastWidth = chartDiv.clientWidth;
     window.addEventListener("resize", function () {
       var w = chartDiv.clientWidth;
-      if (w && w !== lastWidth) { lastWidth = w; chart.width(Math.max(320, w)); chart.update(); }
+      if (w && w !== lastWidth) { lastWidth = w; chart.width(Math.max(320, w)); fitHeight(); chart.update(); }
     });
     window.leakdiffChart = chart;
     return sec;

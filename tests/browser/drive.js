@@ -84,6 +84,9 @@ async function visit(browser, spec) {
     images: document.querySelectorAll("img, iframe, object, embed").length,
     frames: document.querySelectorAll("#chart g.frame").length,
     focusable_frames: document.querySelectorAll("#chart g.frame[tabindex='0']").length,
+    drawn_frames: [...document.querySelectorAll("#chart g.frame rect")].filter((r) => r.getBoundingClientRect().width >= 1).length,
+    width_mode: (document.getElementById("width-mode") || {}).value,
+    chart_height: document.querySelector("#chart svg") ? document.querySelector("#chart svg").getBoundingClientRect().height : 0,
     scroll_width: document.documentElement.scrollWidth,
     client_width: document.documentElement.clientWidth,
   }));

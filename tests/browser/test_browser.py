@@ -120,6 +120,8 @@ class Browser(TempDirCase):
         report("python-trend", "diff", "--format=html", one, two, last,
                texts=texts + ["grew in 2 of 2"], search="login", click="login")
         report("python-narrow", "diff", "--format=html", one, last, texts=texts, width=420)
+        # Nothing grew from the last snapshot back to the first: the graph is drawn by the later size.
+        report("python-reversed", "diff", "--format=html", last, one, texts=["__main__.Session", "login"])
         report("python-show", "show", "--format=html", last, texts=["__main__.Session", "login"])
         if STACKS:
             record("a.snap", STACKS, "80")
@@ -211,6 +213,25 @@ class Browser(TempDirCase):
                 ice = self.results[name]["icicle"]
                 self.assertEqual(ice["icicle"], 0, "the icicle has its root on top: %s" % ice)
                 self.assertGreater(ice["flame"], ice["icicle"], ice)
+
+    def test_width_follows_growth_or_later_size(self):
+        grew = self.page("python-limits")["elements"]
+        self.assertEqual(grew["width_mode"], "growth")
+        back = self.page("python-reversed")
+        self.assertEqual(back["elements"]["width_mode"], "after", "a diff where nothing grew is drawn by later size")
+        self.assertGreater(back["elements"]["drawn_frames"], 3, back["elements"])
+        self.assertGreater(back["colours"]["blue"], 2000, back["colours"])
+        self.assertGreater(back["colours"]["blue"], back["colours"]["red"], back["colours"])
+
+    def test_graph_is_as_tall_as_its_frames(self):
+        # One 18 px row per level drawn, plus one: no blank band of zero-width frames above it.
+        for name in ("python-limits", "python-trend", "native"):
+            if name not in self.results:
+                continue
+            with self.subTest(page=name):
+                e = self.results[name]["elements"]
+                self.assertEqual(e["chart_height"] % 18, 0, e)
+                self.assertLessEqual(e["chart_height"], 18 * (e["drawn_frames"] + 1), e)
 
     def test_narrow_window(self):
         e = self.page("python-narrow")["elements"]
