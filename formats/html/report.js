@@ -194,7 +194,8 @@
       if (d.highlight) return "#b000d6";
       var delta = d.data.a - d.data.b;
       if (!delta) return "rgb(221,221,221)";
-      var t = Math.max(0.15, Math.min(1, Math.sqrt(Math.abs(delta) / maxDelta)));
+      /* A steep curve with a floor: a leaf that holds a tenth of the growth is plainly red, not pink. */
+      var t = 0.3 + 0.7 * Math.min(1, Math.pow(Math.abs(delta) / maxDelta, 0.35));
       if (delta > 0) return "rgb(" + Math.round(245 - 31 * t) + "," + Math.round(215 - 183 * t) + "," + Math.round(215 - 183 * t) + ")";
       return "rgb(" + Math.round(215 - 183 * t) + "," + Math.round(225 - 153 * t) + "," + Math.round(245 - 31 * t) + ")";
     }
@@ -328,12 +329,14 @@
    * A table sortable by each column: cols are {title, value(row), text(row),
    * num}; detail(row) returns the rows shown when a row is expanded.
    */
+  function cellClass(c) { return [c.num ? "num" : "", c.cls || ""].join(" ").trim() || null; }
+
   function table(id, caption, rows, cols, detail) {
     var t = el("table", { id: id, "class": "rows" }, el("caption", { text: caption }));
     var tbody = el("tbody");
     var heads = cols.map(function (c) {
       var b = el("button", { type: "button", text: c.title });
-      var th = el("th", { scope: "col", "class": c.num ? "num" : null }, b);
+      var th = el("th", { scope: "col", "class": cellClass(c) }, b);
       b.addEventListener("click", function () {
         var dir = th.getAttribute("aria-sort") === "descending" ? 1 : -1;
         heads.forEach(function (h) { h.removeAttribute("aria-sort"); });
@@ -369,7 +372,7 @@
       }
       cols.forEach(function (c) {
         var v = c.text(r);
-        tr.appendChild(el("td", { "class": c.num ? "num" : null }, v));
+        tr.appendChild(el("td", { "class": cellClass(c) }, v));
       });
       return { row: r, index: index, trs: trs };
     });
@@ -421,7 +424,7 @@
     }
     if (data.sites && data.sites.length) {
       var sc = rowCols("Allocation site", siteText);
-      if (!show) sc.splice(1, 0, { title: "Match", value: function (r) { return r.match || r.state; }, text: function (r) { return r.match || r.state; } });
+      if (!show) sc.splice(1, 0, { title: "Match", cls: "match", value: function (r) { return r.match || r.state; }, text: function (r) { return r.match || r.state; } });
       var span2 = sc.length;
       out.appendChild(el("section", { id: "sites", "aria-label": "Sites" }, el("h2", { text: show ? "Allocation sites" : "Growth by allocation site" }),
         table("sites-table", "Tracebacks; expand a row for the whole traceback", data.sites, sc, function (r) {
