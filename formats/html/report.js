@@ -180,9 +180,13 @@
     if (show) widthSel.disabled = true;
     var found = el("span", { id: "search-result", "class": "search-result", role: "status", "aria-live": "polite" });
     var controls = el("div", { "class": "controls" }, search, reset, el("label", null, icicle, " Icicle (bottom-up)"), widthSel, found);
-    var legend = el("p", { "class": "legend" },
-      el("span", { "class": "swatch grow" }), " grew ", el("span", { "class": "swatch shrink" }), " shrank ",
-      el("span", { "class": "swatch same" }), " unchanged; the stronger the colour, the larger the change. Click a frame (or Enter) to zoom, Escape to reset.");
+    var howTo = " Click a frame (or Enter) to zoom, Escape to reset.";
+    /* One snapshot has no change to colour: the same red scale says how much memory is below a frame. */
+    var legend = show
+      ? el("p", { "class": "legend" }, el("span", { "class": "swatch grow" }), " live memory; the stronger the colour, the more bytes below the frame." + howTo)
+      : el("p", { "class": "legend" },
+        el("span", { "class": "swatch grow" }), " grew ", el("span", { "class": "swatch shrink" }), " shrank ",
+        el("span", { "class": "swatch same" }), " unchanged; the stronger the colour, the larger the change." + howTo);
     var chartDiv = el("div", { id: "chart", "class": "chart" });
     var tip = el("div", { id: "tooltip", "class": "tooltip", role: "tooltip", hidden: true });
     sec.appendChild(controls);
