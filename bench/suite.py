@@ -1049,9 +1049,73 @@ def section_mixed():
     mixed.section(sys.modules[__name__])
 
 
+def section_html():
+    """The HTML report of a diff of two 100k-site snapshots: its size (the
+    issue's bound is 10 MB), the time to write it beside the JSON report of
+    the same diff, and the time headless Chromium takes from loading the file
+    to the page's ready mark (bound: 3 s), through tests/browser/drive.js."""
+    ld = ARGS.leakdiff
+    n = 100000
+    print("## 8. HTML report\n")
+    a, b, info = snap_pair(n)
+    out = os.path.join(ARGS.work, "report-%d.html" % n)
+    with open(out, "wb") as f:
+        r = measure([ld, "diff", "--format=html", "--top=10", a, b], stdout=f)
+    if failed(r):
+        print("_failed: %s_\n" % describe_failure(r, "leakdiff diff --format=html"))
+        return
+    size = os.path.getsize(out)
+    with open(out, encoding="utf-8") as f:
+        html = f.read()
+    import re
+    block = re.search(r'<script type="application/json" id="leakdiff-data">(.*?)</script>', html, re.S).group(1)
+    doc = json.loads(block)
+    nodes = doc["flame"]["nodes"]
+    smaller = sum(1 for row in nodes if re.fullmatch(r"\(\d+ smaller\)", row[1]))
+    nrep = reps(3)
+    cols = [("html", column([ld, "diff", "--format=html", "--top=10", a, b], "leakdiff diff --format=html")),
+            ("json", column([ld, "diff", "--format=json", "--top=10", a, b], "leakdiff diff --format=json"))]
+    res, broken = round_robin(cols, nrep, lambda name, rep, r: progress(
+        "html %s rep %d: %.2f s wall, %.2f s CPU" % (name, rep + 1, r["wall"], r["cpu"])))
+    h, j = res["html"], res["json"]
+    k = min(len(h), len(j))
+    note("`leakdiff diff --format=html --top=10 A B` on the %s-site pair of section 3 (%s sites in B). "
+         "The page: %.2f MB (bound 10 MB), of which the embedded data is %.2f MB and the bundled scripts "
+         "and styles %.0f KB; %d flame graph nodes drawn, %d of them \"(N smaller)\" sums of frames under "
+         "0.1%% of the whole. Load average at start: %s." % (
+             fint(n), fint(info["sites_b"]), size / 1e6, len(block.encode()) / 1e6,
+             (size - len(block.encode())) / 1e3, len(nodes), smaller, load()))
+    rows = []
+    if h and j:
+        rows.append(["write the report", spread([x["wall"] for x in h], fs), spread([x["cpu"] for x in h], fs),
+                     spread([x["cpu"] for x in j], fs),
+                     spread([h[i]["cpu"] / j[i]["cpu"] for i in range(k)], fr)])
+    else:
+        rows.append(["write the report", "failed: " + "; ".join(broken.values()), "", "", ""])
+    table(["", "html wall", "html CPU", "json CPU (same diff)", "html/json CPU"], rows)
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    drive = os.path.join(ARGS.root, "tests", "browser", "drive.js")
+    if not chromium or not shutil.which("node"):
+        print("_no chromium or node: time to ready not measured_\n")
+        return
+    spec = os.path.join(ARGS.work, "html-spec.json")
+    with open(spec, "w") as f:
+        json.dump({"chromium": chromium, "pages": [{"name": "r%d" % i, "path": out} for i in range(nrep)]}, f)
+    r = subprocess.run(["node", drive, spec], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        print("_drive.js failed: %s_\n" % r.stderr.strip().splitlines()[-1:])
+        return
+    pages = json.loads(r.stdout)
+    ready = [p["ready_ms"] / 1000 for p in pages if "ready_ms" in p]
+    errors = sorted({e for p in pages for e in p["errors"]})
+    table(["headless Chromium", "load to ready (bound 3 s)", "console errors"],
+          [["%d loads of the page in one browser" % len(pages), spread(ready, fs) if ready else "never ready",
+            "; ".join(errors) or "none"]])
+
+
 SECTIONS = {"python": section_python, "snapshot": section_snapshot, "diff": section_diff,
             "size": section_size, "native": section_native, "pytest": section_pytest,
-            "attach": section_attach, "mixed": section_mixed}
+            "attach": section_attach, "mixed": section_mixed, "html": section_html}
 
 
 def main():

@@ -25,14 +25,14 @@ enum { OPT_MIN_BYTES = 0x100, OPT_COLOR, OPT_TYPE_SITES };
 	{ "type-sites", OPT_TYPE_SITES, "N", 0, "Allocation sites listed under each type (default 3)", 1 }
 
 static const struct argp_option diff_options[] = {
-	{ "format", 'f', "FORMAT", 0, "Output format: text (default), json or markdown", 1 },
+	{ "format", 'f', "FORMAT", 0, "Format: text (default), json, markdown or html", 1 },
 	{ "min-bytes", OPT_MIN_BYTES, "SIZE", 0, "Leave out rows whose byte change is under SIZE (e.g. 4KiB)", 1 },
 	COMMON_OPTIONS,
 	{ 0 }
 };
 
 static const struct argp_option show_options[] = {
-	{ "format", 'f', "FORMAT", 0, "Output format: text (default) or json", 1 },
+	{ "format", 'f', "FORMAT", 0, "Format: text (default), json or html", 1 },
 	{ "min-bytes", OPT_MIN_BYTES, "SIZE", 0, "Leave out rows of less than SIZE (e.g. 4KiB)", 1 },
 	COMMON_OPTIONS,
 	{ 0 }

@@ -47,9 +47,9 @@ _leakdiff()
 	case $prev in
 	--format | -f)
 		if [[ $cmd == diff ]]; then
-			COMPREPLY=($(compgen -W "text json markdown" -- "$cur"))
+			COMPREPLY=($(compgen -W "text json markdown html" -- "$cur"))
 		else
-			COMPREPLY=($(compgen -W "text json" -- "$cur"))
+			COMPREPLY=($(compgen -W "text json html" -- "$cur"))
 		fi
 		return ;;
 	--by | -b) COMPREPLY=($(compgen -W "type site all" -- "$cur")); return ;;

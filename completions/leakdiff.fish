@@ -35,8 +35,8 @@ for cmd in diff show
     complete -c leakdiff -n "__fish_seen_subcommand_from $cmd" -l type-sites -x -d 'Allocation sites listed under each type'
     complete -c leakdiff -n "__fish_seen_subcommand_from $cmd" -k -a '(__fish_complete_suffix .snap)'
 end
-complete -c leakdiff -n "__fish_seen_subcommand_from diff" -s f -l format -x -a 'text json markdown' -d 'Output format'
-complete -c leakdiff -n "__fish_seen_subcommand_from show" -s f -l format -x -a 'text json' -d 'Output format'
+complete -c leakdiff -n "__fish_seen_subcommand_from diff" -s f -l format -x -a 'text json markdown html' -d 'Output format'
+complete -c leakdiff -n "__fish_seen_subcommand_from show" -s f -l format -x -a 'text json html' -d 'Output format'
 complete -c leakdiff -n "__fish_seen_subcommand_from diff" -l depth -x -d 'Compare tracebacks on their innermost N frames'
 complete -c leakdiff -n "__fish_seen_subcommand_from diff" -l match -x -a 'graded exact function' -d 'How sites are matched across versions'
 complete -c leakdiff -n "__fish_seen_subcommand_from diff" -l strip-prefix -x -a '(__fish_complete_directories)' -d 'Remove PATH from the front of file names'

@@ -60,6 +60,7 @@ struct ld_diff_site {
 	enum ld_match match; /* meaningful for LD_DIFF_KEPT rows */
 	bool suppressed;     /* matched a suppression (see suppress.h) */
 	uint32_t grew_in;    /* trends: intervals in which this row grew */
+	uint64_t grew_mask;  /* trends: bit i set when it grew in interval i (the first 64) */
 	struct ld_diff_stack stack;
 };
 
@@ -70,6 +71,7 @@ struct ld_diff_type {
 	enum ld_diff_state state;
 	bool suppressed;
 	uint32_t grew_in;
+	uint64_t grew_mask;
 	struct ld_diff_site *sites; /* where its instances were allocated */
 	size_t nsites;
 };
@@ -132,7 +134,8 @@ int ld_diff_create(const struct ld_snapshot *before, const struct ld_snapshot *a
 /*
  * Turns d, the diff of snaps[0] against snaps[n-1], into a trend over all n
  * snapshots: every row's grew_in becomes the number of the n-1 consecutive
- * pairs in which it grew, so that steady growth (a leak) stands apart from
+ * pairs in which it grew, and bit i of its grew_mask is set when it grew
+ * in pair i (for the first 64 pairs), so that steady growth (a leak) stands apart from
  * a row that went up and down (noise). The snapshots must outlive d.
  * Returns 0, -ENOMEM or -E2BIG (as ld_diff_create()); on failure d is
  * unchanged.

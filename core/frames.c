@@ -186,3 +186,16 @@ bool ld_type_is_user(const char *name, const char *origin)
 	const char *dot = strchr(name, '.');
 	return dot && !runtime_module(name, (size_t)(dot - name));
 }
+
+bool ld_frame_is_interpreter(const struct ld_snapshot *s, const struct ld_frame *f)
+{
+	if (!ld_frame_is_native(s, f))
+		return false;
+	const char *fn = ld_snapshot_str(s, f->function);
+	if (strncmp(fn, "_Py", 3) == 0 || (strncmp(fn, "Py", 2) == 0 && fn[2] >= 'A' && fn[2] <= 'Z'))
+		return true;
+	const char *file = ld_snapshot_str(s, f->file);
+	const char *base = strrchr(file, '/');
+	base = base ? base + 1 : file;
+	return strncmp(base, "libpython", 9) == 0 || strncmp(base, "python3", 7) == 0;
+}

@@ -90,6 +90,16 @@ bool ld_frame_is_unresolved(const struct ld_snapshot *s, const struct ld_frame *
 size_t ld_frame_function_len(const struct ld_snapshot *s, const struct ld_frame *f);
 
 /*
+ * True when f is a native frame of the Python interpreter itself, which a
+ * native recording of a Python program has dozens of between any two
+ * Python-level calls: a function of CPython's C API or internals (a name
+ * starting "_Py", "Py" and a capital letter, or "_PyEval"), or any frame in
+ * a file whose base name starts "libpython" or "python3". Reports fold a
+ * run of them into one frame. Python frames never are.
+ */
+bool ld_frame_is_interpreter(const struct ld_snapshot *s, const struct ld_frame *f);
+
+/*
  * True when a type is one of the program's own types rather than a
  * built-in container or scalar, or a type of the runtime's library, that
  * grows along with whatever leaks. origin is where the snapshot says the

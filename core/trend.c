@@ -23,6 +23,7 @@ struct key {
 	size_t at;      /* in pool */
 	uint32_t len;   /* words */
 	uint32_t count; /* intervals the row grew in */
+	uint64_t mask;  /* which of the first 64 */
 };
 
 struct counter {
@@ -34,6 +35,7 @@ struct counter {
 	struct ld_hashmap index;
 	uint32_t *scratch;
 	size_t scratch_cap;
+	uint32_t interval; /* the one being counted */
 };
 
 static void counter_finish(struct counter *c)
@@ -64,8 +66,8 @@ static int stack_key(struct counter *c, uint32_t first, const struct ld_diff_sta
 	return 0;
 }
 
-/* The counter of the key in c->scratch[0..len): added when insert, else NULL when absent. */
-static int slot(struct counter *c, uint32_t len, bool insert, uint32_t **out)
+/* The row of the key in c->scratch[0..len): added when insert, else NULL when absent. */
+static int slot(struct counter *c, uint32_t len, bool insert, struct key **out)
 {
 	uint64_t h = ld_hash_bytes(c->scratch, len * sizeof(*c->scratch));
 	struct ld_hashmap_iter it = LD_HASHMAP_ITER(h);
@@ -73,7 +75,7 @@ static int slot(struct counter *c, uint32_t len, bool insert, uint32_t **out)
 	*out = NULL;
 	while (ld_hashmap_next(&c->index, &it, &i)) {
 		if (c->keys[i].len == len && memcmp(c->pool + c->keys[i].at, c->scratch, len * sizeof(*c->pool)) == 0) {
-			*out = &c->keys[i].count;
+			*out = &c->keys[i];
 			return 0;
 		}
 	}
@@ -87,7 +89,7 @@ static int slot(struct counter *c, uint32_t len, bool insert, uint32_t **out)
 	memcpy(c->pool + c->npool, c->scratch, len * sizeof(*c->pool));
 	c->keys[c->n] = (struct key){ .at = c->npool, .len = len, .count = 0 };
 	c->npool += len;
-	*out = &c->keys[c->n++].count;
+	*out = &c->keys[c->n++];
 	return 0;
 }
 
@@ -101,26 +103,33 @@ static int type_key(struct counter *c, const char *name, uint32_t *len)
 	return ld_keyer_intern(&c->keyer, name, strlen(name), &c->scratch[1]);
 }
 
-/* Adds one to the row's counter (insert), or reads it into *n. */
-static int visit(struct counter *c, uint32_t len, bool insert, uint32_t *n)
+/*
+ * Counts the current interval for the row (insert), or reads its count and
+ * mask into *n and *mask.
+ */
+static int visit(struct counter *c, uint32_t len, bool insert, uint32_t *n, uint64_t *mask)
 {
-	uint32_t *p;
-	int r = slot(c, len, insert, &p);
+	struct key *k;
+	int r = slot(c, len, insert, &k);
 	if (r < 0)
 		return r;
-	if (insert)
-		(*p)++;
-	else
-		*n = p ? *p : 0;
+	if (insert) {
+		k->count++;
+		if (c->interval < 64)
+			k->mask |= UINT64_C(1) << c->interval;
+	} else {
+		*n = k ? k->count : 0;
+		*mask = k ? k->mask : 0;
+	}
 	return 0;
 }
 
 static int visit_stack(struct counter *c, uint32_t first, const struct ld_diff_stack *st, bool insert,
-		       uint32_t *n)
+		       uint32_t *n, uint64_t *mask)
 {
 	uint32_t len;
 	int r = stack_key(c, first, st, &len);
-	return r < 0 ? r : visit(c, len, insert, n);
+	return r < 0 ? r : visit(c, len, insert, n, mask);
 }
 
 static bool grew(const struct ld_diff_row *r)
@@ -134,7 +143,7 @@ static int count_interval(struct counter *c, const struct ld_diff *di)
 	int r = 0;
 	for (size_t i = 0; r == 0 && i < di->nsites; i++)
 		if (grew(&di->sites[i].row))
-			r = visit_stack(c, KEY_SITE, &di->sites[i].stack, true, NULL);
+			r = visit_stack(c, KEY_SITE, &di->sites[i].stack, true, NULL, NULL);
 	for (size_t i = 0; r == 0 && i < di->ntypes; i++) {
 		const struct ld_diff_type *t = &di->types[i];
 		uint32_t len, tid;
@@ -142,10 +151,10 @@ static int count_interval(struct counter *c, const struct ld_diff *di)
 			break;
 		tid = c->scratch[1];
 		if (grew(&t->row))
-			r = visit(c, len, true, NULL);
+			r = visit(c, len, true, NULL, NULL);
 		for (size_t j = 0; r == 0 && j < t->nsites; j++)
 			if (grew(&t->sites[j].row))
-				r = visit_stack(c, tid, &t->sites[j].stack, true, NULL);
+				r = visit_stack(c, tid, &t->sites[j].stack, true, NULL, NULL);
 	}
 	return r;
 }
@@ -169,6 +178,7 @@ int ld_diff_trend(struct ld_diff *d, const struct ld_snapshot *const *snaps, siz
 	for (size_t i = 0; i + 1 < n && r == 0; i++) {
 		struct ld_diff *di = NULL;
 		r = ld_diff_create(snaps[i], snaps[i + 1], opts, &di);
+		c.interval = (uint32_t)i;
 		if (r == 0)
 			r = count_interval(&c, di);
 		ld_diff_destroy(di);
@@ -178,31 +188,45 @@ int ld_diff_trend(struct ld_diff *d, const struct ld_snapshot *const *snaps, siz
 	uint32_t *site_n = calloc(d->nsites + 1, sizeof(*site_n));
 	uint32_t *type_n = calloc(d->ntypes + 1, sizeof(*type_n));
 	uint32_t *ts_n = calloc(nts + 1, sizeof(*ts_n));
-	if (r == 0 && (!site_n || !type_n || !ts_n))
+	uint64_t *site_m = calloc(d->nsites + 1, sizeof(*site_m));
+	uint64_t *type_m = calloc(d->ntypes + 1, sizeof(*type_m));
+	uint64_t *ts_m = calloc(nts + 1, sizeof(*ts_m));
+	if (r == 0 && (!site_n || !type_n || !ts_n || !site_m || !type_m || !ts_m))
 		r = -ENOMEM;
 	for (size_t i = 0; r == 0 && i < d->nsites; i++)
-		r = visit_stack(&c, KEY_SITE, &d->sites[i].stack, false, &site_n[i]);
+		r = visit_stack(&c, KEY_SITE, &d->sites[i].stack, false, &site_n[i], &site_m[i]);
 	for (size_t i = 0; r == 0 && i < d->ntypes; i++) {
 		struct ld_diff_type *t = &d->types[i];
 		uint32_t len;
-		if ((r = type_key(&c, t->name, &len)) < 0 || (r = visit(&c, len, false, &type_n[i])) < 0)
+		if ((r = type_key(&c, t->name, &len)) < 0 || (r = visit(&c, len, false, &type_n[i], &type_m[i])) < 0)
 			break;
 		uint32_t tid = c.scratch[1];
-		for (size_t j = 0; r == 0 && j < t->nsites; j++)
-			r = visit_stack(&c, tid, &t->sites[j].stack, false, &ts_n[&t->sites[j] - d->type_sites]);
+		for (size_t j = 0; r == 0 && j < t->nsites; j++) {
+			size_t at = (size_t)(&t->sites[j] - d->type_sites);
+			r = visit_stack(&c, tid, &t->sites[j].stack, false, &ts_n[at], &ts_m[at]);
+		}
 	}
 	if (r == 0) {
-		for (size_t i = 0; i < d->nsites; i++)
+		for (size_t i = 0; i < d->nsites; i++) {
 			d->sites[i].grew_in = site_n[i];
-		for (size_t i = 0; i < d->ntypes; i++)
+			d->sites[i].grew_mask = site_m[i];
+		}
+		for (size_t i = 0; i < d->ntypes; i++) {
 			d->types[i].grew_in = type_n[i];
-		for (size_t i = 0; i < nts; i++)
+			d->types[i].grew_mask = type_m[i];
+		}
+		for (size_t i = 0; i < nts; i++) {
 			d->type_sites[i].grew_in = ts_n[i];
+			d->type_sites[i].grew_mask = ts_m[i];
+		}
 		d->intervals = n > 1 ? (uint32_t)(n - 1) : 1;
 	}
 	free(site_n);
 	free(type_n);
 	free(ts_n);
+	free(site_m);
+	free(type_m);
+	free(ts_m);
 	counter_finish(&c);
 	return r;
 }

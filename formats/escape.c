@@ -1,6 +1,7 @@
 /* Escaping of untrusted names for terminals, Markdown and JSON; see escape.h. */
 #include "escape.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,8 @@ static int is_invisible_control(uint32_t cp)
 	       cp == 0xfeff;
 }
 
-void ld_escape_json_text(struct ld_buf *b, const char *json)
+/* Both JSON escapers: the invisible controls always, and for HTML also <, > and &. */
+static void json_escape(struct ld_buf *b, const char *json, bool html)
 {
 	const unsigned char *p = (const unsigned char *)json, *run = p;
 	while (*p) {
@@ -36,13 +38,23 @@ void ld_escape_json_text(struct ld_buf *b, const char *json)
 			continue;
 		}
 		uint32_t cp = n > 1 ? decode(p, n) : *p;
-		if (n > 1 && is_invisible_control(cp)) {
+		if ((n > 1 && is_invisible_control(cp)) || (html && (cp == '<' || cp == '>' || cp == '&'))) {
 			ld_buf_printf(b, "%.*s\\u%04x", (int)(p - run), (const char *)run, (unsigned)cp);
 			run = p + n;
 		}
 		p += n;
 	}
 	ld_buf_puts(b, (const char *)run);
+}
+
+void ld_escape_json_text(struct ld_buf *b, const char *json)
+{
+	json_escape(b, json, false);
+}
+
+void ld_escape_json_html(struct ld_buf *b, const char *json)
+{
+	json_escape(b, json, true);
 }
 
 static int markdown_special(unsigned char c)

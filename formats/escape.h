@@ -40,6 +40,16 @@ void ld_escape_append(struct ld_buf *b, const char *s, enum ld_escape_mode mode)
 void ld_escape_json_text(struct ld_buf *b, const char *json);
 
 /*
+ * As ld_escape_json_text(), and <, > and & written as \u003c, \u003e and
+ * \u0026 too, for JSON embedded in an HTML <script> element: the text can
+ * then never close the element ("</script>"), open a comment ("<!--") or
+ * be read as a character reference, whatever the names in it, and still
+ * decodes to the same values. U+2028 and U+2029 are among the escaped
+ * controls, so the text is also valid JavaScript.
+ */
+void ld_escape_json_html(struct ld_buf *b, const char *json);
+
+/*
  * Returns a newly allocated escaped copy of s that the caller frees, or NULL
  * when memory runs out.
  */

@@ -76,6 +76,18 @@ static void add_row(struct jctx *j, cJSON *obj, const struct ld_diff_row *r, con
 	add_num(j, obj, k, (double)ld_diff_count_delta(r));
 }
 
+/* Trends: in which steps a row grew, one boolean per step (up to 64 steps). */
+static void add_steps(struct jctx *j, cJSON *obj, uint32_t grew_in, uint64_t mask)
+{
+	add_num(j, obj, "grew_in", grew_in);
+	if (j->intervals > 64)
+		return;
+	cJSON *a = check(j, cJSON_CreateArray());
+	for (uint32_t i = 0; a && i < j->intervals; i++)
+		add(j, a, NULL, cJSON_CreateBool((mask >> i) & 1));
+	add(j, obj, "grew", a);
+}
+
 static cJSON *frames_json(struct jctx *j, const struct ld_diff_stack *st)
 {
 	cJSON *a = check(j, cJSON_CreateArray());
@@ -116,7 +128,7 @@ static cJSON *site_json(struct jctx *j, const struct ld_diff_site *s, bool show)
 			add_str(j, o, "match", ld_diff_match_name(s->match));
 		add_row(j, o, &s->row, "bytes", "count");
 		if (j->intervals > 1)
-			add_num(j, o, "grew_in", s->grew_in);
+			add_steps(j, o, s->grew_in, s->grew_mask);
 	}
 	int caller = ld_report_caller(&s->stack);
 	if (caller > 0)
@@ -155,7 +167,7 @@ static cJSON *types_json(struct jctx *j, const struct ld_diff *d, bool show)
 			add_str(j, o, "state", ld_diff_state_name(t->state));
 			add_row(j, o, &t->row, "bytes", "count");
 			if (d->intervals > 1)
-				add_num(j, o, "grew_in", t->grew_in);
+				add_steps(j, o, t->grew_in, t->grew_mask);
 		}
 		cJSON *sites = check(j, cJSON_CreateArray());
 		size_t ns = 0;
@@ -309,9 +321,9 @@ static cJSON *options_json(struct jctx *j)
 	return o;
 }
 
-int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
+static cJSON *diff_tree(struct jctx *jp, const struct ld_diff *d, const struct ld_report_opts *o)
 {
-	struct jctx j = { .o = o, .intervals = d->intervals };
+	struct jctx j = *jp;
 	cJSON *root = check(&j, cJSON_CreateObject());
 	add_str(&j, root, "format", "leakdiff-diff");
 	add_num(&j, root, "version", 1);
@@ -367,12 +379,20 @@ int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_repo
 		add_str(&j, bo, "record_with", "--native");
 		add(&j, root, "native_unexplained", bo);
 	}
+	jp->oom = j.oom;
+	return root;
+}
+
+int ld_report_diff_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
+{
+	struct jctx j = { .o = o, .intervals = d->intervals };
+	cJSON *root = diff_tree(&j, d, o);
 	return print(&j, root, out);
 }
 
-int ld_report_show_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
+static cJSON *show_tree(struct jctx *jp, const struct ld_diff *d, const struct ld_report_opts *o)
 {
-	struct jctx j = { .o = o };
+	struct jctx j = *jp;
 	const struct ld_snapshot *s = d->after;
 	cJSON *root = check(&j, cJSON_CreateObject());
 	add_str(&j, root, "format", "leakdiff-show");
@@ -399,5 +419,26 @@ int ld_report_show_json(FILE *out, const struct ld_diff *d, const struct ld_repo
 	add(&j, root, "types", o->by == LD_REPORT_SITES ? cJSON_CreateArray() : types_json(&j, d, true));
 	add(&j, root, "sites", o->by == LD_REPORT_TYPES ? cJSON_CreateArray() : sites_json(&j, d, true));
 	add(&j, root, "hints", hints_json(&j, d, true));
+	jp->oom = j.oom;
+	return root;
+}
+
+int ld_report_show_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o)
+{
+	struct jctx j = { .o = o };
+	cJSON *root = show_tree(&j, d, o);
 	return print(&j, root, out);
+}
+
+int ld_report_json_tree(const struct ld_diff *d, const struct ld_report_opts *o, bool show, cJSON **out)
+{
+	struct jctx j = { .o = o, .intervals = show ? 0 : d->intervals };
+	cJSON *root = show ? show_tree(&j, d, o) : diff_tree(&j, d, o);
+	if (j.oom || !root) {
+		cJSON_Delete(root);
+		*out = NULL;
+		return -ENOMEM;
+	}
+	*out = root;
+	return 0;
 }

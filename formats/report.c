@@ -11,6 +11,7 @@ const struct ld_report_format ld_report_formats[] = {
 	{ "text", ld_report_diff_text, ld_report_show_text, true },
 	{ "json", ld_report_diff_json, ld_report_show_json, false },
 	{ "markdown", ld_report_diff_markdown, NULL, false },
+	{ "html", ld_report_diff_html, ld_report_show_html, false },
 	{ NULL, NULL, NULL, false },
 };
 

@@ -1,6 +1,7 @@
 /*
  * Report renderers: a diff or a single snapshot as text for people, JSON
- * for scripts, or (for a diff) a Markdown summary for CI. Renderers only
+ * for scripts, an HTML page with a flame graph, or (for a diff) a Markdown
+ * summary for CI. Renderers only
  * format; the diff decides what changed. Every name taken from a snapshot
  * goes through escape.h on its way out. The command line reaches them
  * through ld_report_formats, one row per --format value.
@@ -56,6 +57,15 @@ int ld_report_diff_markdown(FILE *out, const struct ld_diff *d, const struct ld_
  */
 int ld_report_show_text(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o);
 int ld_report_show_json(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o);
+
+/*
+ * The diff, or one snapshot's summary, as one self-contained HTML page: the
+ * JSON report's document and a differential flame graph drawn by scripts
+ * bundled into leakdiff, with nothing fetched when the page is viewed.
+ * Same returns as above.
+ */
+int ld_report_diff_html(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o);
+int ld_report_show_html(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o);
 
 /* The signature shared by every renderer above. */
 typedef int ld_report_fn(FILE *out, const struct ld_diff *d, const struct ld_report_opts *o);

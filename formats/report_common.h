@@ -119,6 +119,16 @@ void ld_report_command(struct ld_buf *b, char *const *argv, size_t n, size_t max
  */
 void ld_report_attached(struct ld_buf *b, double attached);
 
+/*
+ * The JSON report of d (a show report when show is true) as a cJSON tree,
+ * the same document ld_report_diff_json() and ld_report_show_json() print,
+ * for a renderer that embeds it (the HTML page). On success stores the
+ * tree in *out, which the caller frees with cJSON_Delete(), and returns 0;
+ * returns -ENOMEM and stores NULL when memory ran out.
+ */
+struct cJSON;
+int ld_report_json_tree(const struct ld_diff *d, const struct ld_report_opts *o, bool show, struct cJSON **out);
+
 /* The limit a hit broke, as its option is spelled ("--max-site-growth"). */
 const char *ld_report_limit_option(enum ld_limit_kind k);
 

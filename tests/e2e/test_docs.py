@@ -138,8 +138,8 @@ class Completions(unittest.TestCase):
         self.assertEqual(self.bash_complete("leakdiff d"), {"diff"})
         got = self.bash_complete("leakdiff diff --ma")
         self.assertEqual(got, {"--match", "--max-total-growth", "--max-site-growth", "--max-type-growth"})
-        self.assertEqual(self.bash_complete("leakdiff diff --format "), {"text", "json", "markdown"})
-        self.assertEqual(self.bash_complete("leakdiff show --format "), {"text", "json"})
+        self.assertEqual(self.bash_complete("leakdiff diff --format "), {"text", "json", "markdown", "html"})
+        self.assertEqual(self.bash_complete("leakdiff show --format "), {"text", "json", "html"})
         self.assertIn("before.snap", self.bash_complete("leakdiff diff "))
         self.assertIn("--every", self.bash_complete("leakdiff record --e"))
         # --pid offers running processes (this one among them), --duration

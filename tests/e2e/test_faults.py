@@ -14,6 +14,7 @@ native ones are compiled with the cc on PATH (skipped without one).
 import fcntl
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -1178,6 +1179,19 @@ class HostileNames(FaultCase):
         self.assertEqual(d["types"][0]["name"], "__main__." + EVIL)
         self.assertEqual(d["types"][0]["count_delta"], 400)
         self.assertTrue(any(EVIL in f["file"] for s in d["sites"] for f in s["frames"]))
+        # The HTML page carries them in its JSON data block, escaped there, never raw.
+        for args in (("diff", "--format=html", before, after), ("show", "--format=html", after)):
+            with self.subTest(args=args[:2]):
+                out = harness.leakdiff(*args)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                for ch in RAW:
+                    self.assertNotIn(ch, out.stdout)
+                block = re.search(r'<script type="application/json" id="leakdiff-data">(.*?)</script>',
+                                  out.stdout, re.S).group(1)
+                page = json.loads(block)
+                if args[0] == "diff":
+                    self.assertEqual(page["types"][0]["name"], "__main__." + EVIL)
+                self.assertTrue(any(EVIL in r[2] for r in page["flame"]["nodes"]))
 
 
 class Dispositions(FaultCase):

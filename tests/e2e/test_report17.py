@@ -53,12 +53,12 @@ class Help(TempDirCase):
         self.assertNotRegex(text, r"(?m)^\s+1\s")
         self.assertNotIn("limit", text)
         self.assertNotIn("byte change", text)
-        self.assertIn("Output format: text (default) or json", text)
+        self.assertIn("Format: text (default), json or html", text)
         self.assertIn("Leave out rows of less than SIZE", text)
 
     def test_diff_keeps_its_own(self):
         text = self.help_text("diff")
-        self.assertIn("Output format: text (default), json or markdown", text)
+        self.assertIn("Format: text (default), json, markdown or html", text)
         self.assertIn("  1    a growth limit was exceeded", text)
         self.assertIn("byte change", text)
 
@@ -66,11 +66,11 @@ class Help(TempDirCase):
         r = leakdiff("show", "--format=markdown", AFTER)
         self.assertEqual(r.returncode, 2)
         self.assertEqual(r.stderr.splitlines()[0],
-                         "leakdiff show: unknown format 'markdown' (use text or json)")
+                         "leakdiff show: unknown format 'markdown' (use text, json or html)")
         r = leakdiff("diff", "--format=md", BEFORE, AFTER)
         self.assertEqual(r.returncode, 2)
         self.assertEqual(r.stderr.splitlines()[0],
-                         "leakdiff diff: unknown format 'md' (use text, json or markdown)")
+                         "leakdiff diff: unknown format 'md' (use text, json, markdown or html)")
 
 
 class FullDisk(TempDirCase):

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "diff.h"
 #include "error.h"
@@ -97,9 +98,84 @@ static int promised_invisible(uint32_t cp)
 	       cp == 0xfeff;
 }
 
-enum out_kind { OUT_TEXT, OUT_TEXT_COLOR, OUT_MARKDOWN, OUT_JSON };
+enum out_kind { OUT_TEXT, OUT_TEXT_COLOR, OUT_MARKDOWN, OUT_JSON, OUT_HTML };
 
-static const char *const out_names[] = { "text", "text (colour)", "markdown", "json" };
+static const char *const out_names[] = { "text", "text (colour)", "markdown", "json", "html" };
+
+static const char html_data_open[] = "<script type=\"application/json\" id=\"leakdiff-data\">";
+
+/* Occurrences of needle in the len bytes at p, ignoring ASCII case. */
+static size_t count_nocase(const char *p, size_t len, const char *needle)
+{
+	size_t n = strlen(needle), hits = 0;
+	for (size_t i = 0; i + n <= len; i++)
+		if (strncasecmp(p + i, needle, n) == 0)
+			hits++;
+	return hits;
+}
+
+/*
+ * The HTML page: its markup around the data block is the same bytes for
+ * every report (so no name from a snapshot reaches it), there are exactly
+ * the three script elements the renderer writes, the data block holds no
+ * '<' at all (so neither "</script" nor "<!--" can end or confuse it) and
+ * parses as one JSON object with the flame graph's tree in it.
+ */
+static void check_html(const char *what, const char *buf, size_t len)
+{
+	static char *fixed_head, *fixed_tail;
+	static size_t head_len, tail_len;
+	const char *open = memmem(buf, len, html_data_open, strlen(html_data_open));
+	if (!open)
+		fuzz_fail("%s html report: no data block", what);
+	const char *data = open + strlen(html_data_open);
+	const char *close = memmem(data, len - (size_t)(data - buf), "</script>", 9);
+	if (!close)
+		fuzz_fail("%s html report: the data block is not closed", what);
+	if (memchr(data, '<', (size_t)(close - data)))
+		fuzz_fail("%s html report: a raw '<' in the data block at byte %td", what,
+			  (const char *)memchr(data, '<', (size_t)(close - data)) - buf);
+	size_t hl = (size_t)(data - buf), tl = len - (size_t)(close - buf);
+	if (!fixed_head) {
+		/* Counted once: later pages have the same markup around a block without '<'. */
+		if (count_nocase(buf, len, "<script") != 3 || count_nocase(buf, len, "</script") != 3)
+			fuzz_fail("%s html report: %zu script elements opened and %zu closed, not 3", what,
+				  count_nocase(buf, len, "<script"), count_nocase(buf, len, "</script"));
+		fixed_head = malloc(hl);
+		fixed_tail = malloc(tl);
+		if (!fixed_head || !fixed_tail)
+			abort();
+		memcpy(fixed_head, buf, hl);
+		memcpy(fixed_tail, close, tl);
+		head_len = hl;
+		tail_len = tl;
+	} else if (hl != head_len || tl != tail_len || memcmp(fixed_head, buf, hl) != 0 ||
+		   memcmp(fixed_tail, close, tl) != 0) {
+		fuzz_fail("%s html report: the markup around the data differs from report to report", what);
+	}
+	const char *end = NULL;
+	cJSON *doc = cJSON_ParseWithLengthOpts(data, (size_t)(close - data), &end, 0);
+	if (!doc)
+		fuzz_fail("%s html report: the embedded data does not parse as JSON", what);
+	if (end != close)
+		fuzz_fail("%s html report: data after the embedded document", what);
+	cJSON *flame = cJSON_GetObjectItemCaseSensitive(doc, "flame");
+	if (!cJSON_IsObject(doc) || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(flame, "nodes")))
+		fuzz_fail("%s html report: the embedded data has no flame graph", what);
+	/* Parents come before their children, and the first node is the root. */
+	int i = 0;
+	const cJSON *row;
+	cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(flame, "nodes"))
+	{
+		const cJSON *parent = cJSON_GetArrayItem(row, 0);
+		if (!cJSON_IsNumber(parent) || (i == 0 ? parent->valuedouble != -1
+						      : parent->valuedouble < 0 || parent->valuedouble >= i))
+			fuzz_fail("%s html report: flame node %d has parent %g", what, i,
+				  cJSON_IsNumber(parent) ? parent->valuedouble : -2.0);
+		i++;
+	}
+	cJSON_Delete(doc);
+}
 
 /*
  * A report must be valid UTF-8 without NUL. Text and Markdown must also hold
@@ -119,7 +195,10 @@ static void check_output(const char *what, enum out_kind kind, const char *buf, 
 			fuzz_fail("%s %s report: invalid UTF-8 at byte %zu (0x%02x)", what, out_names[kind], i, p[i]);
 		if (cp == 0)
 			fuzz_fail("%s %s report: NUL byte at %zu", what, out_names[kind], i);
-		if (kind != OUT_JSON) {
+		if (kind == OUT_HTML) {
+			if (cp < 0x20 && cp != '\n')
+				fuzz_fail("%s html report: raw control U+%04X at byte %zu", what, (unsigned)cp, i);
+		} else if (kind != OUT_JSON) {
 			if (cp == 0x1b && kind == OUT_TEXT_COLOR && i + 1 < len && p[i + 1] == '[') {
 				size_t j = i + 2;
 				while (j < len && p[j] >= '0' && p[j] <= '9')
@@ -140,6 +219,8 @@ static void check_output(const char *what, enum out_kind kind, const char *buf, 
 				  out_names[kind], (unsigned)cp, i);
 		i += n;
 	}
+	if (kind == OUT_HTML)
+		check_html(what, buf, len);
 	if (kind == OUT_JSON) {
 		const char *end = NULL;
 		cJSON *doc = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
@@ -264,6 +345,7 @@ static void reports(const char *what, const struct ld_diff *d, uint64_t bits, co
 	render(what, ld_report_diff_text, OUT_TEXT_COLOR, d, o);
 	render(what, ld_report_diff_markdown, OUT_MARKDOWN, d, o);
 	render(what, ld_report_diff_json, OUT_JSON, d, o);
+	render(what, ld_report_diff_html, OUT_HTML, d, o);
 }
 
 void fuzz_exercise_snapshot(const struct ld_snapshot *s, uint64_t bits)
@@ -282,6 +364,7 @@ void fuzz_exercise_snapshot(const struct ld_snapshot *s, uint64_t bits)
 		render("show", ld_report_show_text, OUT_TEXT, d, o);
 		render("show", ld_report_show_text, OUT_TEXT_COLOR, d, o);
 		render("show", ld_report_show_json, OUT_JSON, d, o);
+		render("show", ld_report_show_html, OUT_HTML, d, o);
 		ld_diff_destroy(d);
 		d = NULL;
 	}

@@ -1221,6 +1221,29 @@ Test(trend, counts_the_intervals_each_row_grew_in)
 	}
 }
 
+Test(trend, marks_which_intervals_each_row_grew_in)
+{
+	struct ld_snapshot **s = series;
+	trend_snapshots(s);
+	cr_assert_eq(ld_diff_create(s[0], s[2], NULL, &diff), 0);
+	struct ld_diff *d = diff;
+	cr_assert_eq(ld_diff_trend(d, (const struct ld_snapshot *const *)s, 3, NULL), 0);
+	for (size_t i = 0; i < d->ntypes; i++) {
+		const struct ld_diff_type *t = &d->types[i];
+		/* A: 1, 2, 3 grows in both steps; B: 1, 5, 1 only in the first. */
+		uint64_t want = strcmp(t->name, "app.B") == 0 ? 1 : 3;
+		cr_assert_eq(t->grew_mask, want, "%s: mask %llx", t->name, (unsigned long long)t->grew_mask);
+		for (size_t k = 0; k < t->nsites; k++)
+			cr_assert_eq(t->sites[k].grew_mask, 3);
+	}
+	for (size_t i = 0; i < d->nsites; i++) {
+		const struct ld_frame *f = ld_diff_frame(&d->sites[i].stack, 0);
+		const char *fn = ld_snapshot_str(d->sites[i].stack.snap, f->function);
+		/* grow: 10, 20, 30 in both; once: 5, 5, 9 only in the second. */
+		cr_assert_eq(d->sites[i].grew_mask, strcmp(fn, "grow") == 0 ? 3u : 2u, "site %s", fn);
+	}
+}
+
 Test(trend, out_of_memory_is_all_or_nothing)
 {
 	TH_REQUIRE_WRAP();

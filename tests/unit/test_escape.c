@@ -293,6 +293,34 @@ Test(escape, json_text_hides_invisible_controls)
 	ld_buf_finish(&b);
 }
 
+Test(escape, json_html_cannot_close_the_script_element)
+{
+	/* A name as cJSON prints it, with everything that could end a <script> or open a comment. */
+	struct ld_buf b;
+	ld_buf_init(&b);
+	ld_escape_json_html(&b, "{\"n\": \"</script><!-- a&b > \\\"q\\\" \xe2\x80\xa8\xe2\x80\xa9<SCRIPT>\"}");
+	cr_assert_not(b.oom);
+	cr_assert_str_eq(b.data, "{\"n\": \"\\u003c/script\\u003e\\u003c!-- a\\u0026b \\u003e \\\"q\\\" "
+				 "\\u2028\\u2029\\u003cSCRIPT\\u003e\"}");
+	cr_assert_null(strchr(b.data, '<'));
+	cr_assert_null(strchr(b.data, '>'));
+	cr_assert_null(strchr(b.data, '&'));
+	ld_buf_finish(&b);
+	/* Decodes to the same value: cJSON reads the escapes back. */
+	ld_buf_init(&b);
+	ld_escape_json_html(&b, "[\"</script>&\"]");
+	cJSON *v = cJSON_Parse(b.data);
+	cr_assert_not_null(v);
+	cr_assert_str_eq(cJSON_GetArrayItem(v, 0)->valuestring, "</script>&");
+	cJSON_Delete(v);
+	ld_buf_finish(&b);
+	/* The plain JSON escaper leaves them alone, as before. */
+	ld_buf_init(&b);
+	ld_escape_json_text(&b, "[\"<a>&\"]");
+	cr_assert_str_eq(b.data, "[\"<a>&\"]");
+	ld_buf_finish(&b);
+}
+
 /* ------------------------------------------- the README's promise, per code point */
 
 /*

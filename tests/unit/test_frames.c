@@ -154,3 +154,33 @@ Test(frame_rules, unresolved_frames_and_symbol_versions)
 	cr_assert_eq(ld_frame_function_len(s, &q), 3);
 	ld_snapshot_destroy(s);
 }
+
+Test(frame_rules, interpreter_frames)
+{
+	struct ld_snapshot *s = snap("native");
+	static const char *const yes[][2] = {
+		{ "/usr/bin/python3.11", "main" },
+		{ "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0", "frame_dealloc" },
+		{ "app.c", "_PyEval_EvalFrameDefault" },
+		{ "app.c", "PyObject_Malloc" },
+	};
+	static const char *const no[][2] = {
+		{ "app.c", "Pyramid" },
+		{ "app.c", "py_helper" },
+		{ "/usr/lib/x86_64-linux-gnu/libc.so.6", "malloc" },
+		{ "/srv/python3-tools/run.c", "main" },
+	};
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		struct ld_frame f = frame(s, yes[i][0], yes[i][1]);
+		cr_assert(ld_frame_is_interpreter(s, &f), "%s in %s is the interpreter", yes[i][1], yes[i][0]);
+	}
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+		struct ld_frame f = frame(s, no[i][0], no[i][1]);
+		cr_assert_not(ld_frame_is_interpreter(s, &f), "%s in %s is not", no[i][1], no[i][0]);
+	}
+	ld_snapshot_destroy(s);
+	struct ld_snapshot *p = snap("python");
+	struct ld_frame f = frame(p, "/usr/bin/python3.11", "PyRun");
+	cr_assert_not(ld_frame_is_interpreter(p, &f), "a Python frame is never the interpreter's C code");
+	ld_snapshot_destroy(p);
+}
