@@ -187,10 +187,12 @@ bool ld_type_is_user(const char *name, const char *origin)
 	return dot && !runtime_module(name, (size_t)(dot - name));
 }
 
-bool ld_frame_is_interpreter(const struct ld_snapshot *s, const struct ld_frame *f)
+bool ld_frame_in_python_runtime(const struct ld_snapshot *s, const struct ld_frame *f)
 {
 	if (!ld_frame_is_native(s, f))
 		return false;
+	if (ld_frame_is_interpreter(s, f))
+		return true;
 	const char *fn = ld_snapshot_str(s, f->function);
 	if (strncmp(fn, "_Py", 3) == 0 || (strncmp(fn, "Py", 2) == 0 && fn[2] >= 'A' && fn[2] <= 'Z'))
 		return true;

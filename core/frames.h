@@ -92,12 +92,15 @@ size_t ld_frame_function_len(const struct ld_snapshot *s, const struct ld_frame 
 /*
  * True when f is a native frame of the Python interpreter itself, which a
  * native recording of a Python program has dozens of between any two
- * Python-level calls: a function of CPython's C API or internals (a name
- * starting "_Py", "Py" and a capital letter, or "_PyEval"), or any frame in
- * a file whose base name starts "libpython" or "python3". Reports fold a
- * run of them into one frame. Python frames never are.
+ * Python-level calls: what ld_frame_is_interpreter() names, any function of
+ * CPython's C API or internals (a name starting "_Py", or "Py" and a
+ * capital letter), or any frame in a file whose base name starts
+ * "libpython" or "python3". Broader than ld_frame_is_interpreter(): the
+ * flame graph folds a run of them into one frame, where nothing is lost,
+ * while the text and JSON reports mark only the call machinery. Python
+ * frames never are.
  */
-bool ld_frame_is_interpreter(const struct ld_snapshot *s, const struct ld_frame *f);
+bool ld_frame_in_python_runtime(const struct ld_snapshot *s, const struct ld_frame *f);
 
 /*
  * True when a type is one of the program's own types rather than a

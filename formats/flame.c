@@ -80,9 +80,9 @@ static bool is_interpreter(struct builder *b, const struct ld_snapshot *s, uint3
 {
 	struct frame_memo *m = memo_of(b, s);
 	if (!m)
-		return ld_frame_is_interpreter(s, &s->frames[frame]);
+		return ld_frame_in_python_runtime(s, &s->frames[frame]);
 	if (!m->interp[frame])
-		m->interp[frame] = ld_frame_is_interpreter(s, &s->frames[frame]) ? 2 : 1;
+		m->interp[frame] = ld_frame_in_python_runtime(s, &s->frames[frame]) ? 2 : 1;
 	return m->interp[frame] == 2;
 }
 

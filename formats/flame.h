@@ -6,7 +6,7 @@
  * merges them, by function (and short file name), whichever snapshot they
  * come from and whichever line of the function they are at (a node keeps
  * the line it was first seen at, and says when others were merged in); a
- * run of the interpreter's own C frames (ld_frame_is_interpreter()) is one
+ * run of the interpreter's own C frames (ld_frame_in_python_runtime()) is one
  * node. The HTML report draws it.
  */
 #ifndef LD_FORMATS_FLAME_H

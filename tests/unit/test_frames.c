@@ -155,6 +155,27 @@ Test(frame_rules, unresolved_frames_and_symbol_versions)
 	ld_snapshot_destroy(s);
 }
 
+Test(frame_rules, call_machinery_frames)
+{
+	/* The narrower rule the text and JSON reports mark: only the way
+	 * from Python code into C, never the C API an extension calls. */
+	struct ld_snapshot *s = snap("native");
+	static const char *const yes[] = { "_PyEval_EvalFrameDefault", "_PyObject_MakeTpCall", "PyObject_Call",
+					   "PyObject_Vectorcall", "cfunction_vectorcall_O", "cfunction_call",
+					   "slot_tp_call" };
+	static const char *const no[] = { "PyList_Append", "PyMem_Malloc", "stash_copy", "main", "malloc" };
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		struct ld_frame f = frame(s, "/usr/bin/python3.11", yes[i]);
+		cr_assert(ld_frame_is_interpreter(s, &f), "%s is call machinery", yes[i]);
+		cr_assert(ld_frame_in_python_runtime(s, &f), "%s is in the runtime too", yes[i]);
+	}
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+		struct ld_frame f = frame(s, "leakyext.c", no[i]);
+		cr_assert_not(ld_frame_is_interpreter(s, &f), "%s is not call machinery", no[i]);
+	}
+	ld_snapshot_destroy(s);
+}
+
 Test(frame_rules, interpreter_frames)
 {
 	struct ld_snapshot *s = snap("native");
@@ -172,15 +193,15 @@ Test(frame_rules, interpreter_frames)
 	};
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		struct ld_frame f = frame(s, yes[i][0], yes[i][1]);
-		cr_assert(ld_frame_is_interpreter(s, &f), "%s in %s is the interpreter", yes[i][1], yes[i][0]);
+		cr_assert(ld_frame_in_python_runtime(s, &f), "%s in %s is the interpreter", yes[i][1], yes[i][0]);
 	}
 	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
 		struct ld_frame f = frame(s, no[i][0], no[i][1]);
-		cr_assert_not(ld_frame_is_interpreter(s, &f), "%s in %s is not", no[i][1], no[i][0]);
+		cr_assert_not(ld_frame_in_python_runtime(s, &f), "%s in %s is not", no[i][1], no[i][0]);
 	}
 	ld_snapshot_destroy(s);
 	struct ld_snapshot *p = snap("python");
 	struct ld_frame f = frame(p, "/usr/bin/python3.11", "PyRun");
-	cr_assert_not(ld_frame_is_interpreter(p, &f), "a Python frame is never the interpreter's C code");
+	cr_assert_not(ld_frame_in_python_runtime(p, &f), "a Python frame is never the interpreter's C code");
 	ld_snapshot_destroy(p);
 }
