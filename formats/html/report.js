@@ -77,6 +77,9 @@
     var cmd = Array.isArray(m.command) ? m.command.join(" ") : (m.command || "");
     var rows = [["File", ref ? ref.path : ""], ["Command", cmd], ["PID", m.pid], ["Time", m.time],
       ["Trigger", m.trigger], ["Label", m.label], ["Runtime", m.runtime]];
+    /* An attached agent saw only what was allocated since: the reader must know. */
+    if (typeof m.attached === "number" && isFinite(m.attached) && m.attached >= 0)
+      rows.push(["Attached", new Date(m.attached * 1000).toISOString().replace(/\.\d+Z$/, "Z") + ", tracing since then"]);
     return el("section", { "class": "card", "aria-label": title },
       el("h2", { text: title }),
       el("dl", null, rows.filter(function (r) { return r[1] !== undefined && r[1] !== ""; }).map(function (r) {
@@ -93,6 +96,7 @@
       cards.appendChild(el("section", { "class": "card", "aria-label": "Totals" }, el("h2", { text: "Totals" }),
         el("dl", null,
           el("div", null, el("dt", { text: "Heap" }), el("dd", { text: bytes(t.heap_bytes || 0) + " in " + count(t.heap_blocks || 0) + " blocks" })),
+          t.native_bytes !== undefined ? el("div", null, el("dt", { text: "of it native" }), el("dd", { text: bytes(t.native_bytes) + " in " + count(t.native_blocks || 0) + " blocks" })) : null,
           el("div", null, el("dt", { text: "Objects" }), el("dd", { text: count(t.objects || 0) + " (" + bytes(t.object_bytes || 0) + ")" })))));
     } else {
       cards.appendChild(snapshotCard("Before", data.before));
@@ -104,6 +108,7 @@
           ", " + count(r.count_before) + " → " + count(r.count_after) + " (" + signedCount(r.count_delta) + ")"));
       };
       var dl = el("dl", null, tot("Heap", data.total));
+      if (data.native) dl.appendChild(tot("of it native", data.native));
       if (data.objects && (data.objects.count_before || data.objects.count_after)) dl.appendChild(tot("Objects", data.objects));
       if (data.snapshots > 2) dl.appendChild(el("div", null, el("dt", { text: "Trend" }), el("dd", { text: data.snapshots + " snapshots, " + data.intervals + " intervals" })));
       cards.appendChild(el("section", { "class": "card", "aria-label": "Totals" }, el("h2", { text: "Totals" }), dl));

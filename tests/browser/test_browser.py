@@ -9,6 +9,7 @@ highlighting the leaking frame, a click (and the keyboard) zooming, the
 icicle toggle turning the graph over.
 Skips, with the reason, where Chromium, Node.js or puppeteer-core is missing
 (scripts/setup installs all three)."""
+import gzip
 import json
 import os
 import shutil
@@ -123,6 +124,17 @@ class Browser(TempDirCase):
         # Nothing grew from the last snapshot back to the first: the graph is drawn by the later size.
         report("python-reversed", "diff", "--format=html", last, one, texts=["__main__.Session", "login"])
         report("python-show", "show", "--format=html", last, texts=["__main__.Session", "login"])
+        # A snapshot as an attached agent and --native write it (meta.attached, the native totals):
+        # the header says since when sites were traced, and how much of the heap is native.
+        with gzip.open(last, "rt", encoding="utf-8") as f:
+            doc = json.load(f)
+        doc["meta"]["attached"] = 1796647654.5
+        doc["totals"]["native_bytes"], doc["totals"]["native_blocks"] = 123456, 78
+        stamped = os.path.join(tmp, "stamped.snap")
+        with gzip.open(stamped, "wt", encoding="utf-8") as f:
+            json.dump(doc, f)
+        report("python-attached", "show", "--format=html", stamped,
+               texts=["Attached", "2026-12-07T12:47:34Z, tracing since then", "of it native", "121 KiB in 78 blocks"])
         if STACKS:
             record("a.snap", STACKS, "80")
             record("b.snap", STACKS, "800")
