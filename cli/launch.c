@@ -118,7 +118,7 @@ static int prepend(const char *var, const char *first)
 
 /* ------------------------------------------------------------ the Python agent */
 
-static bool python_name(const char *name)
+bool ld_launch_python_name(const char *name)
 {
 	const char *base = strrchr(name, '/');
 	base = base ? base + 1 : name;
@@ -134,7 +134,7 @@ static bool python_name(const char *name)
 /* Python interpreters, and scripts (console scripts) whose #! names one. */
 static bool is_python(const char *path)
 {
-	if (python_name(path))
+	if (ld_launch_python_name(path))
 		return true;
 	char line[256];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -148,7 +148,7 @@ static bool is_python(const char *path)
 	line[strcspn(line, "\n")] = '\0';
 	/* "#!/usr/bin/python3 -u" or "#!/usr/bin/env python3" */
 	for (char *tok = strtok(line + 2, " \t"); tok; tok = strtok(NULL, " \t"))
-		if (python_name(tok))
+		if (ld_launch_python_name(tok))
 			return true;
 	return false;
 }
@@ -218,7 +218,7 @@ static const char *python_refuse_flags(char *const *argv, int argc, int i)
 
 static const char *python_refuse(const char *path, char *const *argv, int argc)
 {
-	if (python_name(path))
+	if (ld_launch_python_name(path))
 		return python_refuse_flags(argv, argc, 1);
 	/* "env [-x] [VAR=x] python3 -I ...": the options after the interpreter. */
 	const char *base = strrchr(path, '/');
@@ -227,7 +227,7 @@ static const char *python_refuse(const char *path, char *const *argv, int argc)
 	for (int i = 1; i < argc; i++) {
 		if (argv[i][0] == '-' || strchr(argv[i], '='))
 			continue;
-		return python_name(argv[i]) ? python_refuse_flags(argv, argc, i + 1) : NULL;
+		return ld_launch_python_name(argv[i]) ? python_refuse_flags(argv, argc, i + 1) : NULL;
 	}
 	return NULL;
 }
