@@ -590,15 +590,10 @@ struct session {
 	uint64_t heard_ms;
 };
 
+/* Asks the agent for a snapshot on the request channel (attach always has one). */
 static bool ask(struct session *s, const char *trigger)
 {
-	char line[32];
-	int n = snprintf(line, sizeof(line), "snapshot %s\n", trigger);
-	ssize_t w;
-	do
-		w = write(s->qfd, line, (size_t)n);
-	while (w < 0 && errno == EINTR);
-	return w == n;
+	return ld_cli_request_snapshot(s->qfd, trigger);
 }
 
 static void drain(struct session *s)
