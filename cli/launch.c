@@ -330,6 +330,16 @@ static int mixed_inject(const char *agent, const struct ld_launch_opts *o)
 
 /* ------------------------------------------------------------ the table */
 
+/*
+ * The mixed agent starts from the Python one (mixed_inject), so it fails
+ * to start, and ends without its at-exit snapshot, for the same reasons.
+ */
+static const char python_never_started[] =
+	"the leakdiff agent never started in the target (did a script's #! "
+	"line or a wrapper add -I, -S or -E?); nothing was recorded";
+static const char python_no_exit[] =
+	"exited without an at-exit snapshot (a crash, or an exec into another program?)";
+
 const struct ld_agent ld_launch_agents[] = {
 	{
 		.name = "python",
@@ -339,9 +349,8 @@ const struct ld_agent ld_launch_agents[] = {
 		.locate = python_locate,
 		.inject = python_inject,
 		.refuse = python_refuse,
-		.never_started = "the leakdiff agent never started in the target (did a script's #! "
-				 "line or a wrapper add -I, -S or -E?); nothing was recorded",
-		.no_exit = "exited without an at-exit snapshot (a crash, or an exec into another program?)",
+		.never_started = python_never_started,
+		.no_exit = python_no_exit,
 	},
 	{
 		.name = "mixed",
@@ -351,9 +360,8 @@ const struct ld_agent ld_launch_agents[] = {
 		.locate = mixed_locate,
 		.inject = mixed_inject,
 		.refuse = python_refuse,
-		.never_started = "the leakdiff agent never started in the target (did a script's #! "
-				 "line or a wrapper add -I, -S or -E?); nothing was recorded",
-		.no_exit = "exited without an at-exit snapshot (a crash, or an exec into another program?)",
+		.never_started = python_never_started,
+		.no_exit = python_no_exit,
 	},
 	{
 		.name = "native",
