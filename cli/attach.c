@@ -44,6 +44,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "inject.h"
+#include "launch.h"
 #include "recorder.h"
 
 /* How long the Python main thread may take to reach its next bytecode. */
@@ -231,18 +232,6 @@ static bool is_static(pid_t pid)
 	}
 	close(fd);
 	return elf && !interp;
-}
-
-static bool python_exe(const char *exe)
-{
-	const char *base = strrchr(exe, '/');
-	base = base ? base + 1 : exe;
-	if (strncmp(base, "python", 6) != 0)
-		return false;
-	for (const char *p = base + 6; *p; p++)
-		if (!strchr("0123456789.dm-bgu", *p))
-			return false;
-	return true;
 }
 
 /* ------------------------------------------------------------ the FIFO directory */
@@ -601,15 +590,10 @@ struct session {
 	uint64_t heard_ms;
 };
 
+/* Asks the agent for a snapshot on the request channel (attach always has one). */
 static bool ask(struct session *s, const char *trigger)
 {
-	char line[32];
-	int n = snprintf(line, sizeof(line), "snapshot %s\n", trigger);
-	ssize_t w;
-	do
-		w = write(s->qfd, line, (size_t)n);
-	while (w < 0 && errno == EINTR);
-	return w == n;
+	return ld_cli_request_snapshot(s->qfd, trigger);
 }
 
 static void drain(struct session *s)
@@ -806,7 +790,7 @@ int ld_attach_record(const struct ld_attach_opts *o)
 	char agent_path[PATH_MAX], ext_dir[PATH_MAX], msg[1024];
 	if (check_target(&t) < 0)
 		goto out;
-	bool python = ld_inject_maps_has(o->pid, "libpython") || python_exe(t.exe);
+	bool python = ld_inject_maps_has(o->pid, "libpython") || ld_launch_python_name(t.exe);
 	const struct ld_agent *agent = o->agent ? o->agent : ld_launch_agent_named(python ? "python" : "native");
 	python = agent->tracemalloc;
 	if (o->launch.tracemalloc && !python) {

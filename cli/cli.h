@@ -56,6 +56,15 @@ size_t ld_cli_columns(void);
 /* Whether to colour stdout for --color=WHEN ("auto", "always", "never"). */
 int ld_cli_color(const char *when, bool *out);
 
+/*
+ * Writes one "snapshot TRIGGER\n" request (leakdiff-protocol(7)) to qfd,
+ * the recorder's end of an agent's request channel, retrying when a signal
+ * interrupts the write. True when the whole line went in; false on any
+ * error, including a full channel (a non-blocking qfd whose agent has not
+ * read the last requests yet). trigger is short ("signal", "interval").
+ */
+bool ld_cli_request_snapshot(int qfd, const char *trigger);
+
 /* The exit codes as a block of --help text. */
 #define LD_EXIT_HELP_DIFF \
 	"Exit status:\n" \

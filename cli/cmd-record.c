@@ -262,13 +262,7 @@ static bool ask(const struct session *s, const char *trigger)
 	const struct ld_recorder_status *st = ld_recorder_status(s->rec);
 	if (!st->requests || s->qfd < 0)
 		return kill(st->agent_pid > 0 ? st->agent_pid : s->child, s->a->launch.signal) == 0;
-	char line[32];
-	int n = snprintf(line, sizeof(line), "snapshot %s\n", trigger);
-	ssize_t w;
-	do
-		w = write(s->qfd, line, (size_t)n);
-	while (w < 0 && errno == EINTR);
-	return w == n;
+	return ld_cli_request_snapshot(s->qfd, trigger);
 }
 
 /* Handles the signals that arrived; returns true once the command was reaped. */

@@ -118,7 +118,7 @@ static int prepend(const char *var, const char *first)
 
 /* ------------------------------------------------------------ the Python agent */
 
-static bool python_name(const char *name)
+bool ld_launch_python_name(const char *name)
 {
 	const char *base = strrchr(name, '/');
 	base = base ? base + 1 : name;
@@ -134,7 +134,7 @@ static bool python_name(const char *name)
 /* Python interpreters, and scripts (console scripts) whose #! names one. */
 static bool is_python(const char *path)
 {
-	if (python_name(path))
+	if (ld_launch_python_name(path))
 		return true;
 	char line[256];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -148,7 +148,7 @@ static bool is_python(const char *path)
 	line[strcspn(line, "\n")] = '\0';
 	/* "#!/usr/bin/python3 -u" or "#!/usr/bin/env python3" */
 	for (char *tok = strtok(line + 2, " \t"); tok; tok = strtok(NULL, " \t"))
-		if (python_name(tok))
+		if (ld_launch_python_name(tok))
 			return true;
 	return false;
 }
@@ -218,7 +218,7 @@ static const char *python_refuse_flags(char *const *argv, int argc, int i)
 
 static const char *python_refuse(const char *path, char *const *argv, int argc)
 {
-	if (python_name(path))
+	if (ld_launch_python_name(path))
 		return python_refuse_flags(argv, argc, 1);
 	/* "env [-x] [VAR=x] python3 -I ...": the options after the interpreter. */
 	const char *base = strrchr(path, '/');
@@ -227,7 +227,7 @@ static const char *python_refuse(const char *path, char *const *argv, int argc)
 	for (int i = 1; i < argc; i++) {
 		if (argv[i][0] == '-' || strchr(argv[i], '='))
 			continue;
-		return python_name(argv[i]) ? python_refuse_flags(argv, argc, i + 1) : NULL;
+		return ld_launch_python_name(argv[i]) ? python_refuse_flags(argv, argc, i + 1) : NULL;
 	}
 	return NULL;
 }
@@ -330,6 +330,16 @@ static int mixed_inject(const char *agent, const struct ld_launch_opts *o)
 
 /* ------------------------------------------------------------ the table */
 
+/*
+ * The mixed agent starts from the Python one (mixed_inject), so it fails
+ * to start, and ends without its at-exit snapshot, for the same reasons.
+ */
+static const char python_never_started[] =
+	"the leakdiff agent never started in the target (did a script's #! "
+	"line or a wrapper add -I, -S or -E?); nothing was recorded";
+static const char python_no_exit[] =
+	"exited without an at-exit snapshot (a crash, or an exec into another program?)";
+
 const struct ld_agent ld_launch_agents[] = {
 	{
 		.name = "python",
@@ -339,9 +349,8 @@ const struct ld_agent ld_launch_agents[] = {
 		.locate = python_locate,
 		.inject = python_inject,
 		.refuse = python_refuse,
-		.never_started = "the leakdiff agent never started in the target (did a script's #! "
-				 "line or a wrapper add -I, -S or -E?); nothing was recorded",
-		.no_exit = "exited without an at-exit snapshot (a crash, or an exec into another program?)",
+		.never_started = python_never_started,
+		.no_exit = python_no_exit,
 	},
 	{
 		.name = "mixed",
@@ -351,9 +360,8 @@ const struct ld_agent ld_launch_agents[] = {
 		.locate = mixed_locate,
 		.inject = mixed_inject,
 		.refuse = python_refuse,
-		.never_started = "the leakdiff agent never started in the target (did a script's #! "
-				 "line or a wrapper add -I, -S or -E?); nothing was recorded",
-		.no_exit = "exited without an at-exit snapshot (a crash, or an exec into another program?)",
+		.never_started = python_never_started,
+		.no_exit = python_no_exit,
 	},
 	{
 		.name = "native",

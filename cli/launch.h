@@ -74,6 +74,14 @@ const struct ld_agent *ld_launch_agent_named(const char *name);
 const struct ld_agent *ld_launch_agent_detect(const char *path, char *const *argv, int argc);
 
 /*
+ * Whether name (a path or a bare file name; only its last component counts)
+ * names a Python interpreter: "python" followed by nothing but a version and
+ * build suffixes (python3, python3.11, python3.11d, python3-dbg). Looks at
+ * the name only, never at the file.
+ */
+bool ld_launch_python_name(const char *name);
+
+/*
  * Finds cmd the way execvp would. Returns a new string the caller frees, or
  * NULL with errno set (ENOENT when it is nowhere, EACCES, EISDIR, ...).
  */

@@ -77,3 +77,16 @@ size_t ld_cli_columns(void)
 	}
 	return 80;
 }
+
+bool ld_cli_request_snapshot(int qfd, const char *trigger)
+{
+	char line[32];
+	int n = snprintf(line, sizeof(line), "snapshot %s\n", trigger);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return false;
+	ssize_t w;
+	do
+		w = write(qfd, line, (size_t)n);
+	while (w < 0 && errno == EINTR);
+	return w == n;
+}

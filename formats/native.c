@@ -535,33 +535,56 @@ static int open_document(const char *json, size_t len, cJSON **root, struct ld_e
 	return 0;
 }
 
-int ld_native_parse_with(struct ld_symbolizer **sym, const char *json, size_t len,
-			 struct ld_snapshot **out, struct ld_error *err)
+/*
+ * Opens a native raw document and brings *sym up to date with its module
+ * list: the modules are added to the symbolizer the earlier documents of
+ * the run built, or, when there is none or a library was swapped since
+ * (-EEXIST: its cached answers may be stale), to a new one. On success
+ * *root holds the document, which the caller deletes; on error *root is
+ * left NULL and *sym is whatever symbolizer is still valid (possibly NULL).
+ */
+static int open_symbolized(struct ld_symbolizer **sym, const char *json, size_t len, cJSON **root,
+			   struct ld_error *err)
 {
-	cJSON *root = NULL;
-	int r = open_document(json, len, &root, err);
+	int r = open_document(json, len, root, err);
 	if (r < 0)
 		return r;
 	struct ld_module *mods = NULL;
 	size_t nmods = 0;
-	struct builder b = { .err = err };
-	ld_hashmap_init(&b.frame_index);
-	ld_hashmap_init(&b.site_index);
-	ld_strtab_init(&b.roots);
-	if ((r = read_modules(root, &mods, &nmods, err)) < 0)
+	if ((r = read_modules(*root, &mods, &nmods, err)) < 0)
 		goto out;
 	if (*sym) {
 		r = ld_symbolizer_add(*sym, mods, nmods, err);
 		if (r == -EEXIST) {
-			/* A library was swapped: cached answers may be stale. */
 			ld_symbolizer_destroy(*sym);
 			*sym = NULL;
 		} else if (r < 0) {
 			goto out;
 		}
 	}
-	if (!*sym && (r = ld_symbolizer_create(mods, nmods, sym, err)) < 0)
-		goto out;
+	if (!*sym)
+		r = ld_symbolizer_create(mods, nmods, sym, err);
+out:
+	/* The symbolizer copied what it keeps. */
+	free(mods);
+	if (r < 0) {
+		cJSON_Delete(*root);
+		*root = NULL;
+	}
+	return r;
+}
+
+int ld_native_parse_with(struct ld_symbolizer **sym, const char *json, size_t len,
+			 struct ld_snapshot **out, struct ld_error *err)
+{
+	cJSON *root = NULL;
+	int r = open_symbolized(sym, json, len, &root, err);
+	if (r < 0)
+		return r;
+	struct builder b = { .err = err };
+	ld_hashmap_init(&b.frame_index);
+	ld_hashmap_init(&b.site_index);
+	ld_strtab_init(&b.roots);
 	b.s = ld_snapshot_create();
 	b.stack = malloc(LD_DEPTH_MAX * sizeof(*b.stack));
 	if (!b.s || !b.stack) {
@@ -576,7 +599,6 @@ int ld_native_parse_with(struct ld_symbolizer **sym, const char *json, size_t le
 out:
 	ld_snapshot_destroy(b.s);
 	free(b.stack);
-	free(mods);
 	ld_hashmap_finish(&b.frame_index);
 	ld_hashmap_finish(&b.site_index);
 	ld_strtab_finish(&b.roots);
@@ -616,28 +638,13 @@ int ld_native_merge(struct ld_symbolizer **sym, const char *json, size_t len, st
 		    const struct ld_native_python *python, struct ld_native_merged *merged, struct ld_error *err)
 {
 	cJSON *root = NULL;
-	int r = open_document(json, len, &root, err);
+	int r = open_symbolized(sym, json, len, &root, err);
 	if (r < 0)
 		return r;
-	struct ld_module *mods = NULL;
-	size_t nmods = 0;
 	struct builder b = { .err = err, .s = s, .python = python, .merged = merged };
 	ld_hashmap_init(&b.frame_index);
 	ld_hashmap_init(&b.site_index);
 	ld_strtab_init(&b.roots);
-	if ((r = read_modules(root, &mods, &nmods, err)) < 0)
-		goto out;
-	if (*sym) {
-		r = ld_symbolizer_add(*sym, mods, nmods, err);
-		if (r == -EEXIST) {
-			ld_symbolizer_destroy(*sym);
-			*sym = NULL;
-		} else if (r < 0) {
-			goto out;
-		}
-	}
-	if (!*sym && (r = ld_symbolizer_create(mods, nmods, sym, err)) < 0)
-		goto out;
 	b.stack = malloc(LD_DEPTH_MAX * sizeof(*b.stack));
 	if (!b.stack) {
 		r = oom(err);
@@ -652,7 +659,6 @@ int ld_native_merge(struct ld_symbolizer **sym, const char *json, size_t len, st
 	s->totals.has_native = true;
 out:
 	free(b.stack);
-	free(mods);
 	ld_hashmap_finish(&b.frame_index);
 	ld_hashmap_finish(&b.site_index);
 	ld_strtab_finish(&b.roots);

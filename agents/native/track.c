@@ -717,6 +717,22 @@ void (*ld_track_attach_end)(void);
 static _Atomic uint32_t attach_helper;
 
 /*
+ * Lets go of an attachment's FIFOs (the snapshot stream and the request
+ * channel) and marks both dead, so that nothing writes to or reads from
+ * their numbers again, which the program may reuse. Only close(): it runs
+ * in a fork child too. The caller holds snap_lock, or is the only thread.
+ */
+static void close_fifos(void)
+{
+	if (conf.pipe.fd >= 0)
+		close(conf.pipe.fd);
+	if (conf.request.fd >= 0)
+		close(conf.request.fd);
+	conf.pipe.fd = conf.request.fd = -1;
+	conf.pipe.dead = conf.request.dead = true;
+}
+
+/*
  * The end of an attachment, on its helper thread: the hooks go quiet, the
  * GOT entries are put back (attach.c), no snapshot is in flight any more,
  * the FIFOs are closed and the tables emptied. The eventfds stay for the
@@ -728,12 +744,7 @@ static void attach_finish(void)
 	if (ld_track_attach_end)
 		ld_track_attach_end();
 	pthread_mutex_lock(&snap_lock);
-	if (conf.pipe.fd >= 0)
-		close(conf.pipe.fd);
-	if (conf.request.fd >= 0)
-		close(conf.request.fd);
-	conf.pipe.fd = conf.request.fd = -1;
-	conf.pipe.dead = conf.request.dead = true;
+	close_fifos();
 	pthread_mutex_unlock(&snap_lock);
 	ld_heap_forget();
 	atomic_store_explicit(&attach_helper, 0, memory_order_release);
@@ -925,12 +936,7 @@ static void fork_child(void)
 	/* Attached, the child also lets go of the FIFOs, so that the recorder
 	 * sees them close when the parent detaches or ends; it has no helper. */
 	if (conf.attached) {
-		if (conf.pipe.fd >= 0)
-			close(conf.pipe.fd);
-		if (conf.request.fd >= 0)
-			close(conf.request.fd);
-		conf.pipe.fd = conf.request.fd = -1;
-		conf.pipe.dead = conf.request.dead = true;
+		close_fifos();
 		atomic_store_explicit(&attach_helper, 0, memory_order_relaxed);
 	}
 	if (fork_locked)

@@ -165,6 +165,26 @@ def python_with_agent(at_least=(3, 0)):
         at_least[0], at_least[1], (" (" + "; ".join(reasons) + ")") if reasons else "")
 
 
+def numpy_python():
+    """(interpreter, environment for leakdiff record) for the first
+    interpreter that imports numpy, with the agent's extensions built for
+    it when it is not PYTHON's; (None, why not) when there is none."""
+    reasons = []
+    for python, _ in python_candidates():
+        r = run([python, "-c", "import numpy"])
+        if r.returncode != 0:
+            reasons.append("%s has no numpy" % python)
+            continue
+        if python == real_python(PYTHON) and ext_built("_sampler") \
+                and ext_built("_census"):
+            return python, {}
+        root, why = agent_dir_for(python)
+        if root:
+            return python, {"LEAKDIFF_AGENT_DIR": root}
+        reasons.append(why)
+    return None, "; ".join(reasons) or "no interpreter found"
+
+
 def run(args, env=None, cwd=None, timeout=120, input=None):
     """Runs a command, returning the CompletedProcess with text output."""
     return subprocess.run(args, env=program_env(env), cwd=cwd, timeout=timeout, input=input,

@@ -376,6 +376,18 @@ class AttachCase(TempDirCase):
 
 
 class PythonAttach(AttachCase):
+    def gil_hog_service(self):
+        """GIL_HOG running, and the number of its threads before any agent
+        came; returns once the hog's thread holds the GIL, for 3 s from then."""
+        prog = self.path("hog.py")
+        with open(prog, "w") as f:
+            f.write(GIL_HOG)
+        s = Service([harness.real_python(PYTHON), prog])
+        self.services.append(s)
+        tasks = len(os.listdir("/proc/%d/task" % s.pid))
+        time.sleep(0.4)    # the hog holds the GIL from now on, for 3 s
+        return s, tasks
+
     def test_pyenv_python(self):
         python = harness.real_python(PYTHON)
         self.attach_python(python)
@@ -420,13 +432,7 @@ class PythonAttach(AttachCase):
         # thread: that thread must finish the load, give the GIL back and
         # go back to its sleep on its own, and the agent must find nobody
         # to talk to and stay out.
-        prog = self.path("hog.py")
-        with open(prog, "w") as f:
-            f.write(GIL_HOG)
-        s = Service([harness.real_python(PYTHON), prog])
-        self.services.append(s)
-        tasks = len(os.listdir("/proc/%d/task" % s.pid))
-        time.sleep(0.4)    # the hog holds the GIL from now on, for 3 s
+        s, tasks = self.gil_hog_service()
         rec = self.start_record(s.pid, "-o", self.path("run.snap"))
 
         def traced():
@@ -452,13 +458,7 @@ class PythonAttach(AttachCase):
         # The GIL is not to be had within the time allowed: the recorder
         # gives up with 125, leaving the loader to finish on its own, and
         # the target neither stays traced nor keeps the GIL.
-        prog = self.path("hog.py")
-        with open(prog, "w") as f:
-            f.write(GIL_HOG)
-        s = Service([harness.real_python(PYTHON), prog])
-        self.services.append(s)
-        tasks = len(os.listdir("/proc/%d/task" % s.pid))
-        time.sleep(0.4)    # the hog holds the GIL from now on, for 3 s
+        s, tasks = self.gil_hog_service()
         r = leakdiff("record", "--pid", s.pid, "--attach-call-ms=500", "-o", self.path("run.snap"))
         self.assertEqual(r.returncode, 125)
         self.assertRegex(r.stderr, r"^leakdiff: cannot attach to %d: the loader did not get the GIL "

@@ -303,7 +303,7 @@ class Mixed(TempDirCase):
                          and s["frames"][0]["line"] == item])
 
     def test_numpy_array_data_by_python_line(self):
-        python, env = numpy_python()
+        python, env = harness.numpy_python()
         if python is None:
             self.skipTest(env)
         env, why = setup_for(python, env)
@@ -471,24 +471,6 @@ def stripped_python(where):
         f.write(data)
     os.chmod(copy, 0o755)
     return copy, None
-
-
-def numpy_python():
-    """(interpreter, environment) for the first interpreter that imports
-    numpy, with the agent's extensions built for it; (None, why not)."""
-    reasons = []
-    for python, _ in harness.python_candidates():
-        if run([python, "-c", "import numpy"]).returncode != 0:
-            reasons.append("%s has no numpy" % python)
-            continue
-        if python == harness.real_python(harness.PYTHON) and harness.ext_built("_sampler") \
-                and harness.ext_built("_census"):
-            return python, {}
-        root, why = harness.agent_dir_for(python)
-        if root:
-            return python, {"LEAKDIFF_AGENT_DIR": root}
-        reasons.append(why)
-    return None, "; ".join(reasons) or "no interpreter found"
 
 
 if __name__ == "__main__":

@@ -223,26 +223,6 @@ for i in range(N):
 '''
 
 
-def numpy_python():
-    """(interpreter, environment for leakdiff record) for the first
-    interpreter that imports numpy, with the agent's extensions built for
-    it when it is not PYTHON's; (None, why not) when there is none."""
-    reasons = []
-    for python, _ in harness.python_candidates():
-        r = harness.run([python, "-c", "import numpy"])
-        if r.returncode != 0:
-            reasons.append("%s has no numpy" % python)
-            continue
-        if python == harness.real_python(PYTHON) and harness.ext_built("_sampler") \
-                and harness.ext_built("_census"):
-            return python, {}
-        root, why = harness.agent_dir_for(python)
-        if root:
-            return python, {"LEAKDIFF_AGENT_DIR": root}
-        reasons.append(why)
-    return None, "; ".join(reasons) or "no interpreter found"
-
-
 class RetentionPaths(TempDirCase):
     tracer = ()     # options that pick the agent's recorder of allocations
 
@@ -371,7 +351,7 @@ class RetentionPaths(TempDirCase):
         self.assert_only_grown_paths(d)
 
     def test_numpy_arrays_in_a_module_list(self):
-        python, env = numpy_python()
+        python, env = harness.numpy_python()
         if python is None:
             self.skipTest("numpy is not importable by any interpreter here: " + env)
         d = self.pair("arrays", NUMPY_FRAMES, python=python, env=env)
