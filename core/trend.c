@@ -4,7 +4,9 @@
  * by its frames (normalised file, line and function), a type's site by
  * both. One keyer (keyer.h) over every snapshot gives each name an id
  * shared by all of them, so a row's key is a short run of integers and
- * a million rows cost no string building.
+ * a million rows cost no string building. Only rows that moved in some
+ * interval get a key, with its growth count, mask and byte change per
+ * step; the steps array becomes the diff's when the trend succeeds.
  */
 #include <errno.h>
 #include <stdlib.h>
