@@ -495,5 +495,6 @@ void ld_diff_destroy(struct ld_diff *d)
 	free(d->sites);
 	free(d->type_sites);
 	free(d->hints);
+	free(d->steps);
 	free(d);
 }

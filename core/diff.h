@@ -61,6 +61,12 @@ struct ld_diff_site {
 	bool suppressed;     /* matched a suppression (see suppress.h) */
 	uint32_t grew_in;    /* trends: intervals in which this row grew */
 	uint64_t grew_mask;  /* trends: bit i set when it grew in interval i (the first 64) */
+	/*
+	 * Trends: the row's byte change in each of the first d->nsteps
+	 * intervals (signed). Points into d->steps, which the diff owns; NULL
+	 * outside a trend.
+	 */
+	const int64_t *steps;
 	struct ld_diff_stack stack;
 };
 
@@ -72,6 +78,7 @@ struct ld_diff_type {
 	bool suppressed;
 	uint32_t grew_in;
 	uint64_t grew_mask;
+	const int64_t *steps; /* as in struct ld_diff_site */
 	struct ld_diff_site *sites; /* where its instances were allocated */
 	size_t nsites;
 };
@@ -102,6 +109,13 @@ struct ld_diff {
 	struct ld_diff_hint *hints;
 	size_t nhints;
 	uint32_t intervals; /* trends: consecutive pairs compared; 1 for a plain diff */
+	/*
+	 * Trends: entries in each row's steps, min(intervals, 64); 0 outside a
+	 * trend. The rows' steps point into steps, which the diff owns and
+	 * ld_diff_destroy() frees; rows with the same key share an array.
+	 */
+	uint32_t nsteps;
+	int64_t *steps;
 };
 
 enum ld_match_mode {
@@ -136,9 +150,12 @@ int ld_diff_create(const struct ld_snapshot *before, const struct ld_snapshot *a
  * snapshots: every row's grew_in becomes the number of the n-1 consecutive
  * pairs in which it grew, and bit i of its grew_mask is set when it grew
  * in pair i (for the first 64 pairs), so that steady growth (a leak) stands apart from
- * a row that went up and down (noise). The snapshots must outlive d.
- * Returns 0, -ENOMEM or -E2BIG (as ld_diff_create()); on failure d is
- * unchanged.
+ * a row that went up and down (noise). Every row's steps then holds its
+ * byte change in each of the first d->nsteps pairs (0 where it did not
+ * change or was absent on both sides), so a report can draw how much it
+ * moved; the arrays belong to d (any from an earlier trend are freed). The
+ * snapshots must outlive d. Returns 0, -ENOMEM or -E2BIG (as
+ * ld_diff_create()); on failure d is unchanged.
  */
 int ld_diff_trend(struct ld_diff *d, const struct ld_snapshot *const *snaps, size_t n,
 		  const struct ld_diff_opts *opts);

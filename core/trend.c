@@ -4,7 +4,9 @@
  * by its frames (normalised file, line and function), a type's site by
  * both. One keyer (keyer.h) over every snapshot gives each name an id
  * shared by all of them, so a row's key is a short run of integers and
- * a million rows cost no string building.
+ * a million rows cost no string building. Only rows that moved in some
+ * interval get a key, with its growth count, mask and byte change per
+ * step; the steps array becomes the diff's when the trend succeeds.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,6 +26,7 @@ struct key {
 	uint32_t len;   /* words */
 	uint32_t count; /* intervals the row grew in */
 	uint64_t mask;  /* which of the first 64 */
+	uint32_t last;  /* 1 + the interval last counted in count, so a key counts once per interval */
 };
 
 struct counter {
@@ -32,6 +35,10 @@ struct counter {
 	size_t npool, pool_cap;
 	struct key *keys;
 	size_t n, cap;
+	/* nsteps byte changes per key, keys[i]'s at steps[i * nsteps]; handed to the diff */
+	int64_t *steps;
+	size_t steps_cap;
+	uint32_t nsteps;
 	struct ld_hashmap index;
 	uint32_t *scratch;
 	size_t scratch_cap;
@@ -42,6 +49,7 @@ static void counter_finish(struct counter *c)
 {
 	free(c->pool);
 	free(c->keys);
+	free(c->steps);
 	free(c->scratch);
 	ld_hashmap_finish(&c->index);
 	ld_keyer_finish(&c->keyer);
@@ -83,11 +91,15 @@ static int slot(struct counter *c, uint32_t len, bool insert, struct key **out)
 		return 0;
 	if (c->n >= UINT32_MAX)
 		return -E2BIG;
+	size_t nsteps = (c->n + 1) * c->nsteps;
 	if (LD_ARRAY_RESERVE(c->pool, c->pool_cap, c->npool + len) < 0 ||
-	    LD_ARRAY_RESERVE(c->keys, c->cap, c->n + 1) < 0 || ld_hashmap_insert(&c->index, h, (uint32_t)c->n) < 0)
+	    LD_ARRAY_RESERVE(c->keys, c->cap, c->n + 1) < 0 || LD_ARRAY_RESERVE(c->steps, c->steps_cap, nsteps) < 0 ||
+	    ld_hashmap_insert(&c->index, h, (uint32_t)c->n) < 0)
 		return -ENOMEM;
 	memcpy(c->pool + c->npool, c->scratch, len * sizeof(*c->pool));
-	c->keys[c->n] = (struct key){ .at = c->npool, .len = len, .count = 0 };
+	if (c->nsteps)
+		memset(c->steps + c->n * c->nsteps, 0, c->nsteps * sizeof(*c->steps));
+	c->keys[c->n] = (struct key){ .at = c->npool, .len = len };
 	c->npool += len;
 	*out = &c->keys[c->n++];
 	return 0;
@@ -103,60 +115,84 @@ static int type_key(struct counter *c, const char *name, uint32_t *len)
 	return ld_keyer_intern(&c->keyer, name, strlen(name), &c->scratch[1]);
 }
 
+/* No key: the row never changed in an interval (see struct counter's steps). */
+#define NO_KEY UINT32_MAX
+
 /*
- * Counts the current interval for the row (insert), or reads its count and
- * mask into *n and *mask.
+ * Counts the current interval for the changed row r (insert), or stores in
+ * *at the index of the row's key, NO_KEY when absent.
  */
-static int visit(struct counter *c, uint32_t len, bool insert, uint32_t *n, uint64_t *mask)
+static int visit(struct counter *c, uint32_t len, const struct ld_diff_row *r, uint32_t *at)
 {
 	struct key *k;
-	int r = slot(c, len, insert, &k);
-	if (r < 0)
-		return r;
-	if (insert) {
+	int e = slot(c, len, r != NULL, &k);
+	if (e < 0)
+		return e;
+	if (!r) {
+		*at = k ? (uint32_t)(k - c->keys) : NO_KEY;
+		return 0;
+	}
+	if (c->interval < c->nsteps)
+		c->steps[(size_t)(k - c->keys) * c->nsteps + c->interval] += ld_diff_bytes_delta(r);
+	/* Two rows of one interval can share a key (see diff.c's folding); count the key once. */
+	if ((ld_diff_bytes_delta(r) > 0 || ld_diff_count_delta(r) > 0) && k->last != c->interval + 1) {
+		k->last = c->interval + 1;
 		k->count++;
 		if (c->interval < 64)
 			k->mask |= UINT64_C(1) << c->interval;
-	} else {
-		*n = k ? k->count : 0;
-		*mask = k ? k->mask : 0;
 	}
 	return 0;
 }
 
-static int visit_stack(struct counter *c, uint32_t first, const struct ld_diff_stack *st, bool insert,
-		       uint32_t *n, uint64_t *mask)
+static int visit_stack(struct counter *c, uint32_t first, const struct ld_diff_stack *st,
+		       const struct ld_diff_row *r, uint32_t *at)
 {
 	uint32_t len;
-	int r = stack_key(c, first, st, &len);
-	return r < 0 ? r : visit(c, len, insert, n, mask);
+	int e = stack_key(c, first, st, &len);
+	return e < 0 ? e : visit(c, len, r, at);
 }
 
-static bool grew(const struct ld_diff_row *r)
+/*
+ * Only rows that grew or whose bytes moved get a key: in a long-running
+ * program most rows stay put between two snapshots, and those need neither
+ * a count nor a step.
+ */
+static bool moved(const struct ld_diff_row *r)
 {
-	return ld_diff_bytes_delta(r) > 0 || ld_diff_count_delta(r) > 0;
+	return ld_diff_bytes_delta(r) != 0 || ld_diff_count_delta(r) > 0;
 }
 
-/* Counts one interval's growing rows; returns 0 or a negative errno. */
+/* Counts one interval's growing rows and their steps; returns 0 or a negative errno. */
 static int count_interval(struct counter *c, const struct ld_diff *di)
 {
 	int r = 0;
 	for (size_t i = 0; r == 0 && i < di->nsites; i++)
-		if (grew(&di->sites[i].row))
-			r = visit_stack(c, KEY_SITE, &di->sites[i].stack, true, NULL, NULL);
+		if (moved(&di->sites[i].row))
+			r = visit_stack(c, KEY_SITE, &di->sites[i].stack, &di->sites[i].row, NULL);
 	for (size_t i = 0; r == 0 && i < di->ntypes; i++) {
 		const struct ld_diff_type *t = &di->types[i];
 		uint32_t len, tid;
 		if ((r = type_key(c, t->name, &len)) < 0)
 			break;
 		tid = c->scratch[1];
-		if (grew(&t->row))
-			r = visit(c, len, true, NULL, NULL);
+		if (moved(&t->row))
+			r = visit(c, len, &t->row, NULL);
 		for (size_t j = 0; r == 0 && j < t->nsites; j++)
-			if (grew(&t->sites[j].row))
-				r = visit_stack(c, tid, &t->sites[j].stack, true, NULL, NULL);
+			if (moved(&t->sites[j].row))
+				r = visit_stack(c, tid, &t->sites[j].stack, &t->sites[j].row, NULL);
 	}
 	return r;
+}
+
+/* Sets a row's trend from its key (NO_KEY: it never grew nor moved). */
+static void apply(const struct counter *c, uint32_t at, const int64_t *steps, uint32_t *grew_in,
+		  uint64_t *grew_mask, const int64_t **row_steps)
+{
+	const struct key *k = at == NO_KEY ? NULL : &c->keys[at];
+	*grew_in = k ? k->count : 0;
+	*grew_mask = k ? k->mask : 0;
+	/* The block past the last key's stays zero for rows without one. */
+	*row_steps = steps ? steps + (size_t)(k ? at : c->n) * c->nsteps : NULL;
 }
 
 int ld_diff_trend(struct ld_diff *d, const struct ld_snapshot *const *snaps, size_t n,
@@ -164,6 +200,7 @@ int ld_diff_trend(struct ld_diff *d, const struct ld_snapshot *const *snaps, siz
 {
 	static const struct ld_diff_opts defaults = { 0 };
 	struct counter c = { 0 };
+	c.nsteps = n > 1 ? (uint32_t)(n - 1 < 64 ? n - 1 : 64) : 0;
 	ld_hashmap_init(&c.index);
 	/* d's own rows borrow its two snapshots, normally snaps[0] and snaps[n - 1]. */
 	const struct ld_snapshot **all = malloc((n + 2) * sizeof(*all));
@@ -183,50 +220,50 @@ int ld_diff_trend(struct ld_diff *d, const struct ld_snapshot *const *snaps, siz
 			r = count_interval(&c, di);
 		ld_diff_destroy(di);
 	}
-	/* Count into scratch arrays first so a failure leaves d as it was. */
+	/* Look every row up into scratch arrays first so a failure leaves d as it was. */
 	size_t nts = d->ntype_sites;
-	uint32_t *site_n = calloc(d->nsites + 1, sizeof(*site_n));
-	uint32_t *type_n = calloc(d->ntypes + 1, sizeof(*type_n));
-	uint32_t *ts_n = calloc(nts + 1, sizeof(*ts_n));
-	uint64_t *site_m = calloc(d->nsites + 1, sizeof(*site_m));
-	uint64_t *type_m = calloc(d->ntypes + 1, sizeof(*type_m));
-	uint64_t *ts_m = calloc(nts + 1, sizeof(*ts_m));
-	if (r == 0 && (!site_n || !type_n || !ts_n || !site_m || !type_m || !ts_m))
+	uint32_t *site_k = malloc((d->nsites + 1) * sizeof(*site_k));
+	uint32_t *type_k = malloc((d->ntypes + 1) * sizeof(*type_k));
+	uint32_t *ts_k = malloc((nts + 1) * sizeof(*ts_k));
+	if (r == 0 && (!site_k || !type_k || !ts_k))
 		r = -ENOMEM;
+	/* One zero block more, for the rows without a key. */
+	if (r == 0 && c.nsteps && LD_ARRAY_RESERVE(c.steps, c.steps_cap, (c.n + 1) * c.nsteps) < 0)
+		r = -ENOMEM;
+	if (r == 0 && c.nsteps)
+		memset(c.steps + c.n * c.nsteps, 0, c.nsteps * sizeof(*c.steps));
 	for (size_t i = 0; r == 0 && i < d->nsites; i++)
-		r = visit_stack(&c, KEY_SITE, &d->sites[i].stack, false, &site_n[i], &site_m[i]);
+		r = visit_stack(&c, KEY_SITE, &d->sites[i].stack, NULL, &site_k[i]);
 	for (size_t i = 0; r == 0 && i < d->ntypes; i++) {
 		struct ld_diff_type *t = &d->types[i];
 		uint32_t len;
-		if ((r = type_key(&c, t->name, &len)) < 0 || (r = visit(&c, len, false, &type_n[i], &type_m[i])) < 0)
+		if ((r = type_key(&c, t->name, &len)) < 0 || (r = visit(&c, len, NULL, &type_k[i])) < 0)
 			break;
 		uint32_t tid = c.scratch[1];
 		for (size_t j = 0; r == 0 && j < t->nsites; j++) {
 			size_t at = (size_t)(&t->sites[j] - d->type_sites);
-			r = visit_stack(&c, tid, &t->sites[j].stack, false, &ts_n[at], &ts_m[at]);
+			r = visit_stack(&c, tid, &t->sites[j].stack, NULL, &ts_k[at]);
 		}
 	}
 	if (r == 0) {
-		for (size_t i = 0; i < d->nsites; i++) {
-			d->sites[i].grew_in = site_n[i];
-			d->sites[i].grew_mask = site_m[i];
-		}
-		for (size_t i = 0; i < d->ntypes; i++) {
-			d->types[i].grew_in = type_n[i];
-			d->types[i].grew_mask = type_m[i];
-		}
-		for (size_t i = 0; i < nts; i++) {
-			d->type_sites[i].grew_in = ts_n[i];
-			d->type_sites[i].grew_mask = ts_m[i];
-		}
+		int64_t *steps = c.nsteps ? c.steps : NULL;
+		for (size_t i = 0; i < d->nsites; i++)
+			apply(&c, site_k[i], steps, &d->sites[i].grew_in, &d->sites[i].grew_mask, &d->sites[i].steps);
+		for (size_t i = 0; i < d->ntypes; i++)
+			apply(&c, type_k[i], steps, &d->types[i].grew_in, &d->types[i].grew_mask, &d->types[i].steps);
+		for (size_t i = 0; i < nts; i++)
+			apply(&c, ts_k[i], steps, &d->type_sites[i].grew_in, &d->type_sites[i].grew_mask,
+			      &d->type_sites[i].steps);
 		d->intervals = n > 1 ? (uint32_t)(n - 1) : 1;
+		free(d->steps);
+		d->steps = steps;
+		d->nsteps = c.nsteps;
+		if (steps)
+			c.steps = NULL; /* now d's */
 	}
-	free(site_n);
-	free(type_n);
-	free(ts_n);
-	free(site_m);
-	free(type_m);
-	free(ts_m);
+	free(site_k);
+	free(type_k);
+	free(ts_k);
 	counter_finish(&c);
 	return r;
 }

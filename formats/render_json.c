@@ -76,8 +76,11 @@ static void add_row(struct jctx *j, cJSON *obj, const struct ld_diff_row *r, con
 	add_num(j, obj, k, (double)ld_diff_count_delta(r));
 }
 
-/* Trends: in which steps a row grew, one boolean per step (up to 64 steps). */
-static void add_steps(struct jctx *j, cJSON *obj, uint32_t grew_in, uint64_t mask)
+/*
+ * Trends: in which steps a row grew, one boolean per step, and by how many
+ * bytes it changed in each (up to 64 steps, as the diff keeps).
+ */
+static void add_steps(struct jctx *j, cJSON *obj, uint32_t grew_in, uint64_t mask, const int64_t *steps)
 {
 	add_num(j, obj, "grew_in", grew_in);
 	if (j->intervals > 64)
@@ -86,6 +89,12 @@ static void add_steps(struct jctx *j, cJSON *obj, uint32_t grew_in, uint64_t mas
 	for (uint32_t i = 0; a && i < j->intervals; i++)
 		add(j, a, NULL, cJSON_CreateBool((mask >> i) & 1));
 	add(j, obj, "grew", a);
+	if (!steps)
+		return;
+	a = check(j, cJSON_CreateArray());
+	for (uint32_t i = 0; a && i < j->intervals; i++)
+		add(j, a, NULL, cJSON_CreateNumber((double)steps[i]));
+	add(j, obj, "steps", a);
 }
 
 static cJSON *frames_json(struct jctx *j, const struct ld_diff_stack *st)
@@ -128,7 +137,7 @@ static cJSON *site_json(struct jctx *j, const struct ld_diff_site *s, bool show)
 			add_str(j, o, "match", ld_diff_match_name(s->match));
 		add_row(j, o, &s->row, "bytes", "count");
 		if (j->intervals > 1)
-			add_steps(j, o, s->grew_in, s->grew_mask);
+			add_steps(j, o, s->grew_in, s->grew_mask, s->steps);
 	}
 	int caller = ld_report_caller(&s->stack);
 	if (caller > 0)
@@ -167,7 +176,7 @@ static cJSON *types_json(struct jctx *j, const struct ld_diff *d, bool show)
 			add_str(j, o, "state", ld_diff_state_name(t->state));
 			add_row(j, o, &t->row, "bytes", "count");
 			if (d->intervals > 1)
-				add_steps(j, o, t->grew_in, t->grew_mask);
+				add_steps(j, o, t->grew_in, t->grew_mask, t->steps);
 		}
 		cJSON *sites = check(j, cJSON_CreateArray());
 		size_t ns = 0;

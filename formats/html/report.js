@@ -390,14 +390,50 @@
     return t;
   }
 
+  /*
+   * The trend's chart: one bar per step between consecutive snapshots. With
+   * the per-step byte changes ("steps") a bar's height is its step's change
+   * against the row's largest, red and up from the baseline for growth,
+   * blue and down for shrinkage, a thin grey mark for none; the baseline
+   * sits where there is room for the directions the row took. Without them
+   * (more than 64 steps) a full red bar marks a step it grew in.
+   */
+  var TREND_H = 16; /* px: the chart's height when the row went one way; 9 each way when both */
   function trendCell(r) {
     var m = data.intervals, n = r.grew_in || 0;
-    var bar = el("span", { "class": "trend", "aria-hidden": "true" });
-    /* One mark per step, in order, red where the row grew (when the report says which). */
-    var steps = Array.isArray(r.grew) ? r.grew : null;
-    for (var i = 0; i < m; i++)
-      bar.appendChild(el("span", { "class": (steps ? steps[i] : i < n) ? "up" : "flat", title: "step " + (i + 1) }));
-    return el("span", null, bar, " grew in " + n + " of " + m);
+    var steps = Array.isArray(r.steps) && r.steps.length === m ? r.steps : null;
+    var grew = Array.isArray(r.grew) ? r.grew : null;
+    var slot = m <= 12 ? 9 : m <= 24 ? 5 : 3, w = slot > 3 ? slot - 2 : slot - 1;
+    var big = 0, up = false, down = false;
+    (steps || []).forEach(function (d) { big = Math.max(big, Math.abs(d)); up = up || d > 0; down = down || d < 0; });
+    /* One side only: the whole height; both: half each, and the baseline between. */
+    var side = up && down ? 9 : TREND_H;
+    var base = up || !steps ? side : 0; /* y of the baseline: bars above it grew, below it shrank */
+    var height = Math.max(1, base + (down ? side : 0));
+    var label = steps
+      ? "change per step: " + steps.map(signedBytes).join(", ")
+      : "grew in " + n + " of " + m + " steps";
+    var chart = el("span", { "class": "trend", role: "img", "aria-label": label, title: label,
+                             style: "width:" + (m * slot - (slot - w)) + "px;height:" + height + "px" });
+    for (var i = 0; i < m; i++) {
+      var cls, h, top;
+      if (steps) {
+        var d = steps[i];
+        /* Never thinner than 2 px, so that a small change still shows beside no change. */
+        h = d === 0 ? 1 : Math.max(2, Math.round(Math.abs(d) / big * side));
+        cls = d > 0 ? "up" : d < 0 ? "down" : "flat";
+        top = d < 0 || (d === 0 && !up) ? base : base - h;
+      } else {
+        var g = grew ? grew[i] : i < n;
+        cls = g ? "up" : "flat";
+        h = g ? side : 3;
+        top = base - h;
+      }
+      chart.appendChild(el("span", { "class": cls, "data-step": steps ? String(steps[i]) : null,
+                                     title: "step " + (i + 1) + (steps ? ": " + signedBytes(steps[i]) : ""),
+                                     style: "left:" + i * slot + "px;width:" + w + "px;top:" + top + "px;height:" + h + "px" }));
+    }
+    return el("span", null, chart, el("span", { "class": "trend-text", text: " grew in " + n + " of " + m }));
   }
 
   function rowCols(name, nameText) {
@@ -412,7 +448,7 @@
     cols.push({ title: "Before", num: true, value: function (r) { return r.bytes_before; }, text: function (r) { return bytes(r.bytes_before); } });
     cols.push({ title: "After", num: true, value: function (r) { return r.bytes_after; }, text: function (r) { return bytes(r.bytes_after); } });
     if (data.intervals > 1)
-      cols.push({ title: "Trend", num: true, value: function (r) { return r.grew_in || 0; }, text: trendCell });
+      cols.push({ title: "Trend", num: true, cls: "trend-col", value: function (r) { return r.grew_in || 0; }, text: trendCell });
     return cols;
   }
 

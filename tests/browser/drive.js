@@ -13,7 +13,8 @@
  * time until the page said it was ready, which texts are on it, the red
  * pixels of the flame graph in a screenshot, what searching for TERM
  * highlights, whether clicking the frame named FUNCTION zooms into it and
- * Escape zooms back, and the elements the page has (to find injected ones).
+ * Escape zooms back, the bars of the tables' trend charts, and the elements
+ * the page has (to find injected ones).
  */
 "use strict";
 const fs = require("fs");
@@ -89,6 +90,20 @@ async function visit(browser, spec) {
     chart_height: document.querySelector("#chart svg") ? document.querySelector("#chart svg").getBoundingClientRect().height : 0,
     scroll_width: document.documentElement.scrollWidth,
     client_width: document.documentElement.clientWidth,
+  }));
+  /* Each trend chart of the tables: its label, and where every bar sits within it. */
+  out.trends = await page.evaluate(() => [...document.querySelectorAll(".trend[role=img]")].map((c) => {
+    const box = c.getBoundingClientRect();
+    return {
+      label: c.getAttribute("aria-label"),
+      visible: box.width > 0 && box.height > 0,
+      height: box.height,
+      bars: [...c.children].map((b) => {
+        const r = b.getBoundingClientRect();
+        return { cls: b.className, step: b.hasAttribute("data-step") ? Number(b.getAttribute("data-step")) : null,
+                 top: r.top - box.top, height: r.height, width: r.width };
+      }),
+    };
   }));
   const chart = await page.$("#chart");
   if (chart) {

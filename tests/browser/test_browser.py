@@ -121,6 +121,13 @@ class Browser(TempDirCase):
         report("python-trend", "diff", "--format=html", one, two, last,
                texts=texts + ["grew in 2 of 2"], search="login", click="login")
         report("python-narrow", "diff", "--format=html", one, last, texts=texts, width=420)
+        # Up by 1,000 steps of the program, down by 1,000, up by 1,000: bars of both
+        # directions and two heights, in the narrow window.
+        report("python-trend-wobble", "diff", "--format=html", one, last, two, last,
+               texts=texts + ["grew in 2 of 3"], width=420)
+        cls.trend_json = {name: json.loads(leakdiff("diff", "--format=json", *snaps, cwd=tmp).stdout)
+                          for name, snaps in (("python-trend", (one, two, last)),
+                                              ("python-trend-wobble", (one, last, two, last)))}
         # Nothing grew from the last snapshot back to the first: the graph is drawn by the later size.
         report("python-reversed", "diff", "--format=html", last, one, texts=["__main__.Session", "login"])
         report("python-show", "show", "--format=html", last, texts=["__main__.Session", "login"])
@@ -246,8 +253,59 @@ class Browser(TempDirCase):
                 self.assertLessEqual(e["chart_height"], 18 * (e["drawn_frames"] + 1), e)
 
     def test_narrow_window(self):
-        e = self.page("python-narrow")["elements"]
-        self.assertLessEqual(e["scroll_width"], e["client_width"], "no sideways scrolling at 420 px")
+        for name in ("python-narrow", "python-trend-wobble"):
+            with self.subTest(page=name):
+                e = self.page(name)["elements"]
+                self.assertLessEqual(e["scroll_width"], e["client_width"], "no sideways scrolling at 420 px")
+
+    def test_trend_bars_follow_the_steps(self):
+        """One bar per step, its height the step's byte change against the
+        row's largest (16 px when the row went one way, 9 px each side of
+        the baseline when both), red up, blue down, a 1 px mark for none."""
+        for name in ("python-trend", "python-trend-wobble"):
+            with self.subTest(page=name):
+                doc = self.trend_json[name]
+                want = sorted(r["steps"] for r in doc["types"] + doc["sites"])
+                trends = self.page(name)["trends"]
+                self.assertEqual(sorted([b["step"] for b in t["bars"]] for t in trends), want)
+                for t in trends:
+                    steps = [b["step"] for b in t["bars"]]
+                    self.assertTrue(t["visible"], t)
+                    # The text alternative lists every step's change, signed.
+                    label = t["label"].split(": ", 1)
+                    self.assertEqual(label[0], "change per step", t)
+                    parts = label[1].split(", ")
+                    self.assertEqual(len(parts), len(steps), t)
+                    for part, step in zip(parts, steps):
+                        self.assertTrue(part.startswith("+") if step > 0 else part.startswith("-") if step < 0
+                                        else part == "0 B", t)
+                    big = max(abs(s) for s in steps)
+                    up, down = any(s > 0 for s in steps), any(s < 0 for s in steps)
+                    side = 9 if up and down else 16
+                    base = side if up else 0
+                    self.assertEqual(t["height"], base + (side if down else 0) or 1, t)
+                    for b in t["bars"]:
+                        s = b["step"]
+                        if s == 0:
+                            self.assertEqual((b["cls"], b["height"]), ("flat", 1), t)
+                            continue
+                        self.assertEqual(b["cls"], "up" if s > 0 else "down", t)
+                        self.assertAlmostEqual(b["height"], max(2, abs(s) / big * side), delta=0.51, msg=t)
+                        # Growth stands on the baseline, shrinkage hangs from it.
+                        self.assertEqual(b["top"] + b["height"] if s > 0 else b["top"], base, t)
+        # The program leaks 1,000 Sessions in each step of the straight run: two
+        # equal full bars. In the wobbling run it gains 2,000, loses 1,000 and gains
+        # 1,000 again: a full bar up, then half-height ones down and up. (Its sites
+        # differ from one call of step() to the next, so its type is the row to watch.)
+        for name, shape, heights in (("python-trend", ("up", "up"), (16, 16)),
+                                     ("python-trend-wobble", ("up", "down", "up"), (9, 4.5, 4.5))):
+            with self.subTest(page=name, type="__main__.Session"):
+                steps = [r["steps"] for r in self.trend_json[name]["types"] if r["name"] == "__main__.Session"]
+                self.assertEqual(len(steps), 1, steps)
+                t = [t for t in self.page(name)["trends"] if [b["step"] for b in t["bars"]] == steps[0]][0]
+                self.assertEqual(tuple(b["cls"] for b in t["bars"]), shape, t)
+                for b, h in zip(t["bars"], heights):
+                    self.assertAlmostEqual(b["height"], h, delta=1, msg=t)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,37 @@ class OneDataModel(TempDirCase):
         del got["flame"]
         self.assertEqual(got, json.loads(page("show", "--format=json", AFTER)))
 
+    def test_trend_steps(self):
+        """"steps", the byte change of each row in each step, is exactly what
+        the two-snapshot diffs of the consecutive pairs say about that row
+        (0 where they do not list it), and adds up to the row's change."""
+        doc = embedded(page("diff", "--format=html", "--top=0", BEFORE, MIDDLE, AFTER))
+        pairs = [json.loads(page("diff", "--format=json", "--top=0", a, b)) for a, b in ((BEFORE, MIDDLE),
+                                                                                           (MIDDLE, AFTER))]
+
+        def key(site):
+            return tuple((f["function"], f["file"], f.get("line")) for f in site["frames"])
+
+        for kind, k in (("types", lambda r: r["name"]), ("sites", key)):
+            self.assertTrue(doc[kind])
+            for row in doc[kind]:
+                want = [{k(r): r["bytes_delta"] for r in p[kind]}.get(k(row), 0) for p in pairs]
+                self.assertEqual(row["steps"], want, k(row))
+                self.assertEqual(sum(row["steps"]), row["bytes_delta"], k(row))
+        for t in doc["types"]:
+            for row in t["sites"]:
+                self.assertEqual(len(row["steps"]), 2)
+                self.assertEqual(sum(row["steps"]), row["bytes_delta"], (t["name"], key(row)))
+        # The recording's leak grows by the same 360,000 bytes in both steps;
+        # the module-level site holds still, then shrinks by 640 bytes.
+        by_function = {s["frames"][0]["function"]: s["steps"] for s in doc["sites"]}
+        self.assertEqual(by_function["remember"], [360000, 360000])
+        self.assertEqual(by_function["<module>"], [0, -640])
+        # A plain diff has neither "grew" nor "steps".
+        for row in embedded(page("diff", "--format=html", BEFORE, AFTER))["sites"]:
+            self.assertNotIn("steps", row)
+            self.assertNotIn("grew", row)
+
     def test_one_offline_file(self):
         html = page("diff", "--format=html", BEFORE, AFTER)
         self.assertTrue(html.startswith("<!DOCTYPE html>\n"))

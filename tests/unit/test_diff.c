@@ -1161,12 +1161,12 @@ Test(diff, no_suspect_when_nothing_grew)
 
 /* ================================================================ trends */
 
-static struct ld_snapshot *series[3];
+static struct ld_snapshot *series[4];
 
 static void series_fini(void)
 {
 	teardown();
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		ld_snapshot_destroy(series[i]);
 		series[i] = NULL;
 	}
@@ -1244,6 +1244,80 @@ Test(trend, marks_which_intervals_each_row_grew_in)
 	}
 }
 
+/*
+ * Four snapshots, three steps, with byte sizes chosen so that every step of
+ * every row is known: rows that grow, shrink, stay, go up and down, and a
+ * site that appears in the third snapshot.
+ */
+static void step_snapshots(struct ld_snapshot *s[4])
+{
+	static const uint64_t a[] = { 10, 30, 60, 100 }, b[] = { 100, 70, 40, 40 }, k[] = { 50, 50, 50, 50 },
+			      x[] = { 8, 16, 16, 40 }, y[] = { 80, 40, 64, 8 }, w[] = { 0, 0, 16, 32 };
+	for (int i = 0; i < 4; i++) {
+		s[i] = ld_snapshot_create();
+		cr_assert_not_null(s[i]);
+		type(s[i], "app.A", a[i] / 10, a[i]);
+		type(s[i], "app.B", b[i] / 10, b[i]);
+		type(s[i], "app.K", 5, k[i]);
+		uint32_t fx = frame(s[i], "x.py", "grow", 1), fy = frame(s[i], "y.py", "wobble", 2);
+		SITE(s[i], x[i] / 8, x[i], fx);
+		SITE(s[i], y[i] / 8, y[i], fy);
+		if (w[i])
+			SITE(s[i], w[i] / 8, w[i], frame(s[i], "w.py", "late", 3));
+		TYPE_SITE(s[i], 0, a[i] / 10, a[i], fx);
+		TYPE_SITE(s[i], 1, b[i] / 10, b[i], fy);
+	}
+}
+
+static void assert_steps(const char *what, const int64_t *got, uint32_t n, const int64_t *want)
+{
+	cr_assert_not_null(got, "%s: no steps", what);
+	for (uint32_t i = 0; i < n; i++)
+		cr_assert_eq(got[i], want[i], "%s step %u: %lld, want %lld", what, i, (long long)got[i],
+			     (long long)want[i]);
+}
+
+Test(trend, keeps_each_rows_byte_change_per_step)
+{
+	struct ld_snapshot **s = series;
+	step_snapshots(s);
+	cr_assert_eq(ld_diff_create(s[0], s[3], NULL, &diff), 0);
+	struct ld_diff *d = diff;
+	cr_assert_eq(d->nsteps, 0);
+	cr_assert_null(d->steps);
+	cr_assert_null(d->types[0].steps);
+	cr_assert_eq(ld_diff_trend(d, (const struct ld_snapshot *const *)s, 4, NULL), 0);
+	cr_assert_eq(d->intervals, 3);
+	cr_assert_eq(d->nsteps, 3);
+	static const int64_t grow[] = { 20, 30, 40 }, shrink[] = { -30, -30, 0 }, stay[] = { 0, 0, 0 },
+			     site_x[] = { 8, 0, 24 }, site_y[] = { -40, 24, -56 }, site_w[] = { 0, 16, 16 };
+	cr_assert_eq(d->ntypes, 3);
+	for (size_t i = 0; i < d->ntypes; i++) {
+		const struct ld_diff_type *t = &d->types[i];
+		bool a = strcmp(t->name, "app.A") == 0, b = strcmp(t->name, "app.B") == 0;
+		assert_steps(t->name, t->steps, d->nsteps, a ? grow : b ? shrink : stay);
+		cr_assert_eq(t->grew_in, a ? 3 : 0, "%s grew in %u", t->name, t->grew_in);
+		cr_assert_eq(t->grew_mask, a ? 7u : 0u);
+		cr_assert_eq(t->nsites, a || b ? 1 : 0);
+		for (size_t j = 0; j < t->nsites; j++)
+			assert_steps(t->name, t->sites[j].steps, d->nsteps, a ? grow : shrink);
+	}
+	cr_assert_eq(d->nsites, 3);
+	for (size_t i = 0; i < d->nsites; i++) {
+		const struct ld_diff_site *st = &d->sites[i];
+		const char *fn = ld_snapshot_str(st->stack.snap, ld_diff_frame(&st->stack, 0)->function);
+		bool x = strcmp(fn, "grow") == 0, y = strcmp(fn, "wobble") == 0;
+		assert_steps(fn, st->steps, d->nsteps, x ? site_x : y ? site_y : site_w);
+		/* x grew in steps 0 and 2, y in step 1, w (new) in steps 1 and 2 */
+		cr_assert_eq(st->grew_mask, x ? 5u : y ? 2u : 6u, "%s mask %llx", fn,
+			     (unsigned long long)st->grew_mask);
+		cr_assert_eq(st->grew_in, x || !y ? 2 : 1);
+	}
+	/* A second trend replaces the steps (freed with the diff). */
+	cr_assert_eq(ld_diff_trend(d, (const struct ld_snapshot *const *)s + 1, 3, NULL), 0);
+	cr_assert_eq(d->nsteps, 2);
+}
+
 Test(trend, out_of_memory_is_all_or_nothing)
 {
 	TH_REQUIRE_WRAP();
@@ -1262,6 +1336,7 @@ Test(trend, out_of_memory_is_all_or_nothing)
 		if (r < 0) {
 			/* "on failure d is unchanged" */
 			cr_assert_eq(d->intervals, 1);
+			cr_assert_null(d->steps);
 			for (size_t i = 0; i < d->ntypes; i++)
 				cr_assert_eq(d->types[i].grew_in, 0);
 			for (size_t i = 0; i < d->nsites; i++)
