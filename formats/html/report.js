@@ -285,7 +285,13 @@
     }
     fitHeight();
     d3.select(chartDiv).datum(root).call(chart);
-    /* Drawn at once the first time; animated from then on, when zooming. */
+    /*
+     * Drawn at once the first time; animated from then on, when zooming.
+     * d3-flame-graph grows each new frame's width over d3's default 250 ms
+     * whatever the duration set; an update at duration 0 takes over those
+     * transitions, so a page captured as soon as it loads is whole.
+     */
+    chart.update();
     chart.transitionDuration(250);
 
     /* Frames are buttons for the keyboard: Tab to one, Enter to zoom, Escape to reset. */
