@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <pwd.h>
@@ -37,6 +38,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,6 +76,8 @@ struct target {
 	pid_t tracer;
 	uid_t uid;      /* effective */
 	gid_t gid;
+	gid_t groups[64]; /* supplementary, as many as fit */
+	size_t ngroups;
 	char exe[PATH_MAX];
 	char **cmd;     /* its command line, for the snapshots' meta */
 	size_t ncmd;
@@ -106,6 +110,15 @@ static int target_read(pid_t pid, struct target *t)
 			t->uid = (uid_t)euid;
 		else if (sscanf(line, "Gid: %lu %lu", &rgid, &egid) == 2)
 			t->gid = (gid_t)egid;
+		else if (strncmp(line, "Groups:", 7) == 0) {
+			char *p = line + 7, *end;
+			for (unsigned long g; t->ngroups < sizeof(t->groups) / sizeof(t->groups[0]); p = end) {
+				g = strtoul(p, &end, 10);
+				if (end == p)
+					break;
+				t->groups[t->ngroups++] = (gid_t)g;
+			}
+		}
 	}
 	fclose(f);
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
@@ -736,6 +749,75 @@ static int locate(const struct ld_agent *agent, char *path, size_t n, char *ext_
 	return 0;
 }
 
+/* One path the loader in the target must reach, and how it uses it. */
+struct reach {
+	const char *path;
+	enum { REACH_READ, REACH_DIR, REACH_LOOKUP } how;
+};
+
+/*
+ * Whether the target's user can reach our files as the loader will, from
+ * inside the target's root (another one in a container): a child takes
+ * the target's user and groups and opens each path (or, for the FIFOs,
+ * looks it up: opening one would connect to it) below /proc/PID/root.
+ * Without this a Python loader that cannot read its bootstrap fails in a
+ * thread of the target where nobody sees it, and the recorder can only
+ * time out. Returns the index of the first path that cannot be reached,
+ * with its errno in *err, or -1 when all can, or when it cannot be told
+ * (the target's root is not ours to look through, fork failed): then the
+ * load itself will say.
+ */
+static int unreachable(const struct target *t, const struct reach *paths, size_t n, int *err)
+{
+	char root[64];
+	snprintf(root, sizeof(root), "/proc/%d/root", (int)t->pid);
+	int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rfd < 0)
+		return -1;
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		close(rfd);
+		return -1;
+	}
+	pid_t c = fork();
+	if (c == 0) {
+		int res[2] = { -1, 0 };
+		bool as_target = geteuid() != t->uid || getegid() != t->gid;
+		if (as_target && (setgroups(t->ngroups, t->groups) < 0 || setresgid(t->gid, t->gid, t->gid) < 0 ||
+				  setresuid(t->uid, t->uid, t->uid) < 0))
+			_exit(1); /* cannot tell */
+		for (size_t i = 0; i < n && res[0] < 0; i++) {
+			const char *rel = paths[i].path + strspn(paths[i].path, "/");
+			struct stat st;
+			int fd = -1, r;
+			if (paths[i].how == REACH_LOOKUP)
+				r = fstatat(rfd, rel, &st, 0);
+			else
+				r = fd = openat(rfd, rel, O_RDONLY | O_CLOEXEC |
+						(paths[i].how == REACH_DIR ? O_DIRECTORY : 0));
+			if (r < 0) {
+				res[0] = (int)i;
+				res[1] = errno;
+			}
+			if (fd >= 0)
+				close(fd);
+		}
+		_exit(write(pfd[1], res, sizeof(res)) == (ssize_t)sizeof(res) ? 0 : 1);
+	}
+	close(rfd);
+	close(pfd[1]);
+	int res[2] = { -1, 0 }, status;
+	bool told = c > 0 && read(pfd[0], res, sizeof(res)) == (ssize_t)sizeof(res);
+	close(pfd[0]);
+	if (c > 0)
+		while (waitpid(c, &status, 0) < 0 && errno == EINTR)
+			;
+	if (!told || res[0] < 0 || (size_t)res[0] >= n)
+		return -1;
+	*err = res[1];
+	return res[0];
+}
+
 /* The checks that need nothing of the target but a look; 0 or -1 after a message. */
 static int check_target(const struct target *t)
 {
@@ -831,6 +913,31 @@ int ld_attach_record(const struct ld_attach_opts *o)
 	}
 	ld_recorder_set_target(s.rec, o->pid);
 
+	/* What the loader in the target will open, looked at first: a failure there would be silent. */
+	char boot[PATH_MAX + 64], pkg[PATH_MAX + 64];
+	snprintf(boot, sizeof(boot), "%s/boot/leakdiff_attach.py", agent_path);
+	snprintf(pkg, sizeof(pkg), "%s/leakdiff/__init__.py", agent_path);
+	struct reach need[4];
+	size_t nneed = 0;
+	if (python) {
+		need[nneed++] = (struct reach){ boot, REACH_READ };
+		need[nneed++] = (struct reach){ pkg, REACH_READ };
+		if (*ext_dir)
+			need[nneed++] = (struct reach){ ext_dir, REACH_DIR };
+	} else {
+		need[nneed++] = (struct reach){ agent_path, REACH_READ };
+	}
+	need[nneed++] = (struct reach){ f.events, REACH_LOOKUP };
+	int err = 0, bad = unreachable(&t, need, nneed, &err);
+	if (bad >= 0) {
+		char who[128];
+		ld_cli_error(NULL, "cannot attach to %d: its user, %s, cannot reach %s (%s) from its root; the "
+			     "target must read leakdiff's agent and look up its FIFOs (install leakdiff where that "
+			     "user can read it, point TMPDIR at a directory it can search, or run leakdiff in the "
+			     "target's container)", (int)o->pid, user_name(t.uid, who, sizeof(who)),
+			     need[bad].path, strerror(err));
+		goto out;
+	}
 	int r = python ? load_python(o, &f, agent_path, ext_dir, msg, sizeof(msg))
 		       : load_native(o, &f, agent_path, msg, sizeof(msg));
 	if (r < 0) {

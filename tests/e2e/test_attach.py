@@ -716,6 +716,57 @@ class Failures(AttachCase):
             p.wait()
             p.stdout.close()
 
+    def unreachable_attach(self, service, fifo_parent, path_re, why):
+        """Attaching fails at once (no 10 s wait for a hello that cannot come) with 125 and the
+        path the target cannot reach; nothing is written or left behind, and the service runs on."""
+        r = leakdiff("record", "--pid", service.pid, "-o", self.path("x.snap"), env={"TMPDIR": fifo_parent})
+        self.assertEqual(r.returncode, 125, r.stderr)
+        self.assertRegex(r.stderr, r"^leakdiff: cannot attach to %d: its user, .*, cannot reach (%s) \(%s\) "
+                         r"from its root; .*\n$" % (service.pid, path_re, why))
+        self.assertFalse(os.path.exists(self.path("x.snap")))
+        self.assertEqual(os.listdir(fifo_parent), [], "the FIFO directory is removed")
+        self.assertEqual(service.ask("ping"), "pong 1")
+        with open("/proc/%d/status" % service.pid) as f:
+            self.assertIn("TracerPid:\t0\n", f.read())
+        status, err = service.terminate()
+        self.assertEqual(status, 0, err)
+
+    def test_target_user_cannot_reach_the_fifos(self):
+        # A service of another user, and FIFOs in a directory only root can search.
+        if os.geteuid() != 0 or not shutil.which("setpriv") or not os.path.exists("/usr/bin/python3"):
+            self.skipTest("needs root, setpriv and /usr/bin/python3 to run a service as another user")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+        if harness.run(prefix + ["true"]).returncode != 0:
+            self.skipTest("setpriv cannot switch to nobody here")
+        os.chmod(self.tmp, 0o755)
+        prog = self.path("service.py")
+        with open(prog, "w") as f:
+            f.write(SERVICE)
+        s = Service(prefix + ["/usr/bin/python3", prog, str(RATE)], env=harness.program_env())
+        self.services.append(s)
+        private = self.path("private")
+        os.mkdir(private, 0o700)
+        # The agent is tried first: where this tree is not readable by nobody, that is the path named.
+        self.unreachable_attach(s, private, r"/\S+/leakdiff_attach\.py|%s/leakdiff-attach\.\w+/events" % private,
+                                "Permission denied")
+
+    def test_target_in_another_mount_namespace(self):
+        # As in a container: the FIFO directory is not what the target sees at that path.
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs root and unshare for a mount namespace")
+        if harness.run(["unshare", "-m", "true"]).returncode != 0:
+            self.skipTest("unshare -m is not allowed here")
+        shared = self.path("fifos")
+        os.mkdir(shared)
+        prog = self.path("service.py")
+        with open(prog, "w") as f:
+            f.write(SERVICE)
+        s = Service(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                     'mount -t tmpfs none "$0" && exec "$@"', shared,
+                     harness.real_python(PYTHON), prog, str(RATE)], env=harness.program_env())
+        self.services.append(s)
+        self.unreachable_attach(s, shared, r"%s/leakdiff-attach\.\w+/events" % shared, "No such file or directory")
+
     def test_no_permission(self):
         if os.geteuid() != 0 or not shutil.which("setpriv"):
             self.skipTest("needs root and setpriv to run leakdiff as another user")
