@@ -45,6 +45,7 @@
 #include "attach.h"
 #include "buf.h"
 #include "cli.h"
+#include "escape.h"
 #include "inject.h"
 #include "launch.h"
 #include "recorder.h"
@@ -972,7 +973,10 @@ int ld_attach_record(const struct ld_attach_opts *o)
 	/* The agent holds both FIFOs open: the names are no longer needed. */
 	fifos_remove(&f);
 	if (!o->quiet) {
-		fprintf(stderr, "leakdiff: attached to %d (%s, %s agent)\n", (int)o->pid, t.exe, agent->title);
+		/* The executable's name is the target's to choose: escaped like any name. */
+		char *exe = ld_escape_dup(t.exe, LD_ESCAPE_TEXT);
+		fprintf(stderr, "leakdiff: attached to %d (%s, %s agent)\n", (int)o->pid, exe ? exe : "?", agent->title);
+		free(exe);
 	}
 	loop(&s);
 	/* The agent's end closes as its process exits, a moment before the exit is seen. */

@@ -504,13 +504,13 @@ class PythonAttach(AttachCase):
 
 
 class NativeAttach(AttachCase):
-    def native_service(self):
+    def native_service(self, name="service"):
         """The native service, started; skips while libleakdiff.so cannot attach."""
         lib = libleakdiff()
         if not lib or not has_attach_start(lib):
             self.skipTest("the native agent has no ld_attach_start yet (libleakdiff.so: %s)"
                           % (lib or "not built"))
-        src, exe = self.path("service.c"), self.path("service")
+        src, exe = self.path("service.c"), self.path(name)
         with open(src, "w") as f:
             f.write(NATIVE_SERVICE)
         r = harness.run(["cc", "-g", "-O0", "-pthread", "-o", exe, src])
@@ -560,6 +560,19 @@ class NativeAttach(AttachCase):
         self.assertGreater(load_snap(out)["meta"]["attached"], 1e9)
         self.check_after_detach(s, tasks, python=False)
 
+
+    def test_escapes_in_the_executable_name(self):
+        # The target names its own executable: the recorder's messages escape it like any name.
+        s = self.native_service("svc\x1b[31m\x07")
+        r = leakdiff("record", "--pid", s.pid, "--duration=500ms", "-o", self.path("run.snap"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("\x1b", r.stderr)
+        self.assertNotIn("\x07", r.stderr)
+        self.assertRegex(r.stderr, r"^leakdiff: attached to %d \(\S*/svc\\x1b\[31m\\x07, native agent\)\n"
+                         % s.pid)
+        self.assertEqual(s.ask("ping"), "pong 1")
+        status, err = s.terminate()
+        self.assertEqual(status, 0, err)
 
     def test_loader_with_a_stand_in_agent(self):
         # The recorder's side alone: dlopen of libleakdiff.so and
