@@ -103,6 +103,7 @@ asyncio.run(main())
 THREADS = '''\
 import sys
 import threading
+import time
 
 import leakdiff
 
@@ -132,6 +133,19 @@ workers = [threading.Thread(target=fill, args=(N,), name="filler-%d" % w)
 for w in workers:
     w.start()
 ready.wait()
+
+
+def parked(f):
+    """True when f's thread is in fill(), at done.wait()."""
+    while f is not None and f.f_code is not fill.__code__:
+        f = f.f_back
+    return f is not None and f.f_lineno == fill.__code__.co_firstlineno + 5
+
+
+# Past the barrier a worker may still be at its line for a moment: the
+# snapshot waits until both stand at done.wait(), the line the test names.
+while sum(parked(f) for f in sys._current_frames().values()) < WORKERS:
+    time.sleep(0.001)
 leakdiff.snapshot("filled")
 done.set()
 for w in workers:
