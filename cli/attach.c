@@ -53,6 +53,8 @@
 /* How long the Python main thread may take to reach its next bytecode. */
 #define HELLO_PYTHON_MS 10000
 #define HELLO_NATIVE_MS 5000
+/* The Python loader's bootstrap, below the agent's directory. */
+#define BOOT_FILE "/boot/leakdiff_attach.py"
 /* How long a call in the target may take, unless o->call_ms says. */
 #define CALL_MS_DEFAULT 10000
 static int call_limit = CALL_MS_DEFAULT;
@@ -449,7 +451,7 @@ static int load_python(const struct ld_attach_opts *o, const struct fifos *f, co
 	if (!inited || !ensure || !release || !run)
 		return load_failed(msg, n, "the target does not export the Python C API (a static build of Python?)");
 	char boot[PATH_MAX + 64];
-	snprintf(boot, sizeof(boot), "%s/boot/leakdiff_attach.py", agent_dir);
+	snprintf(boot, sizeof(boot), "%s" BOOT_FILE, agent_dir);
 	struct ld_buf b, s;
 	ld_buf_init(&b);
 	ld_buf_init(&s);
@@ -916,7 +918,7 @@ int ld_attach_record(const struct ld_attach_opts *o)
 
 	/* What the loader in the target will open, looked at first: a failure there would be silent. */
 	char boot[PATH_MAX + 64], pkg[PATH_MAX + 64];
-	snprintf(boot, sizeof(boot), "%s/boot/leakdiff_attach.py", agent_path);
+	snprintf(boot, sizeof(boot), "%s" BOOT_FILE, agent_path);
 	snprintf(pkg, sizeof(pkg), "%s/leakdiff/__init__.py", agent_path);
 	struct reach need[4];
 	size_t nneed = 0;
